@@ -90,7 +90,6 @@ type Principal struct {
 	Expires  time.Time
 }
 
-
 var slugPattern = regexp.MustCompile(`^[a-z][a-z0-9-]{1,39}$`)
 
 var reservedSlugs = map[Slug]bool{

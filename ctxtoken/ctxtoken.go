@@ -1,0 +1,220 @@
+// Package ctxtoken mints and verifies signed tenant contexts.
+//
+// A signed tenant context is the text
+//
+//	v1.<kid>.<payload>.<mac>
+//
+// where payload is the unpadded base64url encoding of a JSON object of
+// [Claims], and mac is the unpadded base64url HMAC-SHA256, under the key
+// named kid, of the exact ASCII text "v1.<kid>.<payload>". A trusted party
+// (the gateway or an authorizer) mints it; business code carries it into a
+// transaction as the transaction-local setting bulkhead.context; and
+// PostgreSQL verifies it again, independently, in bulkhead.context() before
+// any row policy trusts it. Verification in Go here is for the minter's own
+// tests and for tools; isolation never rests on it.
+//
+// Isolation: the MAC covers the exact text, never decoded bytes, so there
+// is one spelling of a valid token (PostgreSQL's base64 decoder skips
+// whitespace, and a verifier that MACs decoded bytes accepts many). The form
+// is checked with a strict pattern before anything is decoded.
+package ctxtoken
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Prefix is the version tag every token starts with.
+const Prefix = "v1"
+
+// Pattern is the strict form of a token, shared with the SQL verifier,
+// which also bounds the whole token to MaxLen bytes.
+const Pattern = `^v1\.[A-Za-z0-9_-]{1,32}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$`
+
+// MaxLen bounds a token's length.
+const MaxLen = 4096
+
+var pattern = regexp.MustCompile(Pattern)
+
+var kidPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// Claims is what a signed tenant context says. JSON names are the contract
+// with the SQL verifier and with policies written against auth.jwt().
+type Claims struct {
+	Tenant    string   `json:"tenant"`    // the slug, for people and logs
+	TenantID  string   `json:"tenant_id"` // the immutable UUID rows carry
+	Subject   string   `json:"sub"`
+	Role      string   `json:"role"`
+	Scope     []string `json:"scope"` // commands the policy decision allows: select, insert, update, delete
+	IssuedAt  int64    `json:"iat"`
+	ExpiresAt int64    `json:"exp"`
+	Audience  string   `json:"aud"` // the one database login role allowed to use it
+	RequestID string   `json:"rid"`
+}
+
+// Key is one HMAC key.
+type Key struct {
+	ID       string
+	Secret   []byte // at least 32 bytes
+	NotAfter time.Time
+}
+
+// Errors returned by Verify. They say why, for logs and tests; callers that
+// face a user must not pass the reason on.
+var (
+	ErrMalformed  = errors.New("ctxtoken: malformed token")
+	ErrUnknownKey = errors.New("ctxtoken: unknown key id")
+	ErrSignature  = errors.New("ctxtoken: bad signature")
+	ErrExpired    = errors.New("ctxtoken: expired")
+	ErrLifetime   = errors.New("ctxtoken: lifetime over the maximum")
+	ErrKeyRetired = errors.New("ctxtoken: key past not_after")
+	ErrAudience   = errors.New("ctxtoken: wrong audience")
+)
+
+var enc = base64.RawURLEncoding
+
+// Mint signs c under k and returns the token.
+func Mint(k Key, c Claims) (string, error) {
+	if !kidPattern.MatchString(k.ID) {
+		return "", fmt.Errorf("ctxtoken: key id %q does not match %s", k.ID, kidPattern)
+	}
+	if len(k.Secret) < 32 {
+		return "", errors.New("ctxtoken: key secret shorter than 32 bytes")
+	}
+	if c.TenantID == "" || c.Audience == "" || c.ExpiresAt <= c.IssuedAt {
+		return "", errors.New("ctxtoken: claims need tenant_id, aud and exp after iat")
+	}
+	if c.Scope == nil {
+		c.Scope = []string{}
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("ctxtoken: encode claims: %w", err)
+	}
+	signed := Prefix + "." + k.ID + "." + enc.EncodeToString(payload)
+	if len(signed)+44 > MaxLen {
+		return "", errors.New("ctxtoken: claims too large")
+	}
+	return signed + "." + enc.EncodeToString(mac(k.Secret, signed)), nil
+}
+
+func mac(secret []byte, signed string) []byte {
+	h := hmac.New(sha256.New, secret)
+	io.WriteString(h, signed)
+	return h.Sum(nil)
+}
+
+// Options are the checks Verify makes besides form and signature.
+type Options struct {
+	Now         time.Time
+	MaxLifetime time.Duration // exp − iat may not exceed it; zero means 5 minutes
+	Audience    string        // when set, aud must equal it
+}
+
+// KeyID returns the kid of a well-formed token without verifying it.
+func KeyID(token string) (string, error) {
+	if len(token) > MaxLen || !pattern.MatchString(token) {
+		return "", ErrMalformed
+	}
+	return strings.SplitN(token, ".", 4)[1], nil
+}
+
+// Verify checks token against the keys and returns its claims.
+func Verify(token string, keys []Key, o Options) (Claims, error) {
+	if len(token) > MaxLen || !pattern.MatchString(token) {
+		return Claims{}, ErrMalformed
+	}
+	parts := strings.Split(token, ".")
+	i := slices.IndexFunc(keys, func(k Key) bool { return k.ID == parts[1] })
+	if i < 0 {
+		return Claims{}, ErrUnknownKey
+	}
+	k := keys[i]
+	got, err := enc.DecodeString(parts[3])
+	if err != nil {
+		return Claims{}, ErrMalformed
+	}
+	if !hmac.Equal(got, mac(k.Secret, parts[0]+"."+parts[1]+"."+parts[2])) {
+		return Claims{}, ErrSignature
+	}
+	raw, err := enc.DecodeString(parts[2])
+	if err != nil {
+		return Claims{}, ErrMalformed
+	}
+	c, err := decodeStrict(raw)
+	if err != nil {
+		return Claims{}, err
+	}
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	maxLife := o.MaxLifetime
+	if maxLife == 0 {
+		maxLife = 5 * time.Minute
+	}
+	switch {
+	case now.Unix() >= c.ExpiresAt:
+		return Claims{}, ErrExpired
+	case c.ExpiresAt-c.IssuedAt > int64(maxLife/time.Second):
+		return Claims{}, ErrLifetime
+	case !k.NotAfter.IsZero() && !now.Before(k.NotAfter):
+		return Claims{}, ErrKeyRetired
+	case o.Audience != "" && c.Audience != o.Audience:
+		return Claims{}, ErrAudience
+	}
+	return c, nil
+}
+
+// decodeStrict decodes claims with exact key matching: a duplicate key, or
+// two keys that differ only in case, is rejected, because encoding/json
+// would match them case-insensitively and keep the last.
+func decodeStrict(raw []byte) (Claims, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return Claims{}, ErrMalformed
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return Claims{}, ErrMalformed
+		}
+		key, _ := t.(string)
+		if !knownClaims[key] {
+			return Claims{}, fmt.Errorf("%w: unknown claim %q", ErrMalformed, key)
+		}
+		lk := strings.ToLower(key)
+		if seen[lk] {
+			return Claims{}, fmt.Errorf("%w: duplicate claim %q", ErrMalformed, key)
+		}
+		seen[lk] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return Claims{}, ErrMalformed
+		}
+	}
+	var c Claims
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&c); err != nil {
+		return Claims{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return c, nil
+}
+
+var knownClaims = map[string]bool{
+	"tenant": true, "tenant_id": true, "sub": true, "role": true, "scope": true,
+	"iat": true, "exp": true, "aud": true, "rid": true,
+}

@@ -1,0 +1,201 @@
+// Package pgtest gives tests a real PostgreSQL: the cluster named by
+// BULKHEAD_TEST_DATABASE_URL (a superuser URL), or else a throwaway cluster
+// it starts itself (initdb into a temp dir, loopback, a random port). It
+// migrates a template database once and gives each test its own database
+// cloned from it. It never skips: without PostgreSQL the tests fail and say
+// what to install.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead/internal/pgcluster"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+)
+
+// EnvURL names the environment variable with a superuser URL of an
+// existing cluster.
+const EnvURL = "BULKHEAD_TEST_DATABASE_URL"
+
+var (
+	mu       sync.Mutex
+	base     *url.URL // superuser URL, path = database
+	template string
+	cluster  *pgcluster.Cluster
+)
+
+// Main runs the package's tests against a PostgreSQL. Call it from TestMain:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	if cluster != nil {
+		cluster.Stop()
+		os.RemoveAll(cluster.Dir)
+	}
+	os.Exit(code)
+}
+
+func setup(tb testing.TB) {
+	tb.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if template != "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	raw := os.Getenv(EnvURL)
+	if raw == "" {
+		dir, err := os.MkdirTemp("", "bulkhead-pgtest-")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Settings: map[string]string{
+			"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+		}})
+		if err != nil {
+			os.RemoveAll(dir)
+			tb.Fatalf("pgtest: no PostgreSQL: set %s to a superuser URL, or install the server so a throwaway cluster can start (%s): %v",
+				EnvURL, pgcluster.InstallHint, err)
+		}
+		cluster = c
+		raw = c.AdminURL("postgres")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		tb.Fatalf("pgtest: %s: %v", EnvURL, err)
+	}
+	base = u
+	name, err := buildTemplate(ctx)
+	if err != nil {
+		tb.Fatalf("pgtest: build template: %v", err)
+	}
+	template = name
+}
+
+// migrationsHash names the template after what builds it, so a cluster
+// shared between runs never serves a stale template.
+func migrationsHash() string {
+	h := sha256.New()
+	fs.WalkDir(postgres.MigrationFS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := fs.ReadFile(postgres.MigrationFS(), p)
+			h.Write([]byte(p))
+			h.Write(b)
+		}
+		return nil
+	})
+	fmt.Fprint(h, postgres.SetupVersion)
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func buildTemplate(ctx context.Context) (string, error) {
+	name := "bulkhead_tpl_" + migrationsHash()
+	conn, err := pgx.Connect(ctx, dbURL("postgres"))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	// Several test binaries may share one cluster: build under a lock.
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(7262001)`); err != nil {
+		return "", err
+	}
+	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock(7262001)`)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if exists {
+		return name, nil
+	}
+	building := name + "_building"
+	conn.Exec(ctx, `DROP DATABASE IF EXISTS `+building+` WITH (FORCE)`)
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+building); err != nil {
+		return "", err
+	}
+	if _, err := postgres.Setup(ctx, dbURL(building), nil); err != nil {
+		return "", err
+	}
+	if _, err := conn.Exec(ctx, `ALTER DATABASE `+building+` RENAME TO `+name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+func dbURL(db string) string {
+	u := *base
+	u.Path = "/" + db
+	return u.String()
+}
+
+// DB is one test's database.
+type DB struct {
+	Name     string
+	AdminURL string // superuser
+}
+
+// URL returns a URL for the test database as role with password.
+func (d *DB) URL(role, password string) string {
+	u, _ := url.Parse(d.AdminURL)
+	u.User = url.UserPassword(role, password)
+	return u.String()
+}
+
+// NewDB creates a database for one test from the migrated template,
+// hardened like a provisioned one, and drops it when the test ends.
+func NewDB(tb testing.TB) *DB {
+	tb.Helper()
+	setup(tb)
+	ctx := context.Background()
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "bulkhead_test_" + hex.EncodeToString(b)
+	conn, err := pgx.Connect(ctx, dbURL("postgres"))
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+name+` TEMPLATE `+template); err != nil {
+		tb.Fatalf("pgtest: create database: %v", err)
+	}
+	d := &DB{Name: name, AdminURL: dbURL(name)}
+	tb.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), dbURL("postgres"))
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		c.Exec(context.Background(), `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`)
+	})
+	// Database privileges are not copied from a template: Setup (which is
+	// idempotent) applies them.
+	if _, err := postgres.Setup(ctx, d.AdminURL, nil); err != nil {
+		tb.Fatalf("pgtest: setup %s: %v", name, err)
+	}
+	return d
+}
+
+// Open opens a postgres.DB on a fresh test database.
+func Open(tb testing.TB) (*postgres.DB, *DB) {
+	tb.Helper()
+	d := NewDB(tb)
+	db, err := postgres.Open(context.Background(), postgres.Config{AdminURL: d.AdminURL})
+	if err != nil {
+		tb.Fatalf("pgtest: open: %v", err)
+	}
+	tb.Cleanup(db.Close)
+	return db, d
+}

@@ -1,0 +1,338 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/bulkhead-dev/bulkhead/ctxtoken"
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// env is a database with two pool and two silo tenants, each with one
+// canary project.
+type env struct {
+	db      *postgres.DB
+	pg      *pgtest.DB
+	key     ctxtoken.Key
+	tenants map[string]*tenant.Tenant
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := t.Context()
+	db, pg := pgtest.Open(t)
+	k, err := db.SigningKey(ctx, postgres.KeyContext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{db: db, pg: pg, key: ctxtoken.Key{ID: k.ID, Secret: k.Secret}, tenants: map[string]*tenant.Tenant{}}
+	for slug, tier := range map[string]tenant.Tier{"pa": tenant.Pool, "pb": tenant.Pool, "sa": tenant.Silo, "sb": tenant.Silo} {
+		tn, created, err := db.CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(slug), Tier: tier})
+		if err != nil || !created {
+			t.Fatalf("CreateTenant(%s) = %v, %v", slug, created, err)
+		}
+		e.tenants[slug] = tn
+		e.exec(t, e.mint(t, slug, nil), `INSERT INTO `+e.table(slug, "projects")+` (name) VALUES ($1)`, "canary-"+slug)
+	}
+	return e
+}
+
+func (e *env) table(slug, name string) string {
+	s, _ := postgres.Schema(e.tenants[slug].Placement)
+	return `"` + s + `"."` + name + `"`
+}
+
+func (e *env) claims(slug string) ctxtoken.Claims {
+	now := time.Now().Unix()
+	tn := e.tenants[slug]
+	return ctxtoken.Claims{Tenant: string(tn.Slug), TenantID: string(tn.ID), Subject: "u-" + slug, Role: "member",
+		Scope: []string{"select", "insert", "update", "delete"}, IssuedAt: now, ExpiresAt: now + 60,
+		Audience: e.db.AppRole, RequestID: "r1"}
+}
+
+func (e *env) mint(t *testing.T, slug string, edit func(*ctxtoken.Claims)) string {
+	t.Helper()
+	c := e.claims(slug)
+	if edit != nil {
+		edit(&c)
+	}
+	tok, err := ctxtoken.Mint(e.key, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (e *env) exec(t *testing.T, token, sql string, args ...any) {
+	t.Helper()
+	err := postgres.ScopedTx(t.Context(), e.db.App(), token, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+		_, err := tx.Exec(t.Context(), sql, args...)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("exec %q: %v", sql, err)
+	}
+}
+
+// names returns the project names visible under token in slug's placement.
+func (e *env) names(t *testing.T, token, slug string) []string {
+	t.Helper()
+	var out []string
+	err := postgres.ScopedTx(t.Context(), e.db.App(), token, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(t.Context(), `SELECT name FROM `+e.table(slug, "projects")+` ORDER BY name`)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		t.Fatalf("names: %v", err)
+	}
+	return out
+}
+
+func TestContextVerifiedByDatabase(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for slug := range e.tenants {
+		if got := e.names(t, e.mint(t, slug, nil), slug); len(got) != 1 || got[0] != "canary-"+slug {
+			t.Fatalf("own tenant %s sees %v, want [canary-%s]", slug, got, slug)
+		}
+	}
+	other := ctxtoken.Key{ID: e.key.ID, Secret: []byte(strings.Repeat("k", 32))}
+	forgedKey, _ := ctxtoken.Mint(other, e.claims("pa"))
+	unknownKid, _ := ctxtoken.Mint(ctxtoken.Key{ID: "nope", Secret: e.key.Secret}, e.claims("pa"))
+	valid := e.mint(t, "pa", nil)
+	parts := strings.Split(valid, ".")
+	edited := e.claims("pb")
+	editedTok, _ := ctxtoken.Mint(e.key, edited)
+	swapped := parts[0] + "." + parts[1] + "." + strings.Split(editedTok, ".")[2] + "." + parts[3]
+	for _, tt := range []struct{ name, token string }{
+		{"wrong key", forgedKey},
+		{"unknown kid", unknownKid},
+		{"payload of another tenant under pa's mac", swapped},
+		{"stripped mac", parts[0] + "." + parts[1] + "." + parts[2] + "."},
+		{"whitespace in base64", parts[0] + "." + parts[1] + "." + parts[2][:4] + " " + parts[2][4:] + "." + parts[3]},
+		{"raw tenant uuid", string(e.tenants["pb"].ID)},
+		{"raw json claims", `{"tenant_id":"` + string(e.tenants["pb"].ID) + `"}`},
+		{"expired", e.mint(t, "pb", func(c *ctxtoken.Claims) { c.IssuedAt -= 120; c.ExpiresAt = time.Now().Unix() - 1 })},
+		{"lifetime over max", e.mint(t, "pb", func(c *ctxtoken.Claims) { c.ExpiresAt = c.IssuedAt + 3600 })},
+		{"issued in the future", e.mint(t, "pb", func(c *ctxtoken.Claims) { c.IssuedAt += 100; c.ExpiresAt += 100 })},
+		{"other login role", e.mint(t, "pb", func(c *ctxtoken.Claims) { c.Audience = "bulkhead_fn_other" })},
+		{"unknown tenant", e.mint(t, "pb", func(c *ctxtoken.Claims) { c.TenantID = "00000000-0000-4000-8000-000000000000" })},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, slug := range []string{"pb", "sb"} {
+				if got := e.names(t, tt.token, slug); len(got) != 0 {
+					t.Fatalf("%s sees %v in %s, want nothing", tt.name, got, slug)
+				}
+				err := postgres.ScopedTx(t.Context(), e.db.App(), tt.token, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+					_, err := tx.Exec(t.Context(), `INSERT INTO `+e.table(slug, "projects")+` (tenant_id, name) VALUES ($1, 'planted')`, string(e.tenants[slug].ID))
+					return err
+				})
+				if fault.KindOf(err) != fault.Denied {
+					t.Fatalf("insert into %s with %s: err = %v, want a row-security denial", slug, tt.name, err)
+				}
+			}
+		})
+	}
+}
+
+func TestScopeLimitsCommands(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	readOnly := e.mint(t, "pa", func(c *ctxtoken.Claims) { c.Scope = []string{"select"} })
+	if got := e.names(t, readOnly, "pa"); len(got) != 1 {
+		t.Fatalf("read-only context sees %v, want the canary", got)
+	}
+	var deleted int64
+	err := postgres.ScopedTx(t.Context(), e.db.App(), readOnly, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(t.Context(), `DELETE FROM app.projects`)
+		deleted = tag.RowsAffected()
+		return err
+	})
+	if err != nil || deleted != 0 {
+		t.Fatalf("delete under a select-only scope: %d rows, %v; want 0 rows", deleted, err)
+	}
+	if got := e.names(t, readOnly, "pa"); len(got) != 1 {
+		t.Fatalf("after the refused delete: %v", got)
+	}
+}
+
+func TestSuspendedTenantStopsAtNextStatement(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tok := e.mint(t, "pa", nil)
+	ctx := t.Context()
+	err := postgres.ScopedTx(ctx, e.db.App(), tok, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM app.projects`).Scan(&n); err != nil || n != 1 {
+			t.Errorf("before suspension: %d, %v", n, err)
+		}
+		if err := e.db.SetTenantStatus(ctx, e.tenants["pa"].ID, tenant.Suspended); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM app.projects`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("after suspension, same transaction: %d rows, %v; want 0", n, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestContextExpiresInsideTransaction(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	// exp is checked against statement_timestamp(), not now(): a
+	// transaction begun before exp cannot keep using the context after it.
+	tok := e.mint(t, "pa", func(c *ctxtoken.Claims) { c.ExpiresAt = time.Now().Unix() + 2 })
+	err := postgres.ScopedTx(ctx, e.db.App(), tok, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM app.projects`).Scan(&n); err != nil || n != 1 {
+			t.Errorf("before exp: %d, %v", n, err)
+		}
+		var exp int64
+		if err := tx.QueryRow(ctx, `SELECT (pg_catalog.current_setting('bulkhead.context') IS NOT NULL)::int`).Scan(&exp); err != nil {
+			return err
+		}
+		// Wait in the database until the context's exp has passed.
+		if _, err := tx.Exec(ctx, `SELECT pg_sleep(greatest(0, $1 - extract(epoch from clock_timestamp())) + 0.2)`, float64(time.Now().Unix()+2)); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM app.projects`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("after exp, same transaction: %d rows, %v; want 0", n, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSiloRefusesOtherTenants(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	// pa's valid context, aimed at sb's silo, with pa's own tenant_id: the
+	// policy would let pa's row in; the silo's CHECK must not.
+	for _, from := range []string{"pa", "sa"} {
+		tok := e.mint(t, from, nil)
+		err := postgres.ScopedTx(ctx, e.db.App(), tok, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO `+e.table("sb", "projects")+` (name) VALUES ('planted')`)
+			return err
+		})
+		if k := fault.KindOf(err); k != fault.Invalid && k != fault.Denied {
+			t.Fatalf("%s writing into sb's silo: err = %v, want refused", from, err)
+		}
+		if got := e.names(t, tok, "sb"); len(got) != 0 {
+			t.Fatalf("%s sees %v in sb's silo", from, got)
+		}
+	}
+	if got := e.names(t, e.mint(t, "sb", nil), "sb"); len(got) != 1 {
+		t.Fatalf("sb sees %v, want only its canary", got)
+	}
+}
+
+// TestAppRoleCannot plays a compromised function: the gateway login role
+// with a valid context for pa, running whatever SQL it likes.
+func TestAppRoleCannot(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	tok := e.mint(t, "pa", nil)
+	for _, tt := range []struct{ name, sql string }{
+		{"read keys", `SELECT * FROM bulkhead_control.keys`},
+		{"read the catalog", `SELECT * FROM bulkhead_control.tenants`},
+		{"read credentials", `SELECT * FROM bulkhead_control.role_credentials`},
+		{"call pgcrypto directly", `SELECT bulkhead_crypto.digest('x', 'sha256')`},
+		{"disable RLS", `ALTER TABLE app.projects DISABLE ROW LEVEL SECURITY`},
+		{"unforce RLS", `ALTER TABLE app.projects NO FORCE ROW LEVEL SECURITY`},
+		{"drop the policy", `DROP POLICY tenant_select ON app.projects`},
+		{"truncate", `TRUNCATE app.projects`},
+		{"set role owner", `SET ROLE bulkhead_owner`},
+		{"set role maint", `SET ROLE bulkhead_maint`},
+		{"create temp table", `CREATE TEMP TABLE x (a int)`},
+		{"create table in app", `CREATE TABLE app.x (a int)`},
+		{"create table in public", `CREATE TABLE public.x (a int)`},
+		{"create schema", `CREATE SCHEMA evil`},
+		{"create function", `CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'select 1'`},
+		{"terminate a backend", `SELECT pg_terminate_backend(pg_backend_pid() + 1)`},
+		{"cancel a backend", `SELECT pg_cancel_backend(pg_backend_pid() + 1)`},
+		{"notify", `SELECT pg_notify('x', 'y')`},
+		{"advisory lock", `SELECT pg_advisory_lock(1)`},
+		{"large object", `SELECT lo_create(0)`},
+		{"see other sessions", `SELECT query FROM pg_stat_activity`},
+		{"see locks", `SELECT * FROM pg_locks`},
+		{"read files", `SELECT pg_read_file('postgresql.conf')`},
+		{"copy from program", `COPY app.projects FROM PROGRAM 'id'`},
+		{"references oracle", `CREATE TABLE app.probe (r uuid REFERENCES app.projects)`},
+		{"alter the verifier", `CREATE OR REPLACE FUNCTION bulkhead.tenant_id() RETURNS uuid LANGUAGE sql AS 'select null::uuid'`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := postgres.ScopedTx(ctx, e.db.App(), tok, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, tt.sql)
+				return err
+			})
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) {
+				t.Fatalf("%s: err = %v, want a PostgreSQL error", tt.sql, err)
+			}
+			if pe.Code != "42501" && pe.Code != "42P01" && pe.Code != "3F000" && pe.Code != "42883" {
+				t.Fatalf("%s: SQLSTATE %s (%s), want a privilege error", tt.sql, pe.Code, pe.Message)
+			}
+		})
+	}
+}
+
+func TestRoles(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.Open(t)
+	ctx := t.Context()
+	var super, bypass, canLogin bool
+	var owned, schemasWithCreate int
+	var temp bool
+	err := db.Admin().QueryRow(ctx, `SELECT r.rolsuper, r.rolbypassrls, r.rolcanlogin,
+		(SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid),
+		(SELECT count(*) FROM pg_namespace n WHERE has_schema_privilege(r.oid, n.oid, 'CREATE')),
+		has_database_privilege(r.oid, current_database(), 'TEMP')
+		FROM pg_roles r WHERE r.rolname = 'bulkhead_gateway'`).Scan(&super, &bypass, &canLogin, &owned, &schemasWithCreate, &temp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if super || bypass || !canLogin || owned != 0 || schemasWithCreate != 0 || temp {
+		t.Fatalf("gateway: super=%v bypassrls=%v login=%v owns=%d create-schemas=%d temp=%v", super, bypass, canLogin, owned, schemasWithCreate, temp)
+	}
+	var privs []string
+	rows, err := db.Admin().Query(ctx, `SELECT p FROM unnest(ARRAY['SELECT','INSERT','UPDATE','DELETE','TRUNCATE','REFERENCES','TRIGGER']) p
+		WHERE has_table_privilege('bulkhead_gateway', 'app.projects', p)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	privs, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(privs, ",") != "SELECT,INSERT,UPDATE,DELETE" {
+		t.Fatalf("gateway privileges on app.projects = %v", privs)
+	}
+	var forced, enabled bool
+	if err := db.Admin().QueryRow(ctx, `SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'app.tasks'::regclass`).Scan(&enabled, &forced); err != nil || !forced || !enabled {
+		t.Fatalf("app.tasks row security enabled=%v forced=%v %v", enabled, forced, err)
+	}
+	_ = context.Background
+}

@@ -1,0 +1,115 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+)
+
+// Function is a registered business function: code that talks to
+// PostgreSQL directly with its own login role, and asks the control plane
+// for signed contexts with its credential.
+type Function struct {
+	Name      string
+	LoginRole string
+}
+
+// FunctionCredentials are returned once, when a function is registered.
+type FunctionCredentials struct {
+	Function
+	Token    string // for POST /v1/auth/context; only its hash is stored
+	Password string // the login role's password; not stored
+}
+
+var functionName = regexp.MustCompile(`^[a-z][a-z0-9_]{1,39}$`)
+
+// ErrFunctionExists is returned when a function name is taken.
+var ErrFunctionExists = fault.E(fault.Conflict, "function_exists", "A function with that name exists.")
+
+// CreateFunction registers a function: a login role of its own (a member
+// of bulkhead_app, so it holds only the app grants; scram password;
+// connection limit; parameters kept out of the server log) and a credential.
+func (db *DB) CreateFunction(ctx context.Context, name string) (fc *FunctionCredentials, err error) {
+	defer fault.Wrap(&err, "postgres.CreateFunction(%s)", name)
+	if !functionName.MatchString(name) {
+		return nil, fault.E(fault.Invalid, "invalid_function_name", "A function name is 2 to 40 characters of lowercase letters, digits and underscores, starting with a letter.")
+	}
+	role := FunctionRolePrefix + name
+	fc = &FunctionCredentials{Function: Function{Name: name, LoginRole: role},
+		Token: "bkf_" + name + "_" + randomSecret(24), Password: randomSecret(24)}
+	sum := sha256.Sum256([]byte(fc.Token))
+	var super bool
+	if err := db.admin.QueryRow(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
+		return nil, err
+	}
+	err = pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO bulkhead_control.functions (name, login_role, token_hash) VALUES ($1, $2, $3)`, name, role, sum[:]); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE ROLE `+quoteIdent(role)+` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB INHERIT
+			CONNECTION LIMIT 20 IN ROLE bulkhead_app PASSWORD `+quoteLiteral(fc.Password)); err != nil {
+			return err
+		}
+		if super {
+			for _, s := range []string{"log_parameter_max_length", "log_parameter_max_length_on_error"} {
+				if _, err := tx.Exec(ctx, `ALTER ROLE `+quoteIdent(role)+` SET `+s+` = 0`); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if fault.KindOf(Translate(err)) == fault.Conflict || strings.Contains(err.Error(), "already exists") {
+			return nil, ErrFunctionExists
+		}
+		return nil, Translate(err)
+	}
+	return fc, nil
+}
+
+// ResetFunctionPassword gives a function's login role a new password and
+// returns it. `bulkhead dev` uses it on each start.
+func (db *DB) ResetFunctionPassword(ctx context.Context, name string) (string, error) {
+	f, err := db.findFunction(ctx, `name = $1`, name)
+	if err != nil {
+		return "", err
+	}
+	pw := randomSecret(24)
+	if _, err := db.admin.Exec(ctx, `ALTER ROLE `+quoteIdent(f.LoginRole)+` PASSWORD `+quoteLiteral(pw)); err != nil {
+		return "", Translate(err)
+	}
+	return pw, nil
+}
+
+// ErrBadFunctionToken is the one answer for any function credential that
+// does not verify.
+var ErrBadFunctionToken = fault.E(fault.Unauthenticated, "invalid_function_credential", "The function credential is not valid.")
+
+// FindFunctionByToken returns the function whose credential is token.
+func (db *DB) FindFunctionByToken(ctx context.Context, token string) (*Function, error) {
+	if !strings.HasPrefix(token, "bkf_") || len(token) > 200 {
+		return nil, ErrBadFunctionToken
+	}
+	sum := sha256.Sum256([]byte(token))
+	f, err := db.findFunction(ctx, `token_hash = $1`, sum[:])
+	if err != nil {
+		return nil, ErrBadFunctionToken
+	}
+	return f, nil
+}
+
+func (db *DB) findFunction(ctx context.Context, where string, arg any) (*Function, error) {
+	var f Function
+	err := db.admin.QueryRow(ctx, `SELECT name, login_role FROM bulkhead_control.functions WHERE `+where, arg).Scan(&f.Name, &f.LoginRole)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fault.E(fault.NotFound, "function_not_found", "No such function.")
+	}
+	return &f, Translate(err)
+}

@@ -1,0 +1,267 @@
+// Package postgres holds all of bulkhead's SQL: roles and hardening, the
+// control catalog, provisioning of pool and silo tenants, the row-security
+// DDL of tenant tables, keys, scoped transactions and migrations.
+//
+// A [DB] holds two pools. The admin pool connects with the control plane's
+// URL (a superuser, or a role that may take bulkhead_owner): catalog work
+// and DDL run there, as bulkhead_owner. The app pool logs in as
+// bulkhead_gateway, an app role that owns nothing and bypasses nothing: all
+// tenant data travels there, inside transactions that set a signed tenant
+// context which PostgreSQL verifies itself.
+//
+// This is the only package that imports pgconn: driver errors are
+// translated into [fault] errors here.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+)
+
+// Config configures Open.
+type Config struct {
+	// AdminURL is the control plane's connection: a superuser or a role that
+	// may take bulkhead_owner and bulkhead_maint.
+	AdminURL string
+	// AppURL, when set, is used for the app pool instead of bulkhead_gateway
+	// with its stored credential.
+	AppURL string
+	// AppMaxConns bounds the app pool; 0 means 4 per CPU, at least 8.
+	AppMaxConns int32
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// DB is the control plane's handle on the database.
+type DB struct {
+	admin *pgxpool.Pool
+	app   *pgxpool.Pool
+	log   *slog.Logger
+	now   func() time.Time
+	keys  keyCache
+	// AppRole is the login role of the app pool: the aud of contexts the
+	// gateway mints for itself.
+	AppRole string
+}
+
+// Open connects both pools. It does not run migrations; call [Setup] first.
+func Open(ctx context.Context, c Config) (db *DB, err error) {
+	defer fault.Wrap(&err, "postgres.Open")
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	acfg, err := pgxpool.ParseConfig(c.AdminURL)
+	if err != nil {
+		return nil, fault.E(fault.Invalid, "invalid_database_url", "The database URL could not be parsed.")
+	}
+	acfg.MaxConns = 8
+	admin, err := pgxpool.NewWithConfig(ctx, acfg)
+	if err != nil {
+		return nil, err
+	}
+	db = &DB{admin: admin, log: c.Logger, now: c.Now}
+	db.keys.db = db
+	appURL := c.AppURL
+	if appURL == "" {
+		var pw string
+		if err := admin.QueryRow(ctx, `SELECT password FROM bulkhead_control.role_credentials WHERE role = $1`, RoleGateway).Scan(&pw); err != nil {
+			admin.Close()
+			return nil, fmt.Errorf("read the gateway credential (has `bulkhead migrate` run?): %w", err)
+		}
+		u, err := url.Parse(c.AdminURL)
+		if err != nil || u.Scheme == "" {
+			admin.Close()
+			return nil, fault.E(fault.Invalid, "invalid_database_url", "The database URL must be a postgres:// URL.")
+		}
+		u.User = url.UserPassword(RoleGateway, pw)
+		appURL = u.String()
+	}
+	pcfg, err := AppPoolConfig(appURL)
+	if err != nil {
+		admin.Close()
+		return nil, err
+	}
+	if c.AppMaxConns > 0 {
+		pcfg.MaxConns = c.AppMaxConns
+	}
+	db.app, err = pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		admin.Close()
+		return nil, err
+	}
+	db.AppRole = pcfg.ConnConfig.User
+	if err := db.app.Ping(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect as %s: %w", db.AppRole, err)
+	}
+	return db, nil
+}
+
+// AppPoolConfig parses the URL of an app login role and applies the rules
+// every pool that carries tenant data follows: the extended protocol with
+// unnamed statements (contexts are always bound parameters and never appear
+// in SQL text or pg_stat_activity), and the simple protocol refused.
+func AppPoolConfig(appURL string) (*pgxpool.Config, error) {
+	pcfg, err := pgxpool.ParseConfig(appURL)
+	if err != nil {
+		return nil, fault.E(fault.Invalid, "invalid_database_url", "The app database URL could not be parsed.")
+	}
+	mode := pcfg.ConnConfig.DefaultQueryExecMode
+	if mode == pgx.QueryExecModeSimpleProtocol {
+		return nil, fault.E(fault.Invalid, "simple_protocol_refused",
+			"The simple query protocol puts tenant contexts into SQL text; bulkhead refuses it. Remove default_query_exec_mode=simple_protocol.")
+	}
+	// Isolation: unnamed statements only, so nothing prepared on a
+	// connection outlives the transaction that made it.
+	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	pcfg.ConnConfig.StatementCacheCapacity = 0
+	pcfg.ConnConfig.DescriptionCacheCapacity = 0
+	if pcfg.ConnConfig.RuntimeParams == nil {
+		pcfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	pcfg.ConnConfig.RuntimeParams["application_name"] = "bulkhead"
+	return pcfg, nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() {
+	if db.app != nil {
+		db.app.Close()
+	}
+	db.admin.Close()
+}
+
+// Admin returns the admin pool, for tools that inspect the database as the
+// control plane (lint, gameday set-up). Never hand it to business code.
+func (db *DB) Admin() *pgxpool.Pool { return db.admin }
+
+// App returns the app pool (bulkhead_gateway). Tenant work on it must go
+// through [DB.ScopedTx].
+func (db *DB) App() *pgxpool.Pool { return db.app }
+
+// ownerTx runs fn in a transaction on the admin pool as bulkhead_owner.
+func (db *DB) ownerTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// Translate maps a driver error to a fault error. It is the only place
+// that reads SQLSTATEs.
+//
+//   - no rows → NotFound
+//   - 23505 unique violation → Conflict
+//   - 23503 foreign key violation → Invalid: composite tenant keys make
+//     "absent" and "another tenant's" the same error
+//   - 42501 insufficient privilege, including a row-security WITH CHECK
+//     violation (a write aimed outside the caller's tenant) → Denied
+//   - 22xxx data exceptions, 23502 not-null, 23514 check → Invalid
+//   - 57014 statement timeout → Unavailable
+func Translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &fault.Error{Kind: fault.NotFound, Code: "not_found", Message: "Not found.", Err: err}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &fault.Error{Kind: fault.Canceled, Code: "canceled", Message: "The request was canceled or ran out of time.", Err: err}
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch {
+	case pe.Code == "23505":
+		return &fault.Error{Kind: fault.Conflict, Code: "conflict", Message: "A row with the same key already exists.", Err: err}
+	case pe.Code == "23503":
+		return &fault.Error{Kind: fault.Invalid, Code: "invalid_reference", Message: "A referenced row does not exist.", Err: err}
+	case pe.Code == "42501":
+		return &fault.Error{Kind: fault.Denied, Code: "row_security_violation", Message: "The write is not allowed for this tenant.", Err: err}
+	case pe.Code == "23502":
+		return &fault.Error{Kind: fault.Invalid, Code: "not_null_violation", Message: "A required value is missing.", Err: err}
+	case pe.Code == "23514":
+		return &fault.Error{Kind: fault.Invalid, Code: "check_violation", Message: "A value is out of the allowed range.", Err: err}
+	case len(pe.Code) == 5 && pe.Code[:2] == "22":
+		return &fault.Error{Kind: fault.Invalid, Code: "invalid_value", Message: "A value has the wrong type or format.", Err: err}
+	case pe.Code == "57014":
+		return &fault.Error{Kind: fault.Unavailable, Code: "statement_timeout", Message: "The statement took too long.", Err: err}
+	case pe.Code == "53300":
+		return &fault.Error{Kind: fault.Unavailable, Code: "too_many_connections", Message: "The database is busy.", Err: err}
+	}
+	return err
+}
+
+// keyCache holds keys by purpose and reloads them when older than maxAge,
+// so a rotation made by another process is seen within seconds.
+type keyCache struct {
+	db     *DB
+	mu     sync.Mutex
+	loaded map[KeyPurpose]time.Time
+	keys   map[KeyPurpose][]Key
+}
+
+const keyCacheAge = 5 * time.Second
+
+// Keys returns the verifying keys of purpose, the current signer first,
+// from a cache that is at most a few seconds old.
+func (db *DB) Keys(ctx context.Context, purpose KeyPurpose) ([]Key, error) {
+	c := &db.keys
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := db.now()
+	if t, ok := c.loaded[purpose]; ok && now.Sub(t) < keyCacheAge {
+		return c.keys[purpose], nil
+	}
+	ks, err := db.FindKeys(ctx, purpose)
+	if err != nil {
+		return nil, err
+	}
+	if c.loaded == nil {
+		c.loaded, c.keys = map[KeyPurpose]time.Time{}, map[KeyPurpose][]Key{}
+	}
+	c.loaded[purpose], c.keys[purpose] = now, ks
+	return ks, nil
+}
+
+// SigningKey returns the current signer of purpose.
+func (db *DB) SigningKey(ctx context.Context, purpose KeyPurpose) (Key, error) {
+	ks, err := db.Keys(ctx, purpose)
+	if err != nil {
+		return Key{}, err
+	}
+	now := db.now()
+	for _, k := range ks {
+		if k.Signing(now) {
+			return k, nil
+		}
+	}
+	return Key{}, fmt.Errorf("no signing key for %s (run `bulkhead keys rotate --purpose %s`)", purpose, purpose)
+}
+
+func (c *keyCache) invalidate() {
+	c.mu.Lock()
+	c.loaded = nil
+	c.mu.Unlock()
+}

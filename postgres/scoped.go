@@ -1,0 +1,100 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+)
+
+// SetContextSQL sets the signed tenant context for the current transaction
+// only. The token is always a bound parameter: never part of SQL text, so
+// it appears neither in pg_stat_activity nor in statement logs.
+const SetContextSQL = `SELECT pg_catalog.set_config('bulkhead.context', $1, true)`
+
+// ScopeOptions tune ScopedTx.
+type ScopeOptions struct {
+	// Untrusted marks fn as business code: the connection is reset with
+	// DISCARD ALL before it serves anyone else, and destroyed if that fails,
+	// so session state fn may have left (settings, SET ROLE, prepared
+	// statements, search_path) cannot reach the next tenant.
+	Untrusted bool
+}
+
+// ScopedTx runs fn in one transaction on pool whose first statement sets
+// the signed tenant context token. The context is transaction-local: it is
+// gone at COMMIT or ROLLBACK, whatever fn did. fn's error rolls back.
+func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOptions, fn func(pgx.Tx) error) (err error) {
+	if token == "" {
+		return fault.E(fault.Unauthenticated, "no_tenant", "No tenant context is associated with this request.")
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return Translate(err)
+	}
+	healthy := false
+	defer func() {
+		if !o.Untrusted {
+			if healthy {
+				conn.Release()
+			} else {
+				destroy(conn)
+			}
+			return
+		}
+		// Isolation: reset whatever business code left on the session.
+		rctx := context.WithoutCancel(ctx)
+		if healthy && !conn.Conn().PgConn().IsBusy() && conn.Conn().PgConn().TxStatus() == 'I' {
+			if _, rerr := conn.Exec(rctx, `DISCARD ALL`); rerr == nil {
+				conn.Release()
+				return
+			}
+		}
+		destroy(conn)
+	}()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return Translate(err)
+	}
+	if _, err := tx.Exec(ctx, SetContextSQL, token); err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		return Translate(err)
+	}
+	if err := fn(tx); err != nil {
+		if rerr := tx.Rollback(context.WithoutCancel(ctx)); rerr == nil || errors.Is(rerr, pgx.ErrTxClosed) {
+			healthy = true
+		}
+		return Translate(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Translate(err)
+	}
+	healthy = true
+	return nil
+}
+
+func destroy(c *pgxpool.Conn) {
+	pc := c.Hijack()
+	pc.Close(context.Background())
+}
+
+// Schema returns the quoted schema of a placement ("pool" or a silo schema
+// name), checking that it is one bulkhead makes.
+func Schema(placement string) (string, error) {
+	if placement == "pool" || placement == "" {
+		return PoolSchema, nil
+	}
+	if len(placement) != 34 || placement[:2] != "t_" {
+		return "", fmt.Errorf("postgres: invalid placement %q", placement)
+	}
+	for _, c := range placement[2:] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", fmt.Errorf("postgres: invalid placement %q", placement)
+		}
+	}
+	return placement, nil
+}

@@ -1,0 +1,337 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// The roles bulkhead creates. Roles are cluster-wide: one PostgreSQL
+// cluster hosts one bulkhead installation.
+const (
+	// RoleOwner owns every schema, table and function. NOLOGIN: the control
+	// plane takes it with SET LOCAL ROLE for DDL and provisioning.
+	RoleOwner = "bulkhead_owner"
+	// RoleMaintenance deletes an offboarded tenant's rows. NOLOGIN and
+	// BYPASSRLS (under FORCE, the owner's DELETE silently deletes nothing);
+	// no app role is a member of it, so no request path can reach it.
+	RoleMaintenance = "bulkhead_maint"
+	// RoleApp is the NOLOGIN group that holds the grants on tenant tables.
+	// Every app login role is a member of it.
+	RoleApp = "bulkhead_app"
+	// RoleGateway is the server's own app login role, used by the data API.
+	RoleGateway = "bulkhead_gateway"
+	// FunctionRolePrefix starts the login role of every registered function.
+	FunctionRolePrefix = "bulkhead_fn_"
+)
+
+// SetupReport says what Setup did and what it could not do.
+type SetupReport struct {
+	Applied  []int64  // migration versions applied now
+	Warnings []string // hardening steps that need a superuser and were skipped
+}
+
+// Setup brings the database at adminURL to the current version: roles,
+// schemas, pgcrypto, database hardening, versioned migrations and the
+// first keys. It is idempotent; `bulkhead migrate` and server start-up call
+// it. adminURL must name a superuser, or a role with CREATEROLE that is a
+// member of bulkhead_owner and may create schemas and extensions (some
+// hardening steps are then skipped and reported).
+func Setup(ctx context.Context, adminURL string, log *slog.Logger) (rep *SetupReport, err error) {
+	defer fault.Wrap(&err, "postgres.Setup")
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := pgx.ParseConfig(adminURL)
+	if err != nil {
+		return nil, fault.E(fault.Invalid, "invalid_database_url", "The database URL could not be parsed.")
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect as admin: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rep = &SetupReport{}
+	var super bool
+	if err := conn.QueryRow(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
+		return nil, err
+	}
+	if err := createRoles(ctx, conn, super); err != nil {
+		return nil, err
+	}
+	if err := createSchemas(ctx, conn); err != nil {
+		return nil, err
+	}
+	warns, err := Harden(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	rep.Warnings = append(rep.Warnings, warns...)
+	applied, err := migrate(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	rep.Applied = applied
+	if err := ensureGatewayCredential(ctx, conn); err != nil {
+		return nil, err
+	}
+	if err := ensureKeys(ctx, conn); err != nil {
+		return nil, err
+	}
+	for _, w := range rep.Warnings {
+		log.WarnContext(ctx, "hardening step skipped", "why", w)
+	}
+	return rep, nil
+}
+
+// createRoles makes the cluster roles if they are missing. Concurrent
+// set-ups of two databases in one cluster may race; a role that appears
+// meanwhile is fine.
+func createRoles(ctx context.Context, conn *pgx.Conn, super bool) error {
+	stmts := []string{
+		`CREATE ROLE bulkhead_owner NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB`,
+		`CREATE ROLE bulkhead_maint NOLOGIN NOSUPERUSER BYPASSRLS NOCREATEROLE NOCREATEDB`,
+		`CREATE ROLE bulkhead_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOINHERIT`,
+		`CREATE ROLE bulkhead_gateway LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB INHERIT CONNECTION LIMIT 200 IN ROLE bulkhead_app`,
+	}
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, `DO $$ BEGIN `+s+`; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`); err != nil {
+			return fmt.Errorf("create role: %w", err)
+		}
+	}
+	if !super {
+		// A non-superuser admin must be able to take these roles.
+		for _, r := range []string{RoleOwner, RoleMaintenance} {
+			if _, err := conn.Exec(ctx, `GRANT `+r+` TO CURRENT_USER`); err != nil {
+				return fmt.Errorf("grant %s to the admin role: %w", r, err)
+			}
+		}
+	}
+	return nil
+}
+
+func createSchemas(ctx context.Context, conn *pgx.Conn) error {
+	var db string
+	if err := conn.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+		return err
+	}
+	stmts := []string{
+		`CREATE SCHEMA IF NOT EXISTS bulkhead_control AUTHORIZATION bulkhead_owner`,
+		`CREATE SCHEMA IF NOT EXISTS bulkhead_crypto AUTHORIZATION bulkhead_owner`,
+		`CREATE SCHEMA IF NOT EXISTS bulkhead AUTHORIZATION bulkhead_owner`,
+		`CREATE SCHEMA IF NOT EXISTS auth AUTHORIZATION bulkhead_owner`,
+		`CREATE SCHEMA IF NOT EXISTS app AUTHORIZATION bulkhead_owner`,
+		`REVOKE ALL ON SCHEMA bulkhead_control, bulkhead_crypto, bulkhead, auth, app FROM PUBLIC`,
+		`GRANT USAGE ON SCHEMA bulkhead, auth TO bulkhead_app`,
+		`CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA bulkhead_crypto`,
+		// Silo schemas are created at runtime by the owner.
+		`GRANT CREATE ON DATABASE ` + quoteIdent(db) + ` TO bulkhead_owner`,
+		`GRANT CONNECT ON DATABASE ` + quoteIdent(db) + ` TO bulkhead_app`,
+	}
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	var extSchema string
+	if err := conn.QueryRow(ctx, `SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgcrypto'`).Scan(&extSchema); err != nil {
+		return err
+	}
+	if extSchema != "bulkhead_crypto" {
+		return fault.Errorf(fault.Invalid, "pgcrypto_elsewhere",
+			"pgcrypto is installed in schema %q; bulkhead needs it in bulkhead_crypto, out of the app roles' reach", extSchema)
+	}
+	return nil
+}
+
+// Harden applies the database-level revokes: no TEMP or CREATE for PUBLIC,
+// no signalling, notification, large-object or advisory-lock functions for
+// PUBLIC, and no statistics or lock views for PUBLIC (pg_monitor keeps
+// them). Some steps need a superuser; without one they are returned as
+// warnings. It must run on every database, since database privileges are
+// not copied by CREATE DATABASE … TEMPLATE.
+func Harden(ctx context.Context, conn *pgx.Conn) (warnings []string, err error) {
+	var db string
+	var super bool
+	if err := conn.QueryRow(ctx, `SELECT current_database(), rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&db, &super); err != nil {
+		return nil, err
+	}
+	qdb := quoteIdent(db)
+	always := []string{
+		`REVOKE TEMPORARY, CREATE ON DATABASE ` + qdb + ` FROM PUBLIC`,
+		`REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
+	}
+	for _, s := range always {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			warnings = append(warnings, fmt.Sprintf("%s: %v", s, err))
+		}
+	}
+	if !super {
+		return append(warnings,
+			"not a superuser: EXECUTE on pg_terminate_backend, pg_cancel_backend, pg_notify, lo_* and advisory-lock functions and SELECT on pg_stat_*/pg_locks stay granted to PUBLIC",
+			"not a superuser: log_parameter_max_length = 0 is not set for bulkhead_gateway"), nil
+	}
+	_, err = conn.Exec(ctx, `DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT p.oid::regprocedure AS sig FROM pg_proc p
+            WHERE p.pronamespace = 'pg_catalog'::regnamespace
+              AND (p.proname IN ('pg_terminate_backend', 'pg_cancel_backend', 'pg_notify',
+                                 'loread', 'lowrite', 'pg_read_file', 'pg_read_binary_file', 'pg_ls_dir')
+                   OR p.proname LIKE 'lo\_%' OR p.proname LIKE 'pg\_advisory%' OR p.proname LIKE 'pg\_try\_advisory%')
+  LOOP
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', r.sig);
+  END LOOP;
+  FOR r IN SELECT c.relname FROM pg_class c
+            WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind IN ('v', 'r')
+              AND (c.relname LIKE 'pg\_stat\_%' OR c.relname LIKE 'pg\_statio\_%' OR c.relname = 'pg_locks'
+                   OR c.relname = 'pg_stat_activity')
+  LOOP
+    EXECUTE format('REVOKE SELECT ON pg_catalog.%I FROM PUBLIC', r.relname);
+    EXECUTE format('GRANT SELECT ON pg_catalog.%I TO pg_monitor', r.relname);
+  END LOOP;
+END $$`)
+	if err != nil {
+		return nil, fmt.Errorf("revoke catalog functions and views: %w", err)
+	}
+	if _, err := conn.Exec(ctx, `ALTER ROLE bulkhead_gateway SET log_parameter_max_length = 0`); err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, `ALTER ROLE bulkhead_gateway SET log_parameter_max_length_on_error = 0`); err != nil {
+		return nil, err
+	}
+	return warnings, nil
+}
+
+func migrate(ctx context.Context, cfg *pgx.ConnConfig) ([]int64, error) {
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	store, err := database.NewStore(database.DialectPostgres, "bulkhead_control.schema_migrations")
+	if err != nil {
+		return nil, err
+	}
+	sub, err := fs.Sub(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	p, err := goose.NewProvider("", db, sub,
+		goose.WithStore(store),
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(goose.NewGoMigration(3, &goose.GoFunc{RunTx: poolTablesMigration}, nil)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	var applied []int64
+	for _, r := range res {
+		applied = append(applied, r.Source.Version)
+	}
+	return applied, nil
+}
+
+// poolTablesMigration builds the pool tenant tables from the same
+// definitions as every silo.
+func poolTablesMigration(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
+		return err
+	}
+	for _, s := range tenantTablesDDL(PoolSchema, "") {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	// goose records the version in this transaction, as the admin.
+	_, err := tx.ExecContext(ctx, `RESET ROLE`)
+	return err
+}
+
+// ensureGatewayCredential gives bulkhead_gateway a password when this
+// database holds none for it, and stores it where only the owner can read.
+func ensureGatewayCredential(ctx context.Context, conn *pgx.Conn) error {
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM bulkhead_control.role_credentials WHERE role = $1`, RoleGateway).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	pw := randomSecret(24)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `ALTER ROLE bulkhead_gateway PASSWORD `+quoteLiteral(pw)); err != nil {
+		return fmt.Errorf("set the gateway password: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO bulkhead_control.role_credentials (role, password) VALUES ($1, $2)`, RoleGateway, pw); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+func ensureKeys(ctx context.Context, conn *pgx.Conn) error {
+	for _, purpose := range []KeyPurpose{KeyContext, KeyJWT, KeyAdminJWT, KeyRecord} {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM bulkhead_control.keys WHERE purpose = $1 AND signing_since IS NOT NULL AND (not_after IS NULL OR not_after > now())`, string(purpose)).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := insertKey(ctx, conn, purpose); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func randomSecret(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b)
+}
+
+// quoteLiteral quotes an SQL string literal. Used only where PostgreSQL
+// takes no parameters (ALTER ROLE … PASSWORD) and only for values bulkhead
+// made.
+func quoteLiteral(s string) string {
+	out := []byte{'\''}
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\'' {
+			out = append(out, '\'')
+		}
+		out = append(out, s[i])
+	}
+	return string(append(out, '\''))
+}
+
+// SetupVersion changes whenever Setup's non-migration steps change, so
+// cached test templates are rebuilt.
+const SetupVersion = 1
+
+// MigrationFS returns the embedded migration files.
+func MigrationFS() fs.FS {
+	sub, _ := fs.Sub(migrationFS, "migrations")
+	return sub
+}

@@ -1,0 +1,316 @@
+package postgres
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// TenantCreate is what CreateTenant needs.
+type TenantCreate struct {
+	Slug tenant.Slug
+	Name string
+	Tier tenant.Tier
+}
+
+// ErrTenantExists is returned when a slug is taken by a different tenant,
+// or was used by a tenant that has since been offboarded.
+var ErrTenantExists = fault.E(fault.Conflict, "tenant_exists", "That tenant id is taken, or was used before and is never reused.")
+
+const tenantColumns = `id, slug, name, tier, status, placement, created_at`
+
+func scanTenant(row pgx.Row) (*tenant.Tenant, error) {
+	var t tenant.Tenant
+	var id uuid.UUID
+	var slug, tier, status string
+	if err := row.Scan(&id, &slug, &t.Name, &tier, &status, &t.Placement, &t.CreatedAt); err != nil {
+		return nil, err
+	}
+	t.ID, t.Slug, t.Tier, t.Status = tenant.ID(id.String()), tenant.Slug(slug), tenant.Tier(tier), tenant.Status(status)
+	return &t, nil
+}
+
+// CreateTenant onboards a tenant. A pool tenant gets a catalog row; a silo
+// tenant also gets its own schema with the tenant tables, policies and
+// grants. All of it commits together or not at all. A retry with the same
+// slug, name and tier returns the existing tenant and created=false.
+func (db *DB) CreateTenant(ctx context.Context, c TenantCreate) (t *tenant.Tenant, created bool, err error) {
+	defer fault.Wrap(&err, "postgres.CreateTenant(%s)", c.Slug)
+	if _, err := tenant.ParseSlug(string(c.Slug)); err != nil {
+		return nil, false, err
+	}
+	if !c.Tier.Valid() {
+		return nil, false, fault.E(fault.Invalid, "invalid_tier", `The tier must be "pool" or "silo".`)
+	}
+	if c.Name == "" {
+		c.Name = string(c.Slug)
+	}
+	if len(c.Name) > 200 {
+		return nil, false, fault.E(fault.Invalid, "invalid_name", "A tenant name is at most 200 bytes.")
+	}
+	if existing, err := db.FindTenantBySlug(ctx, c.Slug, true); err == nil {
+		if existing.Status != tenant.Offboarded && existing.Status != tenant.Offboarding &&
+			existing.Tier == c.Tier && existing.Name == c.Name {
+			return existing, false, nil
+		}
+		return nil, false, ErrTenantExists
+	} else if !tenant.IsNotFound(err) {
+		return nil, false, err
+	}
+	id := tenant.ID(uuid.New().String())
+	placement := "pool"
+	if c.Tier == tenant.Silo {
+		placement = id.SchemaName()
+	}
+	err = db.ownerTx(ctx, func(tx pgx.Tx) error {
+		row := tx.QueryRow(ctx, `INSERT INTO bulkhead_control.tenants (id, slug, name, tier, placement, schema_version)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+tenantColumns,
+			string(id), string(c.Slug), c.Name, string(c.Tier), placement, TenantSchemaVersion)
+		var err error
+		if t, err = scanTenant(row); err != nil {
+			return err
+		}
+		if c.Tier == tenant.Silo {
+			return createSilo(ctx, tx, id)
+		}
+		return nil
+	})
+	if err != nil {
+		if fault.KindOf(Translate(err)) == fault.Conflict {
+			return nil, false, ErrTenantExists
+		}
+		return nil, false, Translate(err)
+	}
+	return t, true, nil
+}
+
+// createSilo makes the tenant's own schema. CREATE SCHEMA without IF NOT
+// EXISTS: provisioning refuses to adopt a schema it has no catalog row for.
+func createSilo(ctx context.Context, tx pgx.Tx, id tenant.ID) error {
+	schema := id.SchemaName()
+	if _, err := tx.Exec(ctx, `CREATE SCHEMA `+quoteIdent(schema)+` AUTHORIZATION bulkhead_owner`); err != nil {
+		return fmt.Errorf("create silo schema (refusing to adopt an existing one): %w", err)
+	}
+	if _, err := tx.Exec(ctx, `REVOKE ALL ON SCHEMA `+quoteIdent(schema)+` FROM PUBLIC`); err != nil {
+		return err
+	}
+	for _, s := range tenantTablesDDL(schema, id) {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// FindTenantBySlug returns the tenant with that slug. Offboarded tenants are
+// returned only when withGone is set.
+func (db *DB) FindTenantBySlug(ctx context.Context, slug tenant.Slug, withGone bool) (*tenant.Tenant, error) {
+	t, err := scanTenant(db.admin.QueryRow(ctx, `SELECT `+tenantColumns+` FROM bulkhead_control.tenants WHERE slug = $1`, string(slug)))
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !withGone && t.Status == tenant.Offboarded) {
+		return nil, tenant.ErrNotFound
+	}
+	return t, Translate(err)
+}
+
+// FindTenantByID returns the tenant with that UUID, offboarded ones excluded.
+func (db *DB) FindTenantByID(ctx context.Context, id tenant.ID) (*tenant.Tenant, error) {
+	if _, err := tenant.ParseID(string(id)); err != nil {
+		return nil, tenant.ErrNotFound
+	}
+	t, err := scanTenant(db.admin.QueryRow(ctx, `SELECT `+tenantColumns+` FROM bulkhead_control.tenants WHERE id = $1`, string(id)))
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && t.Status == tenant.Offboarded) {
+		return nil, tenant.ErrNotFound
+	}
+	return t, Translate(err)
+}
+
+// TenantFilter narrows FindTenants. Nil fields do not filter.
+type TenantFilter struct {
+	Slug     *tenant.Slug
+	Tier     *tenant.Tier
+	WithGone bool // include offboarded tombstones
+	Limit    int  // 0 means 1000
+	After    tenant.Slug
+}
+
+// FindTenants lists tenants ordered by slug.
+func (db *DB) FindTenants(ctx context.Context, f TenantFilter) ([]*tenant.Tenant, error) {
+	if f.Limit <= 0 || f.Limit > 10000 {
+		f.Limit = 1000
+	}
+	rows, err := db.admin.Query(ctx, `SELECT `+tenantColumns+` FROM bulkhead_control.tenants
+		WHERE ($1::text IS NULL OR slug = $1) AND ($2::text IS NULL OR tier = $2)
+		  AND ($3 OR status <> 'offboarded') AND slug > $4
+		ORDER BY slug LIMIT $5`, (*string)(f.Slug), (*string)(f.Tier), f.WithGone, string(f.After), f.Limit)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	defer rows.Close()
+	var out []*tenant.Tenant
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, Translate(rows.Err())
+}
+
+// SetTenantStatus suspends or reactivates a tenant. A suspended tenant's
+// contexts stop verifying at the next statement.
+func (db *DB) SetTenantStatus(ctx context.Context, id tenant.ID, s tenant.Status) (err error) {
+	defer fault.Wrap(&err, "postgres.SetTenantStatus(%s)", id)
+	if s != tenant.Active && s != tenant.Suspended {
+		return fault.E(fault.Invalid, "invalid_status", `The status must be "active" or "suspended".`)
+	}
+	tag, err := db.admin.Exec(ctx, `UPDATE bulkhead_control.tenants SET status = $2 WHERE id = $1 AND status IN ('active', 'suspended')`, string(id), string(s))
+	if err != nil {
+		return Translate(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return tenant.ErrNotFound
+	}
+	return nil
+}
+
+// OffboardRecord is the signed record left when a tenant is offboarded.
+type OffboardRecord struct {
+	TenantID      tenant.ID        `json:"tenant_id"`
+	Slug          tenant.Slug      `json:"slug"`
+	Tier          tenant.Tier      `json:"tier"`
+	DeletedRows   map[string]int64 `json:"deleted_rows"`
+	DroppedSchema string           `json:"dropped_schema,omitempty"`
+	DeletedUsers  int64            `json:"deleted_users"`
+	At            time.Time        `json:"at"`
+	Remains       []string         `json:"remains"`
+}
+
+// OffboardTenant removes a tenant, in this order: mark it offboarding (its
+// contexts stop verifying at the next statement, its tokens stop working);
+// delete every row of every table with a tenant_id column in the pool as
+// bulkhead_maint (under FORCE the owner's DELETE silently deletes nothing);
+// count again and refuse to go on unless zero rows remain; drop the silo
+// schema; delete its users; mark it offboarded, keeping the slug as a
+// tombstone that is never reused; write a signed record of what still
+// exists elsewhere. The second step commits as one transaction, so a crash
+// leaves the tenant "offboarding" and a retry resumes.
+func (db *DB) OffboardTenant(ctx context.Context, id tenant.ID) (rec *OffboardRecord, err error) {
+	defer fault.Wrap(&err, "postgres.OffboardTenant(%s)", id)
+	t, err := scanTenant(db.admin.QueryRow(ctx, `UPDATE bulkhead_control.tenants SET status = 'offboarding'
+		WHERE id = $1 AND status <> 'offboarded' RETURNING `+tenantColumns, string(id)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, tenant.ErrNotFound
+	}
+	if err != nil {
+		return nil, Translate(err)
+	}
+	key, err := db.SigningKey(ctx, KeyRecord)
+	if err != nil {
+		return nil, err
+	}
+	rec = &OffboardRecord{TenantID: t.ID, Slug: t.Slug, Tier: t.Tier, DeletedRows: map[string]int64{}, At: db.now().UTC()}
+	err = pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_maint`); err != nil {
+			return err
+		}
+		tables, err := tenantTablesIn(ctx, tx, PoolSchema)
+		if err != nil {
+			return err
+		}
+		// Children first would be needed without ON DELETE CASCADE; deleting
+		// in reverse dependency order is correct either way.
+		for i := len(tables) - 1; i >= 0; i-- {
+			qt := quoteIdent(PoolSchema) + "." + quoteIdent(tables[i])
+			tag, err := tx.Exec(ctx, `DELETE FROM `+qt+` WHERE tenant_id = $1`, string(t.ID))
+			if err != nil {
+				return fmt.Errorf("delete from %s: %w", qt, err)
+			}
+			rec.DeletedRows[PoolSchema+"."+tables[i]] += tag.RowsAffected()
+		}
+		for _, tb := range tables {
+			var n int64
+			qt := quoteIdent(PoolSchema) + "." + quoteIdent(tb)
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+qt+` WHERE tenant_id = $1`, string(t.ID)).Scan(&n); err != nil {
+				return err
+			}
+			if n != 0 {
+				return fmt.Errorf("offboarding %s: %d rows remain in %s after delete", t.ID, n, qt)
+			}
+		}
+		if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
+			return err
+		}
+		if t.Tier == tenant.Silo && t.Placement == t.ID.SchemaName() {
+			var n int64
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, t.Placement).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				if _, err := tx.Exec(ctx, `DROP SCHEMA `+quoteIdent(t.Placement)+` CASCADE`); err != nil {
+					return err
+				}
+			}
+			rec.DroppedSchema = t.Placement
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM bulkhead_control.users WHERE tenant_id = $1`, string(t.ID))
+		if err != nil {
+			return err
+		}
+		rec.DeletedUsers = tag.RowsAffected()
+		rec.Remains = []string{
+			"WAL segments and base backups taken before " + rec.At.Format(time.RFC3339) + " still hold the tenant's rows until they age out of retention",
+			"the tenant's catalog row remains as a tombstone (slug, UUID, dates) so the slug is never reused",
+			"audit events about the tenant are kept for their retention period",
+		}
+		body, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		h := hmac.New(sha256.New, key.Secret)
+		h.Write(body)
+		sig := base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+		if _, err := tx.Exec(ctx, `INSERT INTO bulkhead_control.offboard_records (tenant_id, record, kid, signature)
+			VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id) DO UPDATE SET record = EXCLUDED.record, kid = EXCLUDED.kid, signature = EXCLUDED.signature`,
+			string(t.ID), body, key.ID, sig); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE bulkhead_control.tenants SET status = 'offboarded', offboarded_at = now() WHERE id = $1`, string(t.ID))
+		return err
+	})
+	if err != nil {
+		return nil, Translate(err)
+	}
+	// Statistics of the pool tables still describe the deleted rows (planner
+	// estimates are a frequency oracle): refresh them.
+	for _, tb := range TenantTableNames {
+		if _, err := db.admin.Exec(ctx, `ANALYZE `+quoteIdent(PoolSchema)+`.`+quoteIdent(tb)); err != nil {
+			db.log.WarnContext(ctx, "analyze after offboarding failed", "table", tb, "err", err)
+		}
+	}
+	return rec, nil
+}
+
+// tenantTablesIn lists the tables of schema that have a tenant_id column,
+// in creation order.
+func tenantTablesIn(ctx context.Context, tx pgx.Tx, schema string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT c.relname FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.oid`, schema)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

@@ -1,0 +1,96 @@
+package postgres
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// PoolSchema is the schema that holds the pool tenants' shared tables.
+const PoolSchema = "app"
+
+// TenantSchemaVersion is the version of the tenant table definitions that
+// [tenantTablesDDL] builds. The catalog records, per silo, which version its
+// schema is on.
+const TenantSchemaVersion = 1
+
+// tenantTablesDDL returns the statements that build the tenant tables in
+// schema. The same definitions build the pool schema (siloTenant empty) and
+// every silo schema (siloTenant set).
+//
+// Isolation: every tenant table
+//   - carries tenant_id, defaulting to the claimed tenant (cheap, unverified:
+//     WITH CHECK verifies the row once per statement);
+//   - has keys and foreign keys that include tenant_id, so a row can never
+//     point at another tenant's row, and a constraint error cannot tell
+//     "absent" from "another tenant's";
+//   - has row security ENABLED and FORCED, with one policy per command whose
+//     USING and WITH CHECK compare tenant_id with the verified context in a
+//     sub-select (one init-plan per query, not a verification per row);
+//   - in a silo, also has CHECK (tenant_id = '<that tenant>'), so no other
+//     tenant's context can write into it and isolation does not rest on
+//     routing;
+//   - grants the app group only SELECT, INSERT, UPDATE and DELETE.
+func tenantTablesDDL(schema string, siloTenant tenant.ID) []string {
+	s := quoteIdent(schema)
+	check := ""
+	if siloTenant != "" {
+		check = fmt.Sprintf(" CHECK (tenant_id = '%s'::uuid)", string(siloTenant))
+	}
+	stmts := []string{
+		fmt.Sprintf(`CREATE TABLE %s.projects (
+    tenant_id   uuid NOT NULL DEFAULT bulkhead.claimed_tenant_id()%s,
+    id          uuid NOT NULL DEFAULT gen_random_uuid(),
+    name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 500),
+    description text CHECK (length(description) <= 10000),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+)`, s, check),
+		fmt.Sprintf(`CREATE TABLE %s.tasks (
+    tenant_id  uuid NOT NULL DEFAULT bulkhead.claimed_tenant_id()%s,
+    id         uuid NOT NULL DEFAULT gen_random_uuid(),
+    project_id uuid NOT NULL,
+    title      text NOT NULL CHECK (length(title) BETWEEN 1 AND 500),
+    done       boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, project_id) REFERENCES %s.projects (tenant_id, id) ON DELETE CASCADE
+)`, s, check, s),
+		fmt.Sprintf(`CREATE INDEX tasks_project ON %s.tasks (tenant_id, project_id)`, s),
+	}
+	stmts = append(stmts, fmt.Sprintf(`GRANT USAGE ON SCHEMA %s TO bulkhead_app`, s))
+	for _, t := range TenantTableNames {
+		stmts = append(stmts, secureTableDDL(s+"."+quoteIdent(t))...)
+	}
+	return stmts
+}
+
+// TenantTableNames lists the tenant tables in dependency order. The data API
+// exposes exactly these.
+var TenantTableNames = []string{"projects", "tasks"}
+
+// secureTableDDL turns on forced row security with the tenant policies and
+// the app grants on one table.
+func secureTableDDL(qt string) []string {
+	return []string{
+		"ALTER TABLE " + qt + " ENABLE ROW LEVEL SECURITY",
+		"ALTER TABLE " + qt + " FORCE ROW LEVEL SECURITY",
+		"CREATE POLICY tenant_select ON " + qt + " AS PERMISSIVE FOR SELECT TO bulkhead_app" +
+			" USING (tenant_id = (SELECT bulkhead.tenant_id()))",
+		"CREATE POLICY tenant_insert ON " + qt + " AS PERMISSIVE FOR INSERT TO bulkhead_app" +
+			" WITH CHECK (tenant_id = (SELECT bulkhead.tenant_id_for('insert')))",
+		"CREATE POLICY tenant_update ON " + qt + " AS PERMISSIVE FOR UPDATE TO bulkhead_app" +
+			" USING (tenant_id = (SELECT bulkhead.tenant_id_for('update')))" +
+			" WITH CHECK (tenant_id = (SELECT bulkhead.tenant_id_for('update')))",
+		"CREATE POLICY tenant_delete ON " + qt + " AS PERMISSIVE FOR DELETE TO bulkhead_app" +
+			" USING (tenant_id = (SELECT bulkhead.tenant_id_for('delete')))",
+		"REVOKE ALL ON " + qt + " FROM PUBLIC",
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON " + qt + " TO bulkhead_app",
+	}
+}
+
+// quoteIdent quotes an SQL identifier.
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}

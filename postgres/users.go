@@ -1,0 +1,98 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// User is a user of one tenant.
+type User struct {
+	ID           string
+	TenantID     tenant.ID
+	Email        string
+	Role         tenant.Role
+	PasswordHash string // never log
+}
+
+// ErrUserExists is returned for a second user with the same email in one tenant.
+var ErrUserExists = fault.E(fault.Conflict, "user_exists", "A user with that email already exists in this tenant.")
+
+// CreateUser adds a user to an active tenant. hash is the argon2id hash.
+func (db *DB) CreateUser(ctx context.Context, tid tenant.ID, email, hash string, role tenant.Role) (u *User, err error) {
+	defer fault.Wrap(&err, "postgres.CreateUser(%s)", tid)
+	email = strings.TrimSpace(email)
+	if len(email) < 3 || len(email) > 320 || !strings.Contains(email, "@") {
+		return nil, fault.E(fault.Invalid, "invalid_email", "The email address is not valid.")
+	}
+	if !role.Valid() {
+		return nil, fault.E(fault.Invalid, "invalid_role", `The role must be "admin" or "member".`)
+	}
+	u = &User{ID: uuid.New().String(), TenantID: tid, Email: email, Role: role, PasswordHash: hash}
+	tag, err := db.admin.Exec(ctx, `INSERT INTO bulkhead_control.users (id, tenant_id, email, password_hash, role)
+		SELECT $1, t.id, $3, $4, $5 FROM bulkhead_control.tenants t WHERE t.id = $2 AND t.status = 'active'`,
+		u.ID, string(tid), email, hash, string(role))
+	if err != nil {
+		if fault.KindOf(Translate(err)) == fault.Conflict {
+			return nil, ErrUserExists
+		}
+		return nil, Translate(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil, tenant.ErrNotFound
+	}
+	return u, nil
+}
+
+// FindUserForLogin returns the user with that email in the active tenant
+// with that slug. Any miss is NotFound, the same for every reason.
+func (db *DB) FindUserForLogin(ctx context.Context, slug tenant.Slug, email string) (*User, error) {
+	var u User
+	var tid, role string
+	err := db.admin.QueryRow(ctx, `SELECT u.id, u.tenant_id, u.email, u.role, u.password_hash
+		FROM bulkhead_control.users u JOIN bulkhead_control.tenants t ON t.id = u.tenant_id
+		WHERE t.slug = $1 AND t.status = 'active' AND lower(u.email) = lower($2)`, string(slug), email).
+		Scan(&u.ID, &tid, &u.Email, &role, &u.PasswordHash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fault.E(fault.NotFound, "user_not_found", "No such user.")
+	}
+	if err != nil {
+		return nil, Translate(err)
+	}
+	u.TenantID, u.Role = tenant.ID(tid), tenant.Role(role)
+	return &u, nil
+}
+
+// UserActive reports whether the user still exists in an active tenant.
+// Tokens of deleted users and offboarded tenants stop working through it.
+func (db *DB) UserActive(ctx context.Context, userID string, tid tenant.ID) (bool, error) {
+	if _, err := uuid.Parse(userID); err != nil {
+		return false, nil
+	}
+	var ok bool
+	err := db.admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM bulkhead_control.users u
+		JOIN bulkhead_control.tenants t ON t.id = u.tenant_id
+		WHERE u.id = $1 AND u.tenant_id = $2 AND t.status = 'active')`, userID, string(tid)).Scan(&ok)
+	return ok, Translate(err)
+}
+
+// FindUsers lists a tenant's users (without hashes).
+func (db *DB) FindUsers(ctx context.Context, tid tenant.ID) ([]User, error) {
+	rows, err := db.admin.Query(ctx, `SELECT id, tenant_id, email, role FROM bulkhead_control.users WHERE tenant_id = $1 ORDER BY email`, string(tid))
+	if err != nil {
+		return nil, Translate(err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) {
+		var u User
+		var t, role string
+		err := r.Scan(&u.ID, &t, &u.Email, &role)
+		u.TenantID, u.Role = tenant.ID(t), tenant.Role(role)
+		return u, err
+	})
+}

@@ -1,9 +1,13 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -93,4 +97,31 @@ func secureTableDDL(qt string) []string {
 // quoteIdent quotes an SQL identifier.
 func quoteIdent(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// DescribeTenantTable returns the columns of a pool tenant table as
+// format_type() names their types, in column order. Silo tables are built
+// from the same definitions, so the description holds for every placement.
+func (db *DB) DescribeTenantTable(ctx context.Context, name string) (cols []ColumnInfo, err error) {
+	defer fault.Wrap(&err, "postgres.DescribeTenantTable(%s)", name)
+	rows, err := db.admin.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef
+		FROM pg_attribute a
+		WHERE a.attrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attnum`, PoolSchema, name)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ColumnInfo, error) {
+		var c ColumnInfo
+		err := r.Scan(&c.Name, &c.Type, &c.NotNull, &c.HasDefault)
+		return c, err
+	})
+}
+
+// ColumnInfo describes one column of a tenant table.
+type ColumnInfo struct {
+	Name       string
+	Type       string
+	NotNull    bool
+	HasDefault bool
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -95,4 +96,17 @@ func (db *DB) FindUsers(ctx context.Context, tid tenant.ID) ([]User, error) {
 		u.TenantID, u.Role = tenant.ID(t), tenant.Role(role)
 		return u, err
 	})
+}
+
+// TokenRevoked reports whether a platform-admin token id was revoked.
+func (db *DB) TokenRevoked(ctx context.Context, jti string) (bool, error) {
+	var ok bool
+	err := db.admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM bulkhead_control.revoked_tokens WHERE jti = $1)`, jti).Scan(&ok)
+	return ok, Translate(err)
+}
+
+// RevokeToken revokes a platform-admin token id until it would expire.
+func (db *DB) RevokeToken(ctx context.Context, jti string, expires time.Time) error {
+	_, err := db.admin.Exec(ctx, `INSERT INTO bulkhead_control.revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING`, jti, expires)
+	return Translate(err)
 }

@@ -1,0 +1,32 @@
+# bulkhead — see README.md.
+GO ?= go
+BIN := bin/bulkhead
+
+.PHONY: demo test build vet fmt-check unit fuzz bench clean
+
+## demo: a private PostgreSQL, a seeded demo (acme in the pool, globex in a silo), the server on 127.0.0.1:8080
+demo: build
+	./$(BIN) dev
+
+## test: every test (needs PostgreSQL server binaries, or BULKHEAD_TEST_DATABASE_URL)
+test: fmt-check vet
+	$(GO) test -count=1 -timeout 30m ./...
+
+build:
+	$(GO) build -o $(BIN) ./cmd/bulkhead
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## fuzz: run each fuzz target for a short while
+fuzz:
+	$(GO) test ./rest -run '^$$' -fuzz FuzzBuild -fuzztime 30s
+	$(GO) test ./ctxtoken -run '^$$' -fuzz FuzzVerify -fuzztime 30s
+	$(GO) test ./identity -run '^$$' -fuzz FuzzVerify -fuzztime 30s
+
+clean:
+	rm -rf bin

@@ -1,0 +1,291 @@
+package bulkhead
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/strictjson"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// The issuers and audiences of bulkhead's own tokens. Platform-admin tokens
+// have their own issuer, audience and key.
+const (
+	TokenIssuer        = "bulkhead"
+	TokenAudience      = "bulkhead-api"
+	AdminTokenIssuer   = "bulkhead-admin"
+	AdminTokenAudience = "bulkhead-admin"
+)
+
+// Default token lifetimes.
+const (
+	DefaultTokenTTL      = 15 * time.Minute
+	DefaultAdminTokenTTL = identity.DefaultPlatformTTL
+	MaxAdminTokenTTL     = identity.MaxPlatformTTL
+)
+
+// AuthConfig configures NewAuth.
+type AuthConfig struct {
+	// External are identity providers whose tokens are accepted besides
+	// bulkhead's own (each with a JWKS URL, issuer, audience and the claim
+	// path of the tenant).
+	External      []identity.Trust
+	TokenTTL      time.Duration
+	AdminTokenTTL time.Duration
+}
+
+// Auth issues and verifies tokens with the keys in the database. It is
+// safe for concurrent use; a key rotation made by any process is picked up
+// within seconds.
+type Auth struct {
+	db       *DB
+	cfg      AuthConfig
+	external *identity.Verifier
+
+	mu       sync.Mutex
+	kids     string
+	internal *identity.Verifier
+	user     *identity.Issuer
+	admin    *identity.Issuer
+}
+
+// NewAuth returns the minter's token service.
+func (db *DB) NewAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
+	if db.pg == nil {
+		return nil, ErrNotMinter
+	}
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = DefaultTokenTTL
+	}
+	if cfg.AdminTokenTTL == 0 {
+		cfg.AdminTokenTTL = DefaultAdminTokenTTL
+	}
+	a := &Auth{db: db, cfg: cfg}
+	for _, t := range cfg.External {
+		if t.Issuer == TokenIssuer || t.Issuer == AdminTokenIssuer {
+			return nil, fault.Errorf(fault.Invalid, "invalid_config", "An external identity provider cannot use bulkhead's own issuer %q.", t.Issuer)
+		}
+		if t.Platform {
+			return nil, fault.E(fault.Invalid, "invalid_config", "External identity providers cannot issue platform-admin tokens.")
+		}
+	}
+	if len(cfg.External) > 0 {
+		a.external = &identity.Verifier{Trusted: cfg.External, Now: db.now, Logger: db.log}
+		if err := a.external.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := a.current(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Close stops background JWKS refreshes.
+func (a *Auth) Close() {
+	if a.external != nil {
+		a.external.Close()
+	}
+}
+
+type issuers struct {
+	internal    *identity.Verifier
+	user, admin *identity.Issuer
+}
+
+// current returns issuers and a verifier for the keys now in the database.
+func (a *Auth) current(ctx context.Context) (issuers, error) {
+	uk, err := a.db.pg.Keys(ctx, postgres.KeyJWT)
+	if err != nil {
+		return issuers{}, err
+	}
+	ak, err := a.db.pg.Keys(ctx, postgres.KeyAdminJWT)
+	if err != nil {
+		return issuers{}, err
+	}
+	var sig strings.Builder
+	for _, k := range append(append([]postgres.Key{}, uk...), ak...) {
+		sig.WriteString(k.ID)
+		sig.WriteByte(',')
+		if k.NotAfter != nil {
+			sig.WriteString(k.NotAfter.String())
+		}
+		sig.WriteByte(';')
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.internal != nil && sig.String() == a.kids {
+		return issuers{a.internal, a.user, a.admin}, nil
+	}
+	user := &identity.Issuer{Issuer: TokenIssuer, Audience: TokenAudience, Keys: signingKeys(uk, a.db.now()), TTL: a.cfg.TokenTTL, Now: a.db.now}
+	admin := &identity.Issuer{Issuer: AdminTokenIssuer, Audience: AdminTokenAudience, Keys: signingKeys(ak, a.db.now()),
+		TTL: a.cfg.AdminTokenTTL, Platform: true, Now: a.db.now}
+	if len(user.Keys) == 0 || len(admin.Keys) == 0 {
+		return issuers{}, fault.E(fault.Unavailable, "no_signing_key", "No token signing key is available; run `bulkhead keys rotate`.")
+	}
+	v := &identity.Verifier{Trusted: []identity.Trust{user.Trust(), admin.Trust()}, Now: a.db.now, Logger: a.db.log,
+		Revoked: func(ctx context.Context, t identity.TokenInfo) (bool, error) {
+			if !t.Platform {
+				return false, nil
+			}
+			return a.db.pg.TokenRevoked(ctx, t.ID)
+		}}
+	if err := v.Validate(); err != nil {
+		return issuers{}, err
+	}
+	a.internal, a.user, a.admin, a.kids = v, user, admin, sig.String()
+	return issuers{v, user, admin}, nil
+}
+
+// signingKeys turns stored keys into identity keys, the current signer first.
+func signingKeys(ks []postgres.Key, now time.Time) []identity.SigningKey {
+	var out []identity.SigningKey
+	for _, k := range ks {
+		sk := identity.SigningKey{ID: k.ID, Private: ed25519.NewKeyFromSeed(k.Secret[:ed25519.SeedSize])}
+		if k.NotAfter != nil {
+			sk.NotAfter = *k.NotAfter
+		}
+		if k.Signing(now) && (len(out) == 0 || out[0].ID != k.ID) {
+			out = append([]identity.SigningKey{sk}, out...)
+		} else {
+			out = append(out, sk)
+		}
+	}
+	return out
+}
+
+// Verify turns a bearer token into a principal: bulkhead's own tokens
+// (tenant users and platform admins) or an external provider's. A tenant
+// principal's tenant must exist and be active, and a built-in token's user
+// must still exist: tokens of offboarded tenants and deleted users stop
+// working at once.
+func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, error) {
+	cur, err := a.current(ctx)
+	if err != nil {
+		return tenant.Principal{}, err
+	}
+	v := cur.internal
+	builtin := true
+	if iss := unverifiedIssuer(token); iss != TokenIssuer && iss != AdminTokenIssuer && a.external != nil {
+		v, builtin = a.external, false
+	}
+	p, err := v.Verify(ctx, token)
+	if err != nil {
+		return tenant.Principal{}, err
+	}
+	if p.Platform {
+		return p, nil
+	}
+	t, err := a.db.ResolveTenant(ctx, p)
+	if err != nil {
+		return tenant.Principal{}, err
+	}
+	p.Tenant, p.TenantID = t.Slug, t.ID
+	if builtin {
+		ok, err := a.db.pg.UserActive(ctx, p.Subject, t.ID)
+		if err != nil {
+			return tenant.Principal{}, err
+		}
+		if !ok {
+			return tenant.Principal{}, identity.ErrInvalidToken
+		}
+	}
+	return p, nil
+}
+
+// unverifiedIssuer reads iss from a token's payload without verifying it,
+// only to choose which verifier to ask.
+func unverifiedIssuer(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || len(token) > identity.MaxTokenLen {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil || strictjson.Check(raw) != nil {
+		return ""
+	}
+	var c struct {
+		Iss string `json:"iss"`
+	}
+	if json.Unmarshal(raw, &c) != nil {
+		return ""
+	}
+	return c.Iss
+}
+
+// IssueUserToken issues a tenant user's access token.
+func (a *Auth) IssueUserToken(ctx context.Context, u *postgres.User, t *tenant.Tenant) (string, time.Time, error) {
+	cur, err := a.current(ctx)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return cur.user.Issue(identity.Claims{Subject: u.ID, Email: u.Email, Tenant: t.Slug, TenantID: t.ID, Role: u.Role})
+}
+
+// IssueAdminToken issues a platform-admin token for subject, living ttl
+// (zero: the default; at most MaxAdminTokenTTL).
+func (a *Auth) IssueAdminToken(ctx context.Context, subject string, ttl time.Duration) (string, time.Time, error) {
+	if ttl < 0 || ttl > MaxAdminTokenTTL {
+		return "", time.Time{}, fault.Errorf(fault.Invalid, "invalid_ttl", "An admin token lives at most %s.", MaxAdminTokenTTL)
+	}
+	cur, err := a.current(ctx)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	iss := *cur.admin
+	if ttl > 0 {
+		iss.TTL = ttl
+	}
+	return iss.Issue(identity.Claims{Subject: subject, Platform: true})
+}
+
+// JWKS returns the public keys of bulkhead's tenant-token issuer.
+func (a *Auth) JWKS(ctx context.Context) ([]byte, error) {
+	cur, err := a.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cur.user.JWKS()
+}
+
+// TokenVerifier turns a bearer token into a principal. *Auth and
+// *identity.Verifier are TokenVerifiers.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (tenant.Principal, error)
+}
+
+// Middleware verifies the request's bearer token with v and puts the
+// principal in the request context, for [DB.Tx] and handlers. A request
+// without a valid token gets onError (nil: a plain 401).
+func Middleware(v TokenVerifier, onError func(http.ResponseWriter, *http.Request, error)) func(http.Handler) http.Handler {
+	if onError == nil {
+		onError = func(w http.ResponseWriter, r *http.Request, err error) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="bulkhead"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+		}
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			tok, err := identity.ExtractBearer(r.Header)
+			if err != nil {
+				onError(w, r, err)
+				return
+			}
+			p, err := v.Verify(r.Context(), tok)
+			if err != nil {
+				onError(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(tenant.NewContext(r.Context(), p)))
+		})
+	}
+}

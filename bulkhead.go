@@ -1,0 +1,340 @@
+package bulkhead
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bulkhead-dev/bulkhead/ctxtoken"
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// DefaultContextTTL is how long a signed tenant context lives: about one
+// request deadline.
+const DefaultContextTTL = 45 * time.Second
+
+// MaxContextTTL is the longest lifetime the database verifier accepts.
+const MaxContextTTL = 5 * time.Minute
+
+// Config configures Open. Set exactly one of DatabaseURL and AppDatabaseURL.
+type Config struct {
+	// DatabaseURL is the control plane's connection (a superuser, or a role
+	// that may take bulkhead_owner). A DB opened with it is a minter.
+	DatabaseURL string
+	// AppDatabaseURL is an app login role's connection, for business code.
+	// A DB opened with it holds no keys and only runs vended contexts.
+	AppDatabaseURL string
+	// ContextTTL is the lifetime of minted contexts; zero means
+	// DefaultContextTTL.
+	ContextTTL time.Duration
+	// TenantCacheTTL bounds how stale the minter's view of a tenant's status
+	// may be; zero means 2 seconds. The database checks the status itself on
+	// every statement, so this only affects how fast the HTTP layer answers
+	// 401 instead of an empty result.
+	TenantCacheTTL time.Duration
+	Logger         *slog.Logger
+	Now            func() time.Time
+}
+
+// DB is bulkhead's handle on the database.
+type DB struct {
+	pg      *postgres.DB  // minter only
+	app     *pgxpool.Pool // the pool tenant work runs on
+	appRole string
+	ttl     time.Duration
+	log     *slog.Logger
+	now     func() time.Time
+	tenants tenantCache
+}
+
+// ErrNotMinter is returned when a DB opened for business code is asked to
+// do what only a trusted minter may.
+var ErrNotMinter = fault.E(fault.Denied, "not_a_minter", "This process holds no signing keys: it can only use contexts vended to it.")
+
+// Open connects to PostgreSQL. With Config.DatabaseURL it is a minter and
+// expects `bulkhead migrate` to have run; with Config.AppDatabaseURL it is a
+// business-code handle. Open refuses the simple query protocol.
+func Open(ctx context.Context, cfg Config) (db *DB, err error) {
+	defer fault.Wrap(&err, "bulkhead.Open")
+	if (cfg.DatabaseURL == "") == (cfg.AppDatabaseURL == "") {
+		return nil, fault.E(fault.Invalid, "invalid_config", "Set exactly one of DatabaseURL (a minter) and AppDatabaseURL (business code).")
+	}
+	if cfg.ContextTTL == 0 {
+		cfg.ContextTTL = DefaultContextTTL
+	}
+	if cfg.ContextTTL < time.Second || cfg.ContextTTL > MaxContextTTL {
+		return nil, fault.Errorf(fault.Invalid, "invalid_config", "ContextTTL must be between 1s and %s.", MaxContextTTL)
+	}
+	if cfg.TenantCacheTTL == 0 {
+		cfg.TenantCacheTTL = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	db = &DB{ttl: cfg.ContextTTL, log: cfg.Logger, now: cfg.Now}
+	db.tenants.ttl = cfg.TenantCacheTTL
+	if cfg.DatabaseURL != "" {
+		pg, err := postgres.Open(ctx, postgres.Config{AdminURL: cfg.DatabaseURL, Logger: cfg.Logger, Now: cfg.Now})
+		if err != nil {
+			return nil, err
+		}
+		db.pg, db.app, db.appRole = pg, pg.App(), pg.AppRole
+		db.tenants.db = pg
+		return db, nil
+	}
+	pcfg, err := postgres.AppPoolConfig(cfg.AppDatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	db.app, err = pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, err
+	}
+	db.appRole = pcfg.ConnConfig.User
+	return db, nil
+}
+
+// Close closes the connections.
+func (db *DB) Close() {
+	if db.pg != nil {
+		db.pg.Close()
+		return
+	}
+	db.app.Close()
+}
+
+// Postgres returns the control plane's store. It is nil for business code.
+func (db *DB) Postgres() *postgres.DB { return db.pg }
+
+// AppRole is the login role tenant work runs as.
+func (db *DB) AppRole() string { return db.appRole }
+
+// Tx runs fn in one transaction scoped to the tenant in ctx. It requires a
+// tenant in ctx: a vended context put there with [WithSigned], or, in a
+// minter, a [tenant.Principal] (from [Middleware]) for which it mints one.
+// No tenant in ctx is an error, never "all tenants".
+//
+// Inside fn, name tables with [Table] (or [Schema]): a silo tenant's rows
+// live in its own schema. Whatever fn does to the session is reset before
+// the connection serves anyone else.
+func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	s, ok := tenant.SignedFromContext(ctx)
+	if !ok {
+		if db.pg == nil {
+			return tenant.ErrNoTenant
+		}
+		p, ok := tenant.FromContext(ctx)
+		if !ok || p.Platform {
+			return tenant.ErrNoTenant
+		}
+		var err error
+		if s, err = db.Mint(ctx, p, MintOptions{}); err != nil {
+			return err
+		}
+		ctx = tenant.WithSigned(ctx, s)
+	}
+	return postgres.ScopedTx(ctx, db.app, s.Token, postgres.ScopeOptions{Untrusted: true}, fn)
+}
+
+// WithSigned returns a copy of ctx carrying a context vended to this
+// process (for example by POST /v1/auth/context or a Lambda authorizer),
+// for [DB.Tx]. placement is "pool" or the silo schema the vendor returned.
+func WithSigned(ctx context.Context, token, placement string) (context.Context, error) {
+	if _, err := ctxtoken.KeyID(token); err != nil {
+		return ctx, fault.E(fault.Unauthenticated, "invalid_context", "The tenant context is malformed.")
+	}
+	if _, err := postgres.Schema(placement); err != nil {
+		return ctx, fault.E(fault.Invalid, "invalid_placement", "The placement is not one bulkhead makes.")
+	}
+	return tenant.WithSigned(ctx, tenant.Signed{Token: token, Placement: placement}), nil
+}
+
+// Schema returns the schema holding the tenant tables of the tenant in ctx:
+// "app" for pool tenants, the silo's schema otherwise.
+func Schema(ctx context.Context) (string, error) {
+	s, ok := tenant.SignedFromContext(ctx)
+	if !ok {
+		return "", tenant.ErrNoTenant
+	}
+	return postgres.Schema(s.Placement)
+}
+
+// Table returns the quoted, schema-qualified name of a tenant table for
+// the tenant in ctx, for use in SQL inside [DB.Tx].
+func Table(ctx context.Context, name string) (string, error) {
+	s, err := Schema(ctx)
+	if err != nil {
+		return "", err
+	}
+	if !slices.Contains(postgres.TenantTableNames, name) {
+		return "", fault.Errorf(fault.NotFound, "table_not_found", "No tenant table %q.", name)
+	}
+	return pgx.Identifier{s, name}.Sanitize(), nil
+}
+
+// Table returns the quoted, schema-qualified name of a tenant table for the
+// tenant in ctx: from a vended context, or, in a minter, from the principal.
+func (db *DB) Table(ctx context.Context, name string) (string, error) {
+	if _, ok := tenant.SignedFromContext(ctx); ok || db.pg == nil {
+		return Table(ctx, name)
+	}
+	p, ok := tenant.FromContext(ctx)
+	if !ok || p.Platform {
+		return "", tenant.ErrNoTenant
+	}
+	t, err := db.ResolveTenant(ctx, p)
+	if err != nil {
+		return "", err
+	}
+	return Table(tenant.WithSigned(ctx, tenant.Signed{Token: "-", Placement: t.Placement}), name)
+}
+
+// MintOptions tune Mint.
+type MintOptions struct {
+	Audience  string   // the login role that may use the context; default: this DB's app role
+	Scope     []string // commands allowed; default: by the principal's role
+	RequestID string   // default: a new UUID
+}
+
+// ScopeFor returns the commands a tenant role may run on tenant tables:
+// admins all four, members all but DELETE.
+func ScopeFor(r tenant.Role) []string {
+	if r == tenant.Admin {
+		return []string{"select", "insert", "update", "delete"}
+	}
+	return []string{"select", "insert", "update"}
+}
+
+// Mint signs a tenant context for p. Only a minter can.
+func (db *DB) Mint(ctx context.Context, p tenant.Principal, o MintOptions) (s tenant.Signed, err error) {
+	if db.pg == nil {
+		return s, ErrNotMinter
+	}
+	t, err := db.ResolveTenant(ctx, p)
+	if err != nil {
+		return s, err
+	}
+	k, err := db.pg.SigningKey(ctx, postgres.KeyContext)
+	if err != nil {
+		return s, err
+	}
+	if o.Audience == "" {
+		o.Audience = db.appRole
+	}
+	if o.Scope == nil {
+		o.Scope = ScopeFor(p.Role)
+	}
+	if o.RequestID == "" {
+		o.RequestID = uuid.NewString()
+	}
+	now := db.now()
+	exp := now.Add(db.ttl)
+	tok, err := ctxtoken.Mint(ctxtoken.Key{ID: k.ID, Secret: k.Secret}, ctxtoken.Claims{
+		Tenant: string(t.Slug), TenantID: string(t.ID), Subject: p.Subject, Role: string(p.Role),
+		Scope: o.Scope, IssuedAt: now.Unix(), ExpiresAt: exp.Unix(), Audience: o.Audience, RequestID: o.RequestID,
+	})
+	if err != nil {
+		return s, err
+	}
+	return tenant.Signed{Token: tok, TenantID: t.ID, Placement: t.Placement, Expires: exp}, nil
+}
+
+// ResolveTenant returns the active tenant of p, by UUID or slug, from a
+// short-lived cache. A tenant that is not active, or absent, is
+// Unauthenticated: its tokens stop working.
+func (db *DB) ResolveTenant(ctx context.Context, p tenant.Principal) (*tenant.Tenant, error) {
+	if db.pg == nil {
+		return nil, ErrNotMinter
+	}
+	t, err := db.tenants.get(ctx, p, db.now())
+	if err != nil {
+		if fault.KindOf(err) == fault.NotFound {
+			return nil, fault.From(errTenantGone, err)
+		}
+		return nil, err
+	}
+	if t.Status != tenant.Active {
+		return nil, errTenantGone
+	}
+	return t, nil
+}
+
+var errTenantGone = fault.E(fault.Unauthenticated, "invalid_token", "The token is not valid.")
+
+// ForgetTenant drops a tenant from the cache, after the control plane
+// changed it.
+func (db *DB) ForgetTenant(id tenant.ID) { db.tenants.forget(id) }
+
+type tenantCache struct {
+	db  *postgres.DB
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]cachedTenant
+}
+
+type cachedTenant struct {
+	t  *tenant.Tenant
+	at time.Time
+}
+
+func (c *tenantCache) get(ctx context.Context, p tenant.Principal, now time.Time) (*tenant.Tenant, error) {
+	key := "id:" + string(p.TenantID)
+	if p.TenantID == "" {
+		key = "slug:" + string(p.Tenant)
+	}
+	c.mu.Lock()
+	if e, ok := c.m[key]; ok && now.Sub(e.at) < c.ttl {
+		c.mu.Unlock()
+		return matchSlug(e.t, p)
+	}
+	c.mu.Unlock()
+	var t *tenant.Tenant
+	var err error
+	switch {
+	case p.TenantID != "":
+		t, err = c.db.FindTenantByID(ctx, p.TenantID)
+	case p.Tenant != "":
+		t, err = c.db.FindTenantBySlug(ctx, p.Tenant, false)
+	default:
+		return nil, tenant.ErrNoTenant
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) > 100000 {
+		c.m = map[string]cachedTenant{}
+	}
+	c.m[key] = cachedTenant{t: t, at: now}
+	c.mu.Unlock()
+	return matchSlug(t, p)
+}
+
+// matchSlug refuses a principal whose slug and UUID name two tenants.
+func matchSlug(t *tenant.Tenant, p tenant.Principal) (*tenant.Tenant, error) {
+	if p.Tenant != "" && t.Slug != p.Tenant {
+		return nil, tenant.ErrNotFound
+	}
+	return t, nil
+}
+
+func (c *tenantCache) forget(id tenant.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.m {
+		if e.t.ID == id {
+			delete(c.m, k)
+		}
+	}
+}

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+func runFunctions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const synopsis = "functions create NAME"
+	if len(args) == 0 || args[0] != "create" {
+		return usageError{"usage: bulkhead " + synopsis}
+	}
+	fs := newFlags("functions create", synopsis, stderr)
+	dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL")
+	name, rest := splitPositional(args[1:])
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if name == "" {
+		return usageError{"usage: bulkhead " + synopsis}
+	}
+	db, err := openStore(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	fc, err := db.CreateFunction(ctx, name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "store these now: the credential and the password are shown once")
+	return json.NewEncoder(stdout).Encode(map[string]string{
+		"name": fc.Name, "login_role": fc.LoginRole, "function_token": fc.Token, "password": fc.Password,
+	})
+}

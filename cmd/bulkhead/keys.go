@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+)
+
+func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const synopsis = "keys list | rotate [--purpose context|jwt|admin-jwt|record|all] [--grace DURATION] | retire KID"
+	if len(args) == 0 {
+		return usageError{"usage: bulkhead " + synopsis}
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlags("keys "+sub, synopsis, stderr)
+	dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL")
+	purpose := fs.String("purpose", "all", "which key to rotate")
+	grace := fs.Duration("grace", 0, "how long older keys keep verifying (default: the longest token lifetime plus skew)")
+	kid, rest := splitPositional(args)
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	db, err := openStore(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	purposes := []postgres.KeyPurpose{postgres.KeyContext, postgres.KeyJWT, postgres.KeyAdminJWT, postgres.KeyRecord}
+	switch sub {
+	case "list":
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PURPOSE\tKID\tCREATED\tSIGNING\tNOT AFTER")
+		for _, p := range purposes {
+			ks, err := db.FindKeys(ctx, p)
+			if err != nil {
+				return err
+			}
+			for _, k := range ks {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", p, k.ID, k.CreatedAt.Format(time.RFC3339), k.Signing(time.Now()), fmtTime(k.NotAfter))
+			}
+		}
+		return tw.Flush()
+	case "rotate":
+		if *purpose != "all" {
+			p := postgres.KeyPurpose(*purpose)
+			if !p.Valid() {
+				return usageError{fmt.Sprintf("unknown purpose %q", *purpose)}
+			}
+			purposes = []postgres.KeyPurpose{p}
+		}
+		for _, p := range purposes {
+			g := *grace
+			if g == 0 {
+				g = graceFor(p)
+			}
+			kid, err := db.RotateKey(ctx, p, g)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: new signing key %s; older keys verify for %s more\n", p, kid, g)
+		}
+		return nil
+	case "retire":
+		if kid == "" {
+			return usageError{"usage: bulkhead keys retire KID"}
+		}
+		if err := db.RetireKey(ctx, kid); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "retired %s: it no longer verifies anything\n", kid)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown keys subcommand %q", sub)}
+}
+
+// graceFor is the longest lifetime of what a key of purpose signs, plus
+// clock skew.
+func graceFor(p postgres.KeyPurpose) time.Duration {
+	const skew = 30 * time.Second
+	switch p {
+	case postgres.KeyContext:
+		return bulkhead.MaxContextTTL + skew
+	case postgres.KeyJWT:
+		return bulkhead.DefaultTokenTTL + skew
+	case postgres.KeyAdminJWT:
+		return bulkhead.MaxAdminTokenTTL + skew
+	}
+	return 0
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}

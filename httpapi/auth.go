@@ -1,0 +1,148 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/identity"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	b, err := s.auth.JWKS(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(b)
+}
+
+type loginRequest struct {
+	Tenant   string `json:"tenant"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+// errLogin is the one answer to every failed login: unknown tenant,
+// unknown user, wrong password.
+var errLogin = fault.E(fault.Unauthenticated, "invalid_credentials", "The tenant, email or password is not correct.")
+
+// login answers every failure the same way and spends the same work on
+// unknown users as on known ones (a dummy argon2id check); the hasher
+// bounds how many hashes run at once.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	var req loginRequest
+	if err := decodeBody(w, r, s.maxBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Password == "" || req.Email == "" || req.Tenant == "" {
+		s.writeError(w, r, fault.E(fault.Invalid, "invalid_body", `"tenant", "email" and "password" are required.`))
+		return
+	}
+	ctx := r.Context()
+	slug, slugErr := tenant.ParseSlug(req.Tenant)
+	var u *postgres.User
+	if slugErr == nil {
+		if found, err := s.pg.FindUserForLogin(ctx, slug, req.Email); err == nil {
+			u = found
+		} else if fault.KindOf(err) != fault.NotFound {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	if u == nil {
+		if err := s.hasher.DummyCheck(ctx, req.Password); err != nil && fault.KindOf(err) != fault.Invalid {
+			s.writeError(w, r, err)
+			return
+		}
+		s.writeError(w, r, errLogin)
+		return
+	}
+	ok, err := s.hasher.Check(ctx, u.PasswordHash, req.Password)
+	if err != nil && fault.KindOf(err) != fault.Invalid {
+		s.writeError(w, r, err)
+		return
+	}
+	if !ok {
+		s.writeError(w, r, errLogin)
+		return
+	}
+	t, err := s.pg.FindTenantBySlug(ctx, slug, false)
+	if err != nil {
+		s.writeError(w, r, errLogin)
+		return
+	}
+	tok, exp, err := s.auth.IssueUserToken(ctx, u, t)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(time.Until(exp).Seconds())})
+}
+
+type vendRequest struct {
+	Token string `json:"token"`
+}
+
+type vendResponse struct {
+	Context   string `json:"context"`
+	ExpiresIn int64  `json:"expires_in"`
+	// Schema is where the tenant's tables are: "app" for the pool, the
+	// silo's schema otherwise. Functions qualify table names with it.
+	Schema string `json:"schema"`
+	Tenant string `json:"tenant"`
+}
+
+var errFunctionAuth = fault.E(fault.Unauthenticated, "invalid_function_credential", "The function credential is not valid.")
+
+// vendContext serves functions, not end users: the caller authenticates
+// with its function credential, and the context it gets is bound (aud) to
+// that function's own login role, so it is useless under any other.
+func (s *Server) vendContext(w http.ResponseWriter, r *http.Request) {
+	ftok, err := identity.ExtractBearer(r.Header)
+	if err != nil {
+		s.writeError(w, r, errFunctionAuth)
+		return
+	}
+	fn, err := s.pg.FindFunctionByToken(r.Context(), ftok)
+	if err != nil {
+		s.writeError(w, r, errFunctionAuth)
+		return
+	}
+	var req vendRequest
+	if err := decodeBody(w, r, s.maxBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p, err := s.auth.Verify(r.Context(), req.Token)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if p.Platform {
+		s.writeError(w, r, fault.E(fault.Denied, "tenant_token_required", "A platform-admin token carries no tenant."))
+		return
+	}
+	sc, err := s.db.Mint(r.Context(), p, bulkhead.MintOptions{Audience: fn.LoginRole, RequestID: requestIDFrom(r.Context())})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	schema := "app"
+	if sc.Placement != "pool" {
+		schema = sc.Placement
+	}
+	writeJSON(w, http.StatusOK, vendResponse{Context: sc.Token, ExpiresIn: int64(time.Until(sc.Expires).Seconds()), Schema: schema, Tenant: string(p.Tenant)})
+}

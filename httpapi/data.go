@@ -1,0 +1,135 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+	"github.com/bulkhead-dev/bulkhead/rest"
+)
+
+var commandOf = map[string]string{
+	http.MethodGet: "select", http.MethodHead: "select", http.MethodPost: "insert",
+	http.MethodPatch: "update", http.MethodDelete: "delete",
+}
+
+var errRollback = errors.New("rollback requested")
+
+// data serves the PostgREST dialect on tenant tables. The request is
+// routed to the pool or to the caller's silo by the tenant in the token;
+// the table and columns are checked against the allowlist; every value is
+// a bound parameter; and the statement runs under a context minted for the
+// caller, so PostgreSQL's row policies decide what it can reach.
+func (s *Server) data(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	if p.Platform {
+		s.writeError(w, r, fault.E(fault.Denied, "tenant_token_required", "Platform administrators do not read or write tenant data through the data API."))
+		return
+	}
+	base, ok := s.tables[r.PathValue("table")]
+	if !ok {
+		s.writeError(w, r, fault.E(fault.NotFound, "table_not_found", "No such table."))
+		return
+	}
+	scope := bulkhead.ScopeFor(p.Role)
+	if !slices.Contains(scope, commandOf[r.Method]) {
+		s.writeError(w, r, fault.Errorf(fault.Denied, "command_not_allowed", "Your role may not %s rows.", commandOf[r.Method]))
+		return
+	}
+	var body []byte
+	if r.Method == http.MethodPost || r.Method == http.MethodPatch {
+		var err error
+		if body, err = readBody(w, r, s.maxBody); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	sc, err := s.db.Mint(r.Context(), p, bulkhead.MintOptions{Scope: scope, RequestID: requestIDFrom(r.Context())})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	schema, err := postgres.Schema(sc.Placement)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	t := *base
+	t.Schema = schema
+	st, err := s.builder.Build(&t, rest.Request{Method: r.Method, Query: r.URL.Query(), Header: r.Header, Body: body, TenantID: string(sc.TenantID)})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var out *string
+	var rows int64
+	var total *int64
+	err = postgres.ScopedTx(r.Context(), s.db.Postgres().App(), sc.Token, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(r.Context(), st.SQL, st.Args...).Scan(&out, &rows, &total); err != nil {
+			return err
+		}
+		if st.Single && rows != 1 {
+			if rows == 0 {
+				return fault.E(fault.NotFound, "not_found", "No row matches.")
+			}
+			return fault.E(fault.Invalid, "not_single", "More than one row matches, but one object was requested.")
+		}
+		if st.MaxAffected > 0 && rows > st.MaxAffected {
+			return fault.Errorf(fault.Invalid, "max_affected_exceeded", "The request would affect %d rows, more than the %d allowed.", rows, st.MaxAffected)
+		}
+		if st.Rollback {
+			return errRollback
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errRollback) {
+		s.writeError(w, r, err)
+		return
+	}
+	h := w.Header()
+	if st.Count || r.Method == http.MethodGet || r.Method == http.MethodHead {
+		h.Set("Content-Range", contentRange(st.Offset, rows, total))
+	}
+	status := http.StatusOK
+	switch r.Method {
+	case http.MethodPost:
+		status = http.StatusCreated
+	case http.MethodPatch, http.MethodDelete:
+		if !st.Returns {
+			status = http.StatusNoContent
+		}
+	}
+	if !st.Returns || out == nil || r.Method == http.MethodHead {
+		if status == http.StatusOK && r.Method != http.MethodHead && r.Method != http.MethodGet {
+			status = http.StatusNoContent
+		}
+		w.WriteHeader(status)
+		return
+	}
+	ctype := "application/json; charset=utf-8"
+	if st.Single {
+		ctype = "application/vnd.pgrst.object+json; charset=utf-8"
+	}
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Length", strconv.Itoa(len(*out)))
+	w.WriteHeader(status)
+	w.Write([]byte(*out))
+}
+
+func contentRange(offset, rows int64, total *int64) string {
+	t := "*"
+	if total != nil {
+		t = strconv.FormatInt(*total, 10)
+	}
+	if rows == 0 {
+		return "*/" + t
+	}
+	return fmt.Sprintf("%d-%d/%s", offset, offset+rows-1, t)
+}

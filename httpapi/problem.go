@@ -1,0 +1,98 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+)
+
+// statusOf is the single table from fault.Kind to HTTP status.
+var statusOf = map[fault.Kind]int{
+	fault.Internal:        http.StatusInternalServerError,
+	fault.Invalid:         http.StatusBadRequest,
+	fault.Unauthenticated: http.StatusUnauthorized,
+	fault.Denied:          http.StatusForbidden,
+	fault.NotFound:        http.StatusNotFound,
+	fault.Conflict:        http.StatusConflict,
+	fault.TooLarge:        http.StatusRequestEntityTooLarge,
+	fault.Unavailable:     http.StatusServiceUnavailable,
+	fault.TooMany:         http.StatusTooManyRequests,
+	fault.Canceled:        499,
+}
+
+// Problem is an RFC 9457 problem details body. It also carries the fields
+// PostgREST clients read (message, code, details, hint), so
+// @supabase/postgrest-js surfaces our errors as its own.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail"`
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Details   any    `json:"details"`
+	Hint      any    `json:"hint"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// writeError answers with err as problem+json. Internal errors get a
+// generic message and are logged once, here, with the request id; the
+// cause of any error is never sent.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	k := fault.KindOf(err)
+	status := statusOf[k]
+	code := fault.CodeOf(err)
+	rid := requestIDFrom(r.Context())
+	switch {
+	case k == fault.Internal:
+		s.log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("request_id", rid), slog.String("err", err.Error()))
+	case k == fault.Denied && code == "row_security_violation":
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "row security violation", slog.String("request_id", rid), slog.String("err", err.Error()))
+	case k == fault.Unauthenticated:
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "unauthenticated", slog.String("request_id", rid), slog.String("err", err.Error()))
+	default:
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "request failed", slog.String("request_id", rid), slog.String("err", err.Error()))
+	}
+	if k == fault.Canceled && r.Context().Err() != nil {
+		return // the client is gone
+	}
+	if k == fault.Canceled {
+		status = http.StatusServiceUnavailable
+	}
+	msg := fault.MessageOf(err)
+	p := Problem{Type: "https://bulkhead.dev/problems/" + code, Title: http.StatusText(status), Status: status,
+		Detail: msg, Code: code, Message: msg, RequestID: rid}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bulkhead"`)
+	}
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSONStatus(w, status, "application/problem+json", p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONStatus(w, status, "application/json", v)
+}
+
+func writeJSONStatus(w http.ResponseWriter, status int, ctype string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"code":"internal","status":500}`)
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+type requestIDKey struct{}
+
+func requestIDFrom(ctx context.Context) string {
+	s, _ := ctx.Value(requestIDKey{}).(string)
+	return s
+}

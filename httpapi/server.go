@@ -1,0 +1,229 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/strictjson"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+	"github.com/bulkhead-dev/bulkhead/rest"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// Config configures New.
+type Config struct {
+	DB   *bulkhead.DB // a minter
+	Auth *bulkhead.Auth
+	// Hasher hashes passwords; nil means a default identity.Hasher.
+	Hasher *identity.Hasher
+	Logger *slog.Logger
+	// MaxBodyBytes bounds request bodies; zero means 1 MiB.
+	MaxBodyBytes int64
+	// RequestTimeout bounds each request's work; zero means 30 seconds.
+	RequestTimeout time.Duration
+	// CORSOrigins are the exact origins allowed to call the API from a
+	// browser. None by default; never a wildcard.
+	CORSOrigins []string
+	// MaxRows caps rows returned by one read and objects in one insert.
+	MaxRows int
+}
+
+// Server is the HTTP API.
+type Server struct {
+	db      *bulkhead.DB
+	pg      *postgres.DB
+	auth    *bulkhead.Auth
+	hasher  *identity.Hasher
+	log     *slog.Logger
+	maxBody int64
+	timeout time.Duration
+	cors    []string
+	builder rest.Builder
+	tables  map[string]*rest.Table // the data API's allowlist, described from the pool schema
+	mux     *http.ServeMux
+}
+
+// New builds the server and describes the tenant tables it exposes.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DB == nil || cfg.DB.Postgres() == nil || cfg.Auth == nil {
+		return nil, errors.New("httpapi: a minter DB and its Auth are required")
+	}
+	s := &Server{db: cfg.DB, pg: cfg.DB.Postgres(), auth: cfg.Auth, hasher: cfg.Hasher, log: cfg.Logger,
+		maxBody: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout, cors: cfg.CORSOrigins,
+		builder: rest.Builder{MaxLimit: int64(cfg.MaxRows), MaxRows: cfg.MaxRows}, tables: map[string]*rest.Table{}}
+	if s.hasher == nil {
+		s.hasher = &identity.Hasher{}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxBody == 0 {
+		s.maxBody = 1 << 20
+	}
+	if s.timeout == 0 {
+		s.timeout = 30 * time.Second
+	}
+	for _, name := range postgres.TenantTableNames {
+		cols, err := s.pg.DescribeTenantTable(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		t := &rest.Table{Schema: postgres.PoolSchema, Name: name, TenantColumn: "tenant_id", PrimaryKey: []string{"tenant_id", "id"}}
+		for _, c := range cols {
+			t.Columns = append(t.Columns, rest.Column{Name: c.Name, Type: c.Type, NotNull: c.NotNull, HasDefault: c.HasDefault})
+		}
+		s.tables[name] = t
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	authed := func(h http.HandlerFunc) http.Handler { return s.authenticate(h) }
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	m.HandleFunc("GET /.well-known/jwks.json", s.jwks)
+	m.HandleFunc("POST /v1/auth/token", s.login)
+	m.HandleFunc("POST /v1/auth/context", s.vendContext)
+	m.Handle("POST /v1/tenants", authed(s.createTenant))
+	m.Handle("GET /v1/tenants", authed(s.listTenants))
+	m.Handle("GET /v1/tenants/{id}", authed(s.getTenant))
+	m.Handle("DELETE /v1/tenants/{id}", authed(s.deleteTenant))
+	m.Handle("POST /v1/tenants/{id}/users", authed(s.createUser))
+	m.Handle("GET /v1/tenants/{id}/users", authed(s.listUsers))
+	for _, method := range []string{"GET", "HEAD", "POST", "PATCH", "DELETE"} {
+		m.Handle(method+" /rest/v1/{table}", authed(s.data))
+	}
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, fault.E(fault.NotFound, "route_not_found", "No such endpoint."))
+	})
+	s.mux = m
+}
+
+// Handler returns the server's handler with its middleware.
+func (s *Server) Handler() http.Handler {
+	return s.requestID(s.recoverer(s.corsHandler(s.limits(s.mux))))
+}
+
+// requestID gives every request a server-made id, returned in
+// X-Request-Id. A client's X-Request-Id is never trusted.
+func (s *Server) requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, 12)
+		rand.Read(b)
+		id := hex.EncodeToString(b)
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.ErrorContext(r.Context(), "panic", "request_id", requestIDFrom(r.Context()), "panic", v, "stack", string(debug.Stack()))
+				s.writeError(w, r, errors.New("panic"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limits bounds each request's time and body.
+func (s *Server) limits(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+		defer cancel()
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// corsHandler allows the configured origins only.
+func (s *Server) corsHandler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin != "" && slices.Contains(s.cors, origin) {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Expose-Headers", "Content-Range, X-Request-Id")
+			if r.Method == http.MethodOptions {
+				h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PATCH, DELETE")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Prefer, Accept, Range, apikey, x-client-info, Accept-Profile, Content-Profile")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type principalKey struct{}
+
+// authenticate verifies the bearer token; a request without a valid one
+// gets 401 and goes no further.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return bulkhead.Middleware(s.auth, s.writeError)(next)
+}
+
+func mustPrincipal(r *http.Request) tenant.Principal {
+	p, ok := tenant.FromContext(r.Context())
+	if !ok {
+		panic("httpapi: handler reached without a principal")
+	}
+	return p
+}
+
+// readBody reads a JSON request body, at most s.maxBody bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return nil, fault.E(fault.Invalid, "unsupported_media_type", "The body must be application/json.")
+		}
+	}
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fault.Errorf(fault.TooLarge, "body_too_large", "The body is larger than %d bytes.", limit)
+		}
+		return nil, fault.E(fault.Invalid, "invalid_body", "The body could not be read.")
+	}
+	return b, nil
+}
+
+// decodeBody decodes a JSON object body into v with exact key matching.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	b, err := readBody(w, r, limit)
+	if err != nil {
+		return err
+	}
+	if len(b) == 0 {
+		return fault.E(fault.Invalid, "invalid_body", "A JSON body is required.")
+	}
+	if err := strictjson.Decode(b, v); err != nil {
+		return &fault.Error{Kind: fault.Invalid, Code: "invalid_body", Message: "The body is not valid: " + err.Error() + ".", Err: err}
+	}
+	return nil
+}

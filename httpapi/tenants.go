@@ -1,0 +1,209 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// tenantJSON is a tenant as the API shows it. Placement is shown to
+// platform admins only.
+type tenantJSON struct {
+	ID        string    `json:"id"`
+	UUID      string    `json:"uuid"`
+	Name      string    `json:"name"`
+	Tier      string    `json:"tier"`
+	Status    string    `json:"status"`
+	Placement string    `json:"placement,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func toTenantJSON(t *tenant.Tenant, p tenant.Principal) tenantJSON {
+	j := tenantJSON{ID: string(t.Slug), UUID: string(t.ID), Name: t.Name, Tier: string(t.Tier), Status: string(t.Status), CreatedAt: t.CreatedAt}
+	if p.Platform {
+		j.Placement = t.Placement
+	}
+	return j
+}
+
+var errPlatformOnly = fault.E(fault.Denied, "platform_admin_required", "Only a platform administrator may do this.")
+
+// visibleTenant returns the tenant named in the path if p may see it.
+// Isolation: another tenant's slug gives the same NotFound as a slug that
+// does not exist, by the same path.
+func (s *Server) visibleTenant(r *http.Request, p tenant.Principal) (*tenant.Tenant, error) {
+	slug, err := tenant.ParseSlug(r.PathValue("id"))
+	if err != nil {
+		return nil, tenant.ErrNotFound
+	}
+	if !p.Platform && slug != p.Tenant {
+		return nil, tenant.ErrNotFound
+	}
+	return s.pg.FindTenantBySlug(r.Context(), slug, false)
+}
+
+type createTenantRequest struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Tier string `json:"tier"`
+}
+
+func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	if !p.Platform {
+		s.writeError(w, r, errPlatformOnly)
+		return
+	}
+	var req createTenantRequest
+	if err := decodeBody(w, r, s.maxBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Tier == "" {
+		req.Tier = string(tenant.Pool)
+	}
+	t, created, err := s.pg.CreateTenant(r.Context(), postgres.TenantCreate{Slug: tenant.Slug(req.ID), Name: req.Name, Tier: tenant.Tier(req.Tier)})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/v1/tenants/"+string(t.Slug))
+	}
+	writeJSON(w, status, toTenantJSON(t, p))
+}
+
+func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	if !p.Platform {
+		t, err := s.pg.FindTenantBySlug(r.Context(), p.Tenant, false)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, []tenantJSON{toTenantJSON(t, p)})
+		return
+	}
+	f := postgres.TenantFilter{After: tenant.Slug(r.URL.Query().Get("after"))}
+	if tier := r.URL.Query().Get("tier"); tier != "" {
+		tt := tenant.Tier(tier)
+		f.Tier = &tt
+	}
+	ts, err := s.pg.FindTenants(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]tenantJSON, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, toTenantJSON(t, p))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	t, err := s.visibleTenant(r, p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toTenantJSON(t, p))
+}
+
+func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	t, err := s.visibleTenant(r, p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !p.Platform {
+		s.writeError(w, r, errPlatformOnly)
+		return
+	}
+	rec, err := s.pg.OffboardTenant(r.Context(), t.ID)
+	s.db.ForgetTenant(t.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+type createUserRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	Role     string `json:"role"`
+}
+
+type userJSON struct {
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	Email  string `json:"email"`
+	Role   string `json:"role"`
+}
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	t, err := s.visibleTenant(r, p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !p.Platform && p.Role != tenant.Admin {
+		s.writeError(w, r, fault.E(fault.Denied, "tenant_admin_required", "Only a tenant administrator may add users."))
+		return
+	}
+	var req createUserRequest
+	if err := decodeBody(w, r, s.maxBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Role == "" {
+		req.Role = string(tenant.Member)
+	}
+	if !tenant.Role(req.Role).Valid() {
+		s.writeError(w, r, fault.E(fault.Invalid, "invalid_role", `The role must be "admin" or "member".`))
+		return
+	}
+	hash, err := s.hasher.Hash(r.Context(), req.Password)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	u, err := s.pg.CreateUser(r.Context(), t.ID, req.Email, hash, tenant.Role(req.Role))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, userJSON{ID: u.ID, Tenant: string(t.Slug), Email: u.Email, Role: string(u.Role)})
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	t, err := s.visibleTenant(r, p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !p.Platform && p.Role != tenant.Admin {
+		s.writeError(w, r, fault.E(fault.Denied, "tenant_admin_required", "Only a tenant administrator may list users."))
+		return
+	}
+	us, err := s.pg.FindUsers(r.Context(), t.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]userJSON, 0, len(us))
+	for _, u := range us {
+		out = append(out, userJSON{ID: u.ID, Tenant: string(t.Slug), Email: u.Email, Role: string(u.Role)})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,78 @@
+package identity
+
+import (
+	"context"
+	"errors"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+)
+
+// The errors of this package. Each is a sentinel: errors returned carry the
+// same Kind, Code and Message, with the cause attached for the logs, so
+// errors.Is matches them.
+var (
+	// ErrInvalidToken is every failure of [Verifier.Verify] and of
+	// [ExtractBearer] other than a missing header. The message never says
+	// which check failed; the cause in Err does.
+	ErrInvalidToken = fault.E(fault.Unauthenticated, "invalid_token",
+		"The access token is invalid, expired or not trusted.")
+
+	// ErrMissingToken is returned by [ExtractBearer] when the request has no
+	// Authorization header.
+	ErrMissingToken = fault.E(fault.Unauthenticated, "missing_token",
+		"The request has no bearer token.")
+
+	// ErrInvalidPassword is returned for a password that is empty or longer
+	// than [MaxPasswordLen] bytes.
+	ErrInvalidPassword = fault.E(fault.Invalid, "invalid_password",
+		"A password must be 1 to 1024 bytes long.")
+
+	// ErrInvalidHash is returned for a stored password hash that is not a
+	// well-formed argon2id PHC string within this package's limits.
+	ErrInvalidHash = fault.E(fault.Internal, "invalid_password_hash",
+		"A stored password hash is malformed.")
+
+	// ErrInvalidClaims is returned by [Issuer.Issue] for claims it refuses to
+	// sign.
+	ErrInvalidClaims = fault.E(fault.Invalid, "invalid_claims",
+		"The token claims are incomplete or invalid.")
+
+	// ErrIssuerConfig is returned by [Issuer.Issue] and [Issuer.JWKS] when the
+	// issuer itself is misconfigured (no key, a retired key, a bad lifetime).
+	ErrIssuerConfig = fault.E(fault.Internal, "issuer_misconfigured",
+		"The token issuer is misconfigured.")
+
+	// ErrVerifierConfig is returned by [Verifier.Verify] and
+	// [Verifier.Validate] when the verifier's trusts are misconfigured.
+	ErrVerifierConfig = fault.E(fault.Internal, "verifier_misconfigured",
+		"The token verifier is misconfigured.")
+
+	// ErrRevocationCheck is returned by [Verifier.Verify] when the Revoked
+	// hook fails. Verification fails closed.
+	ErrRevocationCheck = fault.E(fault.Unavailable, "revocation_check_failed",
+		"Token revocation could not be checked.")
+
+	// ErrCanceled is returned when the caller's context ends while it waits
+	// for a password-hashing slot.
+	ErrCanceled = fault.E(fault.Canceled, "canceled",
+		"The request was canceled or ran out of time.")
+)
+
+// fail returns a copy of sentinel with op and cause attached.
+func fail(sentinel *fault.Error, op string, cause error) *fault.Error {
+	e := fault.From(sentinel, cause)
+	e.Op = op
+	return e
+}
+
+// invalid returns ErrInvalidToken with cause, for Verify and ExtractBearer.
+func invalid(op string, cause error) error { return fail(ErrInvalidToken, op, cause) }
+
+// canceled returns ErrCanceled for a context that ended while waiting.
+func canceled(op string, ctx context.Context) error {
+	cause := context.Cause(ctx)
+	if cause == nil {
+		cause = errors.New("context not done")
+	}
+	return fail(ErrCanceled, op, cause)
+}

@@ -51,7 +51,11 @@
 //   - the signature verifies, the key's NotAfter has not passed, aud contains
 //     the trust's audience, exp is present and in the future, and nbf and iat
 //     are not in the future, all with [Verifier.Leeway] of clock skew;
-//   - the claims the principal is built from have the expected types.
+//   - the claims the principal is built from have the expected types;
+//   - for bulkhead's own tokens (trusts with Keys), iat is present, the
+//     lifetime is no longer than [MaxTTL] ([MaxPlatformTTL] for platform
+//     tokens), and the "platform" claim is true exactly when the trust is a
+//     platform trust.
 //
 // # Tenants in tokens
 //

@@ -47,6 +47,11 @@ var (
 	ErrVerifierConfig = fault.E(fault.Internal, "verifier_misconfigured",
 		"The token verifier is misconfigured.")
 
+	// ErrHasherConfig is returned by [Hasher] methods when its Params are
+	// outside this package's limits.
+	ErrHasherConfig = fault.E(fault.Internal, "hasher_misconfigured",
+		"The password hasher is misconfigured.")
+
 	// ErrRevocationCheck is returned by [Verifier.Verify] when the Revoked
 	// hook fails. Verification fails closed.
 	ErrRevocationCheck = fault.E(fault.Unavailable, "revocation_check_failed",
@@ -68,8 +73,14 @@ func fail(sentinel *fault.Error, op string, cause error) *fault.Error {
 // invalid returns ErrInvalidToken with cause, for Verify and ExtractBearer.
 func invalid(op string, cause error) error { return fail(ErrInvalidToken, op, cause) }
 
+// internal returns an Internal error for a failure with no better kind, such
+// as a broken random source.
+func internal(op string, cause error) *fault.Error {
+	return &fault.Error{Kind: fault.Internal, Op: op, Err: cause}
+}
+
 // canceled returns ErrCanceled for a context that ended while waiting.
-func canceled(op string, ctx context.Context) error {
+func canceled(ctx context.Context, op string) error {
 	cause := context.Cause(ctx)
 	if cause == nil {
 		cause = errors.New("context not done")

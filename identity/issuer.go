@@ -51,11 +51,11 @@ func NewSigningKey(r io.Reader) (SigningKey, error) {
 	}
 	_, priv, err := ed25519.GenerateKey(r)
 	if err != nil {
-		return SigningKey{}, fmt.Errorf("identity.NewSigningKey: %w", err)
+		return SigningKey{}, internal("identity.NewSigningKey", err)
 	}
 	kid := make([]byte, 16)
 	if _, err := io.ReadFull(r, kid); err != nil {
-		return SigningKey{}, fmt.Errorf("identity.NewSigningKey: %w", err)
+		return SigningKey{}, internal("identity.NewSigningKey", err)
 	}
 	return SigningKey{ID: base64.RawURLEncoding.EncodeToString(kid), Private: priv}, nil
 }
@@ -181,7 +181,7 @@ func (i *Issuer) Issue(c Claims) (token string, expires time.Time, err error) {
 	}
 	jti, err := uuid.NewRandomFromReader(r)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("%s: making jti: %w", op, err)
+		return "", time.Time{}, internal(op, fmt.Errorf("making jti: %w", err))
 	}
 
 	claims := jwt.MapClaims{

@@ -100,11 +100,11 @@ func hashPassword(p Params, r io.Reader, pw string) (string, error) {
 		return "", err
 	}
 	if err := p.validate(); err != nil {
-		return "", fail(ErrInvalidHash, "identity.HashPassword", err)
+		return "", fail(ErrHasherConfig, "identity.HashPassword", err)
 	}
 	salt := make([]byte, p.SaltLen)
 	if _, err := io.ReadFull(r, salt); err != nil {
-		return "", fmt.Errorf("identity.HashPassword: reading salt: %w", err)
+		return "", internal("identity.HashPassword", fmt.Errorf("reading salt: %w", err))
 	}
 	key := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
 	return encodePHC(p, salt, key), nil
@@ -219,13 +219,13 @@ func (h *Hasher) init() {
 // acquire takes a slot, waiting until one is free or ctx ends.
 func (h *Hasher) acquire(ctx context.Context, op string) (release func(), err error) {
 	if ctx.Err() != nil {
-		return nil, canceled(op, ctx)
+		return nil, canceled(ctx, op)
 	}
 	select {
 	case h.slots <- struct{}{}:
 		return func() { <-h.slots }, nil
 	case <-ctx.Done():
-		return nil, canceled(op, ctx)
+		return nil, canceled(ctx, op)
 	}
 }
 
@@ -238,7 +238,7 @@ func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 		return "", err
 	}
 	if h.err != nil {
-		return "", fail(ErrInvalidHash, "identity.Hasher.Hash", h.err)
+		return "", fail(ErrHasherConfig, "identity.Hasher.Hash", h.err)
 	}
 	release, err := h.acquire(ctx, "identity.Hasher.Hash")
 	if err != nil {
@@ -270,7 +270,7 @@ func (h *Hasher) Check(ctx context.Context, hash, pw string) (bool, error) {
 	dummy := hash == ""
 	if dummy {
 		if h.err != nil {
-			return false, fail(ErrInvalidHash, "identity.Hasher.Check", h.err)
+			return false, fail(ErrHasherConfig, "identity.Hasher.Check", h.err)
 		}
 		hash = dummyHash(h.p)
 	}

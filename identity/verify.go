@@ -2,6 +2,7 @@ package identity
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -87,6 +88,11 @@ type TokenInfo struct {
 // [Verifier.Verify] from any number of goroutines; the fields must not change
 // after the first call. Call [Verifier.Close] when done with it if any trust
 // has a JWKSURL.
+//
+// A JWKS trust fetches its key set on its first Verify, which waits for that
+// fetch (at most ten seconds, whatever the caller's context) while other
+// Verifies of the same trust wait with it. A failed first fetch is logged
+// and retried as for an unknown kid.
 type Verifier struct {
 	Trusted []Trust
 	Now     func() time.Time // nil means time.Now
@@ -280,20 +286,13 @@ func newTrust(t Trust) (*trust, error) {
 		return tr, nil
 	}
 	var err error
-	if tr.tenantPath, err = ParseClaimPath(cmpOr(t.TenantClaim, ClaimTenantID)); err != nil {
+	if tr.tenantPath, err = ParseClaimPath(cmp.Or(t.TenantClaim, ClaimTenantID)); err != nil {
 		return nil, fmt.Errorf("tenant claim: %w", err)
 	}
-	if tr.rolePath, err = ParseClaimPath(cmpOr(t.RoleClaim, ClaimRole)); err != nil {
+	if tr.rolePath, err = ParseClaimPath(cmp.Or(t.RoleClaim, ClaimRole)); err != nil {
 		return nil, fmt.Errorf("role claim: %w", err)
 	}
 	return tr, nil
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // key returns the key that verifies a token with kid and alg.
@@ -429,7 +428,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (tenant.Principal, 
 		revoked, err := v.Revoked(ctx, info)
 		switch {
 		case err != nil && ctx.Err() != nil:
-			return tenant.Principal{}, canceled(op, ctx)
+			return tenant.Principal{}, canceled(ctx, op)
 		case err != nil:
 			return tenant.Principal{}, fail(ErrRevocationCheck, op, err)
 		case revoked:

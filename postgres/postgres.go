@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -197,8 +198,10 @@ func Translate(err error) error {
 		return &fault.Error{Kind: fault.Conflict, Code: "conflict", Message: "A row with the same key already exists.", Err: err}
 	case pe.Code == "23503":
 		return &fault.Error{Kind: fault.Invalid, Code: "invalid_reference", Message: "A referenced row does not exist.", Err: err}
-	case pe.Code == "42501":
+	case pe.Code == "42501" && strings.Contains(pe.Message, "row-level security"):
 		return &fault.Error{Kind: fault.Denied, Code: "row_security_violation", Message: "The write is not allowed for this tenant.", Err: err}
+	case pe.Code == "42501":
+		return &fault.Error{Kind: fault.Denied, Code: "permission_denied", Message: "The database refused the operation.", Err: err}
 	case pe.Code == "23502":
 		return &fault.Error{Kind: fault.Invalid, Code: "not_null_violation", Message: "A required value is missing.", Err: err}
 	case pe.Code == "23514":

@@ -63,7 +63,7 @@ func tenantTablesDDL(schema string, siloTenant tenant.ID) []string {
 )`, s, check, s),
 		fmt.Sprintf(`CREATE INDEX tasks_project ON %s.tasks (tenant_id, project_id)`, s),
 	}
-	stmts = append(stmts, fmt.Sprintf(`GRANT USAGE ON SCHEMA %s TO bulkhead_app`, s))
+	stmts = append(stmts, fmt.Sprintf(`GRANT USAGE ON SCHEMA %s TO bulkhead_app, bulkhead_maint`, s))
 	for _, t := range TenantTableNames {
 		stmts = append(stmts, secureTableDDL(s+"."+quoteIdent(t))...)
 	}
@@ -91,6 +91,9 @@ func secureTableDDL(qt string) []string {
 			" USING (tenant_id = (SELECT bulkhead.tenant_id_for('delete')))",
 		"REVOKE ALL ON " + qt + " FROM PUBLIC",
 		"GRANT SELECT, INSERT, UPDATE, DELETE ON " + qt + " TO bulkhead_app",
+		// Offboarding deletes through the maintenance role, which bypasses
+		// row security; it needs nothing more than this.
+		"GRANT SELECT, DELETE ON " + qt + " TO bulkhead_maint",
 	}
 }
 

@@ -32,6 +32,7 @@ type Server struct {
 // Options tune Start.
 type Options struct {
 	External []identity.Trust
+	MaxBody  int64
 	Config   func(*httpapi.Config)
 }
 
@@ -51,6 +52,7 @@ func Start(tb testing.TB, o Options) *Server {
 	}
 	tb.Cleanup(auth.Close)
 	cfg := httpapi.Config{DB: db, Auth: auth, Hasher: &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}}
+	cfg.MaxBodyBytes = o.MaxBody
 	if o.Config != nil {
 		o.Config(&cfg)
 	}

@@ -30,6 +30,7 @@ import (
 const EnvURL = "BULKHEAD_TEST_DATABASE_URL"
 
 var (
+	createMu sync.Mutex
 	mu       sync.Mutex
 	base     *url.URL // superuser URL, path = database
 	template string
@@ -168,7 +169,12 @@ func NewDB(tb testing.TB) *DB {
 		tb.Fatalf("pgtest: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE DATABASE `+name+` TEMPLATE `+template); err != nil {
+	// Copies of one template are made one at a time: PostgreSQL refuses
+	// (after waiting) to copy a database another backend is using.
+	createMu.Lock()
+	_, err = conn.Exec(ctx, `CREATE DATABASE `+name+` TEMPLATE `+template)
+	createMu.Unlock()
+	if err != nil {
 		tb.Fatalf("pgtest: create database: %v", err)
 	}
 	d := &DB{Name: name, AdminURL: dbURL(name)}

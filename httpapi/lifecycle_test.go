@@ -1,0 +1,343 @@
+package httpapi_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// count returns how many rows of the tenant exist anywhere, as the
+// superuser: pool tables and the tenant's silo schema if it still exists.
+func count(t *testing.T, s *apitest.Server, uuid string) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	total := 0
+	for _, tb := range []string{"app.projects", "app.tasks"} {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+tb+` WHERE tenant_id = $1`, uuid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		total += n
+	}
+	schema := tenant.ID(uuid).SchemaName()
+	var exists bool
+	conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists)
+	if exists {
+		for _, tb := range []string{"projects", "tasks"} {
+			var n int
+			if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+schema+`.`+tb).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			total += n
+		}
+	}
+	return total
+}
+
+func TestOffboarding(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	for _, tier := range []string{"pool", "silo"} {
+		t.Run(tier, func(t *testing.T) {
+			gone := seed(t, s, "gone-"+tier, tier)
+			stays := seed(t, s, "stays-"+tier, tier)
+			if n := count(t, s, gone.UUID); n != 2 {
+				t.Fatalf("before: %d rows, want 2", n)
+			}
+			// A tenant admin cannot offboard its own tenant.
+			if r := s.Do(t, "DELETE", "/v1/tenants/"+gone.Slug, gone.AdminToken, nil); r.Status != http.StatusForbidden {
+				t.Fatalf("tenant admin deleting its tenant: %s", r)
+			}
+			r := s.Do(t, "DELETE", "/v1/tenants/"+gone.Slug, s.AdminToken, nil)
+			if r.Status != http.StatusOK {
+				t.Fatalf("offboard: %s", r)
+			}
+			if n := count(t, s, gone.UUID); n != 0 {
+				t.Fatalf("after offboarding: %d rows remain", n)
+			}
+			if n := count(t, s, stays.UUID); n != 2 {
+				t.Fatalf("the other tenant has %d rows, want 2", n)
+			}
+			// Its tokens stop working, its users cannot log in, its slug is never reused.
+			if r := s.Do(t, "GET", "/rest/v1/projects", gone.AdminToken, nil); r.Status != http.StatusUnauthorized {
+				t.Fatalf("token of an offboarded tenant: %s", r)
+			}
+			if r := s.Do(t, "POST", "/v1/auth/token", "", map[string]string{"tenant": gone.Slug, "email": "admin@" + gone.Slug + ".test", "password": "pw-admin@" + gone.Slug + ".test"}); r.Status != http.StatusUnauthorized {
+				t.Fatalf("login to an offboarded tenant: %s", r)
+			}
+			if r := s.Do(t, "POST", "/v1/tenants", s.AdminToken, map[string]string{"id": gone.Slug, "tier": tier}); r.Status != http.StatusConflict {
+				t.Fatalf("re-create an offboarded slug: %s", r)
+			}
+			if r := s.Do(t, "GET", "/v1/tenants/"+gone.Slug, s.AdminToken, nil); r.Status != http.StatusNotFound {
+				t.Fatalf("get an offboarded tenant: %s", r)
+			}
+			if r := s.Do(t, "DELETE", "/v1/tenants/"+gone.Slug, s.AdminToken, nil); r.Status != http.StatusNotFound {
+				t.Fatalf("offboard twice: %s", r)
+			}
+			if r := s.Do(t, "GET", "/rest/v1/projects", stays.AdminToken, nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), stays.ProjectName) {
+				t.Fatalf("the other tenant: %s", r)
+			}
+		})
+	}
+}
+
+func TestTenantCreate(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	a := s.CreateTenant(t, "acme", "pool")
+	for _, tt := range []struct {
+		name   string
+		token  string
+		body   any
+		status int
+		code   string
+	}{
+		{"retry is safe", s.AdminToken, map[string]string{"id": "acme", "name": "acme", "tier": "pool"}, http.StatusOK, ""},
+		{"same id, other tier", s.AdminToken, map[string]string{"id": "acme", "name": "acme", "tier": "silo"}, http.StatusConflict, "tenant_exists"},
+		{"reserved slug", s.AdminToken, map[string]string{"id": "public", "tier": "silo"}, http.StatusBadRequest, "invalid_tenant_id"},
+		{"uppercase slug", s.AdminToken, map[string]string{"id": "Acme2", "tier": "pool"}, http.StatusBadRequest, "invalid_tenant_id"},
+		{"long slug", s.AdminToken, map[string]string{"id": strings.Repeat("a", 41), "tier": "pool"}, http.StatusBadRequest, "invalid_tenant_id"},
+		{"unicode slug", s.AdminToken, map[string]string{"id": "аcme", "tier": "pool"}, http.StatusBadRequest, "invalid_tenant_id"},
+		{"bad tier", s.AdminToken, map[string]string{"id": "newco", "tier": "gold"}, http.StatusBadRequest, "invalid_tier"},
+		{"unknown field", s.AdminToken, `{"id":"newco","tier":"pool","owner":"me"}`, http.StatusBadRequest, "invalid_body"},
+		{"case-variant key", s.AdminToken, `{"id":"newco","ID":"other","tier":"pool"}`, http.StatusBadRequest, "invalid_body"},
+		{"not json", s.AdminToken, `{"id":`, http.StatusBadRequest, "invalid_body"},
+		{"tenant admin", a.AdminToken, map[string]string{"id": "newco", "tier": "pool"}, http.StatusForbidden, "platform_admin_required"},
+		{"no token", "", map[string]string{"id": "newco", "tier": "pool"}, http.StatusUnauthorized, "missing_token"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := s.Do(t, "POST", "/v1/tenants", tt.token, tt.body)
+			if r.Status != tt.status || (tt.code != "" && r.Code() != tt.code) {
+				t.Fatalf("POST /v1/tenants %v = %s, want %d %s", tt.body, r, tt.status, tt.code)
+			}
+			if ct := r.Header.Get("Content-Type"); r.Status >= 400 && ct != "application/problem+json" {
+				t.Fatalf("error content type %q", ct)
+			}
+		})
+	}
+	r := s.Do(t, "GET", "/v1/tenants", s.AdminToken, nil)
+	if strings.Contains(string(r.Body), "newco") || strings.Count(string(r.Body), `"id"`) != 1 {
+		t.Fatalf("a refused request wrote something: %s", r)
+	}
+	// A silo whose schema already exists without a catalog row is refused.
+	conn, err := pgx.Connect(context.Background(), s.PG.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var tenants int
+	conn.QueryRow(context.Background(), `SELECT count(*) FROM bulkhead_control.tenants`).Scan(&tenants)
+	if tenants != 1 {
+		t.Fatalf("%d catalog rows, want 1", tenants)
+	}
+}
+
+func TestBadInputWritesNothing(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{MaxBody: 4096})
+	a := seed(t, s, "acme", "pool")
+	before := snapshot(t, s, a)
+	big := `[` + strings.Repeat(`{"name":"x"},`, 1000) + `{"name":"x"}]`
+	for _, tt := range []struct {
+		name, method, path string
+		token              string
+		body               any
+		status             int
+	}{
+		{"oversized body", "POST", "/rest/v1/projects", a.AdminToken, big, http.StatusRequestEntityTooLarge},
+		{"malformed json", "POST", "/rest/v1/projects", a.AdminToken, `{"name":`, http.StatusBadRequest},
+		{"unknown column", "POST", "/rest/v1/projects", a.AdminToken, `{"name":"x","evil":1}`, http.StatusBadRequest},
+		{"system column", "GET", "/rest/v1/projects?select=ctid,xmin", a.AdminToken, nil, http.StatusBadRequest},
+		{"reg cast", "GET", "/rest/v1/projects?select=id::regclass", a.AdminToken, nil, http.StatusBadRequest},
+		{"unknown table", "GET", "/rest/v1/pg_authid", a.AdminToken, nil, http.StatusNotFound},
+		{"control table", "GET", "/rest/v1/keys", a.AdminToken, nil, http.StatusNotFound},
+		{"patch without filter", "PATCH", "/rest/v1/projects", a.AdminToken, `{"name":"all"}`, http.StatusBadRequest},
+		{"delete without filter", "DELETE", "/rest/v1/projects", a.AdminToken, nil, http.StatusBadRequest},
+		{"bad operator", "GET", "/rest/v1/projects?name=xx.1", a.AdminToken, nil, http.StatusBadRequest},
+		{"bad uuid", "GET", "/rest/v1/projects?id=eq.1%27%20or%201=1--", a.AdminToken, nil, http.StatusBadRequest},
+		{"bad limit", "GET", "/rest/v1/projects?limit=-1", a.AdminToken, nil, http.StatusBadRequest},
+		{"duplicate key in row", "POST", "/rest/v1/projects", a.AdminToken, `{"name":"a","name":"b"}`, http.StatusBadRequest},
+		{"case-variant tenant_id", "POST", "/rest/v1/projects", a.AdminToken, `{"name":"a","TENANT_ID":"00000000-0000-4000-8000-000000000000"}`, http.StatusBadRequest},
+		{"too long name", "POST", "/rest/v1/projects", a.AdminToken, `{"name":"` + strings.Repeat("n", 600) + `"}`, http.StatusBadRequest},
+		{"null name", "POST", "/rest/v1/projects", a.AdminToken, `{"name":null}`, http.StatusBadRequest},
+		{"wrong content type", "POST", "/rest/v1/projects", a.AdminToken, nil, http.StatusBadRequest},
+		{"member delete", "DELETE", "/rest/v1/projects?id=eq." + a.ProjectID, a.MemberToken, nil, http.StatusForbidden},
+		{"batch with one bad row", "POST", "/rest/v1/projects", a.AdminToken, `[{"name":"ok"},{"name":""}]`, http.StatusBadRequest},
+		{"single over many", "PATCH", "/rest/v1/projects?name=neq.zzz", a.AdminToken, `{"description":"x"}`, http.StatusNotFound},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var hdr []string
+			if tt.name == "wrong content type" {
+				hdr = []string{"Content-Type", "text/plain"}
+				tt.body = "name=x"
+			}
+			if tt.name == "single over many" {
+				// one object asked for, two rows would change: rolled back
+				s.Do(t, "POST", "/rest/v1/projects", a.AdminToken, `{"name":"second"}`)
+				before = snapshot(t, s, a)
+				hdr = []string{"Accept", "application/vnd.pgrst.object+json", "Prefer", "return=representation"}
+				tt.status = http.StatusBadRequest
+			}
+			r := s.Do(t, tt.method, tt.path, tt.token, tt.body, hdr...)
+			if r.Status != tt.status {
+				t.Fatalf("%s %s = %s, want %d", tt.method, tt.path, r, tt.status)
+			}
+			if r.Header.Get("Content-Type") != "application/problem+json" || r.Code() == "" {
+				t.Fatalf("not a problem+json with a code: %q %s", r.Header.Get("Content-Type"), r)
+			}
+			if after := snapshot(t, s, a); after != before {
+				t.Fatalf("a refused request changed data:\n%s\n%s", before, after)
+			}
+		})
+	}
+}
+
+func TestLoginAnswersAlike(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	s.CreateTenant(t, "acme", "pool")
+	var first *apitest.Response
+	for _, body := range []map[string]string{
+		{"tenant": "acme", "email": "admin@acme.test", "password": "wrong"},
+		{"tenant": "acme", "email": "nobody@acme.test", "password": "wrong"},
+		{"tenant": "no-such", "email": "admin@acme.test", "password": "pw-admin@acme.test"},
+		{"tenant": "INVALID SLUG", "email": "admin@acme.test", "password": "pw-admin@acme.test"},
+	} {
+		r := s.Do(t, "POST", "/v1/auth/token", "", body)
+		if r.Status != http.StatusUnauthorized || r.Code() != "invalid_credentials" {
+			t.Fatalf("login %v = %s", body, r)
+		}
+		if first == nil {
+			first = r
+		} else if detail(r) != detail(first) {
+			t.Fatalf("login failures differ: %s vs %s", r, first)
+		}
+	}
+}
+
+func detail(r *apitest.Response) string {
+	b := string(r.Body)
+	i := strings.Index(b, `"request_id"`)
+	if i < 0 {
+		return b
+	}
+	return b[:i]
+}
+
+func TestVendedContextBoundToFunction(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	a := seed(t, s, "acme", "pool")
+	b := seed(t, s, "globex", "silo")
+	ctx := context.Background()
+	f1, err := s.DB.Postgres().CreateFunction(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2, err := s.DB.Postgres().CreateFunction(ctx, "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vend := func(fnToken, userToken string) (*apitest.Response, string, string) {
+		r := s.Do(t, "POST", "/v1/auth/context", fnToken, map[string]string{"token": userToken})
+		var v struct{ Context, Schema string }
+		if r.Status == http.StatusOK {
+			r.JSON(t, &v)
+		}
+		return r, v.Context, v.Schema
+	}
+	for _, tt := range []struct{ name, fn, user string }{
+		{"user token as function credential", a.AdminToken, a.AdminToken},
+		{"no function credential", "", a.AdminToken},
+		{"forged function credential", "bkf_orders_" + strings.Repeat("0", 48), a.AdminToken},
+		{"garbage user token", f1.Token, "garbage"},
+		{"platform token", f1.Token, s.AdminToken},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if r, _, _ := vend(tt.fn, tt.user); r.Status < 400 {
+				t.Fatalf("vend: %s", r)
+			}
+		})
+	}
+	r, ctxA, schemaA := vend(f1.Token, a.MemberToken)
+	if r.Status != http.StatusOK || schemaA != "app" {
+		t.Fatalf("vend for acme: %s", r)
+	}
+	_, ctxB, schemaB := vend(f1.Token, b.MemberToken)
+	if !strings.HasPrefix(schemaB, "t_") {
+		t.Fatalf("globex's schema %q", schemaB)
+	}
+	run := func(fc string, pw string, token, schema string) []string {
+		db, err := bulkhead.Open(ctx, bulkhead.Config{AppDatabaseURL: s.PG.URL(fc, pw)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		c, err := bulkhead.WithSigned(ctx, token, placementOf(schema))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		err = db.Tx(c, func(tx pgx.Tx) error {
+			tbl, err := bulkhead.Table(c, "projects")
+			if err != nil {
+				return err
+			}
+			rows, err := tx.Query(ctx, `SELECT name FROM `+tbl)
+			if err != nil {
+				return err
+			}
+			names, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	if got := run(f1.LoginRole, f1.Password, ctxA, schemaA); len(got) != 1 || got[0] != a.ProjectName {
+		t.Fatalf("orders function with acme's context sees %v", got)
+	}
+	if got := run(f1.LoginRole, f1.Password, ctxB, schemaB); len(got) != 1 || got[0] != b.ProjectName {
+		t.Fatalf("orders function with globex's context sees %v", got)
+	}
+	// The same context under another function's login role is useless.
+	if got := run(f2.LoginRole, f2.Password, ctxA, schemaA); len(got) != 0 {
+		t.Fatalf("billing function replaying orders' context sees %v", got)
+	}
+	// acme's context aimed at globex's silo sees nothing.
+	if got := run(f1.LoginRole, f1.Password, ctxA, schemaB); len(got) != 0 {
+		t.Fatalf("acme's context in globex's silo sees %v", got)
+	}
+	// A business-code handle has no keys and cannot mint.
+	db, err := bulkhead.Open(ctx, bulkhead.Config{AppDatabaseURL: s.PG.URL(f1.LoginRole, f1.Password)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Mint(ctx, tenant.Principal{Tenant: "globex", Role: tenant.Admin}, bulkhead.MintOptions{}); err == nil {
+		t.Fatal("a business-code handle minted a context")
+	}
+	if err := db.Tx(tenant.NewContext(ctx, tenant.Principal{Tenant: "globex", Role: tenant.Admin}), func(pgx.Tx) error { return nil }); err == nil {
+		t.Fatal("a business-code handle ran a transaction from a principal it chose")
+	}
+}
+
+func placementOf(schema string) string {
+	if schema == "app" {
+		return "pool"
+	}
+	return schema
+}

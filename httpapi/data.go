@@ -71,24 +71,26 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 	var out *string
 	var rows int64
 	var total *int64
-	err = postgres.ScopedTx(r.Context(), s.db.Postgres().App(), sc.Token, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(r.Context(), st.SQL, st.Args...).Scan(&out, &rows, &total); err != nil {
-			return err
-		}
-		if st.Single && rows != 1 {
-			if rows == 0 {
-				return fault.E(fault.NotFound, "not_found", "No row matches.")
+	scan := func(row pgx.Row) error { return row.Scan(&out, &rows, &total) }
+	var check func() error
+	if st.Single || st.MaxAffected > 0 || st.Rollback {
+		check = func() error {
+			if st.Single && rows != 1 {
+				if rows == 0 {
+					return fault.E(fault.NotFound, "not_found", "No row matches.")
+				}
+				return fault.E(fault.Invalid, "not_single", "More than one row matches, but one object was requested.")
 			}
-			return fault.E(fault.Invalid, "not_single", "More than one row matches, but one object was requested.")
+			if st.MaxAffected > 0 && rows > st.MaxAffected {
+				return fault.Errorf(fault.Invalid, "max_affected_exceeded", "The request would affect %d rows, more than the %d allowed.", rows, st.MaxAffected)
+			}
+			if st.Rollback {
+				return errRollback
+			}
+			return nil
 		}
-		if st.MaxAffected > 0 && rows > st.MaxAffected {
-			return fault.Errorf(fault.Invalid, "max_affected_exceeded", "The request would affect %d rows, more than the %d allowed.", rows, st.MaxAffected)
-		}
-		if st.Rollback {
-			return errRollback
-		}
-		return nil
-	})
+	}
+	err = postgres.ScopedStatement(r.Context(), s.db.Postgres().App(), sc.Token, st.SQL, st.Args, scan, check)
 	if err != nil && !errors.Is(err, errRollback) {
 		s.writeError(w, r, err)
 		return

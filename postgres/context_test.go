@@ -28,9 +28,11 @@ type env struct {
 	tenants map[string]*tenant.Tenant
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvTB(t) }
+
+func newEnvTB(t testing.TB) *env {
 	t.Helper()
-	ctx := t.Context()
+	ctx := context.Background()
 	db, pg := pgtest.Open(t)
 	k, err := db.SigningKey(ctx, postgres.KeyContext)
 	if err != nil {
@@ -43,7 +45,7 @@ func newEnv(t *testing.T) *env {
 			t.Fatalf("CreateTenant(%s) = %v, %v", slug, created, err)
 		}
 		e.tenants[slug] = tn
-		e.exec(t, e.mint(t, slug, nil), `INSERT INTO `+e.table(slug, "projects")+` (name) VALUES ($1)`, "canary-"+slug)
+		e.exec(t, e.mintTB(t, slug), `INSERT INTO `+e.table(slug, "projects")+` (name) VALUES ($1)`, "canary-"+slug)
 	}
 	return e
 }
@@ -61,6 +63,15 @@ func (e *env) claims(slug string) ctxtoken.Claims {
 		Audience: e.db.AppRole, RequestID: "r1"}
 }
 
+func (e *env) mintTB(t testing.TB, slug string) string {
+	t.Helper()
+	tok, err := ctxtoken.Mint(e.key, e.claims(slug))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 func (e *env) mint(t *testing.T, slug string, edit func(*ctxtoken.Claims)) string {
 	t.Helper()
 	c := e.claims(slug)
@@ -74,10 +85,11 @@ func (e *env) mint(t *testing.T, slug string, edit func(*ctxtoken.Claims)) strin
 	return tok
 }
 
-func (e *env) exec(t *testing.T, token, sql string, args ...any) {
+func (e *env) exec(t testing.TB, token, sql string, args ...any) {
 	t.Helper()
-	err := postgres.ScopedTx(t.Context(), e.db.App(), token, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
-		_, err := tx.Exec(t.Context(), sql, args...)
+	ctx := context.Background()
+	err := postgres.ScopedTx(ctx, e.db.App(), token, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, sql, args...)
 		return err
 	})
 	if err != nil {
@@ -334,5 +346,4 @@ func TestRoles(t *testing.T) {
 	if err := db.Admin().QueryRow(ctx, `SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'app.tasks'::regclass`).Scan(&enabled, &forced); err != nil || !forced || !enabled {
 		t.Fatalf("app.tasks row security enabled=%v forced=%v %v", enabled, forced, err)
 	}
-	_ = context.Background
 }

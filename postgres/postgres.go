@@ -208,6 +208,8 @@ func Translate(err error) error {
 		return &fault.Error{Kind: fault.Invalid, Code: "check_violation", Message: "A value is out of the allowed range.", Err: err}
 	case len(pe.Code) == 5 && pe.Code[:2] == "22":
 		return &fault.Error{Kind: fault.Invalid, Code: "invalid_value", Message: "A value has the wrong type or format.", Err: err}
+	case pe.Code == "42P10":
+		return &fault.Error{Kind: fault.Invalid, Code: "invalid_conflict_target", Message: "on_conflict must name the columns of a unique key (for tenant tables: tenant_id and id).", Err: err}
 	case pe.Code == "57014":
 		return &fault.Error{Kind: fault.Unavailable, Code: "statement_timeout", Message: "The statement took too long.", Err: err}
 	case pe.Code == "53300":

@@ -98,3 +98,63 @@ func Schema(placement string) (string, error) {
 	}
 	return placement, nil
 }
+
+// ScopedStatement runs one statement of trusted code (the data API) in a
+// tenant-scoped transaction, in one round trip: BEGIN, the context, the
+// statement and COMMIT travel as one pipelined batch. scan reads the
+// statement's single row. When check is not nil, COMMIT waits for it: a
+// check that fails rolls the transaction back (a second round trip).
+func ScopedStatement(ctx context.Context, pool *pgxpool.Pool, token, sql string, args []any, scan func(pgx.Row) error, check func() error) (err error) {
+	if token == "" {
+		return fault.E(fault.Unauthenticated, "no_tenant", "No tenant context is associated with this request.")
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return Translate(err)
+	}
+	defer func() {
+		// Isolation: a connection is only returned outside any transaction.
+		pc := conn.Conn().PgConn()
+		if !pc.IsClosed() && pc.TxStatus() != 'I' {
+			if _, rerr := conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`); rerr != nil {
+				destroy(conn)
+				return
+			}
+		}
+		if pc.IsClosed() || pc.TxStatus() != 'I' {
+			destroy(conn)
+			return
+		}
+		conn.Release()
+	}()
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	b.Queue(SetContextSQL, token)
+	b.Queue(sql, args...)
+	if check == nil {
+		b.Queue(`COMMIT`)
+	}
+	br := conn.SendBatch(ctx, b)
+	if _, err = br.Exec(); err == nil {
+		if _, err = br.Exec(); err == nil {
+			if err = scan(br.QueryRow()); err == nil && check == nil {
+				_, err = br.Exec()
+			}
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return Translate(err)
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return err
+		}
+		if _, err := conn.Exec(ctx, `COMMIT`); err != nil {
+			return Translate(err)
+		}
+	}
+	return nil
+}

@@ -35,7 +35,10 @@
 // Not supported, each refused with [ErrUnsupported]: embedded resources,
 // spreads and aggregates in select; JSON paths (col->key); the match, imatch,
 // full-text, array and range operators; limit, offset and order on writes;
-// filters on POST; PUT; CSV, GeoJSON and execution plans.
+// filters on POST; PUT; CSV, GeoJSON and execution plans. Prefer:
+// missing=default works only when every object has every inserted key. As
+// in PostgREST, bodies go through json_populate_recordset over the table's
+// row type, so a column of a NOT NULL domain type cannot be left out.
 //
 // # Safety rules
 //

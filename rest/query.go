@@ -142,7 +142,11 @@ func (p *parser) parseQuery(v url.Values) (*query, error) {
 				q.conds = append(q.conds, c)
 			}
 		default:
-			c, err := p.column(k, unquoteName(k))
+			name := unquoteName(k)
+			if p.cols[name] == nil && strings.Contains(name, ".") {
+				return nil, errorf(ErrUnsupported, "The filter %s is on an embedded resource: embedding is not supported.", echo(k))
+			}
+			c, err := p.column(k, name)
 			if err != nil {
 				return nil, err
 			}

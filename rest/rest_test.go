@@ -236,6 +236,16 @@ func TestBuild(t *testing.T) {
 			},
 		},
 		{
+			name:  "GETOrderByJSONAsText",
+			table: tasks,
+			req:   req{method: "GET", query: "select=id&order=meta.desc,status"},
+			want: &rest.Statement{
+				SQL:     `SELECT ` + readBody + `, count(*), NULL::bigint FROM (SELECT _t."id" FROM "t_0d9e8f7a6b5c4d3e8f21a0b1c2d3e4f5"."tasks" AS _t ORDER BY _t."meta"::text DESC, _t."status" ASC LIMIT $1::bigint) AS _r`,
+				Args:    []any{int64(1000)},
+				Returns: true,
+			},
+		},
+		{
 			name: "GETCountExact",
 			req:  req{method: "GET", query: "select=id&name=eq.a&limit=10&offset=10", header: map[string]string{"Prefer": "count=exact"}},
 			want: &rest.Statement{
@@ -292,6 +302,15 @@ func TestBuild(t *testing.T) {
 			want: &rest.Statement{
 				SQL:     `WITH _w AS (INSERT INTO "app"."projects" AS _t ("name", "description") SELECT _x."name", _x."description" FROM json_populate_recordset(NULL::"app"."projects", $1::text::json) AS _x RETURNING ` + projectsCols + `) SELECT ` + writeBody + `, count(*), NULL::bigint FROM _w`,
 				Args:    []any{`[{"name":"a","description":"d"}]`},
+				Returns: true,
+			},
+		},
+		{
+			name: "POSTRepresentationRenamed",
+			req:  req{method: "POST", query: "select=key:id,name", header: map[string]string{"Prefer": "return=representation"}, body: `{"name":"a"}`},
+			want: &rest.Statement{
+				SQL:     `WITH _w AS (INSERT INTO "app"."projects" AS _t ("name") SELECT _x."name" FROM json_populate_recordset(NULL::"app"."projects", $1::text::json) AS _x RETURNING _t."id" AS _c0, _t."name" AS _c1) SELECT coalesce(json_agg(json_build_object($2::text, _w._c0, $3::text, _w._c1)), '[]'::json)::text, count(*), NULL::bigint FROM _w`,
+				Args:    []any{`[{"name":"a"}]`, "key", "name"},
 				Returns: true,
 			},
 		},
@@ -510,6 +529,7 @@ func TestBuildErrors(t *testing.T) {
 		{name: "Spread", req: req{method: "GET", query: "select=...tasks(title)"}, want: rest.ErrUnsupported},
 		{name: "Aggregate", req: req{method: "GET", query: "select=count()"}, want: rest.ErrUnsupported},
 		{name: "EmbeddedModifier", req: req{method: "GET", query: "tasks.order=title"}, want: rest.ErrUnsupported, wantText: "embedding is not supported"},
+		{name: "EmbeddedFilter", req: req{method: "GET", query: "tasks.title=eq.a"}, want: rest.ErrUnsupported},
 		{name: "JSONPathSelect", table: tasks, req: req{method: "GET", query: "select=meta->a"}, want: rest.ErrUnsupported},
 		{name: "JSONPathFilter", table: tasks, req: req{method: "GET", query: "meta->>a=eq.1"}, want: rest.ErrUnsupported},
 		{name: "SelectEmpty", req: req{method: "GET", query: "select="}, want: rest.ErrInvalidSelect},

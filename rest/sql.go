@@ -132,6 +132,10 @@ func (g *gen) read(q *query, limit int64, returns bool, acc accept, count bool) 
 			inner.WriteString(", ")
 		}
 		inner.WriteString(colRef(o.col))
+		if o.col.Type == "json" || o.col.Type == "json[]" {
+			// json has no ordering operator; its text has.
+			inner.WriteString("::text")
+		}
 		if o.desc {
 			inner.WriteString(" DESC")
 		} else {

@@ -146,21 +146,27 @@ func (a *Auth) current(ctx context.Context) (issuers, error) {
 	return issuers{v, user, admin}, nil
 }
 
-// signingKeys turns stored keys into identity keys, the current signer first.
+// signingKeys turns stored keys into identity keys, the current signer
+// (the newest key that may sign now; ks is ordered newest signer first)
+// first and the others after it, verify-only.
 func signingKeys(ks []postgres.Key, now time.Time) []identity.SigningKey {
-	var out []identity.SigningKey
+	var signer []identity.SigningKey
+	var rest []identity.SigningKey
 	for _, k := range ks {
 		sk := identity.SigningKey{ID: k.ID, Private: ed25519.NewKeyFromSeed(k.Secret[:ed25519.SeedSize])}
 		if k.NotAfter != nil {
 			sk.NotAfter = *k.NotAfter
 		}
-		if k.Signing(now) && (len(out) == 0 || out[0].ID != k.ID) {
-			out = append([]identity.SigningKey{sk}, out...)
+		if signer == nil && k.Signing(now) {
+			signer = []identity.SigningKey{sk}
 		} else {
-			out = append(out, sk)
+			rest = append(rest, sk)
 		}
 	}
-	return out
+	if signer == nil {
+		return nil
+	}
+	return append(signer, rest...)
 }
 
 // Verify turns a bearer token into a principal: bulkhead's own tokens

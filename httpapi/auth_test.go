@@ -141,12 +141,12 @@ func TestExternalIdentityProvider(t *testing.T) {
 		t.Fatalf("external token for globex by UUID: %s", r)
 	}
 	for name, c := range map[string]jwt.MapClaims{
-		"unknown tenant":     claims("initech"),
-		"no tenant":          {"iss": idp.URL, "aud": "my-app", "sub": "x", "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()},
-		"wrong audience":     func() jwt.MapClaims { c := claims("acme"); c["aud"] = "other"; return c }(),
-		"expired":            func() jwt.MapClaims { c := claims("acme"); c["exp"] = now.Add(-time.Hour).Unix(); return c }(),
-		"claims a platform":  func() jwt.MapClaims { c := claims("acme"); c["platform"] = true; return c }(),
-		"our issuer":         func() jwt.MapClaims { c := claims("acme"); c["iss"] = bulkhead.TokenIssuer; return c }(),
+		"unknown tenant":    claims("initech"),
+		"no tenant":         {"iss": idp.URL, "aud": "my-app", "sub": "x", "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()},
+		"wrong audience":    func() jwt.MapClaims { c := claims("acme"); c["aud"] = "other"; return c }(),
+		"expired":           func() jwt.MapClaims { c := claims("acme"); c["exp"] = now.Add(-time.Hour).Unix(); return c }(),
+		"claims a platform": func() jwt.MapClaims { c := claims("acme"); c["platform"] = true; return c }(),
+		"our issuer":        func() jwt.MapClaims { c := claims("acme"); c["iss"] = bulkhead.TokenIssuer; return c }(),
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := s.Do(t, "GET", "/v1/tenants", sign(c), nil)

@@ -1,0 +1,128 @@
+package ctxtoken
+
+import (
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var (
+	key   = Key{ID: "k1", Secret: []byte(strings.Repeat("s", 32))}
+	other = Key{ID: "k1", Secret: []byte(strings.Repeat("o", 32))}
+	now   = time.Unix(1_800_000_000, 0)
+)
+
+func claims() Claims {
+	return Claims{Tenant: "acme", TenantID: "11111111-1111-4111-8111-111111111111", Subject: "u1", Role: "admin",
+		Scope: []string{"select"}, IssuedAt: now.Unix(), ExpiresAt: now.Unix() + 45, Audience: "bulkhead_gateway", RequestID: "r"}
+}
+
+func TestRoundTrip(t *testing.T) {
+	tok, err := Mint(key, claims())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Verify(tok, []Key{key}, Options{Now: now, Audience: "bulkhead_gateway"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(claims(), got); diff != "" {
+		t.Fatalf("Verify(Mint(c)) (-want +got):\n%s", diff)
+	}
+}
+
+func TestVerifyRejects(t *testing.T) {
+	good, _ := Mint(key, claims())
+	parts := strings.Split(good, ".")
+	reencode := func(payload string) string {
+		return parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + parts[3]
+	}
+	signed := func(payload string) string {
+		s := "v1.k1." + base64.RawURLEncoding.EncodeToString([]byte(payload))
+		return s + "." + base64.RawURLEncoding.EncodeToString(mac(key.Secret, s))
+	}
+	mint := func(edit func(*Claims)) string {
+		c := claims()
+		edit(&c)
+		tok, err := Mint(key, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	forged, _ := Mint(other, claims())
+	for _, tt := range []struct {
+		name  string
+		token string
+		want  error
+	}{
+		{"empty", "", ErrMalformed},
+		{"v2", "v2" + good[2:], ErrMalformed},
+		{"padding", good + "=", ErrMalformed},
+		{"whitespace", parts[0] + "." + parts[1] + "." + parts[2][:3] + " " + parts[2][3:] + "." + parts[3], ErrMalformed},
+		{"standard base64", strings.ReplaceAll(good, "_", "/"), ErrMalformed},
+		{"too long", "v1.k1." + strings.Repeat("a", MaxLen) + "." + parts[3], ErrMalformed},
+		{"unknown kid", strings.Replace(good, ".k1.", ".k2.", 1), ErrUnknownKey},
+		{"wrong key", forged, ErrSignature},
+		{"edited payload", reencode(`{"tenant_id":"22222222-2222-4222-8222-222222222222"}`), ErrSignature},
+		{"expired", mint(func(c *Claims) { c.IssuedAt -= 100; c.ExpiresAt = now.Unix() }), ErrExpired},
+		{"lifetime", mint(func(c *Claims) { c.ExpiresAt = c.IssuedAt + 3600 }), ErrLifetime},
+		{"audience", mint(func(c *Claims) { c.Audience = "bulkhead_fn_x" }), ErrAudience},
+		{"duplicate claim", signed(`{"tenant_id":"a","tenant_id":"b","aud":"bulkhead_gateway","iat":1,"exp":9999999999}`), ErrMalformed},
+		{"case-colliding claim", signed(`{"tenant_id":"a","TENANT_ID":"b","aud":"bulkhead_gateway","iat":1,"exp":9999999999}`), ErrMalformed},
+		{"unknown claim", signed(`{"tenant_id":"a","admin":true}`), ErrMalformed},
+		{"not an object", signed(`["tenant_id"]`), ErrMalformed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Verify(tt.token, []Key{key}, Options{Now: now, Audience: "bulkhead_gateway"})
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Verify = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	t.Run("retired key", func(t *testing.T) {
+		k := key
+		k.NotAfter = now
+		if _, err := Verify(good, []Key{k}, Options{Now: now}); !errors.Is(err, ErrKeyRetired) {
+			t.Fatalf("Verify = %v, want ErrKeyRetired", err)
+		}
+	})
+}
+
+func TestMintRefuses(t *testing.T) {
+	for name, tt := range map[string]struct {
+		k Key
+		c Claims
+	}{
+		"short secret":   {Key{ID: "k", Secret: []byte("short")}, claims()},
+		"bad kid":        {Key{ID: "k.1", Secret: key.Secret}, claims()},
+		"no tenant":      {key, func() Claims { c := claims(); c.TenantID = ""; return c }()},
+		"no audience":    {key, func() Claims { c := claims(); c.Audience = ""; return c }()},
+		"exp before iat": {key, func() Claims { c := claims(); c.ExpiresAt = c.IssuedAt; return c }()},
+	} {
+		if _, err := Mint(tt.k, tt.c); err == nil {
+			t.Errorf("Mint with %s succeeded", name)
+		}
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	good, _ := Mint(key, claims())
+	f.Add(good)
+	f.Add("v1.k1.e30.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Add("v1..x.y")
+	f.Fuzz(func(t *testing.T, tok string) {
+		c, err := Verify(tok, []Key{key}, Options{Now: now})
+		if err == nil && tok != good {
+			// Only a token minted with the key can verify.
+			again, merr := Mint(key, c)
+			if merr != nil || again != tok {
+				t.Fatalf("Verify accepted %q, which Mint never made", tok)
+			}
+		}
+	})
+}

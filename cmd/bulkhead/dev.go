@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +29,7 @@ const devMarker = ".bulkhead-dev"
 
 // devState is what dev keeps between runs, 0600 in the data dir.
 type devState struct {
+	PGDir         string      `json:"pg_dir"`
 	PGPassword    string      `json:"pg_password"`
 	PGPort        int         `json:"pg_port"`
 	Seeded        bool        `json:"seeded"`
@@ -83,8 +86,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	log := newLogger(stderr, o.jsonLogs)
-	fmt.Fprintf(stderr, "starting a private PostgreSQL in %s\n", filepath.Join(dir, "pg"))
-	cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "pg"), Port: st.PGPort, Password: st.PGPassword})
+	if st.PGDir == "" {
+		st.PGDir = clusterDir(dir)
+	}
+	fmt.Fprintf(stderr, "starting a private PostgreSQL in %s\n", st.PGDir)
+	if err := os.MkdirAll(st.PGDir, 0o700); err != nil {
+		return err
+	}
+	os.WriteFile(filepath.Join(st.PGDir, devMarker), []byte("made by bulkhead dev\n"), 0o600)
+	cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: st.PGDir, Port: st.PGPort, Password: st.PGPassword})
 	if err != nil {
 		return err
 	}
@@ -166,7 +176,41 @@ func removeDevDir(dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, devMarker)); err != nil {
 		return fmt.Errorf("refusing --fresh: %s was not made by bulkhead dev (no %s marker)", dir, devMarker)
 	}
+	var st devState
+	if b, err := os.ReadFile(filepath.Join(dir, "state.json")); err == nil && json.Unmarshal(b, &st) == nil &&
+		st.PGDir != "" && !strings.HasPrefix(st.PGDir, dir+string(filepath.Separator)) {
+		if _, err := os.Stat(filepath.Join(st.PGDir, devMarker)); err == nil {
+			os.RemoveAll(st.PGDir)
+		}
+	}
 	return os.RemoveAll(dir)
+}
+
+// clusterDir is where the private cluster lives: <dir>/pg, unless the
+// process is root and the postgres user cannot reach dir (a data dir under
+// /root, say); then a directory of its own under /var/tmp, named after dir
+// and recorded in state.json, so that --fresh removes it too.
+func clusterDir(dir string) string {
+	inside := filepath.Join(dir, "pg")
+	if os.Geteuid() != 0 || traversable(filepath.Dir(dir)) {
+		return inside
+	}
+	sum := sha256.Sum256([]byte(dir))
+	return filepath.Join(os.TempDir(), "bulkhead-dev-"+hex.EncodeToString(sum[:6]))
+}
+
+// traversable reports whether every directory from / to dir lets others
+// search it.
+func traversable(dir string) bool {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
 }
 
 // prepareDevDir makes the data dir: 0700, a .gitignore of "*", the marker,

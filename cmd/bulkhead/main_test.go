@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// syncBuffer is a bytes.Buffer safe for a command writing while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs the command in the background until the test ends.
+func start(t *testing.T, args ...string) (stdout, stderr *syncBuffer, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, stdout, stderr) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(60 * time.Second):
+				err = errors.New("command did not stop")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return stdout, stderr, stop
+}
+
+// waitFor polls until f is true (bounded, not a timing assertion).
+func waitFor(t *testing.T, what string, stderr *syncBuffer, f func() bool) {
+	t.Helper()
+	for i := 0; i < 600; i++ {
+		if f() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("gave up waiting for %s; stderr:\n%s", what, stderr.String())
+}
+
+func TestUsage(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), nil, io.Discard, &out); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "Commands:") {
+		t.Fatalf("no args: %v\n%s", err, out.String())
+	}
+	if err := run(context.Background(), []string{"nope"}, io.Discard, io.Discard); !errors.As(err, new(usageError)) {
+		t.Fatalf("unknown command: %v, want a usage error", err)
+	}
+	if err := run(context.Background(), []string{"tenants", "list"}, io.Discard, io.Discard); err == nil {
+		t.Fatal("tenants list without a database succeeded")
+	}
+}
+
+func TestServe(t *testing.T) {
+	pg := pgtest.NewDB(t)
+	stdout, stderr, stop := start(t, "serve", "--addr", "127.0.0.1:0", "--database-url", pg.AdminURL)
+	re := regexp.MustCompile(`serving on (http://\S+)`)
+	waitFor(t, "the server", stderr, func() bool { return re.MatchString(stdout.String()) })
+	base := re.FindStringSubmatch(stdout.String())[1]
+	res, err := http.Get(base + "/healthz")
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %v %v", res, err)
+	}
+	res.Body.Close()
+	res, err = http.Get(base + "/rest/v1/projects")
+	if err != nil || res.StatusCode != http.StatusUnauthorized || res.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("unauthenticated data request: %v %v", res, err)
+	}
+	res.Body.Close()
+	if err := stop(); err != nil {
+		t.Fatalf("serve returned %v on shutdown", err)
+	}
+}
+
+func TestTenantsCommand(t *testing.T) {
+	pg := pgtest.NewDB(t)
+	ctx := context.Background()
+	cmd := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(ctx, append(args, "--database-url", pg.AdminURL), &out, io.Discard)
+		return out.String(), err
+	}
+	if out, err := cmd("tenants", "create", "acme"); err != nil || !strings.Contains(out, "created: acme tier=pool") {
+		t.Fatalf("create acme: %q %v", out, err)
+	}
+	if out, err := cmd("tenants", "create", "globex", "--tier", "silo"); err != nil || !strings.Contains(out, "placement=t_") {
+		t.Fatalf("create globex: %q %v", out, err)
+	}
+	if out, err := cmd("tenants", "create", "acme"); err != nil || !strings.Contains(out, "exists: acme") {
+		t.Fatalf("retry: %q %v", out, err)
+	}
+	if _, err := cmd("tenants", "create", "Bad_Slug"); err == nil {
+		t.Fatal("bad slug accepted")
+	}
+	if out, err := cmd("tenants", "list"); err != nil || !strings.Contains(out, "acme") || !strings.Contains(out, "globex") {
+		t.Fatalf("list: %q %v", out, err)
+	}
+	if _, err := cmd("tenants", "delete", "globex"); !errors.As(err, new(usageError)) {
+		t.Fatalf("delete without --yes: %v", err)
+	}
+	if out, err := cmd("tenants", "delete", "globex", "--yes"); err != nil || !strings.Contains(out, `"dropped_schema"`) {
+		t.Fatalf("delete: %q %v", out, err)
+	}
+	if _, err := cmd("tenants", "create", "globex", "--tier", "silo"); err == nil {
+		t.Fatal("an offboarded slug was handed out again")
+	}
+	if out, err := cmd("keys", "rotate", "--purpose", "context"); err != nil || !strings.Contains(out, "new signing key") {
+		t.Fatalf("keys rotate: %q %v", out, err)
+	}
+	if out, err := cmd("keys", "list"); err != nil || strings.Count(out, "context") != 2 {
+		t.Fatalf("keys list after rotation: %q %v", out, err)
+	}
+	if out, err := cmd("token", "--admin"); err != nil || strings.Count(strings.TrimSpace(out), ".") != 2 {
+		t.Fatalf("token --admin: %q %v", out, err)
+	}
+	if out, err := cmd("functions", "create", "orders"); err != nil || !strings.Contains(out, `"login_role":"bulkhead_fn_orders"`) {
+		t.Fatalf("functions create: %q %v", out, err)
+	}
+}
+
+func TestDev(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "devdata")
+	t.Cleanup(func() { removeDevDir(dir) }) // runs after the commands stop
+	stdout, stderr, stop := start(t, "dev", "--data-dir", dir, "--addr", "127.0.0.1:0")
+	path := filepath.Join(dir, "dev.json")
+	waitFor(t, "dev.json", stderr, func() bool { return strings.Contains(stdout.String(), "bulkhead dev is running") })
+	var d devJSON
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"dev.json", "state.json"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v, want 0600", f, fi.Mode(), err)
+		}
+	}
+	if gi, _ := os.ReadFile(filepath.Join(dir, ".gitignore")); string(gi) != "*\n" {
+		t.Fatalf(".gitignore = %q", gi)
+	}
+	if len(d.Tenants) != 2 || d.Tenants[0].ID != "acme" || d.Tenants[1].Tier != "silo" || d.FunctionToken == "" || d.AppDatabaseURL == "" {
+		t.Fatalf("dev.json: %+v", d)
+	}
+	acme := login(t, d.URL, "acme", d.Tenants[0].Users[0])
+	body := get(t, d.URL+"/rest/v1/projects?select=name&order=name", acme)
+	if body != `[{"name":"Billing v2"}, `+"\n"+` {"name":"Website relaunch"}]` {
+		t.Fatalf("acme's projects: %s", body)
+	}
+	if strings.Contains(get(t, d.URL+"/rest/v1/projects", login(t, d.URL, "globex", d.Tenants[1].Users[0])), "Billing") {
+		t.Fatal("globex sees acme's projects")
+	}
+	// The demo function's own login role sees nothing without a context.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, d.AppDatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM app.projects`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("function role without context: %d rows, %v", n, err)
+	}
+	conn.Close(ctx)
+	if err := stop(); err != nil {
+		t.Fatalf("dev returned %v", err)
+	}
+	if _, err := pgx.Connect(ctx, d.DatabaseURL); err == nil {
+		t.Fatal("PostgreSQL still accepts connections after dev stopped")
+	}
+	// A second run keeps the data and the passwords.
+	stdout2, stderr2, stop2 := start(t, "dev", "--data-dir", dir, "--addr", "127.0.0.1:0")
+	waitFor(t, "the second run", stderr2, func() bool { return strings.Contains(stdout2.String(), "bulkhead dev is running") })
+	b, _ = os.ReadFile(path)
+	var d2 devJSON
+	json.Unmarshal(b, &d2)
+	if got := get(t, d2.URL+"/rest/v1/projects?select=name&order=name", login(t, d2.URL, "acme", d.Tenants[0].Users[0])); got != body {
+		t.Fatalf("after restart: %s", got)
+	}
+	stop2()
+	// --fresh refuses a directory dev did not make.
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "precious"), []byte("x"), 0o600)
+	if err := run(ctx, []string{"dev", "--data-dir", other, "--fresh"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "refusing --fresh") {
+		t.Fatalf("--fresh on a foreign dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(other, "precious")); err != nil {
+		t.Fatal("--fresh deleted a directory it did not make")
+	}
+}
+
+func login(t *testing.T, base, slug string, u devUser) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"tenant": slug, "email": u.Email, "password": u.Password})
+	res, err := http.Post(base+"/v1/auth/token", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(res.Body).Decode(&tok)
+	if tok.AccessToken == "" {
+		t.Fatalf("login %s: %d", u.Email, res.StatusCode)
+	}
+	return tok.AccessToken
+}
+
+func get(t *testing.T, url, token string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}

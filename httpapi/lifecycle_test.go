@@ -242,11 +242,13 @@ func TestVendedContextBoundToFunction(t *testing.T) {
 	a := seed(t, s, "acme", "pool")
 	b := seed(t, s, "globex", "silo")
 	ctx := context.Background()
-	f1, err := s.DB.Postgres().CreateFunction(ctx, "orders")
+	// Login roles are cluster-wide: names are unique per test run.
+	suffix := strings.ReplaceAll(a.UUID[:8], "-", "")
+	f1, err := s.DB.Postgres().CreateFunction(ctx, "orders_"+suffix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f2, err := s.DB.Postgres().CreateFunction(ctx, "billing")
+	f2, err := s.DB.Postgres().CreateFunction(ctx, "billing_"+suffix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +263,7 @@ func TestVendedContextBoundToFunction(t *testing.T) {
 	for _, tt := range []struct{ name, fn, user string }{
 		{"user token as function credential", a.AdminToken, a.AdminToken},
 		{"no function credential", "", a.AdminToken},
-		{"forged function credential", "bkf_orders_" + strings.Repeat("0", 48), a.AdminToken},
+		{"forged function credential", "bkf_orders_" + suffix + "_" + strings.Repeat("0", 48), a.AdminToken},
 		{"garbage user token", f1.Token, "garbage"},
 		{"platform token", f1.Token, s.AdminToken},
 	} {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
 )
@@ -66,7 +67,12 @@ func (db *DB) CreateFunction(ctx context.Context, name string) (fc *FunctionCred
 		return nil
 	})
 	if err != nil {
-		if fault.KindOf(Translate(err)) == fault.Conflict || strings.Contains(err.Error(), "already exists") {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42710" {
+			return nil, fault.Errorf(fault.Conflict, "function_role_exists",
+				"A login role named %s already exists in this PostgreSQL cluster (roles are shared by all its databases).", role)
+		}
+		if fault.KindOf(Translate(err)) == fault.Conflict {
 			return nil, ErrFunctionExists
 		}
 		return nil, Translate(err)

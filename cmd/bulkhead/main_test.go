@@ -152,7 +152,8 @@ func TestTenantsCommand(t *testing.T) {
 	if out, err := cmd("token", "--admin"); err != nil || strings.Count(strings.TrimSpace(out), ".") != 2 {
 		t.Fatalf("token --admin: %q %v", out, err)
 	}
-	if out, err := cmd("functions", "create", "orders"); err != nil || !strings.Contains(out, `"login_role":"bulkhead_fn_orders"`) {
+	fn := "orders_" + strings.TrimPrefix(pg.Name, "bulkhead_test_") // login roles are cluster-wide
+	if out, err := cmd("functions", "create", fn); err != nil || !strings.Contains(out, `"login_role":"bulkhead_fn_`+fn+`"`) {
 		t.Fatalf("functions create: %q %v", out, err)
 	}
 }

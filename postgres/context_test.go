@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bulkhead-dev/bulkhead/ctxtoken"
 	"github.com/bulkhead-dev/bulkhead/fault"
@@ -346,4 +347,57 @@ func TestRoles(t *testing.T) {
 	if err := db.Admin().QueryRow(ctx, `SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'app.tasks'::regclass`).Scan(&enabled, &forced); err != nil || !forced || !enabled {
 		t.Fatalf("app.tasks row security enabled=%v forced=%v %v", enabled, forced, err)
 	}
+}
+
+// TestContextDoesNotOutliveStatement runs scoped work on a one-connection
+// pool and then asks the same connection, with no context, what it can see.
+func TestContextDoesNotOutliveStatement(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	cfg, err := postgres.AppPoolConfig(e.pg.URL(postgres.RoleGateway, gatewayPassword(t, e)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var n int64
+	for _, check := range []func() error{nil, func() error { return nil }} {
+		err = postgres.ScopedStatement(ctx, pool, e.mint(t, "pa", nil), `SELECT count(*) FROM app.projects`, nil,
+			func(r pgx.Row) error { return r.Scan(&n) }, check)
+		if err != nil || n != 1 {
+			t.Fatalf("scoped count = %d, %v; want 1", n, err)
+		}
+		var setting *string
+		var after int64
+		if err := pool.QueryRow(ctx, `SELECT current_setting('bulkhead.context', true), (SELECT count(*) FROM app.projects)`).Scan(&setting, &after); err != nil {
+			t.Fatal(err)
+		}
+		if (setting != nil && *setting != "") || after != 0 {
+			t.Fatalf("after the scoped statement the connection still has context %v and sees %d rows", setting, after)
+		}
+	}
+	// A statement that fails takes its context with it, and the connection
+	// is usable.
+	err = postgres.ScopedStatement(ctx, pool, e.mint(t, "pa", nil), `SELECT 1/0`, nil, func(r pgx.Row) error { return r.Scan(&n) }, nil)
+	if err == nil {
+		t.Fatal("1/0 succeeded")
+	}
+	var after int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM app.projects`).Scan(&after); err != nil || after != 0 {
+		t.Fatalf("after a failed scoped statement: %d rows, %v", after, err)
+	}
+}
+
+func gatewayPassword(t *testing.T, e *env) string {
+	t.Helper()
+	var pw string
+	if err := e.db.Admin().QueryRow(t.Context(), `SELECT password FROM bulkhead_control.role_credentials WHERE role = 'bulkhead_gateway'`).Scan(&pw); err != nil {
+		t.Fatal(err)
+	}
+	return pw
 }

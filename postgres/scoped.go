@@ -100,10 +100,11 @@ func Schema(placement string) (string, error) {
 }
 
 // ScopedStatement runs one statement of trusted code (the data API) in a
-// tenant-scoped transaction, in one round trip: BEGIN, the context, the
-// statement and COMMIT travel as one pipelined batch. scan reads the
-// statement's single row. When check is not nil, COMMIT waits for it: a
-// check that fails rolls the transaction back (a second round trip).
+// tenant-scoped transaction, in one round trip: the context and the
+// statement travel as one pipelined batch. scan reads the statement's
+// single row. When check is not nil, the transaction stays open until it
+// returns: a check that fails rolls back, one that passes commits (a
+// second round trip).
 func ScopedStatement(ctx context.Context, pool *pgxpool.Pool, token, sql string, args []any, scan func(pgx.Row) error, check func() error) (err error) {
 	if token == "" {
 		return fault.E(fault.Unauthenticated, "no_tenant", "No tenant context is associated with this request.")
@@ -127,19 +128,24 @@ func ScopedStatement(ctx context.Context, pool *pgxpool.Pool, token, sql string,
 		}
 		conn.Release()
 	}()
+	// Without a check, the two statements go as one pipeline with a single
+	// Sync: PostgreSQL runs them as one implicit transaction, so the
+	// transaction-local context lives exactly as long as the statement
+	// needs it, and either both run or neither does. With a check, an
+	// explicit BEGIN keeps the transaction open until the check decides.
 	b := &pgx.Batch{}
-	b.Queue(`BEGIN`)
+	if check != nil {
+		b.Queue(`BEGIN`)
+	}
 	b.Queue(SetContextSQL, token)
 	b.Queue(sql, args...)
-	if check == nil {
-		b.Queue(`COMMIT`)
-	}
 	br := conn.SendBatch(ctx, b)
-	if _, err = br.Exec(); err == nil {
+	if check != nil {
+		_, err = br.Exec()
+	}
+	if err == nil {
 		if _, err = br.Exec(); err == nil {
-			if err = scan(br.QueryRow()); err == nil && check == nil {
-				_, err = br.Exec()
-			}
+			err = scan(br.QueryRow())
 		}
 	}
 	if cerr := br.Close(); err == nil {

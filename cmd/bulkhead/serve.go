@@ -123,6 +123,9 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 		srv: &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 			WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}}
 	go func() { a.errc <- a.srv.Serve(ln) }()
+	// The watchdog ends app backends that lock tenant tables or idle in a
+	// transaction, and resets settings planted on app roles.
+	go db.Postgres().Watch(ctx, 5*time.Second, postgres.WatchdogOptions{})
 	log.Info("serving", "addr", a.addr)
 	return a, nil
 }

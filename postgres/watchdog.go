@@ -1,0 +1,166 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+)
+
+// Finding is one thing the watchdog saw on an app login role, and what it
+// did about it.
+type Finding struct {
+	Kind   string // "role_setting", "strong_lock", "idle_in_transaction"
+	Role   string
+	PID    int32
+	Detail string
+	Action string // "reset", "terminated", or "reported"
+}
+
+func (f Finding) String() string {
+	return fmt.Sprintf("%s role=%s pid=%d %s (%s)", f.Kind, f.Role, f.PID, f.Detail, f.Action)
+}
+
+// WatchdogOptions tune Sweep.
+type WatchdogOptions struct {
+	// MaxIdleInTransaction ends app backends idle inside a transaction for
+	// longer; zero means 30 seconds.
+	MaxIdleInTransaction time.Duration
+}
+
+// appRoles selects the login roles that are members of bulkhead_app.
+const appRoles = `SELECT r.oid, r.rolname FROM pg_roles r
+	WHERE r.rolcanlogin AND NOT r.rolsuper AND pg_has_role(r.oid, 'bulkhead_app', 'MEMBER')`
+
+// ownSettings are the role settings bulkhead itself makes.
+var ownSettings = map[string]bool{"log_parameter_max_length": true, "log_parameter_max_length_on_error": true}
+
+// Sweep looks once at every app login role and acts:
+//
+//   - a role setting bulkhead did not make (ALTER ROLE CURRENT_USER SET …
+//     plants read-only mode, tiny timeouts, huge work_mem or a search_path
+//     into every future session of that role) is reset;
+//   - a backend holding a lock stronger than ROW EXCLUSIVE on a tenant
+//     table (LOCK TABLE needs only UPDATE or DELETE, and row security does
+//     not apply to it: it stalls every tenant) is terminated;
+//   - a backend idle inside a transaction for too long is terminated.
+//
+// It looks at this database's backends only. It needs the admin
+// connection to be a superuser (or a member of pg_signal_backend with
+// CREATEROLE).
+func (db *DB) Sweep(ctx context.Context, o WatchdogOptions) (out []Finding, err error) {
+	defer fault.Wrap(&err, "postgres.Sweep")
+	if o.MaxIdleInTransaction == 0 {
+		o.MaxIdleInTransaction = 30 * time.Second
+	}
+	rows, err := db.admin.Query(ctx, `WITH app AS (`+appRoles+`)
+		SELECT app.rolname, s.setdatabase, cfg
+		FROM pg_db_role_setting s JOIN app ON app.oid = s.setrole, unnest(s.setconfig) cfg
+		WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))`)
+	if err != nil {
+		return nil, err
+	}
+	type setting struct{ role, cfg string }
+	var planted []setting
+	for rows.Next() {
+		var st setting
+		var dbOID uint32
+		if err := rows.Scan(&st.role, &dbOID, &st.cfg); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		name, _, _ := strings.Cut(st.cfg, "=")
+		if !ownSettings[name] {
+			planted = append(planted, st)
+		}
+	}
+	rows.Close()
+	reset := map[string]bool{}
+	for _, st := range planted {
+		f := Finding{Kind: "role_setting", Role: st.role, Detail: st.cfg, Action: "reset"}
+		if !reset[st.role] {
+			if err := db.resetRole(ctx, st.role); err != nil {
+				f.Action = "reported (reset failed: " + err.Error() + ")"
+			}
+			reset[st.role] = true
+		}
+		out = append(out, f)
+	}
+	rows, err = db.admin.Query(ctx, `WITH app AS (`+appRoles+`)
+		SELECT DISTINCT a.pid, a.usename::text, 'strong_lock', l.mode || ' on ' || n.nspname || '.' || c.relname
+		  FROM pg_locks l
+		  JOIN pg_stat_activity a ON a.pid = l.pid
+		  JOIN app ON app.oid = a.usesysid
+		  JOIN pg_class c ON c.oid = l.relation
+		  JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE l.granted AND l.locktype = 'relation' AND a.datname = current_database()
+		   AND l.mode IN ('ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+		   AND (n.nspname = 'app' OR n.nspname ~ '^t_[0-9a-f]{32}$')
+		UNION
+		SELECT a.pid, a.usename::text, 'idle_in_transaction', a.state || ' for ' || date_trunc('second', now() - a.state_change)::text
+		  FROM pg_stat_activity a JOIN app ON app.oid = a.usesysid
+		 WHERE a.datname = current_database()
+		   AND a.state IN ('idle in transaction', 'idle in transaction (aborted)')
+		   AND now() - a.state_change > make_interval(secs => $1)`, o.MaxIdleInTransaction.Seconds())
+	if err != nil {
+		return nil, err
+	}
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Finding, error) {
+		var f Finding
+		err := r.Scan(&f.PID, &f.Role, &f.Kind, &f.Detail)
+		return f, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range found {
+		var ok bool
+		f.Action = "terminated"
+		if err := db.admin.QueryRow(ctx, `SELECT pg_terminate_backend($1)`, f.PID).Scan(&ok); err != nil || !ok {
+			f.Action = "reported (could not terminate)"
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// resetRole removes every setting of an app role and puts back bulkhead's.
+func (db *DB) resetRole(ctx context.Context, role string) error {
+	q := quoteIdent(role)
+	if _, err := db.admin.Exec(ctx, `ALTER ROLE `+q+` RESET ALL`); err != nil {
+		return err
+	}
+	for s := range ownSettings {
+		if _, err := db.admin.Exec(ctx, `ALTER ROLE `+q+` SET `+s+` = 0`); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Watch runs Sweep every interval until ctx ends, and logs each finding at
+// Warn: each is a sign of compromised business code.
+func (db *DB) Watch(ctx context.Context, interval time.Duration, o WatchdogOptions) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		fs, err := db.Sweep(ctx, o)
+		if err != nil && ctx.Err() == nil {
+			db.log.WarnContext(ctx, "watchdog sweep failed", "err", err)
+		}
+		for _, f := range fs {
+			db.log.LogAttrs(ctx, slog.LevelWarn, "watchdog", slog.String("kind", f.Kind), slog.String("role", f.Role),
+				slog.Int("pid", int(f.PID)), slog.String("detail", f.Detail), slog.String("action", f.Action))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -40,8 +40,23 @@ var (
 // Main runs the package's tests against a PostgreSQL. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
-func Main(m *testing.M) {
-	code := m.Run()
+//
+// Functions in before run first, for package-wide set-up such as
+// [NewDBForExamples]; an error fails the run.
+func Main(m *testing.M, before ...func() error) {
+	code := 0
+	for _, f := range before {
+		if err := f(); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest:", err)
+			code = 1
+		}
+	}
+	if code == 0 {
+		code = m.Run()
+	}
+	for i := len(cleanups) - 1; i >= 0; i-- {
+		cleanups[i]()
+	}
 	if cluster != nil {
 		cluster.Stop()
 		os.RemoveAll(cluster.Dir)
@@ -204,4 +219,32 @@ func Open(tb testing.TB) (*postgres.DB, *DB) {
 	}
 	tb.Cleanup(db.Close)
 	return db, d
+}
+
+// tbless adapts Setup's failures for callers without a testing.TB.
+type tbless struct {
+	testing.TB
+	err error
+}
+
+func (t *tbless) Helper()                      {}
+func (t *tbless) Fatalf(f string, args ...any) { t.err = fmt.Errorf(f, args...); panic(t) }
+func (t *tbless) Fatal(args ...any)            { t.err = fmt.Errorf("%v", fmt.Sprint(args...)); panic(t) }
+func (t *tbless) Cleanup(f func())             { cleanups = append(cleanups, f) }
+
+var cleanups []func()
+
+// NewDBForExamples is NewDB for code without a testing.TB, such as
+// Example functions: the database is dropped when Main returns.
+func NewDBForExamples() (d *DB, err error) {
+	t := &tbless{}
+	defer func() {
+		if r := recover(); r != nil {
+			if r != t {
+				panic(r)
+			}
+			err = t.err
+		}
+	}()
+	return NewDB(t), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 
@@ -53,9 +54,17 @@ func (k Key) Verifying(t time.Time) bool { return k.NotAfter == nil || t.Before(
 // String keeps the secret out of logs.
 func (k Key) String() string { return fmt.Sprintf("Key{%s %s}", k.Purpose, k.ID) }
 
-func insertKey(ctx context.Context, conn interface {
+type rowQuerier interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
-}, purpose KeyPurpose) (string, error) {
+}
+
+func insertKey(ctx context.Context, conn rowQuerier, purpose KeyPurpose) (string, error) {
+	return insertKeyAt(ctx, conn, purpose, true)
+}
+
+// insertKeyAt makes a key; signing says whether it signs from now or is
+// published verify-only.
+func insertKeyAt(ctx context.Context, conn rowQuerier, purpose KeyPurpose, signing bool) (string, error) {
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return "", err
@@ -67,7 +76,7 @@ func insertKey(ctx context.Context, conn interface {
 	kid := base64.RawURLEncoding.EncodeToString(idb)
 	var got string
 	err := conn.QueryRow(ctx, `INSERT INTO bulkhead_control.keys (kid, purpose, secret, signing_since)
-		VALUES ($1, $2, $3, now()) RETURNING kid`, kid, string(purpose), secret).Scan(&got)
+		VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END) RETURNING kid`, kid, string(purpose), secret, signing).Scan(&got)
 	return got, err
 }
 
@@ -91,26 +100,55 @@ func (db *DB) FindKeys(ctx context.Context, purpose KeyPurpose) (keys []Key, err
 	})
 }
 
-// RotateKey makes a new signing key for purpose. Older keys of the purpose
-// keep verifying until grace has passed (their not_after is set to now +
-// grace unless it is already sooner), so contexts and tokens already issued
-// stay valid for their lifetime. It returns the new key id.
+// PublishKey adds a verify-only key for purpose: the first phase of a
+// rotation, for verifiers that cache keys (JWKS). It does not sign until
+// RotateKey switches to it.
+func (db *DB) PublishKey(ctx context.Context, purpose KeyPurpose) (kid string, err error) {
+	defer fault.Wrap(&err, "postgres.PublishKey(%s)", purpose)
+	if !purpose.Valid() {
+		return "", fault.Errorf(fault.Invalid, "invalid_key_purpose", "Unknown key purpose %q.", purpose)
+	}
+	err = db.ownerTx(ctx, func(tx pgx.Tx) error {
+		kid, err = insertKeyAt(ctx, tx, purpose, false)
+		return err
+	})
+	db.keys.invalidate()
+	return kid, err
+}
+
+// RotateKey switches the signer of purpose: to the newest published,
+// verify-only key if there is one, else to a new key. Older keys of the
+// purpose keep verifying until grace has passed (their not_after becomes
+// now + grace unless it is already sooner), so what they signed stays
+// valid for its lifetime; a grace of zero or less retires them now (after
+// a restore into another environment, or a leak). It returns the signer.
 func (db *DB) RotateKey(ctx context.Context, purpose KeyPurpose, grace time.Duration) (kid string, err error) {
 	defer fault.Wrap(&err, "postgres.RotateKey(%s)", purpose)
 	if !purpose.Valid() {
 		return "", fault.Errorf(fault.Invalid, "invalid_key_purpose", "Unknown key purpose %q.", purpose)
 	}
-	err = pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
+	if grace < 0 {
+		grace = 0
+	}
+	err = db.ownerTx(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT kid FROM bulkhead_control.keys
+			WHERE purpose = $1 AND signing_since IS NULL AND (not_after IS NULL OR not_after > now())
+			ORDER BY created_at DESC LIMIT 1 FOR UPDATE`, string(purpose)).Scan(&kid)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE bulkhead_control.keys
 			SET not_after = now() + make_interval(secs => $2)
-			WHERE purpose = $1 AND (not_after IS NULL OR not_after > now() + make_interval(secs => $2))`,
-			string(purpose), grace.Seconds()); err != nil {
+			WHERE purpose = $1 AND kid IS DISTINCT FROM $3
+			  AND (not_after IS NULL OR not_after > now() + make_interval(secs => $2))`,
+			string(purpose), grace.Seconds(), kid); err != nil {
 			return err
 		}
-		kid, err = insertKey(ctx, tx, purpose)
+		if kid != "" {
+			_, err := tx.Exec(ctx, `UPDATE bulkhead_control.keys SET signing_since = now() WHERE kid = $1`, kid)
+			return err
+		}
+		kid, err = insertKeyAt(ctx, tx, purpose, true)
 		return err
 	})
 	if err != nil {

@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -199,6 +201,16 @@ func clusterDir(dir string) string {
 	return filepath.Join(os.TempDir(), "bulkhead-dev-"+hex.EncodeToString(sum[:6]))
 }
 
+func chownToPostgres(dir string) error {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return fmt.Errorf("running as root needs the postgres system user: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return os.Chown(dir, uid, gid)
+}
+
 // traversable reports whether every directory from / to dir lets others
 // search it.
 func traversable(dir string) bool {
@@ -239,8 +251,10 @@ func prepareDevDir(dir string) (*devState, error) {
 		}
 	}
 	if os.Geteuid() == 0 {
-		// PostgreSQL runs as the postgres user and must reach pg/ inside.
-		if err := os.Chmod(dir, 0o711); err != nil {
+		// PostgreSQL runs as the postgres user and must reach pg/ inside:
+		// the directory stays 0700 and is handed to that user (root reads
+		// and writes it regardless; the files in it stay root's, 0600).
+		if err := chownToPostgres(dir); err != nil {
 			return nil, err
 		}
 	}

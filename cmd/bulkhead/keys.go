@@ -12,7 +12,7 @@ import (
 )
 
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const synopsis = "keys list | rotate [--purpose context|jwt|admin-jwt|record|all] [--grace DURATION] | retire KID"
+	const synopsis = "keys list | publish [--purpose P] | rotate [--purpose context|jwt|admin-jwt|record|all] [--grace DURATION | --retire-now] | retire KID"
 	if len(args) == 0 {
 		return usageError{"usage: bulkhead " + synopsis}
 	}
@@ -20,7 +20,8 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlags("keys "+sub, synopsis, stderr)
 	dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL")
 	purpose := fs.String("purpose", "all", "which key to rotate")
-	grace := fs.Duration("grace", 0, "how long older keys keep verifying (default: the longest token lifetime plus skew)")
+	grace := fs.Duration("grace", 0, "how long older keys keep verifying (default: the longest lifetime of what they signed, plus skew)")
+	retireNow := fs.Bool("retire-now", false, "retire every older key of the purpose at once (after a restore into another environment, or a leak)")
 	kid, rest := splitPositional(args)
 	if err := parse(fs, rest); err != nil {
 		return err
@@ -45,7 +46,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 		return tw.Flush()
-	case "rotate":
+	case "publish", "rotate":
 		if *purpose != "all" {
 			p := postgres.KeyPurpose(*purpose)
 			if !p.Valid() {
@@ -54,15 +55,30 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			purposes = []postgres.KeyPurpose{p}
 		}
 		for _, p := range purposes {
+			if sub == "publish" {
+				kid, err := db.PublishKey(ctx, p)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "%s: published verify-only key %s; `bulkhead keys rotate` switches to it\n", p, kid)
+				continue
+			}
 			g := *grace
 			if g == 0 {
 				g = graceFor(p)
+			}
+			if *retireNow {
+				g = -1
 			}
 			kid, err := db.RotateKey(ctx, p, g)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%s: new signing key %s; older keys verify for %s more\n", p, kid, g)
+			if *retireNow {
+				fmt.Fprintf(stdout, "%s: signing key %s; every older key is retired now\n", p, kid)
+			} else {
+				fmt.Fprintf(stdout, "%s: signing key %s; older keys verify for %s more\n", p, kid, g)
+			}
 		}
 		return nil
 	case "retire":

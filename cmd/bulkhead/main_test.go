@@ -143,14 +143,40 @@ func TestTenantsCommand(t *testing.T) {
 	if _, err := cmd("tenants", "create", "globex", "--tier", "silo"); err == nil {
 		t.Fatal("an offboarded slug was handed out again")
 	}
-	if out, err := cmd("keys", "rotate", "--purpose", "context"); err != nil || !strings.Contains(out, "new signing key") {
-		t.Fatalf("keys rotate: %q %v", out, err)
+	// Three phases: publish verify-only, switch to it, retire the old.
+	out, err := cmd("keys", "publish", "--purpose", "context")
+	kid := regexp.MustCompile(`key (\S+);`).FindStringSubmatch(out)
+	if err != nil || kid == nil {
+		t.Fatalf("keys publish: %q %v", out, err)
+	}
+	if out, err := cmd("keys", "list"); err != nil || !regexp.MustCompile(`context\s+`+regexp.QuoteMeta(kid[1])+`\s+\S+\s+false`).MatchString(out) {
+		t.Fatalf("published key is not verify-only: %q %v", out, err)
+	}
+	if out, err := cmd("keys", "rotate", "--purpose", "context"); err != nil || !strings.Contains(out, "signing key "+kid[1]+";") {
+		t.Fatalf("keys rotate did not switch to the published key: %q %v", out, err)
 	}
 	if out, err := cmd("keys", "list"); err != nil || strings.Count(out, "context") != 2 {
 		t.Fatalf("keys list after rotation: %q %v", out, err)
 	}
-	if out, err := cmd("token", "--admin"); err != nil || strings.Count(strings.TrimSpace(out), ".") != 2 {
-		t.Fatalf("token --admin: %q %v", out, err)
+	if out, err := cmd("keys", "rotate", "--purpose", "context", "--retire-now"); err != nil || !strings.Contains(out, "retired now") {
+		t.Fatalf("keys rotate --retire-now: %q %v", out, err)
+	}
+	if out, err := cmd("keys", "list"); err != nil || strings.Count(out, "context") != 1 {
+		t.Fatalf("keys list after --retire-now: %q %v", out, err)
+	}
+	adminTok, err := cmd("token", "--admin")
+	if err != nil || strings.Count(strings.TrimSpace(adminTok), ".") != 2 {
+		t.Fatalf("token --admin: %q %v", adminTok, err)
+	}
+	old := stdin
+	t.Cleanup(func() { stdin = old })
+	stdin = strings.NewReader(adminTok)
+	if out, err := cmd("token", "revoke"); err != nil || !strings.Contains(out, "revoked") {
+		t.Fatalf("token revoke: %q %v", out, err)
+	}
+	stdin = strings.NewReader(adminTok)
+	if _, err := cmd("token", "revoke"); err == nil {
+		t.Fatal("a revoked token verified again")
 	}
 	fn := "orders_" + strings.TrimPrefix(pg.Name, "bulkhead_test_") // login roles are cluster-wide
 	if out, err := cmd("functions", "create", fn); err != nil || !strings.Contains(out, `"login_role":"bulkhead_fn_`+fn+`"`) {
@@ -176,6 +202,9 @@ func TestDev(t *testing.T) {
 		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Fatalf("%s: %v %v, want 0600", f, fi.Mode(), err)
 		}
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir: %v %v, want 0700", fi.Mode(), err)
 	}
 	if gi, _ := os.ReadFile(filepath.Join(dir, ".gitignore")); string(gi) != "*\n" {
 		t.Fatalf(".gitignore = %q", gi)

@@ -271,7 +271,7 @@ func (a *Auth) RevokeAdminToken(ctx context.Context, token string) error {
 	}
 	raw, _ := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[1])
 	if err := json.Unmarshal(raw, &c); err != nil || c.JTI == "" {
-		return fault.E(fault.Invalid, "invalid_token", "The token has no id to revoke.")
+		return fault.E(fault.Invalid, "token_without_id", "The token has no id to revoke.")
 	}
 	return a.db.pg.RevokeToken(ctx, c.JTI, time.Unix(c.Exp, 0))
 }

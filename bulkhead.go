@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/ctxtoken"
 	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -149,7 +150,8 @@ func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 
 // WithSigned returns a copy of ctx carrying a context vended to this
 // process (for example by POST /v1/auth/context or a Lambda authorizer),
-// for [DB.Tx]. placement is "pool" or the silo schema the vendor returned.
+// for [DB.Tx]. placement is the schema the vendor returned ("app" for the
+// pool, or the silo's schema); "pool" is accepted too.
 func WithSigned(ctx context.Context, token, placement string) (context.Context, error) {
 	if _, err := ctxtoken.KeyID(token); err != nil {
 		return ctx, fault.E(fault.Unauthenticated, "invalid_context", "The tenant context is malformed.")
@@ -270,7 +272,9 @@ func (db *DB) ResolveTenant(ctx context.Context, p tenant.Principal) (*tenant.Te
 	return t, nil
 }
 
-var errTenantGone = fault.E(fault.Unauthenticated, "invalid_token", "The token is not valid.")
+// errTenantGone answers for a token whose tenant is absent or not active,
+// exactly as for any other invalid token.
+var errTenantGone = identity.ErrInvalidToken
 
 // ForgetTenant drops a tenant from the cache, after the control plane
 // changed it.

@@ -21,29 +21,31 @@ type Kind uint8
 
 // The kinds of error. The zero value is Internal.
 const (
-	Internal        Kind = iota // a bug or an unexpected failure; 500
-	Invalid                     // malformed input; 400
-	Unauthenticated             // no valid credentials; 401
-	Denied                      // a policy decision about something the caller can see; 403
-	NotFound                    // absent, or invisible to the caller; 404
-	Conflict                    // a uniqueness or state conflict; 409
-	TooLarge                    // a body or batch over the limit; 413
-	Unavailable                 // overloaded, shutting down, or a dependency is down; 503
-	TooMany                     // a rate or concurrency limit; 429
-	Canceled                    // the caller went away or its deadline passed
+	Internal         Kind = iota // a bug or an unexpected failure; 500
+	Invalid                      // malformed input; 400
+	Unauthenticated              // no valid credentials; 401
+	Denied                       // a policy decision about something the caller can see; 403
+	NotFound                     // absent, or invisible to the caller; 404
+	Conflict                     // a uniqueness or state conflict; 409
+	TooLarge                     // a body or batch over the limit; 413
+	Unavailable                  // overloaded, shutting down, or a dependency is down; 503
+	TooMany                      // a rate or concurrency limit; 429
+	Canceled                     // the caller went away or its deadline passed
+	MethodNotAllowed             // a known endpoint, another method; 405
 )
 
 var kindNames = [...]string{
-	Internal:        "internal",
-	Invalid:         "invalid",
-	Unauthenticated: "unauthenticated",
-	Denied:          "denied",
-	NotFound:        "not_found",
-	Conflict:        "conflict",
-	TooLarge:        "too_large",
-	Unavailable:     "unavailable",
-	TooMany:         "too_many_requests",
-	Canceled:        "canceled",
+	Internal:         "internal",
+	Invalid:          "invalid",
+	Unauthenticated:  "unauthenticated",
+	Denied:           "denied",
+	NotFound:         "not_found",
+	Conflict:         "conflict",
+	TooLarge:         "too_large",
+	Unavailable:      "unavailable",
+	TooMany:          "too_many_requests",
+	Canceled:         "canceled",
+	MethodNotAllowed: "method_not_allowed",
 }
 
 // String returns the kind's name, which is also the default error code.

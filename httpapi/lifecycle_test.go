@@ -5,10 +5,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -287,7 +289,7 @@ func TestVendedContextBoundToFunction(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		c, err := bulkhead.WithSigned(ctx, token, placementOf(schema))
+		c, err := bulkhead.WithSigned(ctx, token, schema)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -337,9 +339,70 @@ func TestVendedContextBoundToFunction(t *testing.T) {
 	}
 }
 
-func placementOf(schema string) string {
-	if schema == "app" {
-		return "pool"
+func TestSuspendAndResume(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	a := seed(t, s, "acme", "silo")
+	if r := s.Do(t, "PATCH", "/v1/tenants/acme", a.AdminToken, map[string]string{"status": "suspended"}); r.Status != http.StatusForbidden {
+		t.Fatalf("tenant admin suspending its tenant: %s", r)
 	}
-	return schema
+	if r := s.Do(t, "PATCH", "/v1/tenants/acme", s.AdminToken, map[string]string{"status": "frozen"}); r.Status != http.StatusBadRequest {
+		t.Fatalf("unknown status: %s", r)
+	}
+	if r := s.Do(t, "PATCH", "/v1/tenants/acme", s.AdminToken, map[string]string{"status": "suspended"}); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"status":"suspended"`) {
+		t.Fatalf("suspend: %s", r)
+	}
+	if r := s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil); r.Status != http.StatusUnauthorized {
+		t.Fatalf("a suspended tenant's token: %s", r)
+	}
+	if r := s.Do(t, "PATCH", "/v1/tenants/acme", s.AdminToken, map[string]string{"status": "active"}); r.Status != http.StatusOK {
+		t.Fatalf("resume: %s", r)
+	}
+	if r := s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), a.ProjectName) {
+		t.Fatalf("after resume: %s", r)
+	}
+}
+
+func TestMethodNotAllowed(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	for _, tt := range []struct{ method, path, allow string }{
+		{"PUT", "/rest/v1/projects", "GET, POST, PATCH, DELETE, HEAD"},
+		{"DELETE", "/v1/tenants", "POST, GET, HEAD"},
+		{"GET", "/v1/auth/token", "POST"},
+	} {
+		r := s.Do(t, tt.method, tt.path, s.AdminToken, nil)
+		if r.Status != http.StatusMethodNotAllowed || r.Code() != "method_not_allowed" || r.Header.Get("Allow") != tt.allow {
+			t.Errorf("%s %s = %s (Allow %q), want 405 with Allow %q", tt.method, tt.path, r, r.Header.Get("Allow"), tt.allow)
+		}
+	}
+	if r := s.Do(t, "GET", "/v2/nothing", "", nil); r.Status != http.StatusNotFound || r.Code() != "route_not_found" {
+		t.Errorf("unknown path: %s", r)
+	}
+}
+
+// TestRequestDeadline holds a lock that the request must wait for: when
+// its deadline passes, the answer is a 503, not an empty 200.
+func TestRequestDeadline(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) { c.RequestTimeout = 500 * time.Millisecond }})
+	a := seed(t, s, "acme", "pool")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE app.projects IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	r := s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil)
+	if r.Status != http.StatusServiceUnavailable || r.Code() != "timeout" {
+		t.Fatalf("request past its deadline: %s", r)
+	}
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -12,16 +13,17 @@ import (
 
 // statusOf is the single table from fault.Kind to HTTP status.
 var statusOf = map[fault.Kind]int{
-	fault.Internal:        http.StatusInternalServerError,
-	fault.Invalid:         http.StatusBadRequest,
-	fault.Unauthenticated: http.StatusUnauthorized,
-	fault.Denied:          http.StatusForbidden,
-	fault.NotFound:        http.StatusNotFound,
-	fault.Conflict:        http.StatusConflict,
-	fault.TooLarge:        http.StatusRequestEntityTooLarge,
-	fault.Unavailable:     http.StatusServiceUnavailable,
-	fault.TooMany:         http.StatusTooManyRequests,
-	fault.Canceled:        499,
+	fault.Internal:         http.StatusInternalServerError,
+	fault.Invalid:          http.StatusBadRequest,
+	fault.Unauthenticated:  http.StatusUnauthorized,
+	fault.Denied:           http.StatusForbidden,
+	fault.NotFound:         http.StatusNotFound,
+	fault.Conflict:         http.StatusConflict,
+	fault.TooLarge:         http.StatusRequestEntityTooLarge,
+	fault.Unavailable:      http.StatusServiceUnavailable,
+	fault.TooMany:          http.StatusTooManyRequests,
+	fault.Canceled:         http.StatusServiceUnavailable,
+	fault.MethodNotAllowed: http.StatusMethodNotAllowed,
 }
 
 // Problem is an RFC 9457 problem details body. It also carries the fields
@@ -57,13 +59,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		s.log.LogAttrs(r.Context(), slog.LevelDebug, "request failed", slog.String("request_id", rid), slog.String("err", err.Error()))
 	}
-	if k == fault.Canceled && r.Context().Err() != nil {
-		return // the client is gone
-	}
-	if k == fault.Canceled {
-		status = http.StatusServiceUnavailable
+	if k == fault.Canceled && errors.Is(r.Context().Err(), context.Canceled) {
+		return // the client is gone: nobody reads an answer
 	}
 	msg := fault.MessageOf(err)
+	if k == fault.Canceled {
+		// The request's own deadline passed (or the database gave up).
+		status, code, msg = http.StatusServiceUnavailable, "timeout", "The request took too long and was stopped; nothing it started was kept."
+	}
 	p := Problem{Type: "https://bulkhead.dev/problems/" + code, Title: http.StatusText(status), Status: status,
 		Detail: msg, Code: code, Message: msg, RequestID: rid}
 	if status == http.StatusUnauthorized {

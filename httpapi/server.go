@@ -93,21 +93,38 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
+	allowed := map[string][]string{}
+	handle := func(method, path string, h http.Handler) {
+		m.Handle(method+" "+path, h)
+		allowed[path] = append(allowed[path], method)
+	}
 	authed := func(h http.HandlerFunc) http.Handler { return s.authenticate(h) }
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET", "/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	m.HandleFunc("GET /.well-known/jwks.json", s.jwks)
-	m.HandleFunc("POST /v1/auth/token", s.login)
-	m.HandleFunc("POST /v1/auth/context", s.vendContext)
-	m.Handle("POST /v1/tenants", authed(s.createTenant))
-	m.Handle("GET /v1/tenants", authed(s.listTenants))
-	m.Handle("GET /v1/tenants/{id}", authed(s.getTenant))
-	m.Handle("DELETE /v1/tenants/{id}", authed(s.deleteTenant))
-	m.Handle("POST /v1/tenants/{id}/users", authed(s.createUser))
-	m.Handle("GET /v1/tenants/{id}/users", authed(s.listUsers))
-	for _, method := range []string{"GET", "HEAD", "POST", "PATCH", "DELETE"} {
-		m.Handle(method+" /rest/v1/{table}", authed(s.data))
+	}))
+	handle("GET", "/.well-known/jwks.json", http.HandlerFunc(s.jwks))
+	handle("POST", "/v1/auth/token", http.HandlerFunc(s.login))
+	handle("POST", "/v1/auth/context", http.HandlerFunc(s.vendContext))
+	handle("POST", "/v1/tenants", authed(s.createTenant))
+	handle("GET", "/v1/tenants", authed(s.listTenants))
+	handle("GET", "/v1/tenants/{id}", authed(s.getTenant))
+	handle("PATCH", "/v1/tenants/{id}", authed(s.updateTenant))
+	handle("DELETE", "/v1/tenants/{id}", authed(s.deleteTenant))
+	handle("POST", "/v1/tenants/{id}/users", authed(s.createUser))
+	handle("GET", "/v1/tenants/{id}/users", authed(s.listUsers))
+	for _, method := range []string{"GET", "POST", "PATCH", "DELETE"} {
+		handle(method, "/rest/v1/{table}", authed(s.data))
+	}
+	// Any other method on a known path: 405 with Allow, as problem+json.
+	for path, methods := range allowed {
+		allow := strings.Join(methods, ", ")
+		if slices.Contains(methods, "GET") {
+			allow += ", HEAD"
+		}
+		m.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			s.writeError(w, r, fault.Errorf(fault.MethodNotAllowed, "method_not_allowed", "%s is not allowed here; use %s.", r.Method, allow))
+		})
 	}
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fault.E(fault.NotFound, "route_not_found", "No such endpoint."))

@@ -116,6 +116,42 @@ func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, toTenantJSON(t, p))
 }
 
+type updateTenantRequest struct {
+	Status string `json:"status"`
+}
+
+// updateTenant suspends or reactivates a tenant. A suspended tenant's
+// contexts stop verifying at the next statement and its tokens stop
+// working; its data stays.
+func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	t, err := s.visibleTenant(r, p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !p.Platform {
+		s.writeError(w, r, errPlatformOnly)
+		return
+	}
+	var req updateTenantRequest
+	if err := decodeBody(w, r, s.maxBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.pg.SetTenantStatus(r.Context(), t.ID, tenant.Status(req.Status)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.db.ForgetTenant(t.ID)
+	t, err = s.pg.FindTenantBySlug(r.Context(), t.Slug, false)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toTenantJSON(t, p))
+}
+
 func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {
 	p := mustPrincipal(r)
 	t, err := s.visibleTenant(r, p)

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -400,4 +401,37 @@ func gatewayPassword(t *testing.T, e *env) string {
 		t.Fatal(err)
 	}
 	return pw
+}
+
+// TestSetupRefusesToTakeOverTheGateway migrates a second database in the
+// same cluster: bulkhead_gateway exists, this database has no credential
+// for it, and a new password would lock the first database's server out.
+func TestSetupRefusesToTakeOverTheGateway(t *testing.T) {
+	t.Parallel()
+	_, pg := pgtest.Open(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	name := pg.Name + "_second"
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Exec(context.Background(), `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`) })
+	u, err := url.Parse(pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	second := u.String()
+	_, err = postgres.Setup(ctx, second, nil)
+	if fault.CodeOf(err) != "gateway_role_in_use" {
+		t.Fatalf("Setup of a second database = %v, want gateway_role_in_use", err)
+	}
+	// The first database's gateway still logs in.
+	if _, err := postgres.Open(ctx, postgres.Config{AdminURL: pg.AdminURL}); err != nil {
+		t.Fatalf("the first database after the refused set-up: %v", err)
+	}
 }

@@ -82,10 +82,10 @@ func destroy(c *pgxpool.Conn) {
 	pc.Close(context.Background())
 }
 
-// Schema returns the quoted schema of a placement ("pool" or a silo schema
-// name), checking that it is one bulkhead makes.
+// Schema returns the schema of a placement ("pool", or its schema "app",
+// or a silo schema name), checking that it is one bulkhead makes.
 func Schema(placement string) (string, error) {
-	if placement == "pool" || placement == "" {
+	if placement == "pool" || placement == PoolSchema || placement == "" {
 		return PoolSchema, nil
 	}
 	if len(placement) != 34 || placement[:2] != "t_" {

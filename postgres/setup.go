@@ -53,7 +53,23 @@ type SetupReport struct {
 // member of bulkhead_owner and may create schemas and extensions (some
 // hardening steps are then skipped and reported).
 func Setup(ctx context.Context, adminURL string, log *slog.Logger) (rep *SetupReport, err error) {
+	return SetupWith(ctx, adminURL, SetupOptions{Logger: log})
+}
+
+// SetupOptions tune SetupWith.
+type SetupOptions struct {
+	Logger *slog.Logger
+	// ResetGatewayPassword lets Setup give bulkhead_gateway a new password
+	// when the role exists but this database holds no credential for it.
+	// Roles are cluster-wide: servers of other databases in the cluster that
+	// use the old password stop connecting. Without it, Setup refuses.
+	ResetGatewayPassword bool
+}
+
+// SetupWith is Setup with options.
+func SetupWith(ctx context.Context, adminURL string, o SetupOptions) (rep *SetupReport, err error) {
 	defer fault.Wrap(&err, "postgres.Setup")
+	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -69,6 +85,10 @@ func Setup(ctx context.Context, adminURL string, log *slog.Logger) (rep *SetupRe
 	rep = &SetupReport{}
 	var super bool
 	if err := conn.QueryRow(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
+		return nil, err
+	}
+	var gatewayExisted bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, RoleGateway).Scan(&gatewayExisted); err != nil {
 		return nil, err
 	}
 	if err := createRoles(ctx, conn, super); err != nil {
@@ -87,7 +107,7 @@ func Setup(ctx context.Context, adminURL string, log *slog.Logger) (rep *SetupRe
 		return nil, err
 	}
 	rep.Applied = applied
-	if err := ensureGatewayCredential(ctx, conn); err != nil {
+	if err := ensureGatewayCredential(ctx, conn, !gatewayExisted || o.ResetGatewayPassword); err != nil {
 		return nil, err
 	}
 	if err := ensureKeys(ctx, conn); err != nil {
@@ -266,13 +286,19 @@ func poolTablesMigration(ctx context.Context, tx *sql.Tx) error {
 
 // ensureGatewayCredential gives bulkhead_gateway a password when this
 // database holds none for it, and stores it where only the owner can read.
-func ensureGatewayCredential(ctx context.Context, conn *pgx.Conn) error {
+func ensureGatewayCredential(ctx context.Context, conn *pgx.Conn, mayReset bool) error {
 	var n int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM bulkhead_control.role_credentials WHERE role = $1`, RoleGateway).Scan(&n); err != nil {
 		return err
 	}
 	if n > 0 {
 		return nil
+	}
+	if !mayReset {
+		return fault.E(fault.Conflict, "gateway_role_in_use",
+			"The role bulkhead_gateway already exists in this PostgreSQL cluster, but this database holds no credential for it: "+
+				"another bulkhead database in the cluster is probably using it, and a new password would lock its server out. "+
+				"Use a cluster of its own, or pass --reset-gateway-password to `bulkhead migrate` and restart the other servers.")
 	}
 	pw := randomSecret(24)
 	tx, err := conn.Begin(ctx)

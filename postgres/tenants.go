@@ -272,7 +272,7 @@ func (db *DB) OffboardTenant(ctx context.Context, id tenant.ID) (rec *OffboardRe
 		rec.Remains = []string{
 			"WAL segments and base backups taken before " + rec.At.Format(time.RFC3339) + " still hold the tenant's rows until they age out of retention",
 			"the tenant's catalog row remains as a tombstone (slug, UUID, dates) so the slug is never reused",
-			"audit events about the tenant are kept for their retention period",
+			"server logs may name the tenant's slug and UUID until they are rotated",
 		}
 		body, err := json.Marshal(rec)
 		if err != nil {

@@ -68,13 +68,13 @@ func (r Role) Valid() bool { return r == Admin || r == Member }
 
 // Tenant is one entry of the tenant catalog.
 type Tenant struct {
-	ID        ID
-	Slug      Slug
-	Name      string
-	Tier      Tier
-	Status    Status
-	Placement string // "pool", or the silo's schema name
-	CreatedAt time.Time
+	ID        ID        `json:"uuid"`
+	Slug      Slug      `json:"id"` // the API calls the slug "id"
+	Name      string    `json:"name"`
+	Tier      Tier      `json:"tier"`
+	Status    Status    `json:"status"`
+	Placement string    `json:"placement"` // "pool", or the silo's schema name
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Principal is an authenticated caller.

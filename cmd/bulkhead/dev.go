@@ -190,7 +190,7 @@ func removeDevDir(dir string) error {
 
 // clusterDir is where the private cluster lives: <dir>/pg, unless the
 // process is root and the postgres user cannot reach dir (a data dir under
-// /root, say); then a directory of its own under /var/tmp, named after dir
+// /root, say); then a directory of its own under the temp dir, named after dir
 // and recorded in state.json, so that --fresh removes it too.
 func clusterDir(dir string) string {
 	inside := filepath.Join(dir, "pg")

@@ -3,12 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 )
 
 func runFunctions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	const synopsis = "functions create NAME"
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stderr, "usage: bulkhead "+synopsis)
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || args[0] != "create" {
 		return usageError{"usage: bulkhead " + synopsis}
 	}

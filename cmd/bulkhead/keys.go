@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -13,8 +14,9 @@ import (
 
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	const synopsis = "keys list | publish [--purpose P] | rotate [--purpose context|jwt|admin-jwt|record|all] [--grace DURATION | --retire-now] | retire KID"
-	if len(args) == 0 {
-		return usageError{"usage: bulkhead " + synopsis}
+	if len(args) == 0 || isHelp(args[0]) {
+		fmt.Fprintln(stderr, "usage: bulkhead "+synopsis)
+		return flag.ErrHelp
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlags("keys "+sub, synopsis, stderr)
@@ -41,8 +43,15 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if err != nil {
 				return err
 			}
+			signer := ""
+			for _, k := range ks { // newest signer first
+				if k.Signing(time.Now()) {
+					signer = k.ID
+					break
+				}
+			}
 			for _, k := range ks {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", p, k.ID, k.CreatedAt.Format(time.RFC3339), k.Signing(time.Now()), fmtTime(k.NotAfter))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", p, k.ID, k.CreatedAt.Format(time.RFC3339), k.ID == signer, fmtTime(k.NotAfter))
 			}
 		}
 		return tw.Flush()
@@ -106,7 +115,9 @@ func graceFor(p postgres.KeyPurpose) time.Duration {
 	case postgres.KeyAdminJWT:
 		return bulkhead.MaxAdminTokenTTL + skew
 	}
-	return 0
+	// Record keys sign offboarding records that must stay checkable for as
+	// long as anyone may ask: they keep verifying unless retired by hand.
+	return 100 * 365 * 24 * time.Hour
 }
 
 func fmtTime(t *time.Time) string {

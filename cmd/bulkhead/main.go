@@ -126,3 +126,5 @@ func databaseURL(flagValue string) (string, error) {
 	}
 	return "", usageError{"no database: set BULKHEAD_DATABASE_URL or pass --database-url"}
 }
+
+func isHelp(s string) bool { return s == "-h" || s == "--help" || s == "-help" || s == "help" }

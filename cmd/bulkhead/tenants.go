@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -20,9 +21,10 @@ func openStore(ctx context.Context, flagURL string) (*postgres.DB, error) {
 }
 
 func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const synopsis = "tenants create ID [--name NAME] [--tier pool|silo] | list [--json] | show ID | delete ID --yes"
-	if len(args) == 0 {
-		return usageError{"usage: bulkhead " + synopsis}
+	const synopsis = "tenants create ID [--name NAME] [--tier pool|silo] | list [--json] | show ID | suspend ID | resume ID | delete ID --yes"
+	if len(args) == 0 || isHelp(args[0]) {
+		fmt.Fprintln(stderr, "usage: bulkhead "+synopsis)
+		return flag.ErrHelp
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlags("tenants "+sub, synopsis, stderr)
@@ -74,6 +76,20 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		return printTenant(stdout, t, *asJSON, "")
+	case "suspend", "resume":
+		t, err := db.FindTenantBySlug(ctx, tenant.Slug(id), false)
+		if err != nil {
+			return err
+		}
+		st := tenant.Suspended
+		if sub == "resume" {
+			st = tenant.Active
+		}
+		if err := db.SetTenantStatus(ctx, t.ID, st); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s is %s\n", t.Slug, st)
+		return nil
 	case "delete":
 		if id == "" || !*yes {
 			return usageError{"usage: bulkhead tenants delete ID --yes (deletes all of the tenant's data)"}

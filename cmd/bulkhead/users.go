@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,10 @@ import (
 
 func runUsers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	const synopsis = "users create --tenant ID --email EMAIL [--role admin|member] (password from BULKHEAD_USER_PASSWORD or stdin)"
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stderr, "usage: bulkhead "+synopsis)
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || args[0] != "create" {
 		return usageError{"usage: bulkhead " + synopsis}
 	}

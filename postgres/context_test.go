@@ -324,7 +324,7 @@ func TestRoles(t *testing.T) {
 		(SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid),
 		(SELECT count(*) FROM pg_namespace n WHERE has_schema_privilege(r.oid, n.oid, 'CREATE')),
 		has_database_privilege(r.oid, current_database(), 'TEMP')
-		FROM pg_roles r WHERE r.rolname = 'bulkhead_gateway'`).Scan(&super, &bypass, &canLogin, &owned, &schemasWithCreate, &temp)
+		FROM pg_roles r WHERE r.rolname = $1`, db.AppRole).Scan(&super, &bypass, &canLogin, &owned, &schemasWithCreate, &temp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestRoles(t *testing.T) {
 	}
 	var privs []string
 	rows, err := db.Admin().Query(ctx, `SELECT p FROM unnest(ARRAY['SELECT','INSERT','UPDATE','DELETE','TRUNCATE','REFERENCES','TRIGGER']) p
-		WHERE has_table_privilege('bulkhead_gateway', 'app.projects', p)`)
+		WHERE has_table_privilege($1, 'app.projects', p)`, db.AppRole)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +356,7 @@ func TestContextDoesNotOutliveStatement(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	cfg, err := postgres.AppPoolConfig(e.pg.URL(postgres.RoleGateway, gatewayPassword(t, e)))
+	cfg, err := postgres.AppPoolConfig(e.pg.URL(e.db.AppRole, gatewayPassword(t, e)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,18 +397,18 @@ func TestContextDoesNotOutliveStatement(t *testing.T) {
 func gatewayPassword(t *testing.T, e *env) string {
 	t.Helper()
 	var pw string
-	if err := e.db.Admin().QueryRow(t.Context(), `SELECT password FROM bulkhead_control.role_credentials WHERE role = 'bulkhead_gateway'`).Scan(&pw); err != nil {
+	if err := e.db.Admin().QueryRow(t.Context(), `SELECT password FROM bulkhead_control.role_credentials WHERE role = $1`, e.db.AppRole).Scan(&pw); err != nil {
 		t.Fatal(err)
 	}
 	return pw
 }
 
-// TestSetupRefusesToTakeOverTheGateway migrates a second database in the
-// same cluster: bulkhead_gateway exists, this database has no credential
-// for it, and a new password would lock the first database's server out.
-func TestSetupRefusesToTakeOverTheGateway(t *testing.T) {
+// TestEachDatabaseHasItsOwnGateway migrates a second database in the same
+// cluster: it gets a gateway role of its own, and the first database's
+// gateway keeps its password.
+func TestEachDatabaseHasItsOwnGateway(t *testing.T) {
 	t.Parallel()
-	_, pg := pgtest.Open(t)
+	first, pg := pgtest.Open(t)
 	ctx := t.Context()
 	conn, err := pgx.Connect(ctx, pg.AdminURL)
 	if err != nil {
@@ -425,13 +425,20 @@ func TestSetupRefusesToTakeOverTheGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.Path = "/" + name
-	second := u.String()
-	_, err = postgres.Setup(ctx, second, nil)
-	if fault.CodeOf(err) != "gateway_role_in_use" {
-		t.Fatalf("Setup of a second database = %v, want gateway_role_in_use", err)
+	if _, err := postgres.Setup(ctx, u.String(), nil); err != nil {
+		t.Fatal(err)
 	}
-	// The first database's gateway still logs in.
-	if _, err := postgres.Open(ctx, postgres.Config{AdminURL: pg.AdminURL}); err != nil {
-		t.Fatalf("the first database after the refused set-up: %v", err)
+	second, err := postgres.Open(ctx, postgres.Config{AdminURL: u.String()})
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer second.Close()
+	if second.AppRole == first.AppRole || !strings.HasPrefix(second.AppRole, postgres.GatewayRolePrefix) {
+		t.Fatalf("gateway roles %q and %q", first.AppRole, second.AppRole)
+	}
+	again, err := postgres.Open(ctx, postgres.Config{AdminURL: pg.AdminURL})
+	if err != nil {
+		t.Fatalf("the first database after the second was migrated: %v", err)
+	}
+	again.Close()
 }

@@ -22,12 +22,13 @@ const (
 	KeyJWT      KeyPurpose = "jwt"       // Ed25519 seed of the built-in user-token issuer
 	KeyAdminJWT KeyPurpose = "admin-jwt" // Ed25519 seed of platform-admin tokens
 	KeyRecord   KeyPurpose = "record"    // HMAC key of signed records (offboarding)
+	KeyAudit    KeyPurpose = "audit"     // HMAC key of audit checkpoints
 )
 
 // Valid reports whether p is a known purpose.
 func (p KeyPurpose) Valid() bool {
 	switch p {
-	case KeyContext, KeyJWT, KeyAdminJWT, KeyRecord:
+	case KeyContext, KeyJWT, KeyAdminJWT, KeyRecord, KeyAudit:
 		return true
 	}
 	return false

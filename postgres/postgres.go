@@ -4,8 +4,9 @@
 //
 // A [DB] holds two pools. The admin pool connects with the control plane's
 // URL (a superuser, or a role that may take bulkhead_owner): catalog work
-// and DDL run there, as bulkhead_owner. The app pool logs in as
-// bulkhead_gateway, an app role that owns nothing and bypasses nothing: all
+// and DDL run there, as bulkhead_owner. The app pool logs in as the
+// database's gateway role (bulkhead_gw_…), an app role that owns nothing
+// and bypasses nothing: all
 // tenant data travels there, inside transactions that set a signed tenant
 // context which PostgreSQL verifies itself.
 //
@@ -35,8 +36,8 @@ type Config struct {
 	// AdminURL is the control plane's connection: a superuser or a role that
 	// may take bulkhead_owner and bulkhead_maint.
 	AdminURL string
-	// AppURL, when set, is used for the app pool instead of bulkhead_gateway
-	// with its stored credential.
+	// AppURL, when set, is used for the app pool instead of the database's
+	// gateway role with its stored credential.
 	AppURL string
 	// AppMaxConns bounds the app pool; 0 means 4 per CPU, at least 8.
 	AppMaxConns int32
@@ -78,8 +79,8 @@ func Open(ctx context.Context, c Config) (db *DB, err error) {
 	db.keys.db = db
 	appURL := c.AppURL
 	if appURL == "" {
-		var pw string
-		if err := admin.QueryRow(ctx, `SELECT password FROM bulkhead_control.role_credentials WHERE role = $1`, RoleGateway).Scan(&pw); err != nil {
+		var role, pw string
+		if err := admin.QueryRow(ctx, `SELECT role, password FROM bulkhead_control.role_credentials WHERE role LIKE 'bulkhead\_gw\_%'`).Scan(&role, &pw); err != nil {
 			admin.Close()
 			return nil, fmt.Errorf("read the gateway credential (has `bulkhead migrate` run?): %w", err)
 		}
@@ -88,7 +89,7 @@ func Open(ctx context.Context, c Config) (db *DB, err error) {
 			admin.Close()
 			return nil, fault.E(fault.Invalid, "invalid_database_url", "The database URL must be a postgres:// URL.")
 		}
-		u.User = url.UserPassword(RoleGateway, pw)
+		u.User = url.UserPassword(role, pw)
 		appURL = u.String()
 	}
 	pcfg, err := AppPoolConfig(appURL)
@@ -150,7 +151,7 @@ func (db *DB) Close() {
 // control plane (lint, gameday set-up). Never hand it to business code.
 func (db *DB) Admin() *pgxpool.Pool { return db.admin }
 
-// App returns the app pool (bulkhead_gateway). Tenant work on it must go
+// App returns the app pool (the gateway role). Tenant work on it must go
 // through [DB.ScopedTx].
 func (db *DB) App() *pgxpool.Pool { return db.app }
 

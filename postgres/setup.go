@@ -34,8 +34,10 @@ const (
 	// RoleApp is the NOLOGIN group that holds the grants on tenant tables.
 	// Every app login role is a member of it.
 	RoleApp = "bulkhead_app"
-	// RoleGateway is the server's own app login role, used by the data API.
-	RoleGateway = "bulkhead_gateway"
+	// GatewayRolePrefix starts the server's own app login role, used by the
+	// data API. Each database gets its own (bulkhead_gw_ and random hex),
+	// so databases sharing a cluster never share the gateway's password.
+	GatewayRolePrefix = "bulkhead_gw_"
 	// FunctionRolePrefix starts the login role of every registered function.
 	FunctionRolePrefix = "bulkhead_fn_"
 )
@@ -59,11 +61,6 @@ func Setup(ctx context.Context, adminURL string, log *slog.Logger) (rep *SetupRe
 // SetupOptions tune SetupWith.
 type SetupOptions struct {
 	Logger *slog.Logger
-	// ResetGatewayPassword lets Setup give bulkhead_gateway a new password
-	// when the role exists but this database holds no credential for it.
-	// Roles are cluster-wide: servers of other databases in the cluster that
-	// use the old password stop connecting. Without it, Setup refuses.
-	ResetGatewayPassword bool
 }
 
 // SetupWith is Setup with options.
@@ -87,10 +84,6 @@ func SetupWith(ctx context.Context, adminURL string, o SetupOptions) (rep *Setup
 	if err := conn.QueryRow(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
 		return nil, err
 	}
-	var gatewayExisted bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, RoleGateway).Scan(&gatewayExisted); err != nil {
-		return nil, err
-	}
 	if err := createRoles(ctx, conn, super); err != nil {
 		return nil, err
 	}
@@ -107,7 +100,7 @@ func SetupWith(ctx context.Context, adminURL string, o SetupOptions) (rep *Setup
 		return nil, err
 	}
 	rep.Applied = applied
-	if err := ensureGatewayCredential(ctx, conn, !gatewayExisted || o.ResetGatewayPassword); err != nil {
+	if err := ensureGateway(ctx, conn, super); err != nil {
 		return nil, err
 	}
 	if err := ensureKeys(ctx, conn); err != nil {
@@ -127,7 +120,6 @@ func createRoles(ctx context.Context, conn *pgx.Conn, super bool) error {
 		`CREATE ROLE bulkhead_owner NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB`,
 		`CREATE ROLE bulkhead_maint NOLOGIN NOSUPERUSER BYPASSRLS NOCREATEROLE NOCREATEDB`,
 		`CREATE ROLE bulkhead_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOINHERIT`,
-		`CREATE ROLE bulkhead_gateway LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB INHERIT CONNECTION LIMIT 200 IN ROLE bulkhead_app`,
 	}
 	for _, s := range stmts {
 		if _, err := conn.Exec(ctx, `DO $$ BEGIN `+s+`; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`); err != nil {
@@ -156,7 +148,8 @@ func createSchemas(ctx context.Context, conn *pgx.Conn) error {
 		`CREATE SCHEMA IF NOT EXISTS bulkhead AUTHORIZATION bulkhead_owner`,
 		`CREATE SCHEMA IF NOT EXISTS auth AUTHORIZATION bulkhead_owner`,
 		`CREATE SCHEMA IF NOT EXISTS app AUTHORIZATION bulkhead_owner`,
-		`REVOKE ALL ON SCHEMA bulkhead_control, bulkhead_crypto, bulkhead, auth, app FROM PUBLIC`,
+		`CREATE SCHEMA IF NOT EXISTS bulkhead_audit AUTHORIZATION bulkhead_owner`,
+		`REVOKE ALL ON SCHEMA bulkhead_control, bulkhead_crypto, bulkhead, auth, app, bulkhead_audit FROM PUBLIC`,
 		`GRANT USAGE ON SCHEMA bulkhead, auth TO bulkhead_app`,
 		`CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA bulkhead_crypto`,
 		// Silo schemas are created at runtime by the owner.
@@ -204,7 +197,7 @@ func Harden(ctx context.Context, conn *pgx.Conn) (warnings []string, err error) 
 	if !super {
 		return append(warnings,
 			"not a superuser: EXECUTE on pg_terminate_backend, pg_cancel_backend, pg_notify, lo_* and advisory-lock functions and SELECT on pg_stat_*/pg_locks stay granted to PUBLIC",
-			"not a superuser: log_parameter_max_length = 0 is not set for bulkhead_gateway"), nil
+			"not a superuser: log_parameter_max_length = 0 is not set for the app login roles"), nil
 	}
 	_, err = conn.Exec(ctx, `DO $$
 DECLARE r record;
@@ -229,12 +222,6 @@ END $$`)
 	if err != nil {
 		return nil, fmt.Errorf("revoke catalog functions and views: %w", err)
 	}
-	if _, err := conn.Exec(ctx, `ALTER ROLE bulkhead_gateway SET log_parameter_max_length = 0`); err != nil {
-		return nil, err
-	}
-	if _, err := conn.Exec(ctx, `ALTER ROLE bulkhead_gateway SET log_parameter_max_length_on_error = 0`); err != nil {
-		return nil, err
-	}
 	return warnings, nil
 }
 
@@ -252,7 +239,10 @@ func migrate(ctx context.Context, cfg *pgx.ConnConfig) ([]int64, error) {
 	p, err := goose.NewProvider("", db, sub,
 		goose.WithStore(store),
 		goose.WithDisableGlobalRegistry(true),
-		goose.WithGoMigrations(goose.NewGoMigration(3, &goose.GoFunc{RunTx: poolTablesMigration}, nil)),
+		goose.WithGoMigrations(
+			goose.NewGoMigration(3, &goose.GoFunc{RunTx: poolTablesMigration}, nil),
+			goose.NewGoMigration(5, &goose.GoFunc{RunTx: auditTriggersMigration}, nil),
+		),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
@@ -284,39 +274,74 @@ func poolTablesMigration(ctx context.Context, tx *sql.Tx) error {
 	return err
 }
 
-// ensureGatewayCredential gives bulkhead_gateway a password when this
-// database holds none for it, and stores it where only the owner can read.
-func ensureGatewayCredential(ctx context.Context, conn *pgx.Conn, mayReset bool) error {
+// auditTriggersMigration adds the audit triggers to the pool tables and to
+// every silo that exists.
+func auditTriggersMigration(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
+		return err
+	}
+	schemas := []string{PoolSchema}
+	rows, err := tx.QueryContext(ctx, `SELECT placement FROM bulkhead_control.tenants WHERE tier = 'silo' AND status <> 'offboarded'`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return err
+		}
+		schemas = append(schemas, s)
+	}
+	rows.Close()
+	for _, schema := range schemas {
+		for _, s := range auditTriggersDDL(schema) {
+			if _, err := tx.ExecContext(ctx, s); err != nil {
+				return fmt.Errorf("%s: %w", s, err)
+			}
+		}
+	}
+	_, err = tx.ExecContext(ctx, `RESET ROLE`)
+	return err
+}
+
+// ensureGateway gives this database its own gateway login role the first
+// time: a member of bulkhead_app with a random scram password, stored where
+// only the owner can read, and parameters kept out of the server log.
+func ensureGateway(ctx context.Context, conn *pgx.Conn, super bool) error {
 	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM bulkhead_control.role_credentials WHERE role = $1`, RoleGateway).Scan(&n); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM bulkhead_control.role_credentials WHERE role LIKE 'bulkhead\_gw\_%'`).Scan(&n); err != nil {
 		return err
 	}
 	if n > 0 {
 		return nil
 	}
-	if !mayReset {
-		return fault.E(fault.Conflict, "gateway_role_in_use",
-			"The role bulkhead_gateway already exists in this PostgreSQL cluster, but this database holds no credential for it: "+
-				"another bulkhead database in the cluster is probably using it, and a new password would lock its server out. "+
-				"Use a cluster of its own, or pass --reset-gateway-password to `bulkhead migrate` and restart the other servers.")
-	}
+	role := GatewayRolePrefix + randomSecret(6)
 	pw := randomSecret(24)
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `ALTER ROLE bulkhead_gateway PASSWORD `+quoteLiteral(pw)); err != nil {
-		return fmt.Errorf("set the gateway password: %w", err)
+	if _, err := tx.Exec(ctx, `CREATE ROLE `+quoteIdent(role)+` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB INHERIT
+		CONNECTION LIMIT 200 IN ROLE bulkhead_app PASSWORD `+quoteLiteral(pw)); err != nil {
+		return fmt.Errorf("create the gateway role: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO bulkhead_control.role_credentials (role, password) VALUES ($1, $2)`, RoleGateway, pw); err != nil {
+	if super {
+		for s := range ownSettings {
+			if _, err := tx.Exec(ctx, `ALTER ROLE `+quoteIdent(role)+` SET `+s+` = 0`); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO bulkhead_control.role_credentials (role, password) VALUES ($1, $2)`, role, pw); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
 }
 
 func ensureKeys(ctx context.Context, conn *pgx.Conn) error {
-	for _, purpose := range []KeyPurpose{KeyContext, KeyJWT, KeyAdminJWT, KeyRecord} {
+	for _, purpose := range []KeyPurpose{KeyContext, KeyJWT, KeyAdminJWT, KeyRecord, KeyAudit} {
 		var n int
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM bulkhead_control.keys WHERE purpose = $1 AND signing_since IS NOT NULL AND (not_after IS NULL OR not_after > now())`, string(purpose)).Scan(&n); err != nil {
 			return err
@@ -354,7 +379,7 @@ func quoteLiteral(s string) string {
 
 // SetupVersion changes whenever Setup's non-migration steps change, so
 // cached test templates are rebuilt.
-const SetupVersion = 1
+const SetupVersion = 3
 
 // MigrationFS returns the embedded migration files.
 func MigrationFS() fs.FS {

@@ -105,7 +105,7 @@ func createSilo(ctx context.Context, tx pgx.Tx, id tenant.ID) error {
 	if _, err := tx.Exec(ctx, `REVOKE ALL ON SCHEMA `+quoteIdent(schema)+` FROM PUBLIC`); err != nil {
 		return err
 	}
-	for _, s := range tenantTablesDDL(schema, id) {
+	for _, s := range append(tenantTablesDDL(schema, id), auditTriggersDDL(schema)...) {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}

@@ -70,6 +70,24 @@ func tenantTablesDDL(schema string, siloTenant tenant.ID) []string {
 	return stmts
 }
 
+// auditTriggersDDL adds the audit triggers to the tenant tables of schema:
+// one statement-level trigger per command, so every change, including one
+// made by business code through direct SQL, leaves an event in the same
+// transaction.
+func auditTriggersDDL(schema string) []string {
+	s := quoteIdent(schema)
+	var out []string
+	for _, t := range TenantTableNames {
+		qt := s + "." + quoteIdent(t)
+		out = append(out,
+			"CREATE TRIGGER audit_insert AFTER INSERT ON "+qt+" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bulkhead_audit.record_change()",
+			"CREATE TRIGGER audit_update AFTER UPDATE ON "+qt+" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bulkhead_audit.record_change()",
+			"CREATE TRIGGER audit_delete AFTER DELETE ON "+qt+" REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION bulkhead_audit.record_change()",
+		)
+	}
+	return out
+}
+
 // TenantTableNames lists the tenant tables in dependency order. The data API
 // exposes exactly these.
 var TenantTableNames = []string{"projects", "tasks"}

@@ -11,7 +11,6 @@ import (
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("migrate", "migrate [--database-url URL]", stderr)
 	dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL (a superuser, or a role that may create roles and take bulkhead_owner)")
-	reset := fs.Bool("reset-gateway-password", false, "give bulkhead_gateway a new password when this database holds none (other bulkhead databases in the cluster must then be restarted)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -21,7 +20,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	log := newLogger(stderr, false)
 	fmt.Fprintln(stderr, "migrating: roles, schemas, hardening, migrations, keys")
-	rep, err := postgres.SetupWith(ctx, u, postgres.SetupOptions{Logger: log, ResetGatewayPassword: *reset})
+	rep, err := postgres.Setup(ctx, u, log)
 	if err != nil {
 		return err
 	}

@@ -142,9 +142,7 @@ func buildTemplate(ctx context.Context) (string, error) {
 	if _, err := conn.Exec(ctx, `CREATE DATABASE `+building); err != nil {
 		return "", err
 	}
-	// A shared cluster may hold roles from an older template: take the
-	// gateway over (older test databases are not used by this run).
-	if _, err := postgres.SetupWith(ctx, dbURL(building), postgres.SetupOptions{ResetGatewayPassword: true}); err != nil {
+	if _, err := postgres.Setup(ctx, dbURL(building), nil); err != nil {
 		return "", err
 	}
 	if _, err := conn.Exec(ctx, `ALTER DATABASE `+building+` RENAME TO `+name); err != nil {

@@ -1,0 +1,172 @@
+// Package audit defines bulkhead's audit events and their tamper-evident
+// hash chain.
+//
+// An event is written first to an inbox: by triggers on the tenant tables
+// in the same transaction as the change (so direct-SQL functions are
+// audited too), or by the server for decisions such as denials. One trusted
+// sequencer, outside tenant transactions, then moves events from the inbox
+// into the chain: it gives each a sequence number and the hash
+//
+//	hash(n) = SHA-256(hash(n-1) || body(n))
+//
+// where body is the event's canonical JSON ([Event.Canonical]). Editing,
+// deleting, inserting or reordering chained events breaks the chain at the
+// first event touched, which [VerifyChain] names. Checkpoints (the hash at a
+// sequence number, signed with the audit key) are written outside the
+// database too, so that cutting off the tail of the chain is detectable.
+package audit
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Decisions.
+const (
+	Allow = "allow"
+	Deny  = "deny"
+	// Probe marks a request for an id that exists in another tenant. It is
+	// visible to platform administrators only.
+	Probe = "probe"
+	// Invalid marks a tenant context that was present but did not verify.
+	Invalid = "invalid"
+)
+
+// Visibility says who may read an event.
+const (
+	VisibleTenant   = "tenant"   // the tenant's admins and platform admins
+	VisiblePlatform = "platform" // platform admins only
+)
+
+// Event is one audit event. Field order is the canonical order.
+type Event struct {
+	EventID    string          `json:"event_id"`
+	At         time.Time       `json:"at"`
+	RequestID  string          `json:"request_id,omitempty"`
+	TenantID   string          `json:"tenant_id,omitempty"`
+	Tenant     string          `json:"tenant,omitempty"`
+	Subject    string          `json:"sub,omitempty"`
+	Role       string          `json:"role,omitempty"`
+	LoginRole  string          `json:"login_role,omitempty"`
+	Action     string          `json:"action"`
+	Resource   string          `json:"resource,omitempty"`
+	Decision   string          `json:"decision"`
+	Code       string          `json:"code,omitempty"`
+	Status     int             `json:"status,omitempty"`
+	SourceIP   string          `json:"source_ip,omitempty"`
+	UserAgent  string          `json:"user_agent,omitempty"`
+	Statement  string          `json:"statement,omitempty"`
+	Rows       int64           `json:"rows,omitempty"`
+	Detail     json.RawMessage `json:"detail,omitempty"`
+	Visibility string          `json:"visibility"`
+}
+
+// Canonical returns the event's canonical encoding: JSON with fields in
+// declaration order, times in UTC with microseconds (PostgreSQL's
+// precision), no insignificant space, and detail compacted.
+func (e Event) Canonical() ([]byte, error) {
+	e.At = e.At.UTC().Truncate(time.Microsecond)
+	if e.Visibility == "" {
+		e.Visibility = VisibleTenant
+	}
+	if len(e.Detail) > 0 {
+		var b bytes.Buffer
+		if err := json.Compact(&b, e.Detail); err != nil {
+			return nil, fmt.Errorf("audit: detail: %w", err)
+		}
+		e.Detail = b.Bytes()
+	}
+	return json.Marshal(e)
+}
+
+// Genesis is the hash before the first event.
+var Genesis = make([]byte, sha256.Size)
+
+// Link returns the hash of an event whose canonical body is body and whose
+// predecessor's hash is prev.
+func Link(prev, body []byte) []byte {
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(body)
+	return h.Sum(nil)
+}
+
+// Chained is an event as stored in the chain.
+type Chained struct {
+	Seq      int64
+	Body     []byte
+	PrevHash []byte
+	Hash     []byte
+}
+
+// Break says where and why a chain stops verifying.
+type Break struct {
+	Seq    int64  // the first event that does not verify (0 when the chain is empty but should not be)
+	Reason string // what is wrong with it
+}
+
+func (b *Break) Error() string {
+	return fmt.Sprintf("audit chain breaks at event %d: %s", b.Seq, b.Reason)
+}
+
+// VerifyChain checks events, which must be the whole chain in sequence
+// order, and returns the first break, or nil. It catches edited bodies,
+// edited or forged hashes, deleted, inserted and reordered events.
+func VerifyChain(events []Chained) *Break {
+	prev := Genesis
+	for i, e := range events {
+		want := int64(i + 1)
+		switch {
+		case e.Seq != want:
+			return &Break{Seq: e.Seq, Reason: fmt.Sprintf("sequence number %d where %d was expected (an event was deleted, inserted or reordered)", e.Seq, want)}
+		case !bytes.Equal(e.PrevHash, prev):
+			return &Break{Seq: e.Seq, Reason: "its previous-hash does not match the event before it"}
+		case !bytes.Equal(e.Hash, Link(prev, e.Body)):
+			return &Break{Seq: e.Seq, Reason: "its hash does not match its contents (the event was edited)"}
+		}
+		var ev Event
+		if err := json.Unmarshal(e.Body, &ev); err != nil {
+			return &Break{Seq: e.Seq, Reason: "its body is not an event"}
+		}
+		prev = e.Hash
+	}
+	return nil
+}
+
+// Checkpoint is a signed statement that the chain had hash Hash at Seq.
+type Checkpoint struct {
+	Seq       int64     `json:"seq"`
+	Hash      string    `json:"hash"` // hex
+	At        time.Time `json:"at"`
+	KeyID     string    `json:"kid"`
+	Signature string    `json:"signature"` // hex HMAC-SHA256
+}
+
+func (c Checkpoint) signed() []byte {
+	return fmt.Appendf(nil, "bulkhead-audit-checkpoint.v1.%d.%s.%d", c.Seq, c.Hash, c.At.UTC().UnixMicro())
+}
+
+// Sign returns the checkpoint signed with key.
+func (c Checkpoint) Sign(kid string, key []byte) Checkpoint {
+	c.KeyID = kid
+	m := hmac.New(sha256.New, key)
+	m.Write(c.signed())
+	c.Signature = hex.EncodeToString(m.Sum(nil))
+	return c
+}
+
+// Valid reports whether the signature verifies under key.
+func (c Checkpoint) Valid(key []byte) bool {
+	sig, err := hex.DecodeString(c.Signature)
+	if err != nil {
+		return false
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write(c.signed())
+	return hmac.Equal(sig, m.Sum(nil))
+}

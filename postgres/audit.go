@@ -1,0 +1,295 @@
+package postgres
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead/audit"
+	"github.com/bulkhead-dev/bulkhead/fault"
+)
+
+var _ audit.Store = (*DB)(nil)
+
+// AppendEvents writes events to the audit inbox in one transaction. When it
+// returns nil they are durable (committed); the sequencer chains them later.
+func (db *DB) AppendEvents(ctx context.Context, events []audit.Event) (err error) {
+	defer fault.Wrap(&err, "postgres.AppendEvents")
+	if len(events) == 0 {
+		return nil
+	}
+	docs := make([]string, len(events))
+	for i, e := range events {
+		if e.EventID == "" {
+			e.EventID = uuid.NewString()
+		}
+		if e.At.IsZero() {
+			e.At = db.now()
+		}
+		b, err := e.Canonical()
+		if err != nil {
+			return err
+		}
+		docs[i] = string(b)
+	}
+	_, err = db.admin.Exec(ctx, `INSERT INTO bulkhead_audit.inbox (event) SELECT e::jsonb FROM unnest($1::text[]) e`, docs)
+	return Translate(err)
+}
+
+// Sequence moves up to max events from the inbox into the hash chain, in
+// one transaction, and returns them as chained. Only one sequencer extends
+// the chain at a time (an EXCLUSIVE lock on the events table, which readers
+// do not wait for); tenant transactions never touch the chain head.
+func (db *DB) Sequence(ctx context.Context, max int) (out []audit.Chained, err error) {
+	defer fault.Wrap(&err, "postgres.Sequence")
+	err = db.ownerTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE bulkhead_audit.events IN EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		var seq int64
+		prev := audit.Genesis
+		err := tx.QueryRow(ctx, `SELECT seq, hash FROM bulkhead_audit.events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT id, event::text FROM bulkhead_audit.inbox ORDER BY id LIMIT $1`, max)
+		if err != nil {
+			return err
+		}
+		type item struct {
+			id  int64
+			raw string
+		}
+		items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (item, error) {
+			var it item
+			err := r.Scan(&it.id, &it.raw)
+			return it, err
+		})
+		if err != nil || len(items) == 0 {
+			return err
+		}
+		b := &pgx.Batch{}
+		ids := make([]int64, 0, len(items))
+		for _, it := range items {
+			var e audit.Event
+			if err := json.Unmarshal([]byte(it.raw), &e); err != nil {
+				return fmt.Errorf("inbox event %d: %w", it.id, err)
+			}
+			if e.EventID == "" {
+				e.EventID = uuid.NewString()
+			}
+			body, err := e.Canonical()
+			if err != nil {
+				return err
+			}
+			seq++
+			h := audit.Link(prev, body)
+			var tid *string
+			if e.TenantID != "" {
+				tid = &e.TenantID
+			}
+			b.Queue(`INSERT INTO bulkhead_audit.events (seq, event_id, at, tenant_id, sub, action, decision, visibility, body, prev_hash, hash)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+				seq, e.EventID, e.At, tid, e.Subject, e.Action, e.Decision, visibility(e), string(body), prev, h)
+			out = append(out, audit.Chained{Seq: seq, Body: body, PrevHash: prev, Hash: h})
+			prev = h
+			ids = append(ids, it.id)
+		}
+		b.Queue(`DELETE FROM bulkhead_audit.inbox WHERE id = ANY($1)`, ids)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return nil, Translate(err)
+	}
+	return out, nil
+}
+
+func visibility(e audit.Event) string {
+	if e.Visibility == audit.VisiblePlatform {
+		return audit.VisiblePlatform
+	}
+	return audit.VisibleTenant
+}
+
+// Checkpoint signs the chain's head with the audit key and stores it. It
+// returns the zero Checkpoint when the chain is empty.
+func (db *DB) Checkpoint(ctx context.Context) (c audit.Checkpoint, err error) {
+	defer fault.Wrap(&err, "postgres.Checkpoint")
+	var h []byte
+	err = db.admin.QueryRow(ctx, `SELECT seq, hash FROM bulkhead_audit.events ORDER BY seq DESC LIMIT 1`).Scan(&c.Seq, &h)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return audit.Checkpoint{}, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	k, err := db.SigningKey(ctx, KeyAudit)
+	if err != nil {
+		return c, err
+	}
+	c.Hash, c.At = hex.EncodeToString(h), db.now().UTC().Truncate(time.Microsecond)
+	c = c.Sign(k.ID, k.Secret)
+	_, err = db.admin.Exec(ctx, `INSERT INTO bulkhead_audit.checkpoints (seq, hash, at, kid, signature) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (seq) DO NOTHING`, c.Seq, h, c.At, c.KeyID, c.Signature)
+	return c, Translate(err)
+}
+
+// ChainPage returns chained events with seq > after, in order, at most limit.
+func (db *DB) ChainPage(ctx context.Context, after int64, limit int) ([]audit.Chained, error) {
+	rows, err := db.admin.Query(ctx, `SELECT seq, body, prev_hash, hash FROM bulkhead_audit.events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (audit.Chained, error) {
+		var c audit.Chained
+		var body string
+		err := r.Scan(&c.Seq, &body, &c.PrevHash, &c.Hash)
+		c.Body = []byte(body)
+		return c, err
+	})
+}
+
+// VerifyReport is what VerifyAudit found.
+type VerifyReport struct {
+	Events      int64
+	Checkpoints int
+	Break       *audit.Break // nil when the chain verifies
+}
+
+// VerifyAudit reads the whole chain in pages and checks every link, then
+// every stored checkpoint (signature, and that the chain has that hash at
+// that sequence number). external are checkpoints kept outside the
+// database (the JSON-lines sink): each must match the chain too, so a
+// chain cut off after a checkpoint was written is caught.
+func (db *DB) VerifyAudit(ctx context.Context, external []audit.Checkpoint, progress func(n int64)) (rep *VerifyReport, err error) {
+	defer fault.Wrap(&err, "postgres.VerifyAudit")
+	rep = &VerifyReport{}
+	hashes := map[int64][]byte{}
+	var all []audit.Chained
+	for after := int64(0); ; {
+		page, err := db.ChainPage(ctx, after, 5000)
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		all = append(all, page...)
+		after = page[len(page)-1].Seq
+		if progress != nil {
+			progress(int64(len(all)))
+		}
+	}
+	rep.Events = int64(len(all))
+	if b := audit.VerifyChain(all); b != nil {
+		rep.Break = b
+		return rep, nil
+	}
+	for _, c := range all {
+		hashes[c.Seq] = c.Hash
+	}
+	keys, err := db.allKeys(ctx, KeyAudit)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.admin.Query(ctx, `SELECT seq, hash, at, kid, signature FROM bulkhead_audit.checkpoints ORDER BY seq`)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (audit.Checkpoint, error) {
+		var c audit.Checkpoint
+		var h []byte
+		err := r.Scan(&c.Seq, &h, &c.At, &c.KeyID, &c.Signature)
+		c.Hash = hex.EncodeToString(h)
+		return c, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range append(stored, external...) {
+		rep.Checkpoints++
+		key, ok := keys[c.KeyID]
+		switch {
+		case !ok || !c.Valid(key):
+			rep.Break = &audit.Break{Seq: c.Seq, Reason: "a checkpoint's signature does not verify"}
+			return rep, nil
+		case hashes[c.Seq] == nil:
+			rep.Break = &audit.Break{Seq: c.Seq, Reason: fmt.Sprintf("a signed checkpoint names event %d, which the chain no longer has (the tail was cut off)", c.Seq)}
+			return rep, nil
+		case hex.EncodeToString(hashes[c.Seq]) != c.Hash:
+			rep.Break = &audit.Break{Seq: c.Seq, Reason: "the chain's hash differs from the signed checkpoint's"}
+			return rep, nil
+		}
+	}
+	return rep, nil
+}
+
+// allKeys returns every key of purpose, retired ones too: old checkpoints
+// stay checkable.
+func (db *DB) allKeys(ctx context.Context, purpose KeyPurpose) (map[string][]byte, error) {
+	rows, err := db.admin.Query(ctx, `SELECT kid, secret FROM bulkhead_control.keys WHERE purpose = $1`, string(purpose))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var kid string
+		var secret []byte
+		if err := rows.Scan(&kid, &secret); err != nil {
+			return nil, err
+		}
+		out[kid] = secret
+	}
+	return out, rows.Err()
+}
+
+// EventFilter narrows FindEvents. Nil fields do not filter.
+type EventFilter struct {
+	TenantID     *string
+	Subject      *string
+	Action       *string
+	Decision     *string
+	Since, Until *time.Time
+	// PlatformOnly includes events visible to platform admins only.
+	PlatformOnly bool
+	After        int64 // seq
+	Limit        int
+}
+
+// FindEvents returns chained events in sequence order.
+func (db *DB) FindEvents(ctx context.Context, f EventFilter) ([]json.RawMessage, int64, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 100
+	}
+	rows, err := db.admin.Query(ctx, `SELECT seq, body FROM bulkhead_audit.events
+		WHERE seq > $1
+		  AND ($2::uuid IS NULL OR tenant_id = $2)
+		  AND ($3::text IS NULL OR sub = $3)
+		  AND ($4::text IS NULL OR action = $4)
+		  AND ($5::text IS NULL OR decision = $5)
+		  AND ($6::timestamptz IS NULL OR at >= $6)
+		  AND ($7::timestamptz IS NULL OR at < $7)
+		  AND ($8 OR visibility = 'tenant')
+		ORDER BY seq LIMIT $9`, f.After, f.TenantID, f.Subject, f.Action, f.Decision, f.Since, f.Until, f.PlatformOnly, f.Limit)
+	if err != nil {
+		return nil, 0, Translate(err)
+	}
+	defer rows.Close()
+	var out []json.RawMessage
+	var last int64
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&last, &body); err != nil {
+			return nil, 0, err
+		}
+		out = append(out, json.RawMessage(fmt.Sprintf(`{"seq":%d,%s`, last, body[1:])))
+	}
+	return out, last, Translate(rows.Err())
+}

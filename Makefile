@@ -27,6 +27,9 @@ fuzz:
 	$(GO) test ./rest -run '^$$' -fuzz FuzzBuild -fuzztime 30s
 	$(GO) test ./ctxtoken -run '^$$' -fuzz FuzzVerify -fuzztime 30s
 	$(GO) test ./identity -run '^$$' -fuzz FuzzVerify -fuzztime 30s
+	$(GO) test ./policy -run '^$$' -fuzz FuzzParse -fuzztime 30s
+	$(GO) test ./policy -run '^$$' -fuzz FuzzEvaluate -fuzztime 30s
+	$(GO) test ./tenant -run '^$$' -fuzz FuzzParseSlug -fuzztime 10s
 
 clean:
 	rm -rf bin

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/fault"
 )
 
@@ -61,6 +62,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if k == fault.Canceled && errors.Is(r.Context().Err(), context.Canceled) {
 		return // the client is gone: nobody reads an answer
+	}
+	// Denials are audited, and answered only once their event is durable.
+	if status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound {
+		if aerr := s.record(r, event(r, audit.Deny, code, status)); aerr != nil {
+			k, status, code, err = fault.Unavailable, http.StatusServiceUnavailable, "audit_unavailable", aerr
+		}
 	}
 	msg := fault.MessageOf(err)
 	if k == fault.Canceled {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/strictjson"
@@ -39,6 +40,10 @@ type Config struct {
 	CORSOrigins []string
 	// MaxRows caps rows returned by one read and objects in one insert.
 	MaxRows int
+	// Audit records denials and control-plane changes; each is durable
+	// before the answer is sent. Nil records nothing (data changes are
+	// still recorded by the database's triggers).
+	Audit *audit.Writer
 }
 
 // Server is the HTTP API.
@@ -54,6 +59,7 @@ type Server struct {
 	builder rest.Builder
 	tables  map[string]*rest.Table // the data API's allowlist, described from the pool schema
 	mux     *http.ServeMux
+	audit   *audit.Writer
 }
 
 // New builds the server and describes the tenant tables it exposes.
@@ -63,7 +69,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{db: cfg.DB, pg: cfg.DB.Postgres(), auth: cfg.Auth, hasher: cfg.Hasher, log: cfg.Logger,
 		maxBody: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout, cors: cfg.CORSOrigins,
-		builder: rest.Builder{MaxLimit: int64(cfg.MaxRows), MaxRows: cfg.MaxRows}, tables: map[string]*rest.Table{}}
+		builder: rest.Builder{MaxLimit: int64(cfg.MaxRows), MaxRows: cfg.MaxRows}, tables: map[string]*rest.Table{},
+		audit: cfg.Audit}
 	if s.hasher == nil {
 		s.hasher = &identity.Hasher{}
 	}
@@ -112,6 +119,7 @@ func (s *Server) routes() {
 	handle("DELETE", "/v1/tenants/{id}", authed(s.deleteTenant))
 	handle("POST", "/v1/tenants/{id}/users", authed(s.createUser))
 	handle("GET", "/v1/tenants/{id}/users", authed(s.listUsers))
+	handle("GET", "/v1/audit", authed(s.listAudit))
 	for _, method := range []string{"GET", "POST", "PATCH", "DELETE"} {
 		handle(method, "/rest/v1/{table}", authed(s.data))
 	}

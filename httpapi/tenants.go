@@ -72,6 +72,9 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	status := http.StatusOK
 	if created {
+		if !s.recordChange(w, r, t, map[string]string{"tenant": string(t.Slug), "uuid": string(t.ID), "tier": string(t.Tier)}) {
+			return
+		}
 		status = http.StatusCreated
 		w.Header().Set("Location", "/v1/tenants/"+string(t.Slug))
 	}
@@ -144,6 +147,9 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.db.ForgetTenant(t.ID)
+	if !s.recordChange(w, r, t, map[string]string{"tenant": string(t.Slug), "status": req.Status}) {
+		return
+	}
 	t, err = s.pg.FindTenantBySlug(r.Context(), t.Slug, false)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -167,6 +173,9 @@ func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {
 	s.db.ForgetTenant(t.ID)
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if !s.recordChange(w, r, t, rec) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rec)
@@ -216,6 +225,9 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	u, err := s.pg.CreateUser(r.Context(), t.ID, req.Email, hash, tenant.Role(req.Role))
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if !s.recordChange(w, r, t, map[string]string{"user": u.ID, "tenant": string(t.Slug), "role": string(u.Role)}) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, userJSON{ID: u.ID, Tenant: string(t.Slug), Email: u.Email, Role: string(u.Role)})

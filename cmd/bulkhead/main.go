@@ -57,7 +57,8 @@ func commands() []command {
 		{"users", "add users to a tenant", runUsers},
 		{"functions", "register business functions (their own login role and credential)", runFunctions},
 		{"keys", "list, rotate and retire signing keys", runKeys},
-		{"token", "issue a platform-admin token", runToken},
+		{"token", "issue or revoke a platform-admin token", runToken},
+		{"audit", "verify the audit chain, or tail the trail", runAudit},
 	}
 }
 

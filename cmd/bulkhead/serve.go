@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/httpapi"
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/postgres"
@@ -26,6 +28,7 @@ type serveOptions struct {
 	idpAudience string
 	idpTenant   string
 	jsonLogs    bool
+	auditLog    string
 }
 
 func (o *serveOptions) register(fs interface {
@@ -39,6 +42,7 @@ func (o *serveOptions) register(fs interface {
 	fs.StringVar(&o.idpAudience, "idp-audience", "", "the audience (aud) the provider's tokens must carry")
 	fs.StringVar(&o.idpTenant, "idp-tenant-claim", "tenant_id", `claim path of the tenant, e.g. "tenant_id", "app_metadata.tenant_id", "custom:tenant_id"`)
 	fs.BoolVar(&o.jsonLogs, "log-json", false, "log JSON lines instead of text")
+	fs.StringVar(&o.auditLog, "audit-log", "", `also write chained audit events and signed checkpoints as JSON lines to this file ("-" for stdout), for log shippers and as an anchor outside the database`)
 }
 
 func (o *serveOptions) external() ([]identity.Trust, error) {
@@ -77,12 +81,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // app is a running server.
 type app struct {
-	db   *bulkhead.DB
-	auth *bulkhead.Auth
-	srv  *http.Server
-	addr string
-	errc chan error
-	log  *slog.Logger
+	db     *bulkhead.DB
+	auth   *bulkhead.Auth
+	srv    *http.Server
+	addr   string
+	errc   chan error
+	log    *slog.Logger
+	audit  *audit.Writer
+	seqd   chan struct{} // closed when the audit sequencer has stopped
+	cancel context.CancelFunc
+	sink   io.Closer
 }
 
 func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Logger) (*app, error) {
@@ -109,8 +117,24 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 			origins = append(origins, s)
 		}
 	}
-	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins})
+	var sink io.Writer
+	var sinkCloser io.Closer
+	switch o.auditLog {
+	case "":
+	case "-":
+		sink = os.Stdout
+	default:
+		f, err := os.OpenFile(o.auditLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("audit log: %w", err)
+		}
+		sink, sinkCloser = f, f
+	}
+	writer := audit.NewWriter(db.Postgres(), 4096, 256)
+	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer})
 	if err != nil {
+		writer.Close()
 		db.Close()
 		return nil, err
 	}
@@ -119,31 +143,45 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 		db.Close()
 		return nil, fmt.Errorf("listen on %s: %w", o.addr, err)
 	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a := &app{db: db, auth: auth, addr: ln.Addr().String(), errc: make(chan error, 1), log: log,
+		audit: writer, seqd: make(chan struct{}), cancel: cancel, sink: sinkCloser,
 		srv: &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 			WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}}
 	go func() { a.errc <- a.srv.Serve(ln) }()
 	// The watchdog ends app backends that lock tenant tables or idle in a
 	// transaction, and resets settings planted on app roles.
-	go db.Postgres().Watch(ctx, 5*time.Second, postgres.WatchdogOptions{})
+	go db.Postgres().Watch(bg, 5*time.Second, postgres.WatchdogOptions{})
+	// One trusted sequencer extends the audit chain, outside tenant
+	// transactions.
+	q := &sequencer{db: db.Postgres(), sink: sink, log: log, interval: 500 * time.Millisecond, checkpointEvery: 1000, checkpointAge: time.Minute}
+	go func() { defer close(a.seqd); q.run(bg) }()
 	log.Info("serving", "addr", a.addr)
 	return a, nil
 }
 
-// wait serves until ctx ends, then shuts down gracefully.
+// wait serves until ctx ends, then shuts down gracefully: in-flight
+// requests finish, queued audit events are committed and chained, and a
+// last checkpoint is written.
 func (a *app) wait(ctx context.Context) error {
-	defer a.db.Close()
-	defer a.auth.Close()
+	var err error
 	select {
-	case err := <-a.errc:
-		return err
+	case err = <-a.errc:
 	case <-ctx.Done():
+		a.log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		if serr := a.srv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			err = serr
+		}
+		cancel()
 	}
-	a.log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := a.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	a.audit.Close()
+	a.cancel()
+	<-a.seqd
+	if a.sink != nil {
+		a.sink.Close()
 	}
-	return nil
+	a.auth.Close()
+	a.db.Close()
+	return err
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/httpapi"
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
@@ -51,7 +52,9 @@ func Start(tb testing.TB, o Options) *Server {
 		tb.Fatalf("apitest: auth: %v", err)
 	}
 	tb.Cleanup(auth.Close)
-	cfg := httpapi.Config{DB: db, Auth: auth, Hasher: &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}}
+	w := audit.NewWriter(db.Postgres(), 1024, 128)
+	tb.Cleanup(w.Close)
+	cfg := httpapi.Config{DB: db, Auth: auth, Audit: w, Hasher: &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}}
 	cfg.MaxBodyBytes = o.MaxBody
 	if o.Config != nil {
 		o.Config(&cfg)
@@ -67,6 +70,21 @@ func Start(tb testing.TB, o Options) *Server {
 		tb.Fatalf("apitest: admin token: %v", err)
 	}
 	return &Server{URL: hs.URL, DB: db, Auth: auth, PG: pg, AdminToken: tok, http: hs}
+}
+
+// Sequence chains every event waiting in the audit inbox, as the server's
+// sequencer does in the background.
+func (s *Server) Sequence(tb testing.TB) {
+	tb.Helper()
+	for {
+		got, err := s.DB.Postgres().Sequence(context.Background(), 1000)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if len(got) == 0 {
+			return
+		}
+	}
 }
 
 // Response is an HTTP response, read whole.

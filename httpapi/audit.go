@@ -1,0 +1,183 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/audit"
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// actionOf names a request's action for the audit trail.
+func actionOf(r *http.Request) string {
+	switch r.Pattern {
+	case "POST /v1/tenants":
+		return "tenants:Create"
+	case "GET /v1/tenants":
+		return "tenants:List"
+	case "GET /v1/tenants/{id}":
+		return "tenants:Get"
+	case "PATCH /v1/tenants/{id}":
+		return "tenants:Update"
+	case "DELETE /v1/tenants/{id}":
+		return "tenants:Delete"
+	case "POST /v1/tenants/{id}/users":
+		return "users:Create"
+	case "GET /v1/tenants/{id}/users":
+		return "users:List"
+	case "POST /v1/auth/token":
+		return "auth:Login"
+	case "POST /v1/auth/context":
+		return "auth:VendContext"
+	case "GET /v1/audit":
+		return "audit:Read"
+	}
+	if strings.HasSuffix(r.Pattern, " /rest/v1/{table}") {
+		if c := commandOf[r.Method]; c != "" {
+			return "data:" + strings.ToUpper(c[:1]) + c[1:]
+		}
+	}
+	return "http:" + r.Method
+}
+
+func resourceOf(r *http.Request, p tenant.Principal) string {
+	t := string(p.TenantID)
+	if t == "" {
+		t = "-"
+	}
+	if table := r.PathValue("table"); table != "" {
+		return "brn:bulkhead:data:" + t + ":table/" + table
+	}
+	if id := r.PathValue("id"); id != "" {
+		return "brn:bulkhead:control:" + t + ":tenant/" + id
+	}
+	return "brn:bulkhead:control:" + t + ":" + r.URL.Path
+}
+
+// event builds an audit event for r.
+func event(r *http.Request, decision, code string, status int) audit.Event {
+	p, _ := tenant.FromContext(r.Context())
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	ua := r.UserAgent()
+	if len(ua) > 200 {
+		ua = ua[:200]
+	}
+	return audit.Event{
+		At: time.Now(), RequestID: requestIDFrom(r.Context()), TenantID: string(p.TenantID), Tenant: string(p.Tenant),
+		Subject: p.Subject, Role: string(p.Role), Action: actionOf(r), Resource: resourceOf(r, p),
+		Decision: decision, Code: code, Status: status, SourceIP: ip, UserAgent: ua, Visibility: audit.VisibleTenant,
+	}
+}
+
+// record makes e durable before the caller answers. Isolation: an answer
+// whose event could not be written is not sent as a success.
+func (s *Server) record(r *http.Request, e audit.Event) error {
+	if s.audit == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	defer cancel()
+	if err := s.audit.Record(ctx, e); err != nil {
+		return &fault.Error{Kind: fault.Unavailable, Code: "audit_unavailable", Message: "The audit trail cannot record this request right now.", Err: err}
+	}
+	return nil
+}
+
+// recordChange records a successful control-plane change to tenant t.
+func (s *Server) recordChange(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, detail any) bool {
+	e := event(r, audit.Allow, "", 0)
+	e.TenantID, e.Tenant = string(t.ID), string(t.Slug)
+	if detail != nil {
+		e.Detail, _ = json.Marshal(detail)
+	}
+	if err := s.record(r, e); err != nil {
+		s.writeError(w, r, err)
+		return false
+	}
+	return true
+}
+
+// listAudit serves GET /v1/audit: platform admins see every tenant's
+// events (and cross-tenant probe findings); a tenant admin sees only its
+// own tenant's, and never those visible to platform admins only.
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	if !p.Platform && p.Role != tenant.Admin {
+		s.writeError(w, r, fault.E(fault.Denied, "tenant_admin_required", "Only administrators may read the audit trail."))
+		return
+	}
+	q := r.URL.Query()
+	f := postgres.EventFilter{PlatformOnly: p.Platform}
+	str := func(k string) *string {
+		if v := q.Get(k); v != "" {
+			return &v
+		}
+		return nil
+	}
+	f.Subject, f.Action, f.Decision = str("principal"), str("action"), str("decision")
+	if p.Platform {
+		if slug := q.Get("tenant"); slug != "" {
+			t, err := s.pg.FindTenantBySlug(r.Context(), tenant.Slug(slug), true)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			id := string(t.ID)
+			f.TenantID = &id
+		}
+	} else {
+		// Isolation: a tenant admin's filter is pinned to its own tenant,
+		// whatever the query says.
+		id := string(p.TenantID)
+		f.TenantID = &id
+		if slug := q.Get("tenant"); slug != "" && tenant.Slug(slug) != p.Tenant {
+			s.writeError(w, r, tenant.ErrNotFound)
+			return
+		}
+	}
+	for _, tp := range []struct {
+		k string
+		t **time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(tp.k); v != "" {
+			tm, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				s.writeError(w, r, fault.Errorf(fault.Invalid, "invalid_parameter", "%s must be an RFC 3339 time.", tp.k))
+				return
+			}
+			*tp.t = &tm
+		}
+	}
+	var err error
+	if v := q.Get("after"); v != "" {
+		if f.After, err = strconv.ParseInt(v, 10, 64); err != nil || f.After < 0 {
+			s.writeError(w, r, fault.E(fault.Invalid, "invalid_parameter", "after must be a sequence number."))
+			return
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > 1000 {
+			s.writeError(w, r, fault.E(fault.Invalid, "invalid_parameter", "limit must be between 1 and 1000."))
+			return
+		}
+	}
+	evs, last, err := s.pg.FindEvents(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if evs == nil {
+		evs = []json.RawMessage{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": evs, "next_after": last})
+}

@@ -1,0 +1,103 @@
+package httpapi_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+)
+
+type auditPage struct {
+	Events []struct {
+		Seq       int64  `json:"seq"`
+		RequestID string `json:"request_id"`
+		TenantID  string `json:"tenant_id"`
+		Action    string `json:"action"`
+		Decision  string `json:"decision"`
+		Code      string `json:"code"`
+		Rows      int64  `json:"rows"`
+	} `json:"events"`
+}
+
+func TestAuditTrail(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	a := seed(t, s, "acme", "pool")
+	b := seed(t, s, "globex", "silo")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// A denial is durable before its answer arrives.
+	r := s.Do(t, "DELETE", "/rest/v1/projects?id=eq."+a.ProjectID, a.MemberToken, nil)
+	if r.Status != http.StatusForbidden {
+		t.Fatalf("member delete: %s", r)
+	}
+	rid := r.Header.Get("X-Request-Id")
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM bulkhead_audit.inbox WHERE event->>'request_id' = $1 AND event->>'decision' = 'deny'`, rid).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("denial %s: %d inbox events, %v; want 1 before the answer", rid, n, err)
+	}
+	// A data change through the API is audited by the trigger, with the
+	// request's id.
+	w := s.Do(t, "POST", "/rest/v1/projects", a.AdminToken, map[string]string{"name": "audited"})
+	wid := w.Header.Get("X-Request-Id")
+	probe := s.Do(t, "GET", "/v1/tenants/globex", a.AdminToken, nil) // 404 for acme
+	s.Sequence(t)
+
+	read := func(token, query string) (*apitest.Response, auditPage) {
+		r := s.Do(t, "GET", "/v1/audit"+query, token, nil)
+		var p auditPage
+		if r.Status == http.StatusOK {
+			r.JSON(t, &p)
+		}
+		return r, p
+	}
+	_, all := read(s.AdminToken, "?limit=1000")
+	seen := map[string]string{}
+	for _, e := range all.Events {
+		seen[e.RequestID] += e.Action + "/" + e.Decision + ";"
+	}
+	if !strings.Contains(seen[rid], "data:Delete/deny") || !strings.Contains(seen[wid], "data:Insert/allow") ||
+		!strings.Contains(seen[probe.Header.Get("X-Request-Id")], "tenants:Get/deny") {
+		t.Fatalf("platform view lacks events: %v", seen)
+	}
+	// acme's admin sees acme's events only.
+	_, own := read(a.AdminToken, "")
+	if len(own.Events) == 0 {
+		t.Fatal("acme's admin sees no events")
+	}
+	for _, e := range own.Events {
+		if e.TenantID != a.UUID {
+			t.Fatalf("acme's admin sees an event of tenant %q: %+v", e.TenantID, e)
+		}
+	}
+	for name, q := range map[string]string{"other tenant": "?tenant=globex", "missing tenant": "?tenant=initech"} {
+		if r, _ := read(a.AdminToken, q); r.Status != http.StatusNotFound {
+			t.Fatalf("acme's admin asking for %s: %s", name, r)
+		}
+	}
+	if r, _ := read(a.MemberToken, ""); r.Status != http.StatusForbidden {
+		t.Fatalf("member reading the trail: %s", r)
+	}
+	_, g := read(b.AdminToken, "?action=data:Insert")
+	for _, e := range g.Events {
+		if e.TenantID != b.UUID || e.Action != "data:Insert" {
+			t.Fatalf("globex's filtered view: %+v", e)
+		}
+	}
+	if r, _ := read(s.AdminToken, "?since=yesterday"); r.Status != http.StatusBadRequest {
+		t.Fatalf("bad since: %s", r)
+	}
+	// The chain verifies.
+	rep, err := s.DB.Postgres().VerifyAudit(ctx, nil, nil)
+	if err != nil || rep.Break != nil || rep.Events < 5 {
+		t.Fatalf("VerifyAudit = %+v %v", rep, err)
+	}
+}

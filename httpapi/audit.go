@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -72,8 +73,13 @@ func event(r *http.Request, decision, code string, status int) audit.Event {
 	if len(ua) > 200 {
 		ua = ua[:200]
 	}
+	var stmt string
+	if n, ok := r.Context().Value(decisionKey{}).(*decisionNote); ok {
+		stmt = n.statement
+	}
 	return audit.Event{
-		At: time.Now(), RequestID: requestIDFrom(r.Context()), TenantID: string(p.TenantID), Tenant: string(p.Tenant),
+		Statement: stmt,
+		At:        time.Now(), RequestID: requestIDFrom(r.Context()), TenantID: string(p.TenantID), Tenant: string(p.Tenant),
 		Subject: p.Subject, Role: string(p.Role), Action: actionOf(r), Resource: resourceOf(r, p),
 		Decision: decision, Code: code, Status: status, SourceIP: ip, UserAgent: ua, Visibility: audit.VisibleTenant,
 	}
@@ -112,9 +118,16 @@ func (s *Server) recordChange(w http.ResponseWriter, r *http.Request, t *tenant.
 // own tenant's, and never those visible to platform admins only.
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	p := mustPrincipal(r)
-	if !p.Platform && p.Role != tenant.Admin {
-		s.writeError(w, r, fault.E(fault.Denied, "tenant_admin_required", "Only administrators may read the audit trail."))
-		return
+	if !p.Platform {
+		t, err := s.callerTenant(r.Context(), p)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if _, err := s.decide(r, p, t, policy.AuditRead, policy.ControlResource(string(t.ID), policy.KindAudit, ""), nil); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	q := r.URL.Query()
 	f := postgres.EventFilter{PlatformOnly: p.Platform}

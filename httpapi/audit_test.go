@@ -28,21 +28,26 @@ func TestAuditTrail(t *testing.T) {
 	s := apitest.Start(t, apitest.Options{})
 	a := seed(t, s, "acme", "pool")
 	b := seed(t, s, "globex", "silo")
+	basic := seedOnPlan(t, s, "initech", "pool", "basic")
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	// A denial is durable before its answer arrives.
-	r := s.Do(t, "DELETE", "/rest/v1/projects?id=eq."+a.ProjectID, a.MemberToken, nil)
-	if r.Status != http.StatusForbidden {
-		t.Fatalf("member delete: %s", r)
+	// A denial is durable before its answer arrives, with the policy
+	// statement that decided it.
+	r := s.Do(t, "GET", "/rest/v1/projects?tenant_id=eq."+b.UUID, a.MemberToken, nil)
+	if r.Status != http.StatusForbidden || r.Code() != "policy_denied" {
+		t.Fatalf("naming another tenant: %s", r)
 	}
 	rid := r.Header.Get("X-Request-Id")
-	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM bulkhead_audit.inbox WHERE event->>'request_id' = $1 AND event->>'decision' = 'deny'`, rid).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("denial %s: %d inbox events, %v; want 1 before the answer", rid, n, err)
+	var stmt string
+	if err := conn.QueryRow(ctx, `SELECT event->>'statement' FROM bulkhead_audit.inbox WHERE event->>'request_id' = $1 AND event->>'decision' = 'deny'`, rid).Scan(&stmt); err != nil || stmt != "DenyOtherTenantsKeys" {
+		t.Fatalf("denial %s: statement %q, %v; want its event, naming DenyOtherTenantsKeys, before the answer", rid, stmt, err)
+	}
+	if r := s.Do(t, "GET", "/v1/audit", basic.AdminToken, nil); r.Status != http.StatusForbidden || r.Code() != "policy_denied" {
+		t.Fatalf("a basic-plan admin reading the trail: %s", r)
 	}
 	// A data change through the API is audited by the trigger, with the
 	// request's id.
@@ -64,7 +69,7 @@ func TestAuditTrail(t *testing.T) {
 	for _, e := range all.Events {
 		seen[e.RequestID] += e.Action + "/" + e.Decision + ";"
 	}
-	if !strings.Contains(seen[rid], "data:Delete/deny") || !strings.Contains(seen[wid], "data:Insert/allow") ||
+	if !strings.Contains(seen[rid], "data:Select/deny") || !strings.Contains(seen[wid], "data:Insert/allow") ||
 		!strings.Contains(seen[probe.Header.Get("X-Request-Id")], "tenants:Get/deny") {
 		t.Fatalf("platform view lacks events: %v", seen)
 	}

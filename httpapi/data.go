@@ -4,15 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/rest"
+	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 var commandOf = map[string]string{
@@ -21,6 +24,49 @@ var commandOf = map[string]string{
 }
 
 var errRollback = errors.New("rollback requested")
+
+var dataAction = map[string]string{
+	http.MethodGet: policy.DataSelect, http.MethodHead: policy.DataSelect, http.MethodPost: policy.DataInsert,
+	http.MethodPatch: policy.DataUpdate, http.MethodDelete: policy.DataDelete,
+}
+
+// leadingKeys are the tenants a data request names: the caller's own, and
+// any tenant_id a filter asks for.
+func leadingKeys(r *http.Request, t *tenant.Tenant) []string {
+	keys := []string{string(t.ID)}
+	for _, v := range r.URL.Query()["tenant_id"] {
+		for _, op := range []string{"eq.", "in.("} {
+			if strings.HasPrefix(v, op) {
+				for _, id := range strings.Split(strings.TrimSuffix(strings.TrimPrefix(v, op), ")"), ",") {
+					if id = strings.Trim(id, `" `); id != "" && id != string(t.ID) {
+						keys = append(keys, id)
+					}
+				}
+			}
+		}
+	}
+	return keys
+}
+
+// dataScope lists the commands the caller's policies allow on a table.
+func (s *Server) dataScope(r *http.Request, p tenant.Principal, t *tenant.Tenant, resource string) ([]string, error) {
+	tp, err := s.tenantPolicies(r.Context(), t)
+	if err != nil {
+		return nil, err
+	}
+	var scope []string
+	for _, a := range []struct{ cmd, action string }{
+		{"select", policy.DataSelect}, {"insert", policy.DataInsert}, {"update", policy.DataUpdate}, {"delete", policy.DataDelete},
+	} {
+		d := policy.EvaluateWithBoundary(policy.Request{Action: a.action, Resource: resource, Time: time.Now(), SourceIP: sourceIP(r),
+			Context: map[string][]string{policy.KeyLeadingKeys: {string(t.ID)}}},
+			policy.Principal{TenantID: t.ID, Tier: tp.plan, Role: p.Role}, tp.boundary, tp.policies)
+		if d.Allowed() {
+			scope = append(scope, a.cmd)
+		}
+	}
+	return scope, nil
+}
 
 // data serves the PostgREST dialect on tenant tables. The request is
 // routed to the pool or to the caller's silo by the tenant in the token;
@@ -38,9 +84,24 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fault.E(fault.NotFound, "table_not_found", "No such table."))
 		return
 	}
-	scope := bulkhead.ScopeFor(p.Role)
-	if !slices.Contains(scope, commandOf[r.Method]) {
-		s.writeError(w, r, fault.Errorf(fault.Denied, "command_not_allowed", "Your role may not %s rows.", commandOf[r.Method]))
+	t, err := s.callerTenant(r.Context(), p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// The policy decides before any SQL: the action on this table, with the
+	// tenants the request names as its leading keys. The context then
+	// carries the commands the policies allow on the table, so the
+	// database refuses anything more even to direct SQL.
+	resource := policy.DataResource(string(t.ID), base.Name)
+	leading := leadingKeys(r, t)
+	if _, err := s.decide(r, p, t, dataAction[r.Method], resource, leading); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	scope, err := s.dataScope(r, p, t, resource)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	var body []byte
@@ -61,9 +122,9 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	t := *base
-	t.Schema = schema
-	st, err := s.builder.Build(&t, rest.Request{Method: r.Method, Query: r.URL.Query(), Header: r.Header, Body: body, TenantID: string(sc.TenantID)})
+	tbl := *base
+	tbl.Schema = schema
+	st, err := s.builder.Build(&tbl, rest.Request{Method: r.Method, Query: r.URL.Query(), Header: r.Header, Body: body, TenantID: string(sc.TenantID)})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

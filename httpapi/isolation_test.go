@@ -29,7 +29,12 @@ type canary struct {
 
 func seed(t *testing.T, s *apitest.Server, slug, tier string) *canary {
 	t.Helper()
-	tn := s.CreateTenant(t, slug, tier)
+	return seedOnPlan(t, s, slug, tier, "premium")
+}
+
+func seedOnPlan(t *testing.T, s *apitest.Server, slug, tier, plan string) *canary {
+	t.Helper()
+	tn := s.CreateTenantOnPlan(t, slug, tier, plan)
 	c := &canary{Tenant: tn, ProjectName: "canary-project-" + slug, TaskTitle: "canary-task-" + slug}
 	r := s.Do(t, "POST", "/rest/v1/projects", tn.AdminToken, map[string]string{"name": c.ProjectName, "description": "secret of " + slug},
 		"Prefer", "return=representation")

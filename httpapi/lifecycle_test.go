@@ -106,7 +106,9 @@ func TestTenantCreate(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"retry is safe", s.AdminToken, map[string]string{"id": "acme", "name": "acme", "tier": "pool"}, http.StatusOK, ""},
+		{"retry is safe", s.AdminToken, map[string]string{"id": "acme", "name": "acme", "tier": "pool", "plan": "premium"}, http.StatusOK, ""},
+		{"same id, other plan", s.AdminToken, map[string]string{"id": "acme", "name": "acme", "tier": "pool"}, http.StatusConflict, "tenant_exists"},
+		{"bad plan", s.AdminToken, map[string]string{"id": "newco", "tier": "pool", "plan": "gold"}, http.StatusBadRequest, "invalid_plan"},
 		{"same id, other tier", s.AdminToken, map[string]string{"id": "acme", "name": "acme", "tier": "silo"}, http.StatusConflict, "tenant_exists"},
 		{"reserved slug", s.AdminToken, map[string]string{"id": "public", "tier": "silo"}, http.StatusBadRequest, "invalid_tenant_id"},
 		{"uppercase slug", s.AdminToken, map[string]string{"id": "Acme2", "tier": "pool"}, http.StatusBadRequest, "invalid_tenant_id"},
@@ -149,7 +151,7 @@ func TestTenantCreate(t *testing.T) {
 func TestBadInputWritesNothing(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{MaxBody: 4096})
-	a := seed(t, s, "acme", "pool")
+	a := seedOnPlan(t, s, "acme", "pool", "basic") // basic: nobody may delete
 	before := snapshot(t, s, a)
 	big := `[` + strings.Repeat(`{"name":"x"},`, 1000) + `{"name":"x"}]`
 	for _, tt := range []struct {
@@ -166,7 +168,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 		{"unknown table", "GET", "/rest/v1/pg_authid", a.AdminToken, nil, http.StatusNotFound},
 		{"control table", "GET", "/rest/v1/keys", a.AdminToken, nil, http.StatusNotFound},
 		{"patch without filter", "PATCH", "/rest/v1/projects", a.AdminToken, `{"name":"all"}`, http.StatusBadRequest},
-		{"delete without filter", "DELETE", "/rest/v1/projects", a.AdminToken, nil, http.StatusBadRequest},
+		{"delete without filter (the basic plan refuses any delete first)", "DELETE", "/rest/v1/projects", a.AdminToken, nil, http.StatusForbidden},
 		{"bad operator", "GET", "/rest/v1/projects?name=xx.1", a.AdminToken, nil, http.StatusBadRequest},
 		{"bad uuid", "GET", "/rest/v1/projects?id=eq.1%27%20or%201=1--", a.AdminToken, nil, http.StatusBadRequest},
 		{"bad limit", "GET", "/rest/v1/projects?limit=-1", a.AdminToken, nil, http.StatusBadRequest},
@@ -176,6 +178,8 @@ func TestBadInputWritesNothing(t *testing.T) {
 		{"null name", "POST", "/rest/v1/projects", a.AdminToken, `{"name":null}`, http.StatusBadRequest},
 		{"wrong content type", "POST", "/rest/v1/projects", a.AdminToken, nil, http.StatusBadRequest},
 		{"member delete", "DELETE", "/rest/v1/projects?id=eq." + a.ProjectID, a.MemberToken, nil, http.StatusForbidden},
+		{"admin delete on basic", "DELETE", "/rest/v1/projects?id=eq." + a.ProjectID, a.AdminToken, nil, http.StatusForbidden},
+		{"other tenant as leading key", "GET", "/rest/v1/projects?tenant_id=eq.6f1d3c1e-9a55-4a8e-b7a4-1f2f3e4d5c6b", a.AdminToken, nil, http.StatusForbidden},
 		{"batch with one bad row", "POST", "/rest/v1/projects", a.AdminToken, `[{"name":"ok"},{"name":""}]`, http.StatusBadRequest},
 		{"single over many", "PATCH", "/rest/v1/projects?name=neq.zzz", a.AdminToken, `{"description":"x"}`, http.StatusNotFound},
 	} {

@@ -60,6 +60,7 @@ type Server struct {
 	tables  map[string]*rest.Table // the data API's allowlist, described from the pool schema
 	mux     *http.ServeMux
 	audit   *audit.Writer
+	pols    policyCache
 }
 
 // New builds the server and describes the tenant tables it exposes.
@@ -120,6 +121,10 @@ func (s *Server) routes() {
 	handle("POST", "/v1/tenants/{id}/users", authed(s.createUser))
 	handle("GET", "/v1/tenants/{id}/users", authed(s.listUsers))
 	handle("GET", "/v1/audit", authed(s.listAudit))
+	handle("GET", "/v1/policies", authed(s.listPolicies))
+	handle("PUT", "/v1/policies/{name}", authed(s.putPolicy))
+	handle("DELETE", "/v1/policies/{name}", authed(s.deletePolicy))
+	handle("POST", "/v1/policies/simulate", authed(s.simulatePolicy))
 	for _, method := range []string{"GET", "POST", "PATCH", "DELETE"} {
 		handle(method, "/rest/v1/{table}", authed(s.data))
 	}
@@ -129,10 +134,15 @@ func (s *Server) routes() {
 		if slices.Contains(methods, "GET") {
 			allow += ", HEAD"
 		}
-		m.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		notAllowed := func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			s.writeError(w, r, fault.Errorf(fault.MethodNotAllowed, "method_not_allowed", "%s is not allowed here; use %s.", r.Method, allow))
-		})
+		}
+		for _, method := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+			if !slices.Contains(methods, method) {
+				m.HandleFunc(method+" "+path, notAllowed)
+			}
+		}
 	}
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fault.E(fault.NotFound, "route_not_found", "No such endpoint."))
@@ -153,7 +163,9 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 		rand.Read(b)
 		id := hex.EncodeToString(b)
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		ctx = context.WithValue(ctx, decisionKey{}, &decisionNote{})
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -18,11 +19,12 @@ type tenantJSON struct {
 	Tier      string    `json:"tier"`
 	Status    string    `json:"status"`
 	Placement string    `json:"placement,omitempty"`
+	Plan      string    `json:"plan"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
 func toTenantJSON(t *tenant.Tenant, p tenant.Principal) tenantJSON {
-	j := tenantJSON{ID: string(t.Slug), UUID: string(t.ID), Name: t.Name, Tier: string(t.Tier), Status: string(t.Status), CreatedAt: t.CreatedAt}
+	j := tenantJSON{ID: string(t.Slug), UUID: string(t.ID), Name: t.Name, Tier: string(t.Tier), Status: string(t.Status), Plan: t.Plan, CreatedAt: t.CreatedAt}
 	if p.Platform {
 		j.Placement = t.Placement
 	}
@@ -49,6 +51,7 @@ type createTenantRequest struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	Tier string `json:"tier"`
+	Plan string `json:"plan"` // "basic" (default) or "premium": the policy template that bounds the tenant
 }
 
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
@@ -65,7 +68,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 	if req.Tier == "" {
 		req.Tier = string(tenant.Pool)
 	}
-	t, created, err := s.pg.CreateTenant(r.Context(), postgres.TenantCreate{Slug: tenant.Slug(req.ID), Name: req.Name, Tier: tenant.Tier(req.Tier)})
+	t, created, err := s.pg.CreateTenant(r.Context(), postgres.TenantCreate{Slug: tenant.Slug(req.ID), Name: req.Name, Tier: tenant.Tier(req.Tier), Plan: req.Plan})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -86,6 +89,10 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 	if !p.Platform {
 		t, err := s.pg.FindTenantBySlug(r.Context(), p.Tenant, false)
 		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if _, err := s.decide(r, p, t, policy.TenantsGet, policy.ControlResource(string(t.ID), policy.KindTenant, string(t.ID)), nil); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -113,6 +120,10 @@ func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
 	p := mustPrincipal(r)
 	t, err := s.visibleTenant(r, p)
 	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := s.decide(r, p, t, policy.TenantsGet, policy.ControlResource(string(t.ID), policy.KindTenant, string(t.ID)), nil); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -201,8 +212,8 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if !p.Platform && p.Role != tenant.Admin {
-		s.writeError(w, r, fault.E(fault.Denied, "tenant_admin_required", "Only a tenant administrator may add users."))
+	if _, err := s.decide(r, p, t, policy.UsersCreate, policy.ControlResource(string(t.ID), policy.KindUser, ""), nil); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	var req createUserRequest
@@ -240,8 +251,8 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if !p.Platform && p.Role != tenant.Admin {
-		s.writeError(w, r, fault.E(fault.Denied, "tenant_admin_required", "Only a tenant administrator may list users."))
+	if _, err := s.decide(r, p, t, policy.UsersList, policy.ControlResource(string(t.ID), policy.KindUser, ""), nil); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	us, err := s.pg.FindUsers(r.Context(), t.ID)

@@ -379,7 +379,7 @@ func quoteLiteral(s string) string {
 
 // SetupVersion changes whenever Setup's non-migration steps change, so
 // cached test templates are rebuilt.
-const SetupVersion = 3
+const SetupVersion = 4
 
 // MigrationFS returns the embedded migration files.
 func MigrationFS() fs.FS {

@@ -22,19 +22,20 @@ type TenantCreate struct {
 	Slug tenant.Slug
 	Name string
 	Tier tenant.Tier
+	Plan string // "basic" (default) or "premium"
 }
 
 // ErrTenantExists is returned when a slug is taken by a different tenant,
 // or was used by a tenant that has since been offboarded.
 var ErrTenantExists = fault.E(fault.Conflict, "tenant_exists", "That tenant id is taken, or was used before and is never reused.")
 
-const tenantColumns = `id, slug, name, tier, status, placement, created_at`
+const tenantColumns = `id, slug, name, tier, status, placement, plan, created_at`
 
 func scanTenant(row pgx.Row) (*tenant.Tenant, error) {
 	var t tenant.Tenant
 	var id uuid.UUID
 	var slug, tier, status string
-	if err := row.Scan(&id, &slug, &t.Name, &tier, &status, &t.Placement, &t.CreatedAt); err != nil {
+	if err := row.Scan(&id, &slug, &t.Name, &tier, &status, &t.Placement, &t.Plan, &t.CreatedAt); err != nil {
 		return nil, err
 	}
 	t.ID, t.Slug, t.Tier, t.Status = tenant.ID(id.String()), tenant.Slug(slug), tenant.Tier(tier), tenant.Status(status)
@@ -56,12 +57,18 @@ func (db *DB) CreateTenant(ctx context.Context, c TenantCreate) (t *tenant.Tenan
 	if c.Name == "" {
 		c.Name = string(c.Slug)
 	}
+	if c.Plan == "" {
+		c.Plan = "basic"
+	}
+	if c.Plan != "basic" && c.Plan != "premium" {
+		return nil, false, fault.E(fault.Invalid, "invalid_plan", `The plan must be "basic" or "premium".`)
+	}
 	if len(c.Name) > 200 {
 		return nil, false, fault.E(fault.Invalid, "invalid_name", "A tenant name is at most 200 bytes.")
 	}
 	if existing, err := db.FindTenantBySlug(ctx, c.Slug, true); err == nil {
 		if existing.Status != tenant.Offboarded && existing.Status != tenant.Offboarding &&
-			existing.Tier == c.Tier && existing.Name == c.Name {
+			existing.Tier == c.Tier && existing.Name == c.Name && existing.Plan == c.Plan {
 			return existing, false, nil
 		}
 		return nil, false, ErrTenantExists
@@ -74,9 +81,9 @@ func (db *DB) CreateTenant(ctx context.Context, c TenantCreate) (t *tenant.Tenan
 		placement = id.SchemaName()
 	}
 	err = db.ownerTx(ctx, func(tx pgx.Tx) error {
-		row := tx.QueryRow(ctx, `INSERT INTO bulkhead_control.tenants (id, slug, name, tier, placement, schema_version)
-			VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+tenantColumns,
-			string(id), string(c.Slug), c.Name, string(c.Tier), placement, TenantSchemaVersion)
+		row := tx.QueryRow(ctx, `INSERT INTO bulkhead_control.tenants (id, slug, name, tier, placement, schema_version, plan)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+tenantColumns,
+			string(id), string(c.Slug), c.Name, string(c.Tier), placement, TenantSchemaVersion, c.Plan)
 		var err error
 		if t, err = scanTenant(row); err != nil {
 			return err

@@ -74,6 +74,7 @@ type Tenant struct {
 	Tier      Tier      `json:"tier"`
 	Status    Status    `json:"status"`
 	Placement string    `json:"placement"` // "pool", or the silo's schema name
+	Plan      string    `json:"plan"`      // the policy tier template that bounds it: "basic" or "premium"
 	CreatedAt time.Time `json:"created_at"`
 }
 

@@ -59,6 +59,7 @@ func commands() []command {
 		{"keys", "list, rotate and retire signing keys", runKeys},
 		{"token", "issue or revoke a platform-admin token", runToken},
 		{"audit", "verify the audit chain, or tail the trail", runAudit},
+		{"lint", "check a database's tenant isolation (read-only)", runLint},
 	}
 }
 

@@ -160,10 +160,17 @@ type Tenant struct {
 	AdminToken, MemberToken string
 }
 
-// CreateTenant makes a tenant with an admin and a member and logs both in.
+// CreateTenant makes a tenant on the premium plan (whose admins may
+// delete rows and manage users) with an admin and a member, and logs both
+// in.
 func (s *Server) CreateTenant(tb testing.TB, slug, tier string) *Tenant {
+	return s.CreateTenantOnPlan(tb, slug, tier, "premium")
+}
+
+// CreateTenantOnPlan is CreateTenant with a plan.
+func (s *Server) CreateTenantOnPlan(tb testing.TB, slug, tier, plan string) *Tenant {
 	tb.Helper()
-	r := s.Do(tb, "POST", "/v1/tenants", s.AdminToken, map[string]string{"id": slug, "name": slug, "tier": tier})
+	r := s.Do(tb, "POST", "/v1/tenants", s.AdminToken, map[string]string{"id": slug, "name": slug, "tier": tier, "plan": plan})
 	if r.Status != http.StatusCreated {
 		tb.Fatalf("apitest: create tenant %s: %s", slug, r)
 	}

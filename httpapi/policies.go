@@ -1,0 +1,306 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/policy"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// tenantPolicies is a tenant's plan template (the boundary) and the
+// documents its admins attached, parsed.
+type tenantPolicies struct {
+	plan     string
+	boundary []*policy.Document
+	policies []*policy.Document // the template itself first
+	at       time.Time
+}
+
+// policyCache holds parsed policies per tenant for a short while; writes
+// through /v1/policies drop the entry at once.
+type policyCache struct {
+	mu sync.Mutex
+	m  map[tenant.ID]*tenantPolicies
+}
+
+const policyCacheAge = 2 * time.Second
+
+func (s *Server) tenantPolicies(ctx context.Context, t *tenant.Tenant) (*tenantPolicies, error) {
+	s.pols.mu.Lock()
+	if tp, ok := s.pols.m[t.ID]; ok && time.Since(tp.at) < policyCacheAge && tp.plan == t.Plan {
+		s.pols.mu.Unlock()
+		return tp, nil
+	}
+	s.pols.mu.Unlock()
+	tmpl, err := policy.Template(t.Plan)
+	if err != nil {
+		return nil, err
+	}
+	tp := &tenantPolicies{plan: t.Plan, boundary: []*policy.Document{tmpl}, policies: []*policy.Document{tmpl}, at: time.Now()}
+	stored, err := s.pg.FindPolicies(ctx, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, sp := range stored {
+		d, err := policy.Parse([]byte(sp.Document))
+		if err != nil {
+			// A stored document that no longer parses grants nothing.
+			s.log.WarnContext(ctx, "stored policy does not parse", "tenant_id", string(t.ID), "policy", sp.Name, "err", err)
+			continue
+		}
+		tp.policies = append(tp.policies, d)
+	}
+	s.pols.mu.Lock()
+	if s.pols.m == nil || len(s.pols.m) > 100000 {
+		s.pols.m = map[tenant.ID]*tenantPolicies{}
+	}
+	s.pols.m[t.ID] = tp
+	s.pols.mu.Unlock()
+	return tp, nil
+}
+
+func (s *Server) forgetPolicies(id tenant.ID) {
+	s.pols.mu.Lock()
+	delete(s.pols.m, id)
+	s.pols.mu.Unlock()
+}
+
+// decisionKey carries the deciding statement of a request to its audit event.
+type decisionKey struct{}
+
+type decisionNote struct{ statement string }
+
+// decide evaluates a tenant principal's request against its tenant's
+// policies, bounded by its plan's template, before any SQL runs. Platform
+// administrators are not subject to tenant policies. A deny is a 403
+// policy_denied; the deciding statement goes to the audit event.
+func (s *Server) decide(r *http.Request, p tenant.Principal, t *tenant.Tenant, action, resource string, leading []string) (policy.Decision, error) {
+	if p.Platform {
+		return policy.Decision{Effect: policy.Allow}, nil
+	}
+	tp, err := s.tenantPolicies(r.Context(), t)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	req := policy.Request{Action: action, Resource: resource, Time: time.Now(), SourceIP: sourceIP(r)}
+	if leading != nil {
+		req.Context = map[string][]string{policy.KeyLeadingKeys: leading}
+	}
+	pp := policy.Principal{TenantID: t.ID, Tier: tp.plan, Role: p.Role}
+	d := policy.EvaluateWithBoundary(req, pp, tp.boundary, tp.policies)
+	if n, ok := r.Context().Value(decisionKey{}).(*decisionNote); ok {
+		n.statement = d.Statement
+	}
+	if !d.Allowed() {
+		return d, fault.Errorf(fault.Denied, "policy_denied", "A policy denies %s on this resource: %s", action, d.Reason)
+	}
+	return d, nil
+}
+
+func sourceIP(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// callerTenant returns the tenant principal's own tenant.
+func (s *Server) callerTenant(ctx context.Context, p tenant.Principal) (*tenant.Tenant, error) {
+	return s.db.ResolveTenant(ctx, p)
+}
+
+var policyName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// policyTarget is the tenant whose policies a request manages: the
+// caller's own, or for a platform admin the one named by ?tenant=.
+func (s *Server) policyTarget(r *http.Request, p tenant.Principal) (*tenant.Tenant, error) {
+	if p.Platform {
+		slug, err := tenant.ParseSlug(r.URL.Query().Get("tenant"))
+		if err != nil {
+			return nil, fault.E(fault.Invalid, "tenant_required", "Platform administrators name the tenant with ?tenant=.")
+		}
+		return s.pg.FindTenantBySlug(r.Context(), slug, false)
+	}
+	return s.callerTenant(r.Context(), p)
+}
+
+type policiesResponse struct {
+	Tenant   string         `json:"tenant"`
+	Plan     string         `json:"plan"`
+	Template any            `json:"template"`
+	Policies []storedPolicy `json:"policies"`
+}
+
+type storedPolicy struct {
+	Name      string    `json:"name"`
+	Document  any       `json:"document"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	t, err := s.policyTarget(r, p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := s.decide(r, p, t, policy.PoliciesList, policy.ControlResource(string(t.ID), policy.KindPolicy, ""), nil); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	stored, err := s.pg.FindPolicies(r.Context(), t.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := policiesResponse{Tenant: string(t.Slug), Plan: t.Plan, Template: rawJSON(policy.TemplateJSON(t.Plan)), Policies: []storedPolicy{}}
+	for _, sp := range stored {
+		out.Policies = append(out.Policies, storedPolicy{Name: sp.Name, Document: rawJSON([]byte(sp.Document)), UpdatedAt: sp.UpdatedAt})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	name := r.PathValue("name")
+	if !policyName.MatchString(name) {
+		s.writeError(w, r, fault.E(fault.Invalid, "invalid_policy_name", "A policy name is 1 to 64 letters, digits, '_' or '-'."))
+		return
+	}
+	t, err := s.policyTarget(r, p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := s.decide(r, p, t, policy.PoliciesPut, policy.ControlResource(string(t.ID), policy.KindPolicy, name), nil); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := readBody(w, r, s.maxBody)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := policy.Parse(body); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	created, err := s.pg.PutPolicy(r.Context(), t.ID, name, string(body))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.forgetPolicies(t.ID)
+	if !s.recordChange(w, r, t, map[string]string{"policy": name}) {
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, storedPolicy{Name: name, Document: rawJSON(body), UpdatedAt: time.Now().UTC()})
+}
+
+func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	name := r.PathValue("name")
+	t, err := s.policyTarget(r, p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := s.decide(r, p, t, policy.PoliciesDelete, policy.ControlResource(string(t.ID), policy.KindPolicy, name), nil); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.pg.DeletePolicy(r.Context(), t.ID, name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.forgetPolicies(t.ID)
+	if !s.recordChange(w, r, t, map[string]string{"policy": name, "deleted": "true"}) {
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type simulateRequest struct {
+	Action   string              `json:"action"`
+	Resource string              `json:"resource"`
+	Context  map[string][]string `json:"context"`
+	Role     string              `json:"role"`   // platform admins: the role to simulate
+	Policy   any                 `json:"policy"` // an unsaved document to add
+}
+
+type simulateResponse struct {
+	Decision  string `json:"decision"` // "allow", "explicit_deny", "implicit_deny"
+	Statement string `json:"statement,omitempty"`
+	Reason    string `json:"reason"`
+}
+
+// simulatePolicy answers what the policies would decide for a request, and
+// which statement decides, for the caller (or, for a platform admin, a
+// principal of ?tenant= with the given role). It changes nothing.
+func (s *Server) simulatePolicy(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	t, err := s.policyTarget(r, p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := s.decide(r, p, t, policy.PoliciesSimulate, policy.ControlResource(string(t.ID), policy.KindPolicy, ""), nil); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req simulateRequest
+	if err := decodeBody(w, r, s.maxBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Action == "" || req.Resource == "" {
+		s.writeError(w, r, fault.E(fault.Invalid, "invalid_body", `"action" and "resource" are required.`))
+		return
+	}
+	tp, err := s.tenantPolicies(r.Context(), t)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	docs := tp.policies
+	if req.Policy != nil {
+		b, _ := jsonMarshal(req.Policy)
+		d, err := policy.Parse(b)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		docs = append(append([]*policy.Document{}, docs...), d)
+	}
+	role := p.Role
+	if p.Platform || req.Role != "" {
+		role = tenant.Role(req.Role)
+		if !p.Platform && role != p.Role {
+			s.writeError(w, r, fault.E(fault.Denied, "policy_denied", "Only platform administrators simulate another role."))
+			return
+		}
+	}
+	d := policy.EvaluateWithBoundary(policy.Request{Action: req.Action, Resource: req.Resource, Time: time.Now(), SourceIP: sourceIP(r), Context: req.Context},
+		policy.Principal{TenantID: t.ID, Tier: tp.plan, Role: role}, tp.boundary, docs)
+	out := simulateResponse{Statement: d.Statement, Reason: d.Reason}
+	switch d.Effect {
+	case policy.Allow:
+		out.Decision = "allow"
+	case policy.ExplicitDeny:
+		out.Decision = "explicit_deny"
+	default:
+		out.Decision = "implicit_deny"
+	}
+	writeJSON(w, http.StatusOK, out)
+}

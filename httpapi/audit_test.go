@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -104,5 +105,43 @@ func TestAuditTrail(t *testing.T) {
 	rep, err := s.DB.Postgres().VerifyAudit(ctx, nil, nil)
 	if err != nil || rep.Break != nil || rep.Events < 5 {
 		t.Fatalf("VerifyAudit = %+v %v", rep, err)
+	}
+}
+
+// TestCrossTenantProbe asks, as acme, for globex's row by id: the answer
+// is the same as for an id that exists nowhere, and only platform admins
+// learn from the trail that it was a probe.
+func TestCrossTenantProbe(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	a := seed(t, s, "acme", "pool")
+	b := seed(t, s, "globex", "silo")
+	hit := s.Do(t, "GET", "/rest/v1/projects?id=eq."+b.ProjectID, a.AdminToken, nil)
+	miss := s.Do(t, "GET", "/rest/v1/projects?id=eq."+randomUUID, a.AdminToken, nil)
+	if hit.Status != miss.Status || string(hit.Body) != string(miss.Body) {
+		t.Fatalf("another tenant's id: %s; a missing id: %s", hit, miss)
+	}
+	// The check runs after the response; wait for its event (bounded).
+	var probes auditPage
+	for i := 0; i < 100; i++ {
+		s.Sequence(t)
+		r := s.Do(t, "GET", "/v1/audit?decision=probe", s.AdminToken, nil)
+		r.JSON(t, &probes)
+		if len(probes.Events) > 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(probes.Events) != 1 || probes.Events[0].RequestID != hit.Header.Get("X-Request-Id") || probes.Events[0].TenantID != a.UUID {
+		t.Fatalf("platform view of probes: %+v", probes.Events)
+	}
+	for _, tok := range []string{a.AdminToken, b.AdminToken} {
+		var p auditPage
+		s.Do(t, "GET", "/v1/audit?limit=1000", tok, nil).JSON(t, &p)
+		for _, e := range p.Events {
+			if e.Decision == "probe" {
+				t.Fatalf("a tenant admin sees the probe finding: %+v", e)
+			}
+		}
 	}
 }

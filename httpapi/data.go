@@ -152,6 +152,9 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	err = postgres.ScopedStatement(r.Context(), s.db.Postgres().App(), sc.Token, st.SQL, st.Args, scan, check)
+	if (err == nil || fault.KindOf(err) == fault.NotFound) && rows == 0 {
+		defer s.checkProbe(r, p, base.Name, probedIDs(r))
+	}
 	if err != nil && !errors.Is(err, errRollback) {
 		s.writeError(w, r, err)
 		return

@@ -293,3 +293,56 @@ func (db *DB) FindEvents(ctx context.Context, f EventFilter) ([]json.RawMessage,
 	}
 	return out, last, Translate(rows.Err())
 }
+
+// OwnersOf returns, for each id, the tenant other than except whose rows
+// in table carry it, looking in the pool and in every silo. It runs as
+// bulkhead_maint (row security does not hide other tenants from it) and
+// is for the trusted cross-tenant probe check only, after the response.
+func (db *DB) OwnersOf(ctx context.Context, table string, ids []string, except string) (owners map[string]string, err error) {
+	defer fault.Wrap(&err, "postgres.OwnersOf(%s)", table)
+	if !slicesContains(TenantTableNames, table) || len(ids) == 0 {
+		return nil, nil
+	}
+	owners = map[string]string{}
+	err = pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT placement FROM bulkhead_control.tenants WHERE tier = 'silo' AND status <> 'offboarded'`)
+		if err != nil {
+			return err
+		}
+		schemas, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		schemas = append([]string{PoolSchema}, schemas...)
+		if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_maint`); err != nil {
+			return err
+		}
+		for _, s := range schemas {
+			rows, err := tx.Query(ctx, `SELECT id::text, tenant_id::text FROM `+quoteIdent(s)+`.`+quoteIdent(table)+
+				` WHERE id = ANY($1::uuid[]) AND tenant_id <> $2::uuid`, ids, except)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var id, owner string
+				if err := rows.Scan(&id, &owner); err != nil {
+					rows.Close()
+					return err
+				}
+				owners[id] = owner
+			}
+			rows.Close()
+		}
+		return nil
+	})
+	return owners, Translate(err)
+}
+
+func slicesContains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

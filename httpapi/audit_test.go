@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -142,6 +143,29 @@ func TestCrossTenantProbe(t *testing.T) {
 			if e.Decision == "probe" {
 				t.Fatalf("a tenant admin sees the probe finding: %+v", e)
 			}
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	a := seed(t, s, "acme", "pool")
+	s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil)
+	s.Do(t, "GET", "/rest/v1/projects", "forged", nil)
+	res, err := http.Get(s.MetricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, want := range []string{
+		`bulkhead_requests_total{route="GET /rest/v1/{table}",status="2xx",tenant="acme",tier="tenant"}`,
+		`bulkhead_denials_total{status="401",tenant="none",tier="none"} 1`,
+		`bulkhead_request_duration_seconds_bucket{route="GET /rest/v1/{table}"`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %s\n%s", want, b)
 		}
 	}
 }

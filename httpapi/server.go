@@ -40,6 +40,8 @@ type Config struct {
 	CORSOrigins []string
 	// MaxRows caps rows returned by one read and objects in one insert.
 	MaxRows int
+	// Metrics, when set, counts requests, denials and latency.
+	Metrics *Metrics
 	// Audit records denials and control-plane changes; each is durable
 	// before the answer is sent. Nil records nothing (data changes are
 	// still recorded by the database's triggers).
@@ -61,6 +63,7 @@ type Server struct {
 	mux     *http.ServeMux
 	audit   *audit.Writer
 	pols    policyCache
+	metrics *Metrics
 }
 
 // New builds the server and describes the tenant tables it exposes.
@@ -71,7 +74,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{db: cfg.DB, pg: cfg.DB.Postgres(), auth: cfg.Auth, hasher: cfg.Hasher, log: cfg.Logger,
 		maxBody: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout, cors: cfg.CORSOrigins,
 		builder: rest.Builder{MaxLimit: int64(cfg.MaxRows), MaxRows: cfg.MaxRows}, tables: map[string]*rest.Table{},
-		audit: cfg.Audit}
+		audit: cfg.Audit, metrics: cfg.Metrics}
 	if s.hasher == nil {
 		s.hasher = &identity.Hasher{}
 	}
@@ -103,7 +106,7 @@ func (s *Server) routes() {
 	m := http.NewServeMux()
 	allowed := map[string][]string{}
 	handle := func(method, path string, h http.Handler) {
-		m.Handle(method+" "+path, h)
+		m.Handle(method+" "+path, noteRoute(h))
 		allowed[path] = append(allowed[path], method)
 	}
 	authed := func(h http.HandlerFunc) http.Handler { return s.authenticate(h) }
@@ -152,7 +155,11 @@ func (s *Server) routes() {
 
 // Handler returns the server's handler with its middleware.
 func (s *Server) Handler() http.Handler {
-	return s.requestID(s.recoverer(s.corsHandler(s.limits(s.mux))))
+	h := s.recoverer(s.corsHandler(s.limits(s.mux)))
+	if s.metrics != nil {
+		h = s.metrics.middleware(h)
+	}
+	return s.requestID(h)
 }
 
 // requestID gives every request a server-made id, returned in
@@ -220,7 +227,12 @@ type principalKey struct{}
 // authenticate verifies the bearer token; a request without a valid one
 // gets 401 and goes no further.
 func (s *Server) authenticate(next http.Handler) http.Handler {
-	return bulkhead.Middleware(s.auth, s.writeError)(next)
+	return bulkhead.Middleware(s.auth, s.writeError)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := tenant.FromContext(r.Context()); ok {
+			notePrincipal(r, p)
+		}
+		next.ServeHTTP(w, r)
+	}))
 }
 
 func mustPrincipal(r *http.Request) tenant.Principal {

@@ -29,6 +29,7 @@ type serveOptions struct {
 	idpTenant   string
 	jsonLogs    bool
 	auditLog    string
+	metricsAddr string
 }
 
 func (o *serveOptions) register(fs interface {
@@ -42,6 +43,7 @@ func (o *serveOptions) register(fs interface {
 	fs.StringVar(&o.idpAudience, "idp-audience", "", "the audience (aud) the provider's tokens must carry")
 	fs.StringVar(&o.idpTenant, "idp-tenant-claim", "tenant_id", `claim path of the tenant, e.g. "tenant_id", "app_metadata.tenant_id", "custom:tenant_id"`)
 	fs.BoolVar(&o.jsonLogs, "log-json", false, "log JSON lines instead of text")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this separate (admin) address, e.g. 127.0.0.1:9090; none by default")
 	fs.StringVar(&o.auditLog, "audit-log", "", `also write chained audit events and signed checkpoints as JSON lines to this file ("-" for stdout), for log shippers and as an anchor outside the database`)
 }
 
@@ -132,7 +134,8 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 		sink, sinkCloser = f, f
 	}
 	writer := audit.NewWriter(db.Postgres(), 4096, 256)
-	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer})
+	metrics := httpapi.NewMetrics()
+	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer, Metrics: metrics})
 	if err != nil {
 		writer.Close()
 		db.Close()
@@ -149,6 +152,19 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 		srv: &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 			WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}}
 	go func() { a.errc <- a.srv.Serve(ln) }()
+	if o.metricsAddr != "" {
+		mln, err := net.Listen("tcp", o.metricsAddr)
+		if err != nil {
+			a.srv.Close()
+			return nil, fmt.Errorf("listen on %s: %w", o.metricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler())
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go msrv.Serve(mln)
+		go func() { <-bg.Done(); msrv.Close() }()
+		log.Info("serving metrics", "addr", mln.Addr().String())
+	}
 	// The watchdog ends app backends that lock tenant tables or idle in a
 	// transaction, and resets settings planted on app roles.
 	go db.Postgres().Watch(bg, 5*time.Second, postgres.WatchdogOptions{})

@@ -23,6 +23,7 @@ import (
 // Server is a running bulkhead server.
 type Server struct {
 	URL        string
+	MetricsURL string
 	DB         *bulkhead.DB
 	Auth       *bulkhead.Auth
 	PG         *pgtest.DB
@@ -54,7 +55,7 @@ func Start(tb testing.TB, o Options) *Server {
 	tb.Cleanup(auth.Close)
 	w := audit.NewWriter(db.Postgres(), 1024, 128)
 	tb.Cleanup(w.Close)
-	cfg := httpapi.Config{DB: db, Auth: auth, Audit: w, Hasher: &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}}
+	cfg := httpapi.Config{DB: db, Auth: auth, Audit: w, Metrics: httpapi.NewMetrics(), Hasher: &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}}
 	cfg.MaxBodyBytes = o.MaxBody
 	if o.Config != nil {
 		o.Config(&cfg)
@@ -65,11 +66,13 @@ func Start(tb testing.TB, o Options) *Server {
 	}
 	hs := httptest.NewServer(h.Handler())
 	tb.Cleanup(hs.Close)
+	metrics := httptest.NewServer(cfg.Metrics.Handler())
+	tb.Cleanup(metrics.Close)
 	tok, _, err := auth.IssueAdminToken(ctx, "test-admin", 0)
 	if err != nil {
 		tb.Fatalf("apitest: admin token: %v", err)
 	}
-	return &Server{URL: hs.URL, DB: db, Auth: auth, PG: pg, AdminToken: tok, http: hs}
+	return &Server{URL: hs.URL, MetricsURL: metrics.URL, DB: db, Auth: auth, PG: pg, AdminToken: tok, http: hs}
 }
 
 // Sequence chains every event waiting in the audit inbox, as the server's

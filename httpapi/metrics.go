@@ -1,0 +1,142 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// MaxTenantLabels bounds the tenant label: the first this many tenants seen
+// get their own series, every other tenant is counted as "other", so the
+// number of series stays bounded however many tenants there are.
+const MaxTenantLabels = 100
+
+// Metrics are the server's Prometheus metrics.
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	denials  *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+
+	mu      sync.Mutex
+	tenants map[string]bool
+}
+
+// NewMetrics makes the metrics and their registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry(), tenants: map[string]bool{}}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "bulkhead", Name: "requests_total",
+		Help: "HTTP requests by tenant (bounded), tier, route and status class."}, []string{"tenant", "tier", "route", "status"})
+	m.denials = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "bulkhead", Name: "denials_total",
+		Help: "Requests answered 401, 403 or 404, by tenant (bounded), tier and status."}, []string{"tenant", "tier", "status"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "bulkhead", Name: "request_duration_seconds",
+		Help: "Request latency by tier and route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"tier", "route"})
+	m.reg.MustRegister(m.requests, m.denials, m.latency, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in Prometheus format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (m *Metrics) tenantLabel(slug tenant.Slug) string {
+	if slug == "" {
+		return "none"
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.tenants[string(slug)] {
+		return string(slug)
+	}
+	if len(m.tenants) < MaxTenantLabels {
+		m.tenants[string(slug)] = true //bulkhead:ok metric label set, bounded by MaxTenantLabels, holds no tenant data
+		return string(slug)
+	}
+	return "other"
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// principalSlot lets the innermost handler report who the caller was to
+// the metrics middleware outside it.
+type principalSlot struct {
+	p     tenant.Principal
+	route string
+}
+
+type principalSlotKey struct{}
+
+func (m *Metrics) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		slot := &principalSlot{}
+		next.ServeHTTP(rec, r.WithContext(contextWith(r, slot)))
+		route := slot.route
+		if route == "" {
+			route = "unmatched"
+		}
+		tier := "none"
+		if slot.p.Platform {
+			tier = "platform"
+		}
+		if t := slot.p.TenantID; t != "" {
+			tier = "tenant"
+		}
+		status := strconv.Itoa(rec.status)
+		tl := m.tenantLabel(slot.p.Tenant)
+		m.requests.WithLabelValues(tl, tier, route, status[:1]+"xx").Inc()
+		if rec.status == 401 || rec.status == 403 || rec.status == 404 {
+			m.denials.WithLabelValues(tl, tier, status).Inc()
+		}
+		m.latency.WithLabelValues(tier, route).Observe(time.Since(start).Seconds())
+	})
+}
+
+func contextWith(r *http.Request, slot *principalSlot) context.Context {
+	return context.WithValue(r.Context(), principalSlotKey{}, slot)
+}
+
+// notePrincipal tells the metrics middleware who the caller is.
+func notePrincipal(r *http.Request, p tenant.Principal) {
+	if slot, ok := r.Context().Value(principalSlotKey{}).(*principalSlot); ok {
+		slot.p = p
+	}
+}
+
+// noteRoute tells the metrics middleware which route matched: a bounded
+// label, unlike the path.
+func noteRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slot, ok := r.Context().Value(principalSlotKey{}).(*principalSlot); ok {
+			slot.route = r.Pattern
+		}
+		next.ServeHTTP(w, r)
+	})
+}

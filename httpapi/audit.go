@@ -194,3 +194,21 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": evs, "next_after": last})
 }
+
+// listAlarms serves GET /v1/alarms: every alarm's state (firing or
+// resolved, since when, why), for platform administrators only.
+func (s *Server) listAlarms(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	if !p.Platform {
+		s.writeError(w, r, errPlatformOnly)
+		return
+	}
+	var out []audit.Alarm
+	if s.alarms != nil {
+		out = s.alarms.State()
+	}
+	if out == nil {
+		out = []audit.Alarm{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"alarms": out})
+}

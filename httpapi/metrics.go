@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -139,4 +140,28 @@ func noteRoute(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// WatchAlarms exports the number of firing alarms per rule as
+// bulkhead_alarms_firing.
+func (m *Metrics) WatchAlarms(a *audit.Alarms) {
+	m.reg.MustRegister(alarmCollector{a})
+}
+
+var alarmsDesc = prometheus.NewDesc("bulkhead_alarms_firing", "Alarms firing now, by rule.", []string{"rule"}, nil)
+
+type alarmCollector struct{ a *audit.Alarms }
+
+func (c alarmCollector) Describe(ch chan<- *prometheus.Desc) { ch <- alarmsDesc }
+
+func (c alarmCollector) Collect(ch chan<- prometheus.Metric) {
+	n := map[string]int{"denial_burst": 0, "cross_tenant_probe": 0, "row_security_violation": 0}
+	for _, al := range c.a.State() {
+		if al.Firing {
+			n[al.Rule]++
+		}
+	}
+	for rule, v := range n {
+		ch <- prometheus.MustNewConstMetric(alarmsDesc, prometheus.GaugeValue, float64(v), rule)
+	}
 }

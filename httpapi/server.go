@@ -42,6 +42,8 @@ type Config struct {
 	MaxRows int
 	// Metrics, when set, counts requests, denials and latency.
 	Metrics *Metrics
+	// Alarms, when set, is served at GET /v1/alarms.
+	Alarms *audit.Alarms
 	// Audit records denials and control-plane changes; each is durable
 	// before the answer is sent. Nil records nothing (data changes are
 	// still recorded by the database's triggers).
@@ -64,6 +66,7 @@ type Server struct {
 	audit   *audit.Writer
 	pols    policyCache
 	metrics *Metrics
+	alarms  *audit.Alarms
 }
 
 // New builds the server and describes the tenant tables it exposes.
@@ -74,7 +77,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{db: cfg.DB, pg: cfg.DB.Postgres(), auth: cfg.Auth, hasher: cfg.Hasher, log: cfg.Logger,
 		maxBody: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout, cors: cfg.CORSOrigins,
 		builder: rest.Builder{MaxLimit: int64(cfg.MaxRows), MaxRows: cfg.MaxRows}, tables: map[string]*rest.Table{},
-		audit: cfg.Audit, metrics: cfg.Metrics}
+		audit: cfg.Audit, metrics: cfg.Metrics, alarms: cfg.Alarms}
 	if s.hasher == nil {
 		s.hasher = &identity.Hasher{}
 	}
@@ -124,6 +127,7 @@ func (s *Server) routes() {
 	handle("POST", "/v1/tenants/{id}/users", authed(s.createUser))
 	handle("GET", "/v1/tenants/{id}/users", authed(s.listUsers))
 	handle("GET", "/v1/audit", authed(s.listAudit))
+	handle("GET", "/v1/alarms", authed(s.listAlarms))
 	handle("GET", "/v1/policies", authed(s.listPolicies))
 	handle("PUT", "/v1/policies/{name}", authed(s.putPolicy))
 	handle("DELETE", "/v1/policies/{name}", authed(s.deletePolicy))

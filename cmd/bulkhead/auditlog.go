@@ -24,6 +24,7 @@ type sequencer struct {
 	interval        time.Duration
 	checkpointEvery int64
 	checkpointAge   time.Duration
+	alarms          *audit.Alarms // nil: none
 	mu              sync.Mutex
 }
 
@@ -76,6 +77,15 @@ func (q *sequencer) drain(ctx context.Context) (int64, error) {
 		}
 		for _, c := range chained {
 			q.write(sinkLine{Type: "event", Seq: c.Seq, Hash: hexString(c.Hash), Event: c.Body})
+			if q.alarms != nil {
+				var e audit.Event
+				if json.Unmarshal(c.Body, &e) == nil {
+					q.alarms.Observe(ctx, e)
+				}
+			}
+		}
+		if q.alarms != nil {
+			q.alarms.Tick(ctx)
 		}
 		total += int64(len(chained))
 		if len(chained) < 1000 {

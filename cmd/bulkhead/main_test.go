@@ -8,6 +8,7 @@ import (
 	"flag"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
 )
 
@@ -92,7 +94,19 @@ func TestUsage(t *testing.T) {
 
 func TestServe(t *testing.T) {
 	pg := pgtest.NewDB(t)
-	stdout, stderr, stop := start(t, "serve", "--addr", "127.0.0.1:0", "--database-url", pg.AdminURL)
+	secret := "alarm-webhook-secret-0123456789"
+	t.Setenv("BULKHEAD_ALARM_WEBHOOK_SECRET", secret)
+	hooks := make(chan []byte, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Header.Get("X-Bulkhead-Signature") == audit.Signature([]byte(secret), b) {
+			hooks <- b
+		}
+	}))
+	defer hook.Close()
+	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	stdout, stderr, stop := start(t, "serve", "--addr", "127.0.0.1:0", "--database-url", pg.AdminURL,
+		"--alarm-denials", "2", "--alarm-webhook", hook.URL, "--audit-log", logPath)
 	re := regexp.MustCompile(`serving on (http://\S+)`)
 	waitFor(t, "the server", stderr, func() bool { return re.MatchString(stdout.String()) })
 	base := re.FindStringSubmatch(stdout.String())[1]
@@ -106,8 +120,60 @@ func TestServe(t *testing.T) {
 		t.Fatalf("unauthenticated data request: %v %v", res, err)
 	}
 	res.Body.Close()
+	// Two more denials from the same address: over the limit of 2, the
+	// alarm fires into the webhook, signed.
+	for i := 0; i < 2; i++ {
+		if res, err := http.Get(base + "/rest/v1/projects"); err == nil {
+			res.Body.Close()
+		}
+	}
+	select {
+	case b := <-hooks:
+		if !strings.Contains(string(b), `"rule":"denial_burst"`) || !strings.Contains(string(b), `"firing":true`) {
+			t.Fatalf("webhook got %s", b)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no alarm reached the webhook; stderr:\n%s", stderr.String())
+	}
+	var tok bytes.Buffer
+	if err := run(context.Background(), []string{"token", "--admin", "--database-url", pg.AdminURL}, &tok, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", base+"/v1/alarms", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok.String()))
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"denial_burst:ip:127.0.0.1"`) {
+		t.Fatalf("GET /v1/alarms: %d %s", res.StatusCode, body)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("serve returned %v on shutdown", err)
+	}
+	// The JSON-lines log holds the chained events and a checkpoint, and
+	// audit verify checks the chain against it.
+	logged, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(logged), `"type":"event"`) || !strings.Contains(string(logged), `"type":"checkpoint"`) {
+		t.Fatalf("audit log:\n%s", logged)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"audit", "verify", "--checkpoints", logPath, "--database-url", pg.AdminURL}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "ok:") {
+		t.Fatalf("audit verify: %q %v", out.String(), err)
+	}
+	// Cut the tail off: verify names the checkpoint that no longer matches.
+	conn, err := pgx.Connect(context.Background(), pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	conn.Exec(context.Background(), `DELETE FROM bulkhead_audit.checkpoints`)
+	conn.Exec(context.Background(), `DELETE FROM bulkhead_audit.events WHERE seq = (SELECT max(seq) FROM bulkhead_audit.events)`)
+	out.Reset()
+	if err := run(context.Background(), []string{"audit", "verify", "--checkpoints", logPath, "--database-url", pg.AdminURL}, &out, io.Discard); !errors.As(err, new(findingsError)) || !strings.Contains(out.String(), "cut off") {
+		t.Fatalf("audit verify after the tail was cut: %q %v", out.String(), err)
 	}
 }
 

@@ -30,11 +30,16 @@ type serveOptions struct {
 	jsonLogs    bool
 	auditLog    string
 	metricsAddr string
+	alarmLimit  int
+	alarmWindow time.Duration
+	alarmHook   string
 }
 
 func (o *serveOptions) register(fs interface {
 	StringVar(*string, string, string, string)
 	BoolVar(*bool, string, bool, string)
+	IntVar(*int, string, int, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
 }) {
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&o.cors, "cors-origins", "", "comma-separated exact origins allowed to call the API from browsers (never a wildcard)")
@@ -43,6 +48,9 @@ func (o *serveOptions) register(fs interface {
 	fs.StringVar(&o.idpAudience, "idp-audience", "", "the audience (aud) the provider's tokens must carry")
 	fs.StringVar(&o.idpTenant, "idp-tenant-claim", "tenant_id", `claim path of the tenant, e.g. "tenant_id", "app_metadata.tenant_id", "custom:tenant_id"`)
 	fs.BoolVar(&o.jsonLogs, "log-json", false, "log JSON lines instead of text")
+	fs.IntVar(&o.alarmLimit, "alarm-denials", 20, "fire an alarm when one principal is denied more than this many times within --alarm-window (0: off)")
+	fs.DurationVar(&o.alarmWindow, "alarm-window", time.Minute, "the window of --alarm-denials")
+	fs.StringVar(&o.alarmHook, "alarm-webhook", "", "POST alarm transitions as JSON to this URL, signed with BULKHEAD_ALARM_WEBHOOK_SECRET (X-Bulkhead-Signature: sha256=<hex HMAC>)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this separate (admin) address, e.g. 127.0.0.1:9090; none by default")
 	fs.StringVar(&o.auditLog, "audit-log", "", `also write chained audit events and signed checkpoints as JSON lines to this file ("-" for stdout), for log shippers and as an anchor outside the database`)
 }
@@ -134,8 +142,20 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 		sink, sinkCloser = f, f
 	}
 	writer := audit.NewWriter(db.Postgres(), 4096, 256)
+	sinks := []audit.Sink{audit.LogSink{Logger: log}}
+	if o.alarmHook != "" {
+		secret := os.Getenv("BULKHEAD_ALARM_WEBHOOK_SECRET")
+		if len(secret) < 16 {
+			writer.Close()
+			db.Close()
+			return nil, usageError{"--alarm-webhook needs BULKHEAD_ALARM_WEBHOOK_SECRET (16 bytes or more) to sign its requests"}
+		}
+		sinks = append(sinks, &audit.WebhookSink{URL: o.alarmHook, Secret: []byte(secret), Logger: log})
+	}
+	alarms := audit.NewAlarms(audit.Rules{DenialLimit: o.alarmLimit, DenialWindow: o.alarmWindow, Probe: true, RowSecurity: true}, nil, sinks...)
 	metrics := httpapi.NewMetrics()
-	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer, Metrics: metrics})
+	metrics.WatchAlarms(alarms)
+	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer, Metrics: metrics, Alarms: alarms})
 	if err != nil {
 		writer.Close()
 		db.Close()
@@ -170,7 +190,7 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 	go db.Postgres().Watch(bg, 5*time.Second, postgres.WatchdogOptions{})
 	// One trusted sequencer extends the audit chain, outside tenant
 	// transactions.
-	q := &sequencer{db: db.Postgres(), sink: sink, log: log, interval: 500 * time.Millisecond, checkpointEvery: 1000, checkpointAge: time.Minute}
+	q := &sequencer{db: db.Postgres(), sink: sink, log: log, interval: 500 * time.Millisecond, checkpointEvery: 1000, checkpointAge: time.Minute, alarms: alarms}
 	go func() { defer close(a.seqd); q.run(bg) }()
 	log.Info("serving", "addr", a.addr)
 	return a, nil

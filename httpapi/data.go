@@ -89,6 +89,15 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Noisy neighbours slow only themselves: a token bucket and a number of
+	// transactions in flight per tenant, by plan.
+	release, retry, err := s.quota.acquire(t)
+	if err != nil {
+		setRetryAfter(w, retry)
+		s.writeError(w, r, err)
+		return
+	}
+	defer release()
 	// The policy decides before any SQL: the action on this table, with the
 	// tenants the request names as its leading keys. The context then
 	// carries the commands the policies allow on the table, so the
@@ -151,7 +160,12 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 	}
-	err = postgres.ScopedStatement(r.Context(), s.db.Postgres().App(), sc.Token, st.SQL, st.Args, scan, check)
+	lim, ok := s.quota.limits[t.Plan]
+	if !ok {
+		lim = DefaultLimits["basic"]
+	}
+	err = postgres.ScopedStatement(r.Context(), s.db.Postgres().App(), sc.Token, st.SQL, st.Args, scan, check,
+		postgres.StatementTimeout(lim.StatementTimeout))
 	if (err == nil || fault.KindOf(err) == fault.NotFound) && rows == 0 {
 		defer s.checkProbe(r, p, base.Name, probedIDs(r))
 	}

@@ -410,3 +410,65 @@ func TestRequestDeadline(t *testing.T) {
 		t.Fatalf("request past its deadline: %s", r)
 	}
 }
+
+// TestNoisyNeighbour floods one tenant past its plan's limit: it gets 429
+// with Retry-After, and another tenant keeps getting answers.
+func TestNoisyNeighbour(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.Limits = map[string]httpapi.Limit{
+			"basic":   {Rate: 1, Burst: 3, Concurrent: 2, StatementTimeout: time.Second},
+			"premium": httpapi.DefaultLimits["premium"],
+		}
+	}})
+	noisy := seedOnPlan(t, s, "noisy", "pool", "basic")
+	quiet := seed(t, s, "quiet", "pool")
+	limited := 0
+	for i := 0; i < 20; i++ {
+		r := s.Do(t, "GET", "/rest/v1/projects", noisy.AdminToken, nil)
+		switch r.Status {
+		case http.StatusOK:
+		case http.StatusTooManyRequests:
+			if r.Code() != "rate_limited" || r.Header.Get("Retry-After") == "" {
+				t.Fatalf("429 without its code or Retry-After: %s %v", r, r.Header)
+			}
+			limited++
+		default:
+			t.Fatalf("noisy tenant: %s", r)
+		}
+		if q := s.Do(t, "GET", "/rest/v1/projects", quiet.AdminToken, nil); q.Status != http.StatusOK {
+			t.Fatalf("the quiet tenant was refused while the other flooded: %s", q)
+		}
+	}
+	if limited < 10 {
+		t.Fatalf("only %d of 20 requests over a 1/s, burst 3 limit were refused", limited)
+	}
+}
+
+// TestStatementTimeoutByPlan holds a lock the statement needs: the plan's
+// statement timeout ends it long before the request deadline.
+func TestStatementTimeoutByPlan(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.RequestTimeout = time.Minute
+		c.Limits = map[string]httpapi.Limit{"premium": {Rate: 100, Burst: 100, Concurrent: 4, StatementTimeout: 200 * time.Millisecond}}
+	}})
+	a := seed(t, s, "acme", "pool")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE app.projects IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil); r.Status != http.StatusServiceUnavailable || r.Code() != "statement_timeout" {
+		t.Fatalf("statement past the plan's timeout: %s", r)
+	}
+}

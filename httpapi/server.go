@@ -44,6 +44,8 @@ type Config struct {
 	Metrics *Metrics
 	// Alarms, when set, is served at GET /v1/alarms.
 	Alarms *audit.Alarms
+	// Limits per plan for the data API; nil means DefaultLimits.
+	Limits map[string]Limit
 	// Audit records denials and control-plane changes; each is durable
 	// before the answer is sent. Nil records nothing (data changes are
 	// still recorded by the database's triggers).
@@ -67,6 +69,7 @@ type Server struct {
 	pols    policyCache
 	metrics *Metrics
 	alarms  *audit.Alarms
+	quota   limiters
 }
 
 // New builds the server and describes the tenant tables it exposes.
@@ -89,6 +92,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if s.timeout == 0 {
 		s.timeout = 30 * time.Second
+	}
+	s.quota.limits = cfg.Limits
+	if s.quota.limits == nil {
+		s.quota.limits = DefaultLimits
 	}
 	for _, name := range postgres.TenantTableNames {
 		cols, err := s.pg.DescribeTenantTable(ctx, name)

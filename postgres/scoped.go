@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -105,7 +107,11 @@ func Schema(placement string) (string, error) {
 // single row. When check is not nil, the transaction stays open until it
 // returns: a check that fails rolls back, one that passes commits (a
 // second round trip).
-func ScopedStatement(ctx context.Context, pool *pgxpool.Pool, token, sql string, args []any, scan func(pgx.Row) error, check func() error) (err error) {
+func ScopedStatement(ctx context.Context, pool *pgxpool.Pool, token, sql string, args []any, scan func(pgx.Row) error, check func() error, opts ...StatementOption) (err error) {
+	var o statementOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	if token == "" {
 		return fault.E(fault.Unauthenticated, "no_tenant", "No tenant context is associated with this request.")
 	}
@@ -137,7 +143,13 @@ func ScopedStatement(ctx context.Context, pool *pgxpool.Pool, token, sql string,
 	if check != nil {
 		b.Queue(`BEGIN`)
 	}
-	b.Queue(SetContextSQL, token)
+	if o.timeout > 0 {
+		// One statement sets both, transaction-local.
+		b.Queue(`SELECT pg_catalog.set_config('bulkhead.context', $1, true), pg_catalog.set_config('statement_timeout', $2, true)`,
+			token, strconv.FormatInt(o.timeout.Milliseconds(), 10))
+	} else {
+		b.Queue(SetContextSQL, token)
+	}
 	b.Queue(sql, args...)
 	br := conn.SendBatch(ctx, b)
 	if check != nil {
@@ -163,4 +175,14 @@ func ScopedStatement(ctx context.Context, pool *pgxpool.Pool, token, sql string,
 		}
 	}
 	return nil
+}
+
+// StatementOption tunes ScopedStatement.
+type StatementOption func(*statementOptions)
+
+type statementOptions struct{ timeout time.Duration }
+
+// StatementTimeout bounds the statement (a tenant's plan limit).
+func StatementTimeout(d time.Duration) StatementOption {
+	return func(o *statementOptions) { o.timeout = d }
 }

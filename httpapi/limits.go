@@ -1,0 +1,92 @@
+package httpapi
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// Limit is what one tenant of a plan may use, so that a noisy tenant slows
+// only itself.
+type Limit struct {
+	Rate             float64       // data requests per second (token bucket)
+	Burst            int           // bucket size
+	Concurrent       int           // data transactions at once
+	StatementTimeout time.Duration // per statement, set in the transaction
+}
+
+// DefaultLimits are the limits per plan.
+var DefaultLimits = map[string]Limit{
+	"basic":   {Rate: 50, Burst: 100, Concurrent: 4, StatementTimeout: 5 * time.Second},
+	"premium": {Rate: 200, Burst: 400, Concurrent: 16, StatementTimeout: 15 * time.Second},
+}
+
+type tenantLimiter struct {
+	bucket *rate.Limiter
+	slots  chan struct{}
+	used   time.Time
+}
+
+// limiters holds one token bucket and one set of transaction slots per
+// tenant, made on first use and dropped after an idle while.
+type limiters struct {
+	mu     sync.Mutex
+	m      map[tenant.ID]*tenantLimiter
+	limits map[string]Limit
+	swept  time.Time
+}
+
+var errTooMany = fault.E(fault.TooMany, "rate_limited", "This tenant is sending requests faster than its plan allows; retry after the indicated time.")
+var errBusy = fault.E(fault.TooMany, "too_many_transactions", "This tenant has too many requests in progress; retry shortly.")
+
+// acquire takes a token and a transaction slot for t, or says how long to
+// wait. The returned release gives the slot back.
+func (l *limiters) acquire(t *tenant.Tenant) (release func(), retry time.Duration, err error) {
+	lim, ok := l.limits[t.Plan]
+	if !ok {
+		lim = DefaultLimits["basic"]
+	}
+	now := time.Now()
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[tenant.ID]*tenantLimiter{}
+	}
+	tl, ok := l.m[t.ID]
+	if !ok {
+		tl = &tenantLimiter{bucket: rate.NewLimiter(rate.Limit(lim.Rate), lim.Burst), slots: make(chan struct{}, lim.Concurrent)}
+		l.m[t.ID] = tl //bulkhead:ok keyed by the verified tenant's UUID; holds counters, no tenant data
+	}
+	tl.used = now
+	if now.Sub(l.swept) > time.Minute {
+		for id, x := range l.m {
+			if now.Sub(x.used) > 10*time.Minute && len(x.slots) == 0 {
+				delete(l.m, id) //bulkhead:ok drops an idle tenant's counters
+			}
+		}
+		l.swept = now
+	}
+	l.mu.Unlock()
+	r := tl.bucket.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return nil, d, errTooMany
+	}
+	select {
+	case tl.slots <- struct{}{}:
+		return func() { <-tl.slots }, 0, nil
+	default:
+		return nil, 100 * time.Millisecond, errBusy
+	}
+}
+
+// setRetryAfter sets Retry-After in whole seconds, at least one.
+func setRetryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(d.Seconds())))))
+}

@@ -91,7 +91,7 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 	}
 	// Noisy neighbours slow only themselves: a token bucket and a number of
 	// transactions in flight per tenant, by plan.
-	release, retry, err := s.quota.acquire(t)
+	release, retry, err := s.quota.acquire(t) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
 	if err != nil {
 		setRetryAfter(w, retry)
 		s.writeError(w, r, err)

@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/bulkhead
 
-.PHONY: demo test build vet fmt-check tenantstate fuzz clean
+.PHONY: demo test build vet fmt-check tenantstate bench fuzz clean
 
 ## demo: a private PostgreSQL, a seeded demo (acme in the pool, globex in a silo), the server on 127.0.0.1:8080
 demo: build
@@ -25,6 +25,13 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## bench: the isolation tax against a raw net/http + pgx server, on a private PostgreSQL (see docs/PERFORMANCE.md)
+bench:
+	$(GO) build -o bin/bulkhead-bench ./cmd/bulkhead-bench
+	./bin/bulkhead-bench $(BENCHFLAGS)
+	$(GO) test ./postgres -run '^$$' -bench IsolationTax -benchtime 3s
+	$(GO) test ./policy -run '^$$' -bench Evaluate
 
 ## fuzz: run each fuzz target for a short while
 fuzz:

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"sync/atomic"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// attackSpec is what the load process reads on stdin.
+type attackSpec struct {
+	Name     string          `json:"name"`
+	Targets  []vegeta.Target `json:"targets"`
+	Workers  uint64          `json:"workers"`
+	Duration time.Duration   `json:"duration"`
+}
+
+// attackResult is what it writes on stdout.
+type attackResult struct {
+	Name       string         `json:"name"`
+	Requests   uint64         `json:"requests"`
+	Throughput float64        `json:"throughput"`
+	Success    float64        `json:"success"`
+	P50        time.Duration  `json:"p50"`
+	P99        time.Duration  `json:"p99"`
+	Status     map[string]int `json:"status"`
+	Errors     []string       `json:"errors,omitempty"`
+}
+
+// attack runs in its own process: a closed loop of Workers clients, as
+// fast as the server answers, for Duration.
+func attack(ctx context.Context, in io.Reader, out io.Writer) error {
+	var spec attackSpec
+	if err := json.NewDecoder(in).Decode(&spec); err != nil {
+		return err
+	}
+	var i atomic.Uint64
+	targeter := func(t *vegeta.Target) error {
+		*t = spec.Targets[int(i.Add(1)-1)%len(spec.Targets)]
+		return nil
+	}
+	a := vegeta.NewAttacker(vegeta.Workers(spec.Workers), vegeta.MaxWorkers(spec.Workers),
+		vegeta.Connections(int(spec.Workers)), vegeta.KeepAlive(true), vegeta.Timeout(10*time.Second))
+	var m vegeta.Metrics
+	for res := range a.Attack(targeter, vegeta.ConstantPacer{}, spec.Duration, spec.Name) {
+		m.Add(res)
+		if ctx.Err() != nil {
+			a.Stop()
+		}
+	}
+	m.Close()
+	return json.NewEncoder(out).Encode(attackResult{Name: spec.Name, Requests: m.Requests, Throughput: m.Throughput,
+		Success: m.Success, P50: m.Latencies.P50, P99: m.Latencies.P99, Status: m.StatusCodes, Errors: m.Errors})
+}

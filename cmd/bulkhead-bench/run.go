@@ -1,0 +1,399 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/audit"
+	"github.com/bulkhead-dev/bulkhead/httpapi"
+	"github.com/bulkhead-dev/bulkhead/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/pgcluster"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+type benchTenant struct {
+	t     *tenant.Tenant
+	token string
+	ids   []string
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bulkhead-bench", flag.ContinueOnError)
+	duration := fs.Duration("duration", 10*time.Second, "how long each side of each scenario runs")
+	workers := fs.Uint64("workers", 8, "concurrent clients of the load process")
+	tenants := fs.Int("tenants", 10, "tenants to spread the load over")
+	rows := fs.Int("rows", 200, "projects per tenant")
+	pgb := fs.Bool("pgbench", true, "also compare at the SQL level with pgbench")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the servers) during the bulkhead side of the load")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *duration <= 0 || *duration > 5*time.Minute || *workers == 0 || *workers > 256 || *tenants < 1 || *rows < 1 {
+		return errors.New("flags out of range: 0 < duration <= 5m, 1 <= workers <= 256, tenants >= 1, rows >= 1")
+	}
+	dir, err := os.MkdirTemp("", "bulkhead-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	logf("starting PostgreSQL in %s", dir)
+	cl, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Settings: map[string]string{"max_connections": "300", "shared_buffers": "'256MB'"}})
+	if err != nil {
+		return err
+	}
+	defer cl.Stop()
+	conn, err := pgx.Connect(ctx, cl.AdminURL("postgres"))
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, `CREATE DATABASE bench`); err != nil {
+		return err
+	}
+	conn.Close(ctx)
+	adminURL := cl.AdminURL("bench")
+	if _, err := postgres.Setup(ctx, adminURL, nil); err != nil {
+		return err
+	}
+	db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: adminURL})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	auth, err := db.NewAuth(ctx, bulkhead.AuthConfig{})
+	if err != nil {
+		return err
+	}
+	defer auth.Close()
+	logf("seeding %d tenants with %d projects each", *tenants, *rows)
+	ts, err := seed(ctx, db, auth, *tenants, *rows)
+	if err != nil {
+		return err
+	}
+	bulk, err := serveBulkhead(ctx, db, auth)
+	if err != nil {
+		return err
+	}
+	base, err := serveBaseline(ctx, adminURL)
+	if err != nil {
+		return err
+	}
+	var results [][2]attackResult
+	for _, sc := range scenarios(bulk, base, ts) {
+		var pair [2]attackResult
+		for i, side := range []struct {
+			name    string
+			targets []vegeta.Target
+		}{{"baseline", sc.baseline}, {"bulkhead", sc.bulkhead}} {
+			logf("%s: %s for %s with %d clients", sc.name, side.name, *duration, *workers)
+			if *cpuprofile != "" && side.name == "bulkhead" && sc.name == "get by id" {
+				f, err := os.Create(*cpuprofile)
+				if err != nil {
+					return err
+				}
+				pprof.StartCPUProfile(f)
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+			r, err := runAttack(ctx, attackSpec{Name: sc.name + "/" + side.name, Targets: side.targets, Workers: *workers, Duration: *duration})
+			if err != nil {
+				return err
+			}
+			pair[i] = r
+		}
+		results = append(results, pair)
+	}
+	var sql []pgbenchResult
+	if *pgb {
+		if sql, err = runPgbench(ctx, cl, adminURL, db, ts, *duration); err != nil {
+			return err
+		}
+	}
+	printReport(os.Stdout, results, sql, *workers, *duration)
+	return nil
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+func seed(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, n, rows int) ([]benchTenant, error) {
+	h := &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
+	hash, err := h.Hash(ctx, "bench-password")
+	if err != nil {
+		return nil, err
+	}
+	var out []benchTenant
+	for i := 0; i < n; i++ {
+		t, _, err := db.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(fmt.Sprintf("bench-%d", i)), Tier: tenant.Pool, Plan: "premium"})
+		if err != nil {
+			return nil, err
+		}
+		u, err := db.Postgres().CreateUser(ctx, t.ID, fmt.Sprintf("admin@bench-%d.test", i), hash, tenant.Admin)
+		if err != nil {
+			return nil, err
+		}
+		tok, _, err := auth.IssueUserToken(ctx, u, t)
+		if err != nil {
+			return nil, err
+		}
+		bt := benchTenant{t: t, token: tok}
+		pctx := tenant.NewContext(ctx, tenant.Principal{Subject: u.ID, TenantID: t.ID, Role: tenant.Admin})
+		err = db.Tx(pctx, func(tx pgx.Tx) error {
+			rs, err := tx.Query(ctx, `INSERT INTO app.projects (name, description)
+				SELECT 'p' || g, 'project ' || g FROM generate_series(1, $1) g RETURNING id::text`, rows)
+			if err != nil {
+				return err
+			}
+			bt.ids, err = pgx.CollectRows(rs, pgx.RowTo[string])
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, bt)
+	}
+	// Keep the audit inbox from the seeding out of the measurement.
+	for {
+		got, err := db.Postgres().Sequence(ctx, 5000)
+		if err != nil || len(got) == 0 {
+			return out, err
+		}
+	}
+}
+
+func listen(h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go (&http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
+	return "http://" + ln.Addr().String(), nil
+}
+
+// serveBulkhead runs the full path: the same handler, audit writer,
+// sequencer and metrics as bulkhead serve.
+func serveBulkhead(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth) (string, error) {
+	w := audit.NewWriter(db.Postgres(), 4096, 256)
+	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Audit: w, Metrics: httpapi.NewMetrics(),
+		Limits: map[string]httpapi.Limit{"premium": {Rate: 1e9, Burst: 1e9, Concurrent: 1024, StatementTimeout: 10 * time.Second}}})
+	if err != nil {
+		return "", err
+	}
+	go func() {
+		for ctx.Err() == nil {
+			db.Postgres().Sequence(ctx, 5000)
+			time.Sleep(500 * time.Millisecond)
+		}
+	}()
+	return listen(h.Handler())
+}
+
+// serveBaseline is the comparison: net/http and pgx, the tenant from the
+// query string, a WHERE tenant_id = $1, no authentication, no row security
+// (it connects as the superuser, which bypasses it).
+func serveBaseline(ctx context.Context, adminURL string) (string, error) {
+	pool, err := pgxpool.New(ctx, adminURL)
+	if err != nil {
+		return "", err
+	}
+	mux := http.NewServeMux()
+	rows := func(w http.ResponseWriter, r *http.Request, sql string, args ...any) {
+		var body []byte
+		if err := pool.QueryRow(r.Context(), `SELECT coalesce(json_agg(x), '[]')::text FROM (`+sql+`) x`, args...).Scan(&body); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}
+	mux.HandleFunc("GET /projects", func(w http.ResponseWriter, r *http.Request) {
+		rows(w, r, `SELECT id, name FROM app.projects WHERE tenant_id = $1 AND name LIKE $2 LIMIT 20`,
+			r.URL.Query().Get("tenant"), r.URL.Query().Get("prefix")+"%")
+	})
+	mux.HandleFunc("GET /projects/{id}", func(w http.ResponseWriter, r *http.Request) {
+		rows(w, r, `SELECT * FROM app.projects WHERE tenant_id = $1 AND id = $2`, r.URL.Query().Get("tenant"), r.PathValue("id"))
+	})
+	mux.HandleFunc("POST /projects", func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ Name string }
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var id string
+		if err := pool.QueryRow(r.Context(), `INSERT INTO app.projects (tenant_id, name) VALUES ($1, $2) RETURNING id`, r.URL.Query().Get("tenant"), in.Name).Scan(&id); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	})
+	return listen(mux)
+}
+
+type scenario struct {
+	name               string
+	baseline, bulkhead []vegeta.Target
+}
+
+func scenarios(bulk, base string, ts []benchTenant) []scenario {
+	var list, get, ins scenario
+	list.name, get.name, ins.name = "list with a filter", "get by id", "insert"
+	for _, t := range ts {
+		auth := http.Header{"Authorization": {"Bearer " + t.token}}
+		tid := url.QueryEscape(string(t.t.ID))
+		for j := 1; j <= 5; j++ {
+			list.baseline = append(list.baseline, vegeta.Target{Method: "GET", URL: fmt.Sprintf("%s/projects?tenant=%s&prefix=p%d", base, tid, j)})
+			list.bulkhead = append(list.bulkhead, vegeta.Target{Method: "GET", URL: fmt.Sprintf("%s/rest/v1/projects?select=id,name&name=like.p%d*&limit=20", bulk, j), Header: auth})
+		}
+		for _, id := range t.ids[:min(10, len(t.ids))] {
+			get.baseline = append(get.baseline, vegeta.Target{Method: "GET", URL: fmt.Sprintf("%s/projects/%s?tenant=%s", base, id, tid)})
+			get.bulkhead = append(get.bulkhead, vegeta.Target{Method: "GET", URL: fmt.Sprintf("%s/rest/v1/projects?id=eq.%s", bulk, id), Header: auth})
+		}
+		body := []byte(`{"name":"bench insert"}`)
+		jh := http.Header{"Content-Type": {"application/json"}}
+		ins.baseline = append(ins.baseline, vegeta.Target{Method: "POST", URL: fmt.Sprintf("%s/projects?tenant=%s", base, tid), Body: body, Header: jh})
+		bh := auth.Clone()
+		bh.Set("Content-Type", "application/json")
+		ins.bulkhead = append(ins.bulkhead, vegeta.Target{Method: "POST", URL: bulk + "/rest/v1/projects", Body: body, Header: bh})
+	}
+	return []scenario{list, get, ins}
+}
+
+// runAttack runs the load from a separate process: this binary's attack
+// mode.
+func runAttack(ctx context.Context, spec attackSpec) (attackResult, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return attackResult{}, err
+	}
+	in, _ := json.Marshal(spec)
+	cmd := exec.CommandContext(ctx, self, "attack")
+	cmd.Stdin = bytes.NewReader(in)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return attackResult{}, fmt.Errorf("load process: %w", err)
+	}
+	var r attackResult
+	if err := json.Unmarshal(out, &r); err != nil {
+		return r, err
+	}
+	if r.Success < 0.999 {
+		return r, fmt.Errorf("%s: only %.1f%% of requests succeeded (%v %v)", spec.Name, r.Success*100, r.Status, r.Errors)
+	}
+	return r, nil
+}
+
+type pgbenchResult struct {
+	name     string
+	plain    float64 // tps
+	isolated float64
+}
+
+// runPgbench compares, at the SQL level, a one-row lookup with a plain
+// filter (no row security) against the same lookup under the signed
+// context and forced row security, pipelined as bulkhead sends it.
+func runPgbench(ctx context.Context, cl *pgcluster.Cluster, adminURL string, db *bulkhead.DB, ts []benchTenant, d time.Duration) ([]pgbenchResult, error) {
+	bin, err := pgcluster.BinDir()
+	if err != nil {
+		return nil, err
+	}
+	long, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: adminURL, ContextTTL: bulkhead.MaxContextTTL})
+	if err != nil {
+		return nil, err
+	}
+	defer long.Close()
+	t := ts[0]
+	sc, err := long.Mint(ctx, tenant.Principal{Subject: "bench", TenantID: t.t.ID, Role: tenant.Admin}, bulkhead.MintOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var role, pw string
+	if err := db.Postgres().Admin().QueryRow(ctx, `SELECT role, password FROM bulkhead_control.role_credentials`).Scan(&role, &pw); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "bulkhead-pgbench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	plain := filepath.Join(dir, "plain.sql")
+	isolated := filepath.Join(dir, "isolated.sql")
+	os.WriteFile(plain, []byte("SELECT name FROM app.projects WHERE tenant_id = :tid AND id = :pid;\n"), 0o644)
+	os.WriteFile(isolated, []byte("\\startpipeline\nSELECT set_config('bulkhead.context', :ctx, true);\nSELECT name FROM app.projects WHERE id = :pid;\n\\endpipeline\n"), 0o644)
+	pgbench := func(user, password, script string) (float64, error) {
+		secs := strconv.Itoa(int(max(d.Seconds(), 1)))
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "pgbench"), "-n", "-M", "extended", "-c", "4", "-j", "2", "-T", secs,
+			"-D", "tid="+string(t.t.ID), "-D", "pid="+t.ids[0], "-D", "ctx="+sc.Token, "-f", script,
+			"-h", "127.0.0.1", "-p", strconv.Itoa(cl.Port), "-U", user, "bench")
+		cmd.Env = append(os.Environ(), "PGPASSWORD="+password)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("pgbench: %w\n%s", err, out)
+		}
+		m := regexp.MustCompile(`tps = ([0-9.]+)`).FindSubmatch(out)
+		if m == nil {
+			return 0, fmt.Errorf("pgbench printed no tps:\n%s", out)
+		}
+		return strconv.ParseFloat(string(m[1]), 64)
+	}
+	logf("pgbench: plain filter, no row security, %s", d)
+	p, err := pgbench("postgres", cl.Password, plain)
+	if err != nil {
+		return nil, err
+	}
+	logf("pgbench: signed context under forced row security, pipelined, %s", d)
+	i, err := pgbench(role, pw, isolated)
+	if err != nil {
+		return nil, err
+	}
+	return []pgbenchResult{{"one-row lookup (4 clients)", p, i}}, nil
+}
+
+func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, workers uint64, d time.Duration) {
+	host, _ := os.Hostname()
+	fmt.Fprintf(w, "\nbulkhead-bench: %d load clients, %s per side, %d CPUs (%s/%s), host %s\n\n", workers, d, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tbaseline rps\tbulkhead rps\tthroughput ratio\tbaseline p50\tbulkhead p50\tbaseline p99\tbulkhead p99\tp99 ratio\t")
+	for _, p := range results {
+		b, k := p[0], p[1]
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%s\t%s\t%s\t%s\t%.2f\t\n", strings.TrimSuffix(b.Name, "/baseline"),
+			b.Throughput, k.Throughput, k.Throughput/b.Throughput, round(b.P50), round(k.P50), round(b.P99), round(k.P99),
+			float64(k.P99)/float64(b.P99))
+	}
+	tw.Flush()
+	if len(sql) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "SQL level (pgbench)\tplain filter tps\tsigned context + RLS tps\tratio\t")
+		for _, r := range sql {
+			fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t\n", r.name, r.plain, r.isolated, r.isolated/r.plain)
+		}
+		tw.Flush()
+	}
+}
+
+func round(d time.Duration) string {
+	return d.Round(10 * time.Microsecond).String()
+}

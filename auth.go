@@ -51,6 +51,8 @@ type Auth struct {
 	cfg      AuthConfig
 	external *identity.Verifier
 
+	users userCache
+
 	mu       sync.Mutex
 	kids     string
 	internal *identity.Verifier
@@ -197,7 +199,7 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 	}
 	p.Tenant, p.TenantID = t.Slug, t.ID
 	if builtin {
-		ok, err := a.db.pg.UserActive(ctx, p.Subject, t.ID)
+		ok, err := a.userActive(ctx, p.Subject, t.ID)
 		if err != nil {
 			return tenant.Principal{}, err
 		}
@@ -316,4 +318,50 @@ func Middleware(v TokenVerifier, onError func(http.ResponseWriter, *http.Request
 			next.ServeHTTP(w, r.WithContext(tenant.NewContext(r.Context(), p)))
 		})
 	}
+}
+
+// userCache remembers for a short while that a user exists in an active
+// tenant, so a busy user's every request does not cost a catalog query.
+// Deleting a user or offboarding its tenant reaches every replica within
+// userCacheAge; the database refuses the tenant's contexts at once.
+type userCache struct {
+	mu sync.Mutex
+	m  map[string]time.Time // tenant/user → when it was seen active
+}
+
+const userCacheAge = 2 * time.Second
+
+func (a *Auth) userActive(ctx context.Context, user string, tid tenant.ID) (bool, error) {
+	key := string(tid) + "/" + user
+	now := a.db.now()
+	a.users.mu.Lock()
+	if at, ok := a.users.m[key]; ok && now.Sub(at) < userCacheAge {
+		a.users.mu.Unlock()
+		return true, nil
+	}
+	a.users.mu.Unlock()
+	ok, err := a.db.pg.UserActive(ctx, user, tid)
+	if err != nil || !ok {
+		return ok, err
+	}
+	a.users.mu.Lock()
+	if a.users.m == nil || len(a.users.m) > 100000 {
+		a.users.m = map[string]time.Time{}
+	}
+	a.users.m[key] = now
+	a.users.mu.Unlock()
+	return true, nil
+}
+
+// ForgetTenant drops cached facts about a tenant after the control plane
+// changed it (offboarding, suspension).
+func (a *Auth) ForgetTenant(id tenant.ID) {
+	a.db.ForgetTenant(id)
+	a.users.mu.Lock()
+	for k := range a.users.m {
+		if strings.HasPrefix(k, string(id)+"/") {
+			delete(a.users.m, k)
+		}
+	}
+	a.users.mu.Unlock()
 }

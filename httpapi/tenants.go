@@ -157,7 +157,7 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.db.ForgetTenant(t.ID)
+	s.auth.ForgetTenant(t.ID)
 	if !s.recordChange(w, r, t, map[string]string{"tenant": string(t.Slug), "status": req.Status}) {
 		return
 	}
@@ -181,7 +181,7 @@ func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := s.pg.OffboardTenant(r.Context(), t.ID)
-	s.db.ForgetTenant(t.ID)
+	s.auth.ForgetTenant(t.ID)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

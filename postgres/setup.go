@@ -242,6 +242,7 @@ func migrate(ctx context.Context, cfg *pgx.ConnConfig) ([]int64, error) {
 		goose.WithGoMigrations(
 			goose.NewGoMigration(3, &goose.GoFunc{RunTx: poolTablesMigration}, nil),
 			goose.NewGoMigration(5, &goose.GoFunc{RunTx: auditTriggersMigration}, nil),
+			goose.NewGoMigration(7, &goose.GoFunc{RunTx: noTenantStatisticsMigration}, nil),
 		),
 	)
 	if err != nil {
@@ -280,20 +281,10 @@ func auditTriggersMigration(ctx context.Context, tx *sql.Tx) error {
 	if _, err := tx.ExecContext(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
 		return err
 	}
-	schemas := []string{PoolSchema}
-	rows, err := tx.QueryContext(ctx, `SELECT placement FROM bulkhead_control.tenants WHERE tier = 'silo' AND status <> 'offboarded'`)
+	schemas, err := tenantSchemas(ctx, tx)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			rows.Close()
-			return err
-		}
-		schemas = append(schemas, s)
-	}
-	rows.Close()
 	for _, schema := range schemas {
 		for _, s := range auditTriggersDDL(schema) {
 			if _, err := tx.ExecContext(ctx, s); err != nil {
@@ -303,6 +294,58 @@ func auditTriggersMigration(ctx context.Context, tx *sql.Tx) error {
 	}
 	_, err = tx.ExecContext(ctx, `RESET ROLE`)
 	return err
+}
+
+// noTenantStatisticsMigration turns statistics off on the tenant column of
+// the pool and every silo, and, as a superuser, deletes the statistics
+// already gathered (ANALYZE keeps them once the target is zero).
+func noTenantStatisticsMigration(ctx context.Context, tx *sql.Tx) error {
+	schemas, err := tenantSchemas(ctx, tx)
+	if err != nil {
+		return err
+	}
+	var super bool
+	if err := tx.QueryRowContext(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
+		return err
+	}
+	if super {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pg_statistic s USING pg_attribute a, pg_class c, pg_namespace n
+			WHERE s.starelid = a.attrelid AND s.staattnum = a.attnum AND a.attname = 'tenant_id'
+			  AND c.oid = a.attrelid AND n.oid = c.relnamespace
+			  AND (n.nspname = 'app' OR n.nspname ~ '^t_[0-9a-f]{32}$')`); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
+		return err
+	}
+	for _, schema := range schemas {
+		for _, s := range noTenantStatisticsDDL(schema) {
+			if _, err := tx.ExecContext(ctx, s); err != nil {
+				return fmt.Errorf("%s: %w", s, err)
+			}
+		}
+	}
+	_, err = tx.ExecContext(ctx, `RESET ROLE`)
+	return err
+}
+
+// tenantSchemas lists the pool schema and every silo's.
+func tenantSchemas(ctx context.Context, tx *sql.Tx) ([]string, error) {
+	schemas := []string{PoolSchema}
+	rows, err := tx.QueryContext(ctx, `SELECT placement FROM bulkhead_control.tenants WHERE tier = 'silo' AND status <> 'offboarded'`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		schemas = append(schemas, s)
+	}
+	return schemas, rows.Err()
 }
 
 // ensureGateway gives this database its own gateway login role the first
@@ -379,7 +422,7 @@ func quoteLiteral(s string) string {
 
 // SetupVersion changes whenever Setup's non-migration steps change, so
 // cached test templates are rebuilt.
-const SetupVersion = 4
+const SetupVersion = 5
 
 // MigrationFS returns the embedded migration files.
 func MigrationFS() fs.FS {

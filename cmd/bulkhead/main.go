@@ -60,6 +60,7 @@ func commands() []command {
 		{"token", "issue or revoke a platform-admin token", runToken},
 		{"audit", "verify the audit chain, or tail the trail", runAudit},
 		{"lint", "check a database's tenant isolation (read-only)", runLint},
+		{"gameday", "attack a database as a compromised function", runGameday},
 		{"policy", "validate, simulate and export access policies", runPolicy},
 	}
 }

@@ -118,9 +118,15 @@ func (b *Break) Error() string {
 // order, and returns the first break, or nil. It catches edited bodies,
 // edited or forged hashes, deleted, inserted and reordered events.
 func VerifyChain(events []Chained) *Break {
-	prev := Genesis
+	return VerifyChainFrom(1, Genesis, events)
+}
+
+// VerifyChainFrom checks a chain whose first event must be number first,
+// linked to prev: the rest of a chain whose head was removed by retention
+// (see [Retention]).
+func VerifyChainFrom(first int64, prev []byte, events []Chained) *Break {
 	for i, e := range events {
-		want := int64(i + 1)
+		want := first + int64(i)
 		switch {
 		case e.Seq != want:
 			return &Break{Seq: e.Seq, Reason: fmt.Sprintf("sequence number %d where %d was expected (an event was deleted, inserted or reordered)", e.Seq, want)}
@@ -168,5 +174,43 @@ func (c Checkpoint) Valid(key []byte) bool {
 	}
 	m := hmac.New(sha256.New, key)
 	m.Write(c.signed())
+	return hmac.Equal(sig, m.Sum(nil))
+}
+
+// Retention is the signed record a retention run leaves: it removed the
+// events up to and including ThroughSeq, whose hash was ThroughHash, so
+// the chain that remains can still be verified from there.
+type Retention struct {
+	ThroughSeq  int64     `json:"through_seq"`
+	ThroughHash string    `json:"through_hash"` // hex
+	Removed     int64     `json:"removed"`
+	Before      time.Time `json:"before"` // events older than this were removed
+	At          time.Time `json:"at"`
+	KeyID       string    `json:"kid"`
+	Signature   string    `json:"signature"` // hex HMAC-SHA256
+}
+
+func (r Retention) signed() []byte {
+	return fmt.Appendf(nil, "bulkhead-audit-retention.v1.%d.%s.%d.%d.%d", r.ThroughSeq, r.ThroughHash, r.Removed,
+		r.Before.UTC().UnixMicro(), r.At.UTC().UnixMicro())
+}
+
+// Sign returns the record signed with key.
+func (r Retention) Sign(kid string, key []byte) Retention {
+	r.KeyID = kid
+	m := hmac.New(sha256.New, key)
+	m.Write(r.signed())
+	r.Signature = hex.EncodeToString(m.Sum(nil))
+	return r
+}
+
+// Valid reports whether the signature verifies under key.
+func (r Retention) Valid(key []byte) bool {
+	sig, err := hex.DecodeString(r.Signature)
+	if err != nil {
+		return false
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write(r.signed())
 	return hmac.Equal(sig, m.Sum(nil))
 }

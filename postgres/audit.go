@@ -159,7 +159,8 @@ func (db *DB) ChainPage(ctx context.Context, after int64, limit int) ([]audit.Ch
 type VerifyReport struct {
 	Events      int64
 	Checkpoints int
-	Break       *audit.Break // nil when the chain verifies
+	Retained    *audit.Retention // the last retention run, if any
+	Break       *audit.Break     // nil when the chain verifies
 }
 
 // VerifyAudit reads the whole chain in pages and checks every link, then
@@ -187,16 +188,36 @@ func (db *DB) VerifyAudit(ctx context.Context, external []audit.Checkpoint, prog
 		}
 	}
 	rep.Events = int64(len(all))
-	if b := audit.VerifyChain(all); b != nil {
+	keys, err := db.allKeys(ctx, KeyAudit)
+	if err != nil {
+		return nil, err
+	}
+	// A retention run removed the head: verify from its signed record.
+	first, prev := int64(1), audit.Genesis
+	var ret audit.Retention
+	var rh []byte
+	err = db.admin.QueryRow(ctx, `SELECT through_seq, through_hash, removed, before, at, kid, signature
+		FROM bulkhead_audit.retention ORDER BY through_seq DESC LIMIT 1`).
+		Scan(&ret.ThroughSeq, &rh, &ret.Removed, &ret.Before, &ret.At, &ret.KeyID, &ret.Signature)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return nil, err
+	default:
+		ret.ThroughHash = hex.EncodeToString(rh)
+		if key, ok := keys[ret.KeyID]; !ok || !ret.Valid(key) {
+			rep.Break = &audit.Break{Seq: ret.ThroughSeq, Reason: "the retention record's signature does not verify"}
+			return rep, nil
+		}
+		first, prev = ret.ThroughSeq+1, rh
+		rep.Retained = &ret
+	}
+	if b := audit.VerifyChainFrom(first, prev, all); b != nil {
 		rep.Break = b
 		return rep, nil
 	}
 	for _, c := range all {
 		hashes[c.Seq] = c.Hash
-	}
-	keys, err := db.allKeys(ctx, KeyAudit)
-	if err != nil {
-		return nil, err
 	}
 	rows, err := db.admin.Query(ctx, `SELECT seq, hash, at, kid, signature FROM bulkhead_audit.checkpoints ORDER BY seq`)
 	if err != nil {
@@ -219,6 +240,8 @@ func (db *DB) VerifyAudit(ctx context.Context, external []audit.Checkpoint, prog
 		case !ok || !c.Valid(key):
 			rep.Break = &audit.Break{Seq: c.Seq, Reason: "a checkpoint's signature does not verify"}
 			return rep, nil
+		case c.Seq <= ret.ThroughSeq:
+			// Removed by retention; its signature still verified.
 		case hashes[c.Seq] == nil:
 			rep.Break = &audit.Break{Seq: c.Seq, Reason: fmt.Sprintf("a signed checkpoint names event %d, which the chain no longer has (the tail was cut off)", c.Seq)}
 			return rep, nil
@@ -345,4 +368,44 @@ func slicesContains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// PruneAudit removes chained events older than before, and leaves a
+// record of what it removed, signed with the audit key, in the same
+// transaction: the remaining chain verifies from the last removed event.
+// It is the only way events are ever deleted.
+func (db *DB) PruneAudit(ctx context.Context, before time.Time) (ret *audit.Retention, err error) {
+	defer fault.Wrap(&err, "postgres.PruneAudit")
+	k, err := db.SigningKey(ctx, KeyAudit)
+	if err != nil {
+		return nil, err
+	}
+	err = db.ownerTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE bulkhead_audit.events IN EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		var through int64
+		var h []byte
+		err := tx.QueryRow(ctx, `SELECT seq, hash FROM bulkhead_audit.events
+			WHERE seq = (SELECT max(seq) FROM bulkhead_audit.events WHERE at < $1)`, before).Scan(&through, &h)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM bulkhead_audit.events WHERE seq <= $1`, through)
+		if err != nil {
+			return err
+		}
+		r := audit.Retention{ThroughSeq: through, ThroughHash: hex.EncodeToString(h), Removed: tag.RowsAffected(),
+			Before: before.UTC().Truncate(time.Microsecond), At: db.now().UTC().Truncate(time.Microsecond)}.Sign(k.ID, k.Secret)
+		if _, err := tx.Exec(ctx, `INSERT INTO bulkhead_audit.retention (through_seq, through_hash, removed, before, at, kid, signature)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, r.ThroughSeq, h, r.Removed, r.Before, r.At, r.KeyID, r.Signature); err != nil {
+			return err
+		}
+		ret = &r
+		return nil
+	})
+	return ret, Translate(err)
 }

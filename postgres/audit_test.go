@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -148,5 +149,46 @@ func TestAppRoleCannotTouchAudit(t *testing.T) {
 		if err == nil {
 			t.Errorf("%s: allowed for the app role", sql)
 		}
+	}
+}
+
+func TestAuditRetention(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	if n := len(sequenced(t, e)); n != 4 {
+		t.Fatalf("%d events, want 4", n)
+	}
+	conn, err := pgx.Connect(ctx, e.pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// Date the first two events in the past, then remove what is older
+	// than a day.
+	if _, err := conn.Exec(ctx, `UPDATE bulkhead_audit.events SET at = at - interval '10 days' WHERE seq <= 2`); err != nil {
+		t.Fatal(err)
+	}
+	ret, err := e.db.PruneAudit(ctx, time.Now().Add(-24*time.Hour))
+	if err != nil || ret == nil || ret.ThroughSeq != 2 || ret.Removed != 2 {
+		t.Fatalf("PruneAudit = %+v, %v", ret, err)
+	}
+	rep, err := e.db.VerifyAudit(ctx, nil, nil)
+	if err != nil || rep.Break != nil || rep.Events != 2 || rep.Retained == nil {
+		t.Fatalf("after retention: %+v %v", rep, err)
+	}
+	// Deleting more events without a record is caught.
+	if _, err := conn.Exec(ctx, `DELETE FROM bulkhead_audit.events WHERE seq = 3`); err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := e.db.VerifyAudit(ctx, nil, nil); rep.Break == nil || rep.Break.Seq != 4 {
+		t.Fatalf("events deleted behind retention's back: %+v", rep.Break)
+	}
+	// So is a retention record edited to cover them.
+	if _, err := conn.Exec(ctx, `UPDATE bulkhead_audit.retention SET through_seq = 3`); err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := e.db.VerifyAudit(ctx, nil, nil); rep.Break == nil || !strings.Contains(rep.Break.Reason, "retention record") {
+		t.Fatalf("forged retention record: %+v", rep.Break)
 	}
 }

@@ -422,7 +422,7 @@ func quoteLiteral(s string) string {
 
 // SetupVersion changes whenever Setup's non-migration steps change, so
 // cached test templates are rebuilt.
-const SetupVersion = 5
+const SetupVersion = 6
 
 // MigrationFS returns the embedded migration files.
 func MigrationFS() fs.FS {

@@ -16,7 +16,7 @@ import (
 )
 
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const synopsis = "audit verify [--checkpoints FILE] | tail [-f] [--tenant ID] [-n N]"
+	const synopsis = "audit verify [--checkpoints FILE] | tail [-f] [--tenant ID] [-n N] | prune --before TIME --yes"
 	if len(args) == 0 || isHelp(args[0]) {
 		fmt.Fprintln(stderr, "usage: bulkhead "+synopsis)
 		return flag.ErrHelp
@@ -28,6 +28,8 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	follow := fs.Bool("f", false, "keep printing new events")
 	slug := fs.String("tenant", "", "only this tenant's events")
 	n := fs.Int("n", 20, "how many of the latest events to print first")
+	before := fs.String("before", "", "prune: remove chained events older than this RFC 3339 time")
+	yes := fs.Bool("yes", false, "prune: confirm")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -54,6 +56,25 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return findingsError{}
 		}
 		fmt.Fprintf(stdout, "ok: %d events chained, %d signed checkpoints match\n", rep.Events, rep.Checkpoints)
+		if rep.Retained != nil {
+			fmt.Fprintf(stdout, "the chain starts after event %d: %d older events were removed on %s (signed retention record)\n",
+				rep.Retained.ThroughSeq, rep.Retained.Removed, rep.Retained.At.Format(time.RFC3339))
+		}
+		return nil
+	case "prune":
+		t, err := time.Parse(time.RFC3339, *before)
+		if err != nil || !*yes {
+			return usageError{"usage: bulkhead audit prune --before 2026-01-01T00:00:00Z --yes"}
+		}
+		ret, err := db.PruneAudit(ctx, t)
+		if err != nil {
+			return err
+		}
+		if ret == nil {
+			fmt.Fprintln(stdout, "nothing older than", t.Format(time.RFC3339))
+			return nil
+		}
+		fmt.Fprintf(stdout, "removed %d events through %d; signed retention record by key %s\n", ret.Removed, ret.ThroughSeq, ret.KeyID)
 		return nil
 	case "tail":
 		f := postgres.EventFilter{PlatformOnly: true, Limit: 1000}

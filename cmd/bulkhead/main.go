@@ -61,6 +61,7 @@ func commands() []command {
 		{"audit", "verify the audit chain, or tail the trail", runAudit},
 		{"lint", "check a database's tenant isolation (read-only)", runLint},
 		{"gameday", "attack a database as a compromised function", runGameday},
+		{"probe", "attack an HTTP API as one tenant against another's canary objects", runProbe},
 		{"policy", "validate, simulate and export access policies", runPolicy},
 	}
 }

@@ -60,6 +60,10 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errPlatformOnly)
 		return
 	}
+	if _, err := s.decidePlatform(r, policy.TenantsCreate, policy.ControlResource("", policy.KindTenant, "")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	var req createTenantRequest
 	if err := decodeBody(w, r, s.maxBody, &req); err != nil {
 		s.writeError(w, r, err)
@@ -97,6 +101,10 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, []tenantJSON{toTenantJSON(t, p)})
+		return
+	}
+	if _, err := s.decidePlatform(r, policy.TenantsList, policy.ControlResource("", policy.KindTenant, "")); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	f := postgres.TenantFilter{After: tenant.Slug(r.URL.Query().Get("after"))}
@@ -148,6 +156,10 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errPlatformOnly)
 		return
 	}
+	if _, err := s.decidePlatform(r, policy.TenantsUpdate, policy.ControlResource(string(t.ID), policy.KindTenant, string(t.ID))); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	var req updateTenantRequest
 	if err := decodeBody(w, r, s.maxBody, &req); err != nil {
 		s.writeError(w, r, err)
@@ -178,6 +190,10 @@ func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	if !p.Platform {
 		s.writeError(w, r, errPlatformOnly)
+		return
+	}
+	if _, err := s.decidePlatform(r, policy.TenantsDelete, policy.ControlResource(string(t.ID), policy.KindTenant, string(t.ID))); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	rec, err := s.pg.OffboardTenant(r.Context(), t.ID)

@@ -76,7 +76,8 @@
 // and Create act on) has an empty name:
 //
 //	tenants:Create, tenants:List       brn:bulkhead:control::tenant/
-//	tenants:Get, tenants:Delete        brn:bulkhead:control:<tenant>:tenant/<tenant>
+//	tenants:Get, tenants:Update,
+//	tenants:Delete                     brn:bulkhead:control:<tenant>:tenant/<tenant>
 //	users:Create, users:List           brn:bulkhead:control:<tenant>:user/
 //	policies:List                      brn:bulkhead:control:<tenant>:policy/
 //	policies:Get, policies:Put,        brn:bulkhead:control:<tenant>:policy/<name>

@@ -16,6 +16,7 @@ const (
 	TenantsCreate    = "tenants:Create"
 	TenantsList      = "tenants:List"
 	TenantsGet       = "tenants:Get"
+	TenantsUpdate    = "tenants:Update" // suspend or resume
 	TenantsDelete    = "tenants:Delete"
 	UsersCreate      = "users:Create"
 	UsersList        = "users:List"
@@ -33,7 +34,7 @@ const (
 // actions is every bulkhead action, in the order of the package doc.
 var actions = []string{
 	DataSelect, DataInsert, DataUpdate, DataDelete,
-	TenantsCreate, TenantsList, TenantsGet, TenantsDelete,
+	TenantsCreate, TenantsList, TenantsGet, TenantsUpdate, TenantsDelete,
 	UsersCreate, UsersList,
 	PoliciesGet, PoliciesList, PoliciesPut, PoliciesDelete, PoliciesSimulate,
 	AuditRead,

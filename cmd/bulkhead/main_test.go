@@ -197,6 +197,20 @@ func TestTenantsCommand(t *testing.T) {
 	if _, err := cmd("tenants", "create", "Bad_Slug"); err == nil {
 		t.Fatal("bad slug accepted")
 	}
+	polFile := filepath.Join(t.TempDir(), "p.json")
+	os.WriteFile(polFile, []byte(`{"Version":"2012-10-17","Statement":[{"Sid":"NoDeletes","Effect":"Deny","Action":"data:Delete","Resource":"*"}]}`), 0o600)
+	if out, err := cmd("policy", "put", "--tenant", "acme", "--name", "no-deletes", "--file", polFile); err != nil || !strings.Contains(out, "created policy no-deletes") {
+		t.Fatalf("policy put: %q %v", out, err)
+	}
+	if out, err := cmd("policy", "list", "--tenant", "acme"); err != nil || !strings.Contains(out, "no-deletes") {
+		t.Fatalf("policy list: %q %v", out, err)
+	}
+	if out, err := cmd("policy", "list", "--tenant", "globex"); err != nil || strings.Contains(out, "no-deletes") {
+		t.Fatalf("globex's policies: %q %v", out, err)
+	}
+	if out, err := cmd("policy", "delete", "--tenant", "acme", "--name", "no-deletes"); err != nil || !strings.Contains(out, "deleted") {
+		t.Fatalf("policy delete: %q %v", out, err)
+	}
 	if out, err := cmd("tenants", "list"); err != nil || !strings.Contains(out, "acme") || !strings.Contains(out, "globex") {
 		t.Fatalf("list: %q %v", out, err)
 	}

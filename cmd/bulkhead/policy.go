@@ -22,7 +22,7 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const synopsis = "policy validate FILE... | simulate --plan basic|premium --tenant-id UUID --role ROLE --action A --resource R [--context key=value]... [--policy FILE]... | export --aws --table NAME [--action A]..."
+	const synopsis = "policy list --tenant ID | put --tenant ID --name NAME --file FILE | delete --tenant ID --name NAME | validate FILE... | simulate --plan basic|premium --tenant-id UUID --role ROLE --action A --resource R [--context key=value]... [--policy FILE]... | export --aws --table NAME [--action A]..."
 	if len(args) == 0 || isHelp(args[0]) {
 		fmt.Fprintln(stderr, "usage: bulkhead "+synopsis)
 		return flag.ErrHelp
@@ -30,6 +30,62 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	sub, args := args[0], args[1:]
 	fs := newFlags("policy "+sub, synopsis, stderr)
 	switch sub {
+	case "list", "put", "delete":
+		dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL")
+		slug := fs.String("tenant", "", "the tenant whose policies these are")
+		name := fs.String("name", "", "the policy's name (put, delete)")
+		file := fs.String("file", "", "the policy document (put)")
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if *slug == "" || (sub != "list" && *name == "") || (sub == "put" && *file == "") {
+			return usageError{"usage: bulkhead " + synopsis}
+		}
+		db, err := openStore(ctx, *dbURL)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		t, err := db.FindTenantBySlug(ctx, tenant.Slug(*slug), false)
+		if err != nil {
+			return err
+		}
+		switch sub {
+		case "list":
+			ps, err := db.FindPolicies(ctx, t.ID)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: plan %s (template %q bounds every policy)\n", t.Slug, t.Plan, "bulkhead-"+t.Plan)
+			for _, p := range ps {
+				fmt.Fprintf(stdout, "  %s (updated %s)\n", p.Name, p.UpdatedAt.Format(time.RFC3339))
+			}
+			return nil
+		case "put":
+			b, err := os.ReadFile(*file)
+			if err != nil {
+				return err
+			}
+			if _, err := policy.Parse(b); err != nil {
+				return fmt.Errorf("%s: %s", *file, messageOf(err))
+			}
+			created, err := db.PutPolicy(ctx, t.ID, *name, string(b))
+			if err != nil {
+				return err
+			}
+			verb := "replaced"
+			if created {
+				verb = "created"
+			}
+			fmt.Fprintf(stdout, "%s policy %s for %s (servers pick it up within 2 s)\n", verb, *name, t.Slug)
+			return nil
+		default:
+			if err := db.DeletePolicy(ctx, t.ID, *name); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "deleted policy %s of %s\n", *name, t.Slug)
+			return nil
+		}
 	case "validate":
 		if err := parse(fs, args); err != nil {
 			return err

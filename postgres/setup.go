@@ -275,16 +275,14 @@ func poolTablesMigration(ctx context.Context, tx *sql.Tx) error {
 	return err
 }
 
-// auditTriggersMigration adds the audit triggers to the pool tables and to
-// every silo that exists.
+// auditTriggersMigration adds the audit triggers to the pool tables
+// (tenant version 2; silos get it from MigrateSilos).
 func auditTriggersMigration(ctx context.Context, tx *sql.Tx) error {
 	if _, err := tx.ExecContext(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
 		return err
 	}
-	schemas, err := tenantSchemas(ctx, tx)
-	if err != nil {
-		return err
-	}
+	schemas := []string{PoolSchema}
+	var err error
 	for _, schema := range schemas {
 		for _, s := range auditTriggersDDL(schema) {
 			if _, err := tx.ExecContext(ctx, s); err != nil {
@@ -297,13 +295,11 @@ func auditTriggersMigration(ctx context.Context, tx *sql.Tx) error {
 }
 
 // noTenantStatisticsMigration turns statistics off on the tenant column of
-// the pool and every silo, and, as a superuser, deletes the statistics
-// already gathered (ANALYZE keeps them once the target is zero).
+// the pool (tenant version 3; silos get it from MigrateSilos), and, as a
+// superuser, deletes the statistics already gathered in the pool and every
+// silo (ANALYZE keeps them once the target is zero).
 func noTenantStatisticsMigration(ctx context.Context, tx *sql.Tx) error {
-	schemas, err := tenantSchemas(ctx, tx)
-	if err != nil {
-		return err
-	}
+	schemas := []string{PoolSchema}
 	var super bool
 	if err := tx.QueryRowContext(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
 		return err
@@ -326,26 +322,8 @@ func noTenantStatisticsMigration(ctx context.Context, tx *sql.Tx) error {
 			}
 		}
 	}
-	_, err = tx.ExecContext(ctx, `RESET ROLE`)
+	_, err := tx.ExecContext(ctx, `RESET ROLE`)
 	return err
-}
-
-// tenantSchemas lists the pool schema and every silo's.
-func tenantSchemas(ctx context.Context, tx *sql.Tx) ([]string, error) {
-	schemas := []string{PoolSchema}
-	rows, err := tx.QueryContext(ctx, `SELECT placement FROM bulkhead_control.tenants WHERE tier = 'silo' AND status <> 'offboarded'`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		schemas = append(schemas, s)
-	}
-	return schemas, rows.Err()
 }
 
 // ensureGateway gives this database its own gateway login role the first

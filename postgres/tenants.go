@@ -112,9 +112,11 @@ func createSilo(ctx context.Context, tx pgx.Tx, id tenant.ID) error {
 	if _, err := tx.Exec(ctx, `REVOKE ALL ON SCHEMA `+quoteIdent(schema)+` FROM PUBLIC`); err != nil {
 		return err
 	}
-	for _, s := range append(tenantTablesDDL(schema, id), auditTriggersDDL(schema)...) {
-		if _, err := tx.Exec(ctx, s); err != nil {
-			return fmt.Errorf("%s: %w", s, err)
+	for _, m := range tenantMigrations {
+		for _, s := range m.DDL(schema, id) {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("%s: %w", s, err)
+			}
 		}
 	}
 	return nil

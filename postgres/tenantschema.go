@@ -14,10 +14,23 @@ import (
 // PoolSchema is the schema that holds the pool tenants' shared tables.
 const PoolSchema = "app"
 
-// TenantSchemaVersion is the version of the tenant table definitions that
-// [tenantTablesDDL] builds. The catalog records, per silo, which version its
-// schema is on.
-const TenantSchemaVersion = 1
+// tenantMigrations are the versions of the tenant tables. Every silo is
+// built by applying them in order, and the catalog records, per tenant,
+// which version its schema is on; MigrateSilos brings silos up to date.
+// Each step is idempotent, so a schema that already has it (from an older
+// release that applied it another way) takes it again harmlessly.
+var tenantMigrations = []struct {
+	Version int
+	Name    string
+	DDL     func(schema string, silo tenant.ID) []string
+}{
+	{1, "tables, keys, row security, policies and grants", tenantTablesDDL},
+	{2, "audit triggers", func(s string, _ tenant.ID) []string { return auditTriggersDDL(s) }},
+	{3, "no planner statistics on tenant_id", func(s string, _ tenant.ID) []string { return noTenantStatisticsDDL(s) }},
+}
+
+// TenantSchemaVersion is the latest version of the tenant tables.
+var TenantSchemaVersion = tenantMigrations[len(tenantMigrations)-1].Version
 
 // tenantTablesDDL returns the statements that build the tenant tables in
 // schema. The same definitions build the pool schema (siloTenant empty) and
@@ -67,7 +80,7 @@ func tenantTablesDDL(schema string, siloTenant tenant.ID) []string {
 	for _, t := range TenantTableNames {
 		stmts = append(stmts, secureTableDDL(s+"."+quoteIdent(t))...)
 	}
-	return append(stmts, noTenantStatisticsDDL(schema)...)
+	return stmts
 }
 
 // noTenantStatisticsDDL stops PostgreSQL from gathering statistics on the
@@ -93,9 +106,9 @@ func auditTriggersDDL(schema string) []string {
 	for _, t := range TenantTableNames {
 		qt := s + "." + quoteIdent(t)
 		out = append(out,
-			"CREATE TRIGGER audit_insert AFTER INSERT ON "+qt+" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bulkhead_audit.record_change()",
-			"CREATE TRIGGER audit_update AFTER UPDATE ON "+qt+" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bulkhead_audit.record_change()",
-			"CREATE TRIGGER audit_delete AFTER DELETE ON "+qt+" REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION bulkhead_audit.record_change()",
+			"CREATE OR REPLACE TRIGGER audit_insert AFTER INSERT ON "+qt+" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bulkhead_audit.record_change()",
+			"CREATE OR REPLACE TRIGGER audit_update AFTER UPDATE ON "+qt+" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bulkhead_audit.record_change()",
+			"CREATE OR REPLACE TRIGGER audit_delete AFTER DELETE ON "+qt+" REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION bulkhead_audit.record_change()",
 		)
 	}
 	return out

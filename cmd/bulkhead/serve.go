@@ -112,6 +112,15 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
+	// Silos behind the current tenant-table version migrate before serving;
+	// one that fails stays on its old version, and its requests still work
+	// against the old tables.
+	if rep, err := db.Postgres().MigrateSilos(ctx, postgres.MigrateOptions{}); err != nil {
+		db.Close()
+		return nil, err
+	} else if rep.Total > 0 {
+		log.Info("silos migrated", "behind", rep.Total, "migrated", rep.Migrated, "failed", len(rep.Failed))
+	}
 	auth, err := db.NewAuth(ctx, bulkhead.AuthConfig{External: ext})
 	if err != nil {
 		db.Close()

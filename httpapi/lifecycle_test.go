@@ -472,3 +472,35 @@ func TestStatementTimeoutByPlan(t *testing.T) {
 		t.Fatalf("statement past the plan's timeout: %s", r)
 	}
 }
+
+func TestBatchOnboarding(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	a := seed(t, s, "acme", "pool")
+	body := `[{"id":"b-1"},{"id":"b-2","tier":"silo","plan":"premium"},{"id":"acme","name":"acme","tier":"pool","plan":"premium"},{"id":"Bad"}]`
+	if r := s.Do(t, "POST", "/v1/tenants/batch", a.AdminToken, body); r.Status != http.StatusForbidden {
+		t.Fatalf("tenant admin batch: %s", r)
+	}
+	r := s.Do(t, "POST", "/v1/tenants/batch", s.AdminToken, body)
+	var out struct {
+		Results []struct{ ID, Result, Code string } `json:"results"`
+	}
+	r.JSON(t, &out)
+	got := ""
+	for _, x := range out.Results {
+		got += x.ID + ":" + x.Result + ":" + x.Code + " "
+	}
+	if got != "b-1:created: b-2:created: acme:exists: Bad:failed:invalid_tenant_id " {
+		t.Fatalf("batch = %s (%s)", got, r)
+	}
+	// Retrying is safe.
+	r = s.Do(t, "POST", "/v1/tenants/batch", s.AdminToken, `[{"id":"b-1"}]`)
+	if !strings.Contains(string(r.Body), `"result":"exists"`) {
+		t.Fatalf("retry: %s", r)
+	}
+	for _, bad := range []string{`{"id":"x"}`, `[]`, `[{"id":"x","ID":"y"}]`} {
+		if r := s.Do(t, "POST", "/v1/tenants/batch", s.AdminToken, bad); r.Status < 400 || r.Status >= 500 {
+			t.Fatalf("bad batch %s: %s", bad, r)
+		}
+	}
+}

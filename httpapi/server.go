@@ -128,6 +128,7 @@ func (s *Server) routes() {
 	handle("POST", "/v1/auth/context", http.HandlerFunc(s.vendContext))
 	handle("POST", "/v1/tenants", authed(s.createTenant))
 	handle("GET", "/v1/tenants", authed(s.listTenants))
+	handle("POST", "/v1/tenants/batch", authed(s.createTenants))
 	handle("GET", "/v1/tenants/{id}", authed(s.getTenant))
 	handle("PATCH", "/v1/tenants/{id}", authed(s.updateTenant))
 	handle("DELETE", "/v1/tenants/{id}", authed(s.deleteTenant))

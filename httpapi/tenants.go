@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/internal/strictjson"
 	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -86,6 +88,79 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", "/v1/tenants/"+string(t.Slug))
 	}
 	writeJSON(w, status, toTenantJSON(t, p))
+}
+
+type batchResult struct {
+	ID      string      `json:"id"`
+	Result  string      `json:"result"` // created, exists, failed
+	Tenant  *tenantJSON `json:"tenant,omitempty"`
+	Code    string      `json:"code,omitempty"`
+	Message string      `json:"message,omitempty"`
+}
+
+// maxBatch bounds one batch of tenants.
+const maxBatch = 1000
+
+// createTenants onboards up to maxBatch tenants in one request. Each is
+// created atomically and independently (one failing does not stop the
+// others), and retrying the same batch is safe: what already exists is
+// reported as such.
+func (s *Server) createTenants(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	if !p.Platform {
+		s.writeError(w, r, errPlatformOnly)
+		return
+	}
+	if _, err := s.decidePlatform(r, policy.TenantsCreate, policy.ControlResource("", policy.KindTenant, "")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b, err := readBody(w, r, s.maxBody)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var raw []json.RawMessage
+	if err := strictjson.Check(b); err != nil || json.Unmarshal(b, &raw) != nil {
+		s.writeError(w, r, fault.E(fault.Invalid, "invalid_body", "The body must be a JSON array of tenants."))
+		return
+	}
+	if len(raw) == 0 || len(raw) > maxBatch {
+		s.writeError(w, r, fault.Errorf(fault.TooLarge, "too_many_rows", "A batch holds 1 to %d tenants.", maxBatch))
+		return
+	}
+	reqs := make([]createTenantRequest, len(raw))
+	for i, item := range raw {
+		if err := strictjson.Decode(item, &reqs[i]); err != nil {
+			s.writeError(w, r, fault.Errorf(fault.Invalid, "invalid_body", "Tenant %d of the batch is not valid: %v.", i, err))
+			return
+		}
+	}
+	out := make([]batchResult, len(reqs))
+	for i, req := range reqs {
+		if req.Tier == "" {
+			req.Tier = string(tenant.Pool)
+		}
+		t, created, err := s.pg.CreateTenant(r.Context(), postgres.TenantCreate{Slug: tenant.Slug(req.ID), Name: req.Name, Tier: tenant.Tier(req.Tier), Plan: req.Plan})
+		res := batchResult{ID: req.ID}
+		switch {
+		case err != nil:
+			res.Result, res.Code, res.Message = "failed", fault.CodeOf(err), fault.MessageOf(err)
+		case created:
+			if !s.recordChange(w, r, t, map[string]string{"tenant": string(t.Slug), "uuid": string(t.ID), "tier": string(t.Tier), "batch": "true"}) {
+				return
+			}
+			res.Result = "created"
+		default:
+			res.Result = "exists"
+		}
+		if t != nil {
+			j := toTenantJSON(t, p)
+			res.Tenant = &j
+		}
+		out[i] = res
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"results": out})
 }
 
 func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {

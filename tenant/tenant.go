@@ -99,7 +99,7 @@ var reservedSlugs = map[Slug]bool{
 	"internal": true, "null": true, "pg-catalog": true, "platform": true, "pool": true,
 	"postgres": true, "public": true, "rest": true, "root": true, "silo": true,
 	"system": true, "template": true, "tenant": true, "tenants": true, "test": true,
-	"www": true, "metrics": true, "health": true, "static": true, "well-known": true,
+	"www": true, "metrics": true, "batch": true, "health": true, "static": true, "well-known": true,
 }
 
 // ErrInvalidSlug is returned for a slug outside the grammar or on the

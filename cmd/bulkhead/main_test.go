@@ -214,6 +214,18 @@ func TestTenantsCommand(t *testing.T) {
 	if out, err := cmd("tenants", "list"); err != nil || !strings.Contains(out, "acme") || !strings.Contains(out, "globex") {
 		t.Fatalf("list: %q %v", out, err)
 	}
+	imp := filepath.Join(t.TempDir(), "tenants.jsonl")
+	os.WriteFile(imp, []byte(`{"id":"imp-1"}
+{"id":"imp-2","tier":"silo","plan":"premium"}
+{"id":"acme"}
+{"id":"Bad Slug"}
+`), 0o600)
+	if out, err := cmd("tenants", "import", imp); err == nil || !strings.Contains(out, "2 created, 1 already there, 1 failed") {
+		t.Fatalf("import: %q %v", out, err)
+	}
+	if out, err := cmd("tenants", "show", "imp-2", "--json"); err != nil || !strings.Contains(out, `"plan":"premium"`) || !strings.Contains(out, `"tier":"silo"`) {
+		t.Fatalf("imported tenant: %q %v", out, err)
+	}
 	if _, err := cmd("tenants", "delete", "globex"); !errors.As(err, new(usageError)) {
 		t.Fatalf("delete without --yes: %v", err)
 	}

@@ -1,13 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"strings"
+	"sync"
 	"text/tabwriter"
+	"time"
 
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/internal/strictjson"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -21,7 +28,7 @@ func openStore(ctx context.Context, flagURL string) (*postgres.DB, error) {
 }
 
 func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const synopsis = "tenants create ID [--name NAME] [--tier pool|silo] | list [--json] | show ID | suspend ID | resume ID | delete ID --yes"
+	const synopsis = "tenants create ID [--name NAME] [--tier pool|silo] [--plan basic|premium] | import FILE [--concurrency N] | list [--json] | show ID | suspend ID | resume ID | delete ID --yes"
 	if len(args) == 0 || isHelp(args[0]) {
 		fmt.Fprintln(stderr, "usage: bulkhead "+synopsis)
 		return flag.ErrHelp
@@ -31,6 +38,8 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL")
 	name := fs.String("name", "", "display name (create)")
 	tier := fs.String("tier", "pool", "pool or silo (create)")
+	plan := fs.String("plan", "basic", "basic or premium (create)")
+	concurrency := fs.Int("concurrency", 4, "tenants created at once (import)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	yes := fs.Bool("yes", false, "confirm deletion (delete)")
 	id, rest := splitPositional(args)
@@ -47,7 +56,7 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if id == "" {
 			return usageError{"usage: bulkhead tenants create ID [--name NAME] [--tier pool|silo]"}
 		}
-		t, created, err := db.CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(id), Name: *name, Tier: tenant.Tier(*tier)})
+		t, created, err := db.CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(id), Name: *name, Tier: tenant.Tier(*tier), Plan: *plan})
 		if err != nil {
 			return err
 		}
@@ -56,6 +65,11 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			verb = "exists"
 		}
 		return printTenant(stdout, t, *asJSON, verb)
+	case "import":
+		if id == "" {
+			return usageError{"usage: bulkhead tenants import FILE (JSON lines: {\"id\":…,\"name\":…,\"tier\":…,\"plan\":…}; - for stdin)"}
+		}
+		return importTenants(ctx, db, id, *concurrency, stdout, stderr)
 	case "list":
 		ts, err := db.FindTenants(ctx, postgres.TenantFilter{})
 		if err != nil {
@@ -128,4 +142,92 @@ func splitPositional(args []string) (string, []string) {
 		return args[0], args[1:]
 	}
 	return "", args
+}
+
+// importTenants onboards every tenant of a JSON-lines file, several at
+// once, with progress on stderr. Each tenant is created atomically and a
+// retry of the same line is safe, so an interrupted import is resumed by
+// running it again.
+func importTenants(ctx context.Context, db *postgres.DB, path string, concurrency int, stdout, stderr io.Writer) error {
+	var in io.Reader = os.Stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	var specs []postgres.TenantCreate
+	sc := bufio.NewScanner(in)
+	for line := 1; sc.Scan(); line++ {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var r struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+			Tier string `json:"tier"`
+			Plan string `json:"plan"`
+		}
+		if err := strictjson.Decode(sc.Bytes(), &r); err != nil {
+			return usageError{fmt.Sprintf("%s:%d: %v", path, line, err)}
+		}
+		if r.Tier == "" {
+			r.Tier = "pool"
+		}
+		specs = append(specs, postgres.TenantCreate{Slug: tenant.Slug(r.ID), Name: r.Name, Tier: tenant.Tier(r.Tier), Plan: r.Plan})
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	if concurrency < 1 {
+		concurrency = 1
+	}
+	start := time.Now()
+	var mu sync.Mutex
+	var created, existed int
+	failed := map[string]string{}
+	work := make(chan postgres.TenantCreate)
+	var wg sync.WaitGroup
+	for i := 0; i < concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				_, isNew, err := db.CreateTenant(ctx, c)
+				mu.Lock()
+				switch {
+				case err != nil:
+					failed[string(c.Slug)] = fault.MessageOf(err)
+				case isNew:
+					created++
+				default:
+					existed++
+				}
+				done := created + existed + len(failed)
+				if done%100 == 0 || done == len(specs) {
+					fmt.Fprintf(stderr, "\rimported %d/%d tenants (%.0f/s)", done, len(specs), float64(done)/time.Since(start).Seconds())
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, c := range specs {
+		select {
+		case work <- c:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	fmt.Fprintln(stderr)
+	fmt.Fprintf(stdout, "%d created, %d already there, %d failed in %s\n", created, existed, len(failed), time.Since(start).Round(time.Millisecond))
+	for slug, why := range failed {
+		fmt.Fprintf(stdout, "  %s: %s\n", slug, why)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d tenants were not created", len(failed))
+	}
+	return ctx.Err()
 }

@@ -51,7 +51,8 @@ type Auth struct {
 	cfg      AuthConfig
 	external *identity.Verifier
 
-	users userCache
+	users    userCache
+	verified tokenCache
 
 	mu       sync.Mutex
 	kids     string
@@ -145,6 +146,8 @@ func (a *Auth) current(ctx context.Context) (issuers, error) {
 		return issuers{}, err
 	}
 	a.internal, a.user, a.admin, a.kids = v, user, admin, sig.String()
+	// A rotation or retirement changes what verifies: forget what did.
+	a.verified.clear()
 	return issuers{v, user, admin}, nil
 }
 
@@ -186,9 +189,21 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 	if iss := unverifiedIssuer(token); iss != TokenIssuer && iss != AdminTokenIssuer && a.external != nil {
 		v, builtin = a.external, false
 	}
-	p, err := v.Verify(ctx, token)
-	if err != nil {
-		return tenant.Principal{}, err
+	p, ok := tenant.Principal{}, false
+	if builtin {
+		p, ok = a.verified.get(token, a.db.now())
+	}
+	if !ok {
+		var err error
+		if p, err = v.Verify(ctx, token); err != nil {
+			return tenant.Principal{}, err
+		}
+		if builtin && !p.Platform {
+			// Isolation: only the signature and claims checks are cached,
+			// keyed by the exact token text, until the token expires; the
+			// tenant and user checks below run every time.
+			a.verified.put(token, p)
+		}
 	}
 	if p.Platform {
 		return p, nil
@@ -364,4 +379,45 @@ func (a *Auth) ForgetTenant(id tenant.ID) {
 		}
 	}
 	a.users.mu.Unlock()
+}
+
+// tokenCache remembers bulkhead's own tenant tokens whose signature and
+// claims verified, until they expire or the keys change, so that a
+// client's repeated requests (and a flood that a rate limit will refuse)
+// do not each cost a signature check. Platform tokens are checked against
+// the revocation list every time, and external tokens against their
+// provider's current keys.
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[string]tenant.Principal
+}
+
+const tokenCacheMax = 50000
+
+func (c *tokenCache) get(token string, now time.Time) (tenant.Principal, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.m[token]
+	if !ok || !now.Before(p.Expires) {
+		return tenant.Principal{}, false
+	}
+	return p, true
+}
+
+func (c *tokenCache) put(token string, p tenant.Principal) {
+	if p.Expires.IsZero() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= tokenCacheMax {
+		c.m = map[string]tenant.Principal{}
+	}
+	c.m[token] = p
+}
+
+func (c *tokenCache) clear() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
 }

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/identity"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+func getTargets(bulk string, t benchTenant) []vegeta.Target {
+	var out []vegeta.Target
+	h := http.Header{"Authorization": {"Bearer " + t.token}}
+	for _, id := range t.ids[:min(10, len(t.ids))] {
+		out = append(out, vegeta.Target{Method: "GET", URL: fmt.Sprintf("%s/rest/v1/projects?id=eq.%s", bulk, id), Header: h})
+	}
+	return out
+}
+
+// runNoisy measures a quiet tenant's get-by-id latency alone, then while a
+// basic-plan tenant floods the API with many clients.
+func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d time.Duration) ([2]attackResult, error) {
+	var out [2]attackResult
+	noisy, err := oneTenant(ctx, db, auth, "bench-noisy", tenant.Pool, "basic", 20)
+	if err != nil {
+		return out, err
+	}
+	quiet := attackSpec{Name: "quiet alone", Targets: getTargets(bulk, ts[0]), Workers: 2, Duration: d}
+	logf("noisy neighbour: quiet tenant alone for %s", d)
+	if out[0], err = runAttack(ctx, quiet); err != nil {
+		return out, err
+	}
+	logf("noisy neighbour: quiet tenant while a basic-plan tenant floods with 32 clients")
+	flood := attackSpec{Name: "flood", Targets: getTargets(bulk, noisy), Workers: 32, Duration: d}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := runAttackAllowing(ctx, flood, 0) // most of the flood is refused with 429, as it should be
+		errc <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	quiet.Name = "quiet during the flood"
+	out[1], err = runAttack(ctx, quiet)
+	if ferr := <-errc; err == nil {
+		err = ferr
+	}
+	return out, err
+}
+
+func oneTenant(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, slug string, tier tenant.Tier, plan string, rows int) (benchTenant, error) {
+	t, _, err := db.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(slug), Tier: tier, Plan: plan})
+	if err != nil {
+		return benchTenant{}, err
+	}
+	h := &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}
+	hash, _ := h.Hash(ctx, "bench-password")
+	u, err := db.Postgres().CreateUser(ctx, t.ID, "admin@"+slug+".test", hash, tenant.Admin)
+	if err != nil {
+		return benchTenant{}, err
+	}
+	tok, _, err := auth.IssueUserToken(ctx, u, t)
+	if err != nil {
+		return benchTenant{}, err
+	}
+	bt := benchTenant{t: t, token: tok}
+	schema, _ := postgres.Schema(t.Placement)
+	pctx := tenant.NewContext(ctx, tenant.Principal{Subject: u.ID, TenantID: t.ID, Role: tenant.Admin})
+	err = db.Tx(pctx, func(tx pgx.Tx) error {
+		rs, err := tx.Query(ctx, `INSERT INTO `+schema+`.projects (name) SELECT 'p' || g FROM generate_series(1, $1) g RETURNING id::text`, rows)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var id string
+			rs.Scan(&id)
+			bt.ids = append(bt.ids, id)
+		}
+		return rs.Err()
+	})
+	return bt, err
+}
+
+type scalePoint struct {
+	tenants int
+	res     attackResult
+	took    time.Duration
+}
+
+// runScale onboards pool tenants up to each count and measures get-by-id
+// latency for the first tenants at each.
+func runScale(ctx context.Context, db *bulkhead.DB, bulk string, ts []benchTenant, spec string, d time.Duration) ([]scalePoint, error) {
+	var out []scalePoint
+	have := len(ts)
+	for _, f := range strings.Split(spec, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("--scale: %q is not a count", f)
+		}
+		start := time.Now()
+		for i := have; i < n; i++ {
+			if _, _, err := db.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(fmt.Sprintf("scale-%06d", i)), Tier: tenant.Pool}); err != nil {
+				return nil, err
+			}
+			if (i+1)%1000 == 0 {
+				fmt.Fprintf(os.Stderr, "\rbench: onboarded %d/%d tenants", i+1, n)
+			}
+		}
+		took := time.Since(start)
+		if n > have {
+			fmt.Fprintln(os.Stderr)
+		}
+		have = max(have, n)
+		logf("scale: get by id with %d tenants present", have)
+		r, err := runAttack(ctx, attackSpec{Name: fmt.Sprintf("%d tenants", have), Targets: getTargets(bulk, ts[0]), Workers: 4, Duration: d})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, scalePoint{tenants: have, res: r, took: took})
+	}
+	return out, nil
+}
+
+type siloReport struct {
+	silos       int
+	onboard     time.Duration
+	res         attackResult
+	connections int
+	rssKB       int
+}
+
+// runSilos onboards silo tenants, spreads get-by-id over a sample of them,
+// and reports how many connections the server holds and its memory.
+func runSilos(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, n int, d time.Duration, workers uint64) (*siloReport, error) {
+	start := time.Now()
+	var sample []benchTenant
+	for i := 0; i < n; i++ {
+		slug := fmt.Sprintf("silo-%05d", i)
+		if i%(max(n/50, 1)) == 0 {
+			bt, err := oneTenant(ctx, db, auth, slug, tenant.Silo, "premium", 10)
+			if err != nil {
+				return nil, err
+			}
+			sample = append(sample, bt)
+		} else if _, _, err := db.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(slug), Tier: tenant.Silo}); err != nil {
+			return nil, err
+		}
+		if (i+1)%100 == 0 {
+			fmt.Fprintf(os.Stderr, "\rbench: onboarded %d/%d silos", i+1, n)
+		}
+	}
+	fmt.Fprintln(os.Stderr)
+	rep := &siloReport{silos: n, onboard: time.Since(start)}
+	var targets []vegeta.Target
+	for _, t := range sample {
+		targets = append(targets, getTargets(bulk, t)...)
+	}
+	logf("silos: get by id over %d of %d silos", len(sample), n)
+	r, err := runAttack(ctx, attackSpec{Name: "silos", Targets: targets, Workers: workers, Duration: d})
+	if err != nil {
+		return nil, err
+	}
+	rep.res = r
+	db.Postgres().Admin().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()`).Scan(&rep.connections)
+	rep.rssKB = rssKB()
+	return rep, nil
+}
+
+func rssKB() int {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "VmRSS:") {
+			n, _ := strconv.Atoi(strings.Fields(sc.Text())[1])
+			return n
+		}
+	}
+	return 0
+}
+
+func printExtra(w *os.File, noisy [2]attackResult, scale []scalePoint, silos *siloReport) {
+	if noisy[0].Requests > 0 {
+		fmt.Fprintf(w, "\nnoisy neighbour (a quiet premium tenant, 2 clients; a basic-plan tenant flooding with 32)\n")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "quiet tenant\trps\tp50\tp99\t")
+		for _, r := range noisy {
+			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t\n", r.Name, r.Throughput, round(r.P50), round(r.P99))
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "p99 during the flood / alone: %.2f\n", float64(noisy[1].P99)/float64(noisy[0].P99))
+	}
+	if len(scale) > 0 {
+		fmt.Fprintf(w, "\ntenants present (get by id, 4 clients)\n")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "tenants\tonboarding\trps\tp50\tp99\tp99 / first\t")
+		for _, p := range scale {
+			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%.2f\t\n", p.tenants, p.took.Round(time.Millisecond), p.res.Throughput, round(p.res.P50), round(p.res.P99),
+				float64(p.res.P99)/float64(scale[0].res.P99))
+		}
+		tw.Flush()
+	}
+	if silos != nil {
+		fmt.Fprintf(w, "\n%d silo tenants: onboarded in %s (%.0f/s); get by id over a sample: %.0f rps, p50 %s, p99 %s; %d PostgreSQL connections to the database; bench process RSS %d MiB\n",
+			silos.silos, silos.onboard.Round(time.Millisecond), float64(silos.silos)/silos.onboard.Seconds(), silos.res.Throughput,
+			round(silos.res.P50), round(silos.res.P99), silos.connections, silos.rssKB/1024)
+	}
+}

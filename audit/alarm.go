@@ -208,8 +208,13 @@ func Signature(secret, body []byte) string {
 }
 
 // Notify implements Sink. It delivers in the background.
-func (w *WebhookSink) Notify(ctx context.Context, a Alarm) {
-	body, err := json.Marshal(a)
+func (w *WebhookSink) Notify(ctx context.Context, a Alarm) { w.Post(ctx, a) }
+
+// Post delivers any JSON document the same way (signed, retried, in the
+// background): the sequencer anchors its checkpoints outside the database
+// with it.
+func (w *WebhookSink) Post(ctx context.Context, v any) {
+	body, err := json.Marshal(v)
 	if err != nil {
 		return
 	}

@@ -24,7 +24,8 @@ type sequencer struct {
 	interval        time.Duration
 	checkpointEvery int64
 	checkpointAge   time.Duration
-	alarms          *audit.Alarms // nil: none
+	alarms          *audit.Alarms      // nil: none
+	anchor          *audit.WebhookSink // nil: none; receives each signed checkpoint
 	mu              sync.Mutex
 }
 
@@ -100,6 +101,9 @@ func (q *sequencer) checkpoint(ctx context.Context) error {
 		return err
 	}
 	q.write(sinkLine{Type: "checkpoint", Checkpoint: &c})
+	if q.anchor != nil {
+		q.anchor.Post(ctx, sinkLine{Type: "checkpoint", Checkpoint: &c})
+	}
 	return nil
 }
 

@@ -106,7 +106,7 @@ func TestServe(t *testing.T) {
 	defer hook.Close()
 	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
 	stdout, stderr, stop := start(t, "serve", "--addr", "127.0.0.1:0", "--database-url", pg.AdminURL,
-		"--alarm-denials", "2", "--alarm-webhook", hook.URL, "--audit-log", logPath)
+		"--alarm-denials", "2", "--alarm-webhook", hook.URL, "--audit-log", logPath, "--checkpoint-webhook", hook.URL+"/anchor")
 	re := regexp.MustCompile(`serving on (http://\S+)`)
 	waitFor(t, "the server", stderr, func() bool { return re.MatchString(stdout.String()) })
 	base := re.FindStringSubmatch(stdout.String())[1]
@@ -127,13 +127,19 @@ func TestServe(t *testing.T) {
 			res.Body.Close()
 		}
 	}
-	select {
-	case b := <-hooks:
-		if !strings.Contains(string(b), `"rule":"denial_burst"`) || !strings.Contains(string(b), `"firing":true`) {
-			t.Fatalf("webhook got %s", b)
+	for fired := false; !fired; {
+		select {
+		case b := <-hooks:
+			if strings.Contains(string(b), `"type":"checkpoint"`) {
+				continue // an anchor; checked below
+			}
+			if !strings.Contains(string(b), `"rule":"denial_burst"`) || !strings.Contains(string(b), `"firing":true`) {
+				t.Fatalf("webhook got %s", b)
+			}
+			fired = true
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no alarm reached the webhook; stderr:\n%s", stderr.String())
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no alarm reached the webhook; stderr:\n%s", stderr.String())
 	}
 	var tok bytes.Buffer
 	if err := run(context.Background(), []string{"token", "--admin", "--database-url", pg.AdminURL}, &tok, io.Discard); err != nil {
@@ -152,6 +158,15 @@ func TestServe(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("serve returned %v on shutdown", err)
+	}
+	// The last checkpoint was also posted to the anchor webhook, signed.
+	for anchored := false; !anchored; {
+		select {
+		case b := <-hooks:
+			anchored = strings.Contains(string(b), `"type":"checkpoint"`)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no checkpoint reached the anchor webhook")
+		}
 	}
 	// The JSON-lines log holds the chained events and a checkpoint, and
 	// audit verify checks the chain against it.

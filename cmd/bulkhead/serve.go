@@ -33,6 +33,7 @@ type serveOptions struct {
 	alarmLimit  int
 	alarmWindow time.Duration
 	alarmHook   string
+	anchorHook  string
 }
 
 func (o *serveOptions) register(fs interface {
@@ -51,6 +52,7 @@ func (o *serveOptions) register(fs interface {
 	fs.IntVar(&o.alarmLimit, "alarm-denials", 20, "fire an alarm when one principal is denied more than this many times within --alarm-window (0: off)")
 	fs.DurationVar(&o.alarmWindow, "alarm-window", time.Minute, "the window of --alarm-denials")
 	fs.StringVar(&o.alarmHook, "alarm-webhook", "", "POST alarm transitions as JSON to this URL, signed with BULKHEAD_ALARM_WEBHOOK_SECRET (X-Bulkhead-Signature: sha256=<hex HMAC>)")
+	fs.StringVar(&o.anchorHook, "checkpoint-webhook", "", "also POST each signed audit checkpoint to this URL (signed like --alarm-webhook, with BULKHEAD_ALARM_WEBHOOK_SECRET), an anchor outside the database")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this separate (admin) address, e.g. 127.0.0.1:9090; none by default")
 	fs.StringVar(&o.auditLog, "audit-log", "", `also write chained audit events and signed checkpoints as JSON lines to this file ("-" for stdout), for log shippers and as an anchor outside the database`)
 }
@@ -161,6 +163,16 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 		}
 		sinks = append(sinks, &audit.WebhookSink{URL: o.alarmHook, Secret: []byte(secret), Logger: log})
 	}
+	var anchor *audit.WebhookSink
+	if o.anchorHook != "" {
+		secret := os.Getenv("BULKHEAD_ALARM_WEBHOOK_SECRET")
+		if len(secret) < 16 {
+			writer.Close()
+			db.Close()
+			return nil, usageError{"--checkpoint-webhook needs BULKHEAD_ALARM_WEBHOOK_SECRET (16 bytes or more) to sign its requests"}
+		}
+		anchor = &audit.WebhookSink{URL: o.anchorHook, Secret: []byte(secret), Logger: log}
+	}
 	alarms := audit.NewAlarms(audit.Rules{DenialLimit: o.alarmLimit, DenialWindow: o.alarmWindow, Probe: true, RowSecurity: true}, nil, sinks...)
 	metrics := httpapi.NewMetrics()
 	metrics.WatchAlarms(alarms)
@@ -199,7 +211,7 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 	go db.Postgres().Watch(bg, 5*time.Second, postgres.WatchdogOptions{})
 	// One trusted sequencer extends the audit chain, outside tenant
 	// transactions.
-	q := &sequencer{db: db.Postgres(), sink: sink, log: log, interval: 500 * time.Millisecond, checkpointEvery: 1000, checkpointAge: time.Minute, alarms: alarms}
+	q := &sequencer{db: db.Postgres(), sink: sink, log: log, interval: 500 * time.Millisecond, checkpointEvery: 1000, checkpointAge: time.Minute, alarms: alarms, anchor: anchor}
 	go func() { defer close(a.seqd); q.run(bg) }()
 	log.Info("serving", "addr", a.addr)
 	return a, nil

@@ -55,3 +55,47 @@ func BenchmarkIsolationTax(b *testing.B) {
 	b.ReportMetric(float64(scopedTime.Nanoseconds())/n, "scoped-ns/op")
 	b.ReportMetric(float64(rawTime)/float64(scopedTime), "throughput-ratio")
 }
+
+// BenchmarkAuditTax compares a one-row insert through the isolation path
+// with the audit triggers on (one event per statement, in the same
+// transaction) against the same insert with them off, alternating in the
+// same loop, and reports the ratio.
+func BenchmarkAuditTax(b *testing.B) {
+	ctx := context.Background()
+	e := newEnvTB(b)
+	admin, err := pgxpool.New(ctx, e.pg.AdminURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer admin.Close()
+	const insert = `INSERT INTO app.projects (name) VALUES ('bench') RETURNING 1`
+	var on, off time.Duration
+	var n int
+	for b.Loop() {
+		for _, audited := range []bool{true, false} {
+			state := "ENABLE"
+			if !audited {
+				state = "DISABLE"
+			}
+			if _, err := admin.Exec(ctx, `ALTER TABLE app.projects `+state+` TRIGGER USER`); err != nil {
+				b.Fatal(err)
+			}
+			tok := e.mintTB(b, "pa")
+			t0 := time.Now()
+			var one int
+			if err := postgres.ScopedStatement(ctx, e.db.App(), tok, insert, nil, func(r pgx.Row) error { return r.Scan(&one) }, nil); err != nil {
+				b.Fatal(err)
+			}
+			if audited {
+				on += time.Since(t0)
+			} else {
+				off += time.Since(t0)
+			}
+		}
+		n++
+	}
+	admin.Exec(ctx, `ALTER TABLE app.projects ENABLE TRIGGER USER`)
+	b.ReportMetric(float64(off.Nanoseconds())/float64(n), "unaudited-ns/op")
+	b.ReportMetric(float64(on.Nanoseconds())/float64(n), "audited-ns/op")
+	b.ReportMetric(float64(off)/float64(on), "throughput-ratio")
+}

@@ -33,15 +33,15 @@ type Rules struct {
 
 // Alarm is the state of one alarm.
 type Alarm struct {
-	ID       string    `json:"id"`   // rule and key, e.g. "denial_burst:acme/u-1"
-	Rule     string    `json:"rule"` // denial_burst, cross_tenant_probe, row_security_violation
-	Firing   bool      `json:"firing"`
-	Since    time.Time `json:"since"`
-	Last     time.Time `json:"last"`
-	Resolved time.Time `json:"resolved,omitempty"`
-	Count    int       `json:"count"`
-	Why      string    `json:"why"`
-	TenantID string    `json:"tenant_id,omitempty"`
+	ID       string     `json:"id"`   // rule and key, e.g. "denial_burst:acme/u-1"
+	Rule     string     `json:"rule"` // denial_burst, cross_tenant_probe, row_security_violation
+	Firing   bool       `json:"firing"`
+	Since    time.Time  `json:"since"`
+	Last     time.Time  `json:"last"`
+	Resolved *time.Time `json:"resolved,omitempty"`
+	Count    int        `json:"count"`
+	Why      string     `json:"why"`
+	TenantID string     `json:"tenant_id,omitempty"`
 }
 
 // Sink receives alarm transitions (fired and resolved).
@@ -137,7 +137,8 @@ func (a *Alarms) Tick(ctx context.Context) {
 	a.mu.Lock()
 	for _, al := range a.state {
 		if al.Firing && now.Sub(al.Last) >= a.rules.Quiet {
-			al.Firing, al.Resolved = false, now
+			at := now
+			al.Firing, al.Resolved = false, &at
 			resolved = append(resolved, *al)
 		}
 	}

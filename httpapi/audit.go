@@ -39,6 +39,18 @@ func actionOf(r *http.Request) string {
 		return "auth:VendContext"
 	case "GET /v1/audit":
 		return "audit:Read"
+	case "POST /v1/tenants/batch":
+		return "tenants:Create"
+	case "GET /v1/policies":
+		return "policies:List"
+	case "PUT /v1/policies/{name}":
+		return "policies:Put"
+	case "DELETE /v1/policies/{name}":
+		return "policies:Delete"
+	case "POST /v1/policies/simulate":
+		return "policies:Simulate"
+	case "GET /v1/alarms":
+		return "alarms:Read"
 	}
 	if strings.HasSuffix(r.Pattern, " /rest/v1/{table}") {
 		if c := commandOf[r.Method]; c != "" {
@@ -191,6 +203,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	if evs == nil {
 		evs = []json.RawMessage{}
+		last = f.After // an empty page: the next one starts where this one did
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": evs, "next_after": last})
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +39,7 @@ func leadingKeys(r *http.Request, t *tenant.Tenant) []string {
 		for _, op := range []string{"eq.", "in.("} {
 			if strings.HasPrefix(v, op) {
 				for _, id := range strings.Split(strings.TrimSuffix(strings.TrimPrefix(v, op), ")"), ",") {
-					if id = strings.Trim(id, `" `); id != "" && id != string(t.ID) {
+					if id = strings.ToLower(strings.Trim(id, `" `)); id != "" && id != string(t.ID) {
 						keys = append(keys, id)
 					}
 				}
@@ -46,6 +47,27 @@ func leadingKeys(r *http.Request, t *tenant.Tenant) []string {
 		}
 	}
 	return keys
+}
+
+// tenantScope lists the commands the caller's policies allow on every
+// tenant table (the intersection), for contexts not tied to one table.
+func (s *Server) tenantScope(r *http.Request, p tenant.Principal, t *tenant.Tenant) ([]string, error) {
+	var scope []string
+	for i, name := range postgres.TenantTableNames {
+		sc, err := s.dataScope(r, p, t, policy.DataResource(string(t.ID), name))
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			scope = sc
+			continue
+		}
+		scope = slices.DeleteFunc(scope, func(c string) bool { return !slices.Contains(sc, c) })
+	}
+	if scope == nil {
+		scope = []string{}
+	}
+	return scope, nil
 }
 
 // dataScope lists the commands the caller's policies allow on a table.

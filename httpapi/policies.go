@@ -50,9 +50,10 @@ func (s *Server) tenantPolicies(ctx context.Context, t *tenant.Tenant) (*tenantP
 	for _, sp := range stored {
 		d, err := policy.Parse([]byte(sp.Document))
 		if err != nil {
-			// A stored document that no longer parses grants nothing.
-			s.log.WarnContext(ctx, "stored policy does not parse", "tenant_id", string(t.ID), "policy", sp.Name, "err", err)
-			continue
+			// Isolation: a stored document that no longer parses fails
+			// closed: its Deny statements may matter, so it denies all.
+			s.log.ErrorContext(ctx, "stored policy does not parse; denying all for the tenant", "tenant_id", string(t.ID), "policy", sp.Name, "err", err)
+			d = denyAll
 		}
 		tp.policies = append(tp.policies, d)
 	}
@@ -103,6 +104,16 @@ func (s *Server) decide(r *http.Request, p tenant.Principal, t *tenant.Tenant, a
 	}
 	return d, nil
 }
+
+// denyAll stands in for a stored policy that no longer parses.
+var denyAll = func() *policy.Document {
+	d, err := policy.Parse([]byte(`{"Version": "2012-10-17", "Statement": [
+		{"Sid": "StoredPolicyInvalid", "Effect": "Deny", "Action": "*", "Resource": "*"}]}`))
+	if err != nil {
+		panic(err)
+	}
+	return d
+}()
 
 // platformPolicy is what platform administrators may do: administer the
 // control plane, and nothing in tenants' data (the data API also refuses

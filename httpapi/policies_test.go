@@ -1,10 +1,15 @@
 package httpapi_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 )
 
@@ -102,5 +107,56 @@ func TestPolicies(t *testing.T) {
 	r = s.Do(t, "POST", "/v1/policies/simulate?tenant=acme", s.AdminToken, `{"action":"data:Delete","resource":"brn:bulkhead:data:`+a.UUID+`:table/tasks","role":"member"}`)
 	if !strings.Contains(string(r.Body), `"statement":"NoMemberDeletes"`) {
 		t.Fatalf("platform simulating acme's member: %s", r)
+	}
+}
+
+// TestPoliciesReachDirectSQL checks that what the policies refuse over
+// HTTP is refused to business code too, and that policies fail closed.
+func TestPoliciesReachDirectSQL(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	b := seedOnPlan(t, s, "basico", "pool", "basic")
+	ctx := context.Background()
+	fn, err := s.DB.Postgres().CreateFunction(ctx, "pol_"+strings.ReplaceAll(b.UUID[:8], "-", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.Do(t, "POST", "/v1/auth/context", fn.Token, map[string]string{"token": b.AdminToken})
+	var v struct{ Context, Schema string }
+	r.JSON(t, &v)
+	db, err := bulkhead.Open(ctx, bulkhead.Config{AppDatabaseURL: s.PG.URL(fn.LoginRole, fn.Password)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c, err := bulkhead.WithSigned(ctx, v.Context, v.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deleted int64
+	err = db.Tx(c, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM app.projects`)
+		deleted = tag.RowsAffected()
+		return err
+	})
+	if err != nil || deleted != 0 {
+		t.Fatalf("a basic admin's vended context deleted %d rows (%v); the plan allows no delete", deleted, err)
+	}
+	// The caller's own UUID in capitals is still its own leading key.
+	if r := s.Do(t, "GET", "/rest/v1/projects?tenant_id=eq."+strings.ToUpper(b.UUID), b.AdminToken, nil); r.Status != http.StatusOK {
+		t.Fatalf("own tenant id in capitals: %s", r)
+	}
+	// A stored policy that no longer parses denies everything.
+	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `INSERT INTO bulkhead_control.policies (tenant_id, name, document) VALUES ($1, 'broken', '{"not":"a policy"}')`, b.UUID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond) // the policy cache holds parsed policies for 2 s
+	if r := s.Do(t, "GET", "/rest/v1/projects", b.AdminToken, nil); r.Status != http.StatusForbidden {
+		t.Fatalf("with a broken stored policy: %s", r)
 	}
 }

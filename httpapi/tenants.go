@@ -125,7 +125,11 @@ func (s *Server) createTenants(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fault.E(fault.Invalid, "invalid_body", "The body must be a JSON array of tenants."))
 		return
 	}
-	if len(raw) == 0 || len(raw) > maxBatch {
+	if len(raw) == 0 {
+		s.writeError(w, r, fault.E(fault.Invalid, "invalid_body", "The batch is empty."))
+		return
+	}
+	if len(raw) > maxBatch {
 		s.writeError(w, r, fault.Errorf(fault.TooLarge, "too_many_rows", "A batch holds 1 to %d tenants.", maxBatch))
 		return
 	}

@@ -386,8 +386,11 @@ func (db *DB) PruneAudit(ctx context.Context, before time.Time) (ret *audit.Rete
 		}
 		var through int64
 		var h []byte
+		// Remove a prefix of the chain: every event before the first one
+		// that is not older than before.
 		err := tx.QueryRow(ctx, `SELECT seq, hash FROM bulkhead_audit.events
-			WHERE seq = (SELECT max(seq) FROM bulkhead_audit.events WHERE at < $1)`, before).Scan(&through, &h)
+			WHERE seq = coalesce((SELECT min(seq) - 1 FROM bulkhead_audit.events WHERE at >= $1),
+			                     (SELECT max(seq) FROM bulkhead_audit.events))`, before).Scan(&through, &h)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -330,12 +331,22 @@ func noTenantStatisticsMigration(ctx context.Context, tx *sql.Tx) error {
 // time: a member of bulkhead_app with a random scram password, stored where
 // only the owner can read, and parameters kept out of the server log.
 func ensureGateway(ctx context.Context, conn *pgx.Conn, super bool) error {
-	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM bulkhead_control.role_credentials WHERE role LIKE 'bulkhead\_gw\_%'`).Scan(&n); err != nil {
-		return err
-	}
-	if n > 0 {
+	var existing string
+	err := conn.QueryRow(ctx, `SELECT role FROM bulkhead_control.role_credentials WHERE role LIKE 'bulkhead\_gw\_%'`).Scan(&existing)
+	if err == nil {
+		// Keep parameters out of the server log, also for a gateway made
+		// by a set-up that ran without a superuser.
+		if super {
+			for s := range ownSettings {
+				if _, err := conn.Exec(ctx, `ALTER ROLE `+quoteIdent(existing)+` SET `+s+` = 0`); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return err
 	}
 	role := GatewayRolePrefix + randomSecret(6)
 	pw := randomSecret(24)

@@ -111,15 +111,19 @@ func run(ctx context.Context, args []string) error {
 			targets []vegeta.Target
 		}{{"baseline", sc.baseline}, {"bulkhead", sc.bulkhead}} {
 			logf("%s: %s for %s with %d clients", sc.name, side.name, *duration, *workers)
-			if *cpuprofile != "" && side.name == "bulkhead" && sc.name == "get by id" {
-				f, err := os.Create(*cpuprofile)
-				if err != nil {
+			profiling := *cpuprofile != "" && side.name == "bulkhead" && sc.name == "get by id"
+			var pf *os.File
+			if profiling {
+				if pf, err = os.Create(*cpuprofile); err != nil {
 					return err
 				}
-				pprof.StartCPUProfile(f)
-				defer func() { pprof.StopCPUProfile(); f.Close() }()
+				pprof.StartCPUProfile(pf)
 			}
 			r, err := runAttack(ctx, attackSpec{Name: sc.name + "/" + side.name, Targets: side.targets, Workers: *workers, Duration: *duration})
+			if profiling {
+				pprof.StopCPUProfile()
+				pf.Close()
+			}
 			if err != nil {
 				return err
 			}

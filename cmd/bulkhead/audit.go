@@ -22,6 +22,9 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return flag.ErrHelp
 	}
 	sub, args := args[0], args[1:]
+	if sub != "verify" && sub != "tail" && sub != "prune" {
+		return usageError{fmt.Sprintf("unknown audit subcommand %q; usage: bulkhead %s", sub, synopsis)}
+	}
 	fs := newFlags("audit "+sub, synopsis, stderr)
 	dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL")
 	checkpoints := fs.String("checkpoints", "", "a JSON-lines audit log (serve --audit-log) whose signed checkpoints must match the chain (catches a cut-off tail)")

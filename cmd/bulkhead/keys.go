@@ -13,7 +13,7 @@ import (
 )
 
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const synopsis = "keys list | publish [--purpose P] | rotate [--purpose context|jwt|admin-jwt|record|all] [--grace DURATION | --retire-now] | retire KID"
+	const synopsis = "keys list | publish [--purpose P] | rotate [--purpose context|jwt|admin-jwt|record|audit|all] [--grace DURATION | --retire-now] | retire KID"
 	if len(args) == 0 || isHelp(args[0]) {
 		fmt.Fprintln(stderr, "usage: bulkhead "+synopsis)
 		return flag.ErrHelp
@@ -33,7 +33,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer db.Close()
-	purposes := []postgres.KeyPurpose{postgres.KeyContext, postgres.KeyJWT, postgres.KeyAdminJWT, postgres.KeyRecord}
+	purposes := []postgres.KeyPurpose{postgres.KeyContext, postgres.KeyJWT, postgres.KeyAdminJWT, postgres.KeyRecord, postgres.KeyAudit}
 	switch sub {
 	case "list":
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -115,8 +115,9 @@ func graceFor(p postgres.KeyPurpose) time.Duration {
 	case postgres.KeyAdminJWT:
 		return bulkhead.MaxAdminTokenTTL + skew
 	}
-	// Record keys sign offboarding records that must stay checkable for as
-	// long as anyone may ask: they keep verifying unless retired by hand.
+	// Record and audit keys sign offboarding records and audit checkpoints
+	// that must stay checkable for as long as anyone may ask: they keep
+	// verifying unless retired by hand.
 	return 100 * 365 * 24 * time.Hour
 }
 

@@ -54,7 +54,7 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	switch sub {
 	case "create":
 		if id == "" {
-			return usageError{"usage: bulkhead tenants create ID [--name NAME] [--tier pool|silo]"}
+			return usageError{"usage: bulkhead tenants create ID [--name NAME] [--tier pool|silo] [--plan basic|premium]"}
 		}
 		t, created, err := db.CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(id), Name: *name, Tier: tenant.Tier(*tier), Plan: *plan})
 		if err != nil {

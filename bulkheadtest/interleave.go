@@ -1,6 +1,24 @@
 // Package bulkheadtest helps users write their own negative tests: tests
 // that try to make one tenant see another's data, and fail when it can.
 //
+// [Main] gives a test binary a real PostgreSQL, and [Start] gives a test
+// a running bulkhead on a fresh database. [Env.Tenant] makes pool and silo
+// tenants with users logged in, [Tenant.Insert] seeds them, and
+// [Env.AssertIsolated] runs the whole negative suite of one tenant against
+// another's rows: the data API, the control plane, forged tokens, and SQL
+// on a business function's own login role ([Env.FunctionDB] with
+// [Tenant.Context]):
+//
+//	func TestMain(m *testing.M) { bulkheadtest.Main(m) }
+//
+//	func TestIsolation(t *testing.T) {
+//		env := bulkheadtest.Start(t)
+//		acme := env.Tenant(t, "acme", bulkheadtest.Pool)
+//		globex := env.Tenant(t, "globex", bulkheadtest.Silo)
+//		acme.Insert(t, "projects", map[string]any{"name": "secret"})
+//		env.AssertIsolated(t, globex, acme)
+//	}
+//
 // [Interleave] looks for the serverless warm-start bug: a handler that runs
 // for many tenants in one warm process and lets state from one invocation
 // reach another (a package variable filled on first use, a logger that

@@ -121,7 +121,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	if !st.Seeded {
-		fmt.Fprintln(stderr, "seeding the demo: acme (pool) and globex (silo)")
+		fmt.Fprintln(stderr, "seeding the demo: acme (pool, premium plan) and globex (silo, basic plan)")
 		if err := seedDemo(ctx, a.db, st); err != nil {
 			a.srv.Close()
 			return fmt.Errorf("seed: %w", err)
@@ -327,8 +327,9 @@ func seedDemo(ctx context.Context, db *bulkhead.DB, st *devState) error {
 	for _, spec := range []struct {
 		slug, name string
 		tier       tenant.Tier
-	}{{"acme", "Acme Corp", tenant.Pool}, {"globex", "Globex Corporation", tenant.Silo}} {
-		t, _, err := pg.CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(spec.slug), Name: spec.name, Tier: spec.tier})
+		plan       string
+	}{{"acme", "Acme Corp", tenant.Pool, "premium"}, {"globex", "Globex Corporation", tenant.Silo, "basic"}} {
+		t, _, err := pg.CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(spec.slug), Name: spec.name, Tier: spec.tier, Plan: spec.plan})
 		if err != nil {
 			return err
 		}

@@ -327,6 +327,22 @@ func TestDev(t *testing.T) {
 	if strings.Contains(get(t, d.URL+"/rest/v1/projects", login(t, d.URL, "globex", d.Tenants[1].Users[0])), "Billing") {
 		t.Fatal("globex sees acme's projects")
 	}
+	// Our own checks run clean against the demo: lint, gameday and probe.
+	var out bytes.Buffer
+	if err := run(ctx0(), []string{"lint", "--database-url", d.DatabaseURL, "--fail-on", "warn"}, &out, io.Discard); err != nil {
+		t.Fatalf("lint on the demo database: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run(ctx0(), []string{"gameday", "--database-url", d.DatabaseURL}, &out, io.Discard); err != nil {
+		t.Fatalf("gameday on the demo database: %v\n%s", err, out.String())
+	}
+	tokA, tokB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	os.WriteFile(tokA, []byte(login(t, d.URL, "globex", d.Tenants[1].Users[0])), 0o600)
+	os.WriteFile(tokB, []byte(acme), 0o600)
+	out.Reset()
+	if err := run(ctx0(), []string{"probe", "--bulkhead", "--base-url", d.URL, "--token-a-file", tokA, "--token-b-file", tokB}, &out, io.Discard); err != nil {
+		t.Fatalf("probe against bulkhead dev: %v\n%s", err, out.String())
+	}
 	// The demo function's own login role sees nothing without a context.
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, d.AppDatabaseURL)
@@ -364,6 +380,8 @@ func TestDev(t *testing.T) {
 		t.Fatal("--fresh deleted a directory it did not make")
 	}
 }
+
+func ctx0() context.Context { return context.Background() }
 
 func login(t *testing.T, base, slug string, u devUser) string {
 	t.Helper()

@@ -54,6 +54,7 @@ type DB struct {
 	log     *slog.Logger
 	now     func() time.Time
 	tenants tenantCache
+	scopes  scopeCache
 }
 
 // ErrNotMinter is returned when a DB opened for business code is asked to
@@ -205,12 +206,13 @@ func (db *DB) Table(ctx context.Context, name string) (string, error) {
 // MintOptions tune Mint.
 type MintOptions struct {
 	Audience  string   // the login role that may use the context; default: this DB's app role
-	Scope     []string // commands allowed; default: by the principal's role
+	Scope     []string // commands allowed; default: what the tenant's policies allow on every table (PolicyScope)
 	RequestID string   // default: a new UUID
 }
 
-// ScopeFor returns the commands a tenant role may run on tenant tables:
-// admins all four, members all but DELETE.
+// ScopeFor returns the commands a tenant role may run on tenant tables
+// without policies: admins all four, members all but DELETE. Minters use
+// PolicyScope instead.
 func ScopeFor(r tenant.Role) []string {
 	if r == tenant.Admin {
 		return []string{"select", "insert", "update", "delete"}
@@ -235,7 +237,9 @@ func (db *DB) Mint(ctx context.Context, p tenant.Principal, o MintOptions) (s te
 		o.Audience = db.appRole
 	}
 	if o.Scope == nil {
-		o.Scope = ScopeFor(p.Role)
+		if o.Scope, err = db.PolicyScope(ctx, p, t); err != nil {
+			return s, err
+		}
 	}
 	if o.RequestID == "" {
 		o.RequestID = uuid.NewString()
@@ -276,9 +280,12 @@ func (db *DB) ResolveTenant(ctx context.Context, p tenant.Principal) (*tenant.Te
 // exactly as for any other invalid token.
 var errTenantGone = identity.ErrInvalidToken
 
-// ForgetTenant drops a tenant from the cache, after the control plane
-// changed it.
-func (db *DB) ForgetTenant(id tenant.ID) { db.tenants.forget(id) }
+// ForgetTenant drops a tenant from the caches, after the control plane
+// changed it or its policies.
+func (db *DB) ForgetTenant(id tenant.ID) {
+	db.tenants.forget(id)
+	db.scopes.forget(id)
+}
 
 type tenantCache struct {
 	db  *postgres.DB

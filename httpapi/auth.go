@@ -135,20 +135,10 @@ func (s *Server) vendContext(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fault.E(fault.Denied, "tenant_token_required", "A platform-admin token carries no tenant."))
 		return
 	}
-	// Isolation: the context carries only the commands the tenant's
-	// policies allow on every tenant table, so a function cannot do through
-	// direct SQL what the data API would refuse.
-	t, err := s.callerTenant(r.Context(), p)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	scope, err := s.tenantScope(r, p, t)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	sc, err := s.db.Mint(r.Context(), p, bulkhead.MintOptions{Audience: fn.LoginRole, Scope: scope, RequestID: requestIDFrom(r.Context())})
+	// Isolation: Mint's default scope is what the tenant's policies allow on
+	// every tenant table, so a function cannot do through direct SQL what
+	// the data API would refuse.
+	sc, err := s.db.Mint(r.Context(), p, bulkhead.MintOptions{Audience: fn.LoginRole, RequestID: requestIDFrom(r.Context())})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,27 +46,6 @@ func leadingKeys(r *http.Request, t *tenant.Tenant) []string {
 		}
 	}
 	return keys
-}
-
-// tenantScope lists the commands the caller's policies allow on every
-// tenant table (the intersection), for contexts not tied to one table.
-func (s *Server) tenantScope(r *http.Request, p tenant.Principal, t *tenant.Tenant) ([]string, error) {
-	var scope []string
-	for i, name := range postgres.TenantTableNames {
-		sc, err := s.dataScope(r, p, t, policy.DataResource(string(t.ID), name))
-		if err != nil {
-			return nil, err
-		}
-		if i == 0 {
-			scope = sc
-			continue
-		}
-		scope = slices.DeleteFunc(scope, func(c string) bool { return !slices.Contains(sc, c) })
-	}
-	if scope == nil {
-		scope = []string{}
-	}
-	return scope, nil
 }
 
 // dataScope lists the commands the caller's policies allow on a table.

@@ -182,7 +182,9 @@ func (e *ownEnv) setup(ctx context.Context) (string, error) {
 	}
 	for _, t := range ownTenants {
 		slug := tenant.Slug("gameday-" + t.key + "-" + e.runID)
-		tn, _, err := e.pg.CreateTenant(ctx, postgres.TenantCreate{Slug: slug, Tier: t.tier, Name: string(slug)})
+		// Premium: its policies allow every command, so each control can
+		// show that the command works for the tenant the data belongs to.
+		tn, _, err := e.pg.CreateTenant(ctx, postgres.TenantCreate{Slug: slug, Tier: t.tier, Name: string(slug), Plan: "premium"})
 		if err != nil {
 			return "", fmt.Errorf("gameday: onboard canary tenant %s: %w", slug, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -336,11 +337,23 @@ func ensureGateway(ctx context.Context, conn *pgx.Conn, super bool) error {
 	if err == nil {
 		// Keep parameters out of the server log, also for a gateway made
 		// by a set-up that ran without a superuser.
-		if super {
-			for s := range ownSettings {
-				if _, err := conn.Exec(ctx, `ALTER ROLE `+quoteIdent(existing)+` SET `+s+` = 0`); err != nil {
-					return err
-				}
+		if !super {
+			return nil
+		}
+		// Databases cloned from one template share the role: check before
+		// writing, and let a concurrent set-up that wrote first win.
+		var have int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_db_role_setting s, unnest(s.setconfig) c
+			WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1) AND s.setdatabase = 0
+			  AND c IN ('log_parameter_max_length=0', 'log_parameter_max_length_on_error=0')`, existing).Scan(&have); err != nil {
+			return err
+		}
+		if have == len(ownSettings) {
+			return nil
+		}
+		for s := range ownSettings {
+			if _, err := conn.Exec(ctx, `ALTER ROLE `+quoteIdent(existing)+` SET `+s+` = 0`); err != nil && !concurrentlyUpdated(err) {
+				return err
 			}
 		}
 		return nil
@@ -417,4 +430,10 @@ const SetupVersion = 6
 func MigrationFS() fs.FS {
 	sub, _ := fs.Sub(migrationFS, "migrations")
 	return sub
+}
+
+// concurrentlyUpdated reports PostgreSQL's "tuple concurrently updated",
+// which two sessions changing the same catalog row at once can get.
+func concurrentlyUpdated(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "tuple concurrently updated")
 }

@@ -26,6 +26,9 @@ type Rules struct {
 	// RowSecurity fires on any write PostgreSQL refused by row security
 	// (code row_security_violation): business code aimed at another tenant.
 	RowSecurity bool
+	// InvalidContext fires on any context that was present but did not
+	// verify (from the PostgreSQL log, see TailLog).
+	InvalidContext bool
 	// Quiet is how long an alarm stays firing after its last trigger;
 	// zero means DenialWindow, or five minutes.
 	Quiet time.Duration
@@ -84,6 +87,9 @@ func (a *Alarms) Observe(ctx context.Context, e Event) {
 	case e.Decision == Probe && a.rules.Probe:
 		fire = append(fire, a.trigger("cross_tenant_probe", e.TenantID, e.TenantID, now,
 			fmt.Sprintf("tenant %s asked for another tenant's row (request %s)", e.TenantID, e.RequestID)))
+	case e.Decision == Invalid && a.rules.InvalidContext:
+		fire = append(fire, a.trigger("invalid_context", e.LoginRole, e.TenantID, now,
+			fmt.Sprintf("login role %s presented a tenant context that did not verify", e.LoginRole)))
 	case e.Code == "row_security_violation" && a.rules.RowSecurity:
 		fire = append(fire, a.trigger("row_security_violation", e.TenantID+"/"+e.Subject, e.TenantID, now,
 			fmt.Sprintf("a write by %s of tenant %s was refused by row security", e.Subject, e.TenantID)))

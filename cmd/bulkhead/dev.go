@@ -116,6 +116,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if _, err := postgres.Setup(ctx, adminURL, log); err != nil {
 		return err
 	}
+	if o.pgLog == "" {
+		o.pgLog = filepath.Join(st.PGDir, "postgres.log")
+	}
 	a, err := startServer(ctx, adminURL, o, log)
 	if err != nil {
 		return err

@@ -353,7 +353,22 @@ func TestDev(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM app.projects`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("function role without context: %d rows, %v", n, err)
 	}
+	// A forged context is refused by the database, which logs it; dev
+	// follows its PostgreSQL log, so the invalid_context alarm fires.
+	forged := "v1.nokey." + strings.Repeat("e", 40) + "." + strings.Repeat("A", 43)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Exec(ctx, `SELECT set_config('bulkhead.context', $1, true)`, forged)
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM app.projects`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("forged context: %d rows, %v", n, err)
+	}
+	tx.Rollback(ctx)
 	conn.Close(ctx)
+	waitFor(t, "the invalid_context alarm", stderr, func() bool {
+		return strings.Contains(get(t, d.URL+"/v1/alarms", d.AdminToken), `"rule":"invalid_context"`)
+	})
 	if err := stop(); err != nil {
 		t.Fatalf("dev returned %v", err)
 	}

@@ -34,6 +34,7 @@ type serveOptions struct {
 	alarmWindow time.Duration
 	alarmHook   string
 	anchorHook  string
+	pgLog       string
 }
 
 func (o *serveOptions) register(fs interface {
@@ -53,6 +54,7 @@ func (o *serveOptions) register(fs interface {
 	fs.DurationVar(&o.alarmWindow, "alarm-window", time.Minute, "the window of --alarm-denials")
 	fs.StringVar(&o.alarmHook, "alarm-webhook", "", "POST alarm transitions as JSON to this URL, signed with BULKHEAD_ALARM_WEBHOOK_SECRET (X-Bulkhead-Signature: sha256=<hex HMAC>)")
 	fs.StringVar(&o.anchorHook, "checkpoint-webhook", "", "also POST each signed audit checkpoint to this URL (signed like --alarm-webhook, with BULKHEAD_ALARM_WEBHOOK_SECRET), an anchor outside the database")
+	fs.StringVar(&o.pgLog, "pg-log", "", "follow this PostgreSQL server log: each context that was present but did not verify becomes an audit event and fires the invalid_context alarm (bulkhead dev sets it)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this separate (admin) address, e.g. 127.0.0.1:9090; none by default")
 	fs.StringVar(&o.auditLog, "audit-log", "", `also write chained audit events and signed checkpoints as JSON lines to this file ("-" for stdout), for log shippers and as an anchor outside the database`)
 }
@@ -173,7 +175,7 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 		}
 		anchor = &audit.WebhookSink{URL: o.anchorHook, Secret: []byte(secret), Logger: log}
 	}
-	alarms := audit.NewAlarms(audit.Rules{DenialLimit: o.alarmLimit, DenialWindow: o.alarmWindow, Probe: true, RowSecurity: true}, nil, sinks...)
+	alarms := audit.NewAlarms(audit.Rules{DenialLimit: o.alarmLimit, DenialWindow: o.alarmWindow, Probe: true, RowSecurity: true, InvalidContext: true}, nil, sinks...)
 	metrics := httpapi.NewMetrics()
 	metrics.WatchAlarms(alarms)
 	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer, Metrics: metrics, Alarms: alarms})
@@ -209,6 +211,18 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 	// The watchdog ends app backends that lock tenant tables or idle in a
 	// transaction, and resets settings planted on app roles.
 	go db.Postgres().Watch(bg, 5*time.Second, postgres.WatchdogOptions{})
+	if o.pgLog != "" {
+		tail, err := audit.OpenLog(o.pgLog)
+		if err != nil {
+			a.srv.Close()
+			return nil, fmt.Errorf("--pg-log: %w", err)
+		}
+		go tail.Follow(bg, func(e audit.Event) {
+			if err := writer.Record(bg, e); err != nil {
+				log.Warn("invalid context not recorded", "err", err)
+			}
+		})
+	}
 	// One trusted sequencer extends the audit chain, outside tenant
 	// transactions.
 	q := &sequencer{db: db.Postgres(), sink: sink, log: log, interval: 500 * time.Millisecond, checkpointEvery: 1000, checkpointAge: time.Minute, alarms: alarms, anchor: anchor}

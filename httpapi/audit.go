@@ -111,18 +111,13 @@ func (s *Server) record(r *http.Request, e audit.Event) error {
 	return nil
 }
 
-// recordChange records a successful control-plane change to tenant t.
-func (s *Server) recordChange(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, detail any) bool {
+// changeCtx returns the request's context carrying the actor of the
+// control-plane change it makes: the change writes its audit event in its
+// own transaction, so both commit or neither does.
+func (s *Server) changeCtx(r *http.Request) context.Context {
 	e := event(r, audit.Allow, "", 0)
-	e.TenantID, e.Tenant = string(t.ID), string(t.Slug)
-	if detail != nil {
-		e.Detail, _ = json.Marshal(detail)
-	}
-	if err := s.record(r, e); err != nil {
-		s.writeError(w, r, err)
-		return false
-	}
-	return true
+	return postgres.WithActor(r.Context(), postgres.Actor{Subject: e.Subject, Role: e.Role, Tenant: e.Tenant, TenantID: e.TenantID,
+		RequestID: e.RequestID, SourceIP: e.SourceIP, UserAgent: e.UserAgent, Statement: e.Statement})
 }
 
 // listAudit serves GET /v1/audit: platform admins see every tenant's

@@ -231,15 +231,12 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	created, err := s.pg.PutPolicy(r.Context(), t.ID, name, string(body))
+	created, err := s.pg.PutPolicy(s.changeCtx(r), t.ID, name, string(body))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.forgetPolicies(t.ID)
-	if !s.recordChange(w, r, t, map[string]string{"policy": name}) {
-		return
-	}
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
@@ -259,14 +256,11 @@ func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.pg.DeletePolicy(r.Context(), t.ID, name); err != nil {
+	if err := s.pg.DeletePolicy(s.changeCtx(r), t.ID, name); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.forgetPolicies(t.ID)
-	if !s.recordChange(w, r, t, map[string]string{"policy": name, "deleted": "true"}) {
-		return
-	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -74,16 +74,13 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 	if req.Tier == "" {
 		req.Tier = string(tenant.Pool)
 	}
-	t, created, err := s.pg.CreateTenant(r.Context(), postgres.TenantCreate{Slug: tenant.Slug(req.ID), Name: req.Name, Tier: tenant.Tier(req.Tier), Plan: req.Plan})
+	t, created, err := s.pg.CreateTenant(s.changeCtx(r), postgres.TenantCreate{Slug: tenant.Slug(req.ID), Name: req.Name, Tier: tenant.Tier(req.Tier), Plan: req.Plan})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	status := http.StatusOK
 	if created {
-		if !s.recordChange(w, r, t, map[string]string{"tenant": string(t.Slug), "uuid": string(t.ID), "tier": string(t.Tier)}) {
-			return
-		}
 		status = http.StatusCreated
 		w.Header().Set("Location", "/v1/tenants/"+string(t.Slug))
 	}
@@ -145,15 +142,12 @@ func (s *Server) createTenants(w http.ResponseWriter, r *http.Request) {
 		if req.Tier == "" {
 			req.Tier = string(tenant.Pool)
 		}
-		t, created, err := s.pg.CreateTenant(r.Context(), postgres.TenantCreate{Slug: tenant.Slug(req.ID), Name: req.Name, Tier: tenant.Tier(req.Tier), Plan: req.Plan})
+		t, created, err := s.pg.CreateTenant(s.changeCtx(r), postgres.TenantCreate{Slug: tenant.Slug(req.ID), Name: req.Name, Tier: tenant.Tier(req.Tier), Plan: req.Plan})
 		res := batchResult{ID: req.ID}
 		switch {
 		case err != nil:
 			res.Result, res.Code, res.Message = "failed", fault.CodeOf(err), fault.MessageOf(err)
 		case created:
-			if !s.recordChange(w, r, t, map[string]string{"tenant": string(t.Slug), "uuid": string(t.ID), "tier": string(t.Tier), "batch": "true"}) {
-				return
-			}
 			res.Result = "created"
 		default:
 			res.Result = "exists"
@@ -244,14 +238,11 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.pg.SetTenantStatus(r.Context(), t.ID, tenant.Status(req.Status)); err != nil {
+	if err := s.pg.SetTenantStatus(s.changeCtx(r), t.ID, tenant.Status(req.Status)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.auth.ForgetTenant(t.ID)
-	if !s.recordChange(w, r, t, map[string]string{"tenant": string(t.Slug), "status": req.Status}) {
-		return
-	}
 	t, err = s.pg.FindTenantBySlug(r.Context(), t.Slug, false)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -275,13 +266,10 @@ func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	rec, err := s.pg.OffboardTenant(r.Context(), t.ID)
+	rec, err := s.pg.OffboardTenant(s.changeCtx(r), t.ID)
 	s.auth.ForgetTenant(t.ID)
 	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	if !s.recordChange(w, r, t, rec) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rec)
@@ -328,12 +316,9 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	u, err := s.pg.CreateUser(r.Context(), t.ID, req.Email, hash, tenant.Role(req.Role))
+	u, err := s.pg.CreateUser(s.changeCtx(r), t.ID, req.Email, hash, tenant.Role(req.Role))
 	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	if !s.recordChange(w, r, t, map[string]string{"user": u.ID, "tenant": string(t.Slug), "role": string(u.Role)}) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, userJSON{ID: u.ID, Tenant: string(t.Slug), Email: u.Email, Role: string(u.Role)})

@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/postgres"
+	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 // sequenced drains the inbox into the chain and returns the events.
@@ -86,21 +88,21 @@ func TestAuditTampering(t *testing.T) {
 		seq    int64
 		reason string
 	}{
-		{"edit a body", `UPDATE bulkhead_audit.events SET body = replace(body, 'data:Insert', 'data:Select') WHERE seq = 3`, 3, "edited"},
+		{"edit a body", `UPDATE bulkhead_audit.events SET body = replace(body, 'allow', 'deny') WHERE seq = 3`, 3, "edited"},
 		{"edit a decision column and body", `UPDATE bulkhead_audit.events SET body = replace(body, '"allow"', '"deny"') WHERE seq = 2`, 2, "edited"},
 		{"delete an event", `DELETE FROM bulkhead_audit.events WHERE seq = 2`, 3, "sequence"},
 		{"reorder two events", `UPDATE bulkhead_audit.events SET seq = 100 WHERE seq = 2; UPDATE bulkhead_audit.events SET seq = 2 WHERE seq = 3;
 			UPDATE bulkhead_audit.events SET seq = 3 WHERE seq = 100`, 2, "previous-hash"},
 		{"insert a forged event", `UPDATE bulkhead_audit.events SET seq = seq + 100 WHERE seq >= 3; UPDATE bulkhead_audit.events SET seq = seq - 99 WHERE seq >= 100;
 			INSERT INTO bulkhead_audit.events SELECT 3, gen_random_uuid(), at, tenant_id, sub, action, decision, visibility, body, prev_hash, hash FROM bulkhead_audit.events WHERE seq = 2`, 3, "previous-hash"},
-		{"cut off the tail after a checkpoint", `DELETE FROM bulkhead_audit.events WHERE seq = (SELECT max(seq) FROM bulkhead_audit.events)`, 4, "cut off"},
+		{"cut off the tail after a checkpoint", `DELETE FROM bulkhead_audit.events WHERE seq = (SELECT max(seq) FROM bulkhead_audit.events)`, 8, "cut off"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t) // four inserts: four events
+			e := newEnv(t) // four tenants created and four inserts: eight events
 			ctx := t.Context()
-			if n := len(sequenced(t, e)); n != 4 {
-				t.Fatalf("%d events, want 4", n)
+			if n := len(sequenced(t, e)); n != 8 {
+				t.Fatalf("%d events, want 8", n)
 			}
 			if _, err := e.db.Checkpoint(ctx); err != nil {
 				t.Fatal(err)
@@ -156,8 +158,8 @@ func TestAuditRetention(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	if n := len(sequenced(t, e)); n != 4 {
-		t.Fatalf("%d events, want 4", n)
+	if n := len(sequenced(t, e)); n != 8 {
+		t.Fatalf("%d events, want 8", n)
 	}
 	conn, err := pgx.Connect(ctx, e.pg.AdminURL)
 	if err != nil {
@@ -174,7 +176,7 @@ func TestAuditRetention(t *testing.T) {
 		t.Fatalf("PruneAudit = %+v, %v", ret, err)
 	}
 	rep, err := e.db.VerifyAudit(ctx, nil, nil)
-	if err != nil || rep.Break != nil || rep.Events != 2 || rep.Retained == nil {
+	if err != nil || rep.Break != nil || rep.Events != 6 || rep.Retained == nil {
 		t.Fatalf("after retention: %+v %v", rep, err)
 	}
 	// Deleting more events without a record is caught.
@@ -190,5 +192,37 @@ func TestAuditRetention(t *testing.T) {
 	}
 	if rep, _ := e.db.VerifyAudit(ctx, nil, nil); rep.Break == nil || !strings.Contains(rep.Break.Reason, "retention record") {
 		t.Fatalf("forged retention record: %+v", rep.Break)
+	}
+}
+
+// TestControlChangesAuditedInTheirTransaction checks that a control-plane
+// change writes its event, stamped with the actor, and that a change that
+// fails writes none.
+func TestControlChangesAuditedInTheirTransaction(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := postgres.WithActor(t.Context(), postgres.Actor{Subject: "cli:tester", RequestID: "req-1"})
+	before := len(sequenced(t, e))
+	sa := e.tenants["sa"].ID
+	if err := e.db.SetTenantStatus(ctx, sa, tenant.Suspended); err != nil {
+		t.Fatal(err)
+	}
+	got := sequenced(t, e)
+	if len(got) != before+1 {
+		t.Fatalf("%d events after one change, want %d", len(got), before+1)
+	}
+	last := got[len(got)-1]
+	if last.Action != "tenants:Update" || last.Subject != "cli:tester" || last.RequestID != "req-1" || last.TenantID != string(sa) {
+		t.Fatalf("change event = %+v", last)
+	}
+	// Failed changes: an unknown tenant, a policy name the catalog refuses.
+	if err := e.db.SetTenantStatus(ctx, tenant.ID(uuid.NewString()), tenant.Active); err == nil {
+		t.Fatal("SetTenantStatus(unknown tenant) succeeded")
+	}
+	if _, err := e.db.PutPolicy(ctx, sa, "no spaces allowed", `{"version":"2026-01-01","statements":[]}`); err == nil {
+		t.Fatal("PutPolicy(bad name) succeeded")
+	}
+	if n := len(sequenced(t, e)); n != before+1 {
+		t.Fatalf("%d events after two failed changes, want %d", n, before+1)
 	}
 }

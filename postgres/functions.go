@@ -64,7 +64,7 @@ func (db *DB) CreateFunction(ctx context.Context, name string) (fc *FunctionCred
 				}
 			}
 		}
-		return nil
+		return db.changeEvent(ctx, tx, "functions:Create", controlResource("", "function", name), "", "", map[string]string{"login_role": role})
 	})
 	if err != nil {
 		var pe *pgconn.PgError

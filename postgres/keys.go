@@ -110,8 +110,10 @@ func (db *DB) PublishKey(ctx context.Context, purpose KeyPurpose) (kid string, e
 		return "", fault.Errorf(fault.Invalid, "invalid_key_purpose", "Unknown key purpose %q.", purpose)
 	}
 	err = db.ownerTx(ctx, func(tx pgx.Tx) error {
-		kid, err = insertKeyAt(ctx, tx, purpose, false)
-		return err
+		if kid, err = insertKeyAt(ctx, tx, purpose, false); err != nil {
+			return err
+		}
+		return db.changeEvent(ctx, tx, "keys:Publish", controlResource("", "key", kid), "", "", map[string]string{"purpose": string(purpose)})
 	})
 	db.keys.invalidate()
 	return kid, err
@@ -146,11 +148,14 @@ func (db *DB) RotateKey(ctx context.Context, purpose KeyPurpose, grace time.Dura
 			return err
 		}
 		if kid != "" {
-			_, err := tx.Exec(ctx, `UPDATE bulkhead_control.keys SET signing_since = now() WHERE kid = $1`, kid)
+			if _, err := tx.Exec(ctx, `UPDATE bulkhead_control.keys SET signing_since = now() WHERE kid = $1`, kid); err != nil {
+				return err
+			}
+		} else if kid, err = insertKeyAt(ctx, tx, purpose, true); err != nil {
 			return err
 		}
-		kid, err = insertKeyAt(ctx, tx, purpose, true)
-		return err
+		return db.changeEvent(ctx, tx, "keys:Rotate", controlResource("", "key", kid), "", "",
+			map[string]string{"purpose": string(purpose), "grace": grace.String()})
 	})
 	if err != nil {
 		return "", err
@@ -163,12 +168,18 @@ func (db *DB) RotateKey(ctx context.Context, purpose KeyPurpose, grace time.Dura
 // that leaked. Contexts and tokens under it stop working at once.
 func (db *DB) RetireKey(ctx context.Context, kid string) (err error) {
 	defer fault.Wrap(&err, "postgres.RetireKey(%s)", kid)
-	tag, err := db.admin.Exec(ctx, `UPDATE bulkhead_control.keys SET not_after = now() WHERE kid = $1 AND (not_after IS NULL OR not_after > now())`, kid)
+	err = db.ownerTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE bulkhead_control.keys SET not_after = now() WHERE kid = $1 AND (not_after IS NULL OR not_after > now())`, kid)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fault.E(fault.NotFound, "key_not_found", "No such active key.")
+		}
+		return db.changeEvent(ctx, tx, "keys:Retire", controlResource("", "key", kid), "", "", nil)
+	})
 	if err != nil {
 		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return fault.E(fault.NotFound, "key_not_found", "No such active key.")
 	}
 	db.keys.invalidate()
 	return nil

@@ -38,10 +38,17 @@ func (db *DB) FindPolicies(ctx context.Context, tid tenant.ID) ([]StoredPolicy, 
 // the document first.
 func (db *DB) PutPolicy(ctx context.Context, tid tenant.ID, name, document string) (created bool, err error) {
 	defer fault.Wrap(&err, "postgres.PutPolicy(%s)", tid)
-	err = db.admin.QueryRow(ctx, `INSERT INTO bulkhead_control.policies (tenant_id, name, document)
-		SELECT id, $2, $3 FROM bulkhead_control.tenants WHERE id = $1 AND status = 'active'
-		ON CONFLICT (tenant_id, name) DO UPDATE SET document = EXCLUDED.document, updated_at = now()
-		RETURNING (xmax = 0)`, string(tid), name, document).Scan(&created)
+	err = db.ownerTx(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `INSERT INTO bulkhead_control.policies (tenant_id, name, document)
+			SELECT id, $2, $3 FROM bulkhead_control.tenants WHERE id = $1 AND status = 'active'
+			ON CONFLICT (tenant_id, name) DO UPDATE SET document = EXCLUDED.document, updated_at = now()
+			RETURNING (xmax = 0)`, string(tid), name, document).Scan(&created)
+		if err != nil {
+			return err
+		}
+		return db.changeEvent(ctx, tx, "policies:Put", controlResource(string(tid), "policy", name), string(tid), "",
+			map[string]string{"policy": name})
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, tenant.ErrNotFound
 	}
@@ -56,12 +63,16 @@ func (db *DB) PutPolicy(ctx context.Context, tid tenant.ID, name, document strin
 
 // DeletePolicy removes a tenant's policy.
 func (db *DB) DeletePolicy(ctx context.Context, tid tenant.ID, name string) error {
-	tag, err := db.admin.Exec(ctx, `DELETE FROM bulkhead_control.policies WHERE tenant_id = $1 AND name = $2`, string(tid), name)
-	if err != nil {
-		return Translate(err)
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrPolicyNotFound
-	}
-	return nil
+	err := db.ownerTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM bulkhead_control.policies WHERE tenant_id = $1 AND name = $2`, string(tid), name)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrPolicyNotFound
+		}
+		return db.changeEvent(ctx, tx, "policies:Delete", controlResource(string(tid), "policy", name), string(tid), "",
+			map[string]string{"policy": name})
+	})
+	return Translate(err)
 }

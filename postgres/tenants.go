@@ -89,9 +89,12 @@ func (db *DB) CreateTenant(ctx context.Context, c TenantCreate) (t *tenant.Tenan
 			return err
 		}
 		if c.Tier == tenant.Silo {
-			return createSilo(ctx, tx, id)
+			if err := createSilo(ctx, tx, id); err != nil {
+				return err
+			}
 		}
-		return nil
+		return db.changeEvent(ctx, tx, "tenants:Create", controlResource(string(id), "tenant", string(id)), string(id), string(c.Slug),
+			map[string]string{"tier": string(c.Tier), "plan": c.Plan, "placement": placement})
 	})
 	if err != nil {
 		if fault.KindOf(Translate(err)) == fault.Conflict {
@@ -184,14 +187,20 @@ func (db *DB) SetTenantStatus(ctx context.Context, id tenant.ID, s tenant.Status
 	if s != tenant.Active && s != tenant.Suspended {
 		return fault.E(fault.Invalid, "invalid_status", `The status must be "active" or "suspended".`)
 	}
-	tag, err := db.admin.Exec(ctx, `UPDATE bulkhead_control.tenants SET status = $2 WHERE id = $1 AND status IN ('active', 'suspended')`, string(id), string(s))
-	if err != nil {
-		return Translate(err)
-	}
-	if tag.RowsAffected() == 0 {
-		return tenant.ErrNotFound
-	}
-	return nil
+	err = db.ownerTx(ctx, func(tx pgx.Tx) error {
+		var slug string
+		err := tx.QueryRow(ctx, `UPDATE bulkhead_control.tenants SET status = $2 WHERE id = $1 AND status IN ('active', 'suspended') RETURNING slug`,
+			string(id), string(s)).Scan(&slug)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return tenant.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return db.changeEvent(ctx, tx, "tenants:Update", controlResource(string(id), "tenant", string(id)), string(id), slug,
+			map[string]string{"status": string(s)})
+	})
+	return Translate(err)
 }
 
 // OffboardRecord is the signed record left when a tenant is offboarded.
@@ -295,8 +304,10 @@ func (db *DB) OffboardTenant(ctx context.Context, id tenant.ID) (rec *OffboardRe
 			string(t.ID), body, key.ID, sig); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE bulkhead_control.tenants SET status = 'offboarded', offboarded_at = now() WHERE id = $1`, string(t.ID))
-		return err
+		if _, err := tx.Exec(ctx, `UPDATE bulkhead_control.tenants SET status = 'offboarded', offboarded_at = now() WHERE id = $1`, string(t.ID)); err != nil {
+			return err
+		}
+		return db.changeEvent(ctx, tx, "tenants:Delete", controlResource(string(t.ID), "tenant", string(t.ID)), string(t.ID), string(t.Slug), rec)
 	})
 	if err != nil {
 		return nil, Translate(err)

@@ -36,17 +36,26 @@ func (db *DB) CreateUser(ctx context.Context, tid tenant.ID, email, hash string,
 		return nil, fault.E(fault.Invalid, "invalid_role", `The role must be "admin" or "member".`)
 	}
 	u = &User{ID: uuid.New().String(), TenantID: tid, Email: email, Role: role, PasswordHash: hash}
-	tag, err := db.admin.Exec(ctx, `INSERT INTO bulkhead_control.users (id, tenant_id, email, password_hash, role)
-		SELECT $1, t.id, $3, $4, $5 FROM bulkhead_control.tenants t WHERE t.id = $2 AND t.status = 'active'`,
-		u.ID, string(tid), email, hash, string(role))
+	err = db.ownerTx(ctx, func(tx pgx.Tx) error {
+		var slug string
+		err := tx.QueryRow(ctx, `INSERT INTO bulkhead_control.users (id, tenant_id, email, password_hash, role)
+			SELECT $1, t.id, $3, $4, $5 FROM bulkhead_control.tenants t WHERE t.id = $2 AND t.status = 'active'
+			RETURNING (SELECT slug FROM bulkhead_control.tenants WHERE id = $2)`,
+			u.ID, string(tid), email, hash, string(role)).Scan(&slug)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return tenant.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return db.changeEvent(ctx, tx, "users:Create", controlResource(string(tid), "user", u.ID), string(tid), slug,
+			map[string]string{"user": u.ID, "role": string(role)})
+	})
 	if err != nil {
 		if fault.KindOf(Translate(err)) == fault.Conflict {
 			return nil, ErrUserExists
 		}
 		return nil, Translate(err)
-	}
-	if tag.RowsAffected() == 0 {
-		return nil, tenant.ErrNotFound
 	}
 	return u, nil
 }
@@ -107,6 +116,11 @@ func (db *DB) TokenRevoked(ctx context.Context, jti string) (bool, error) {
 
 // RevokeToken revokes a platform-admin token id until it would expire.
 func (db *DB) RevokeToken(ctx context.Context, jti string, expires time.Time) error {
-	_, err := db.admin.Exec(ctx, `INSERT INTO bulkhead_control.revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING`, jti, expires)
+	err := db.ownerTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO bulkhead_control.revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING`, jti, expires); err != nil {
+			return err
+		}
+		return db.changeEvent(ctx, tx, "tokens:Revoke", controlResource("", "token", jti), "", "", nil)
+	})
 	return Translate(err)
 }

@@ -10,7 +10,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"os/user"
 	"syscall"
+
+	"github.com/bulkhead-dev/bulkhead/postgres"
 )
 
 func main() {
@@ -67,6 +70,12 @@ func commands() []command {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// Changes made from the command line are audited under the OS user.
+	who := "cli"
+	if u, err := user.Current(); err == nil {
+		who = "cli:" + u.Username
+	}
+	ctx = postgres.WithActor(ctx, postgres.Actor{Subject: who, Role: "platform"})
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stderr)
 		if len(args) == 0 {

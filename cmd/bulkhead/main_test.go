@@ -212,6 +212,19 @@ func TestTenantsCommand(t *testing.T) {
 	if _, err := cmd("tenants", "create", "Bad_Slug"); err == nil {
 		t.Fatal("bad slug accepted")
 	}
+	// Each change made from the command line wrote one audit event, under
+	// the OS user; the retry and the refused slug wrote none.
+	var audited int
+	adm, err := pgx.Connect(ctx, pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close(ctx)
+	if err := adm.QueryRow(ctx, `SELECT count(*) FROM (SELECT event FROM bulkhead_audit.inbox
+		UNION ALL SELECT body::jsonb FROM bulkhead_audit.events) e(ev)
+		WHERE ev->>'action' = 'tenants:Create' AND ev->>'sub' LIKE 'cli%'`).Scan(&audited); err != nil || audited != 2 {
+		t.Fatalf("%d tenants:Create events by the CLI, want 2 (%v)", audited, err)
+	}
 	polFile := filepath.Join(t.TempDir(), "p.json")
 	os.WriteFile(polFile, []byte(`{"Version":"2012-10-17","Statement":[{"Sid":"NoDeletes","Effect":"Deny","Action":"data:Delete","Resource":"*"}]}`), 0o600)
 	if out, err := cmd("policy", "put", "--tenant", "acme", "--name", "no-deletes", "--file", polFile); err != nil || !strings.Contains(out, "created policy no-deletes") {

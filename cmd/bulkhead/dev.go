@@ -71,6 +71,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := o.checkAlarmFlags(fs); err != nil {
+		return err
+	}
 	dir, err := filepath.Abs(*dataDir)
 	if err != nil {
 		return err

@@ -105,8 +105,13 @@ func TestServe(t *testing.T) {
 	}))
 	defer hook.Close()
 	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	// The burst rule comes from an alarm rules file.
+	rulesPath := filepath.Join(t.TempDir(), "alarms.json")
+	if err := os.WriteFile(rulesPath, []byte(`{"denials": {"limit": 2, "window": "1m"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	stdout, stderr, stop := start(t, "serve", "--addr", "127.0.0.1:0", "--database-url", pg.AdminURL,
-		"--alarm-denials", "2", "--alarm-webhook", hook.URL, "--audit-log", logPath, "--checkpoint-webhook", hook.URL+"/anchor")
+		"--alarm-rules", rulesPath, "--alarm-webhook", hook.URL, "--audit-log", logPath, "--checkpoint-webhook", hook.URL+"/anchor")
 	re := regexp.MustCompile(`serving on (http://\S+)`)
 	waitFor(t, "the server", stderr, func() bool { return re.MatchString(stdout.String()) })
 	base := re.FindStringSubmatch(stdout.String())[1]

@@ -35,6 +35,7 @@ type serveOptions struct {
 	alarmHook   string
 	anchorHook  string
 	pgLog       string
+	alarmFile   string
 }
 
 func (o *serveOptions) register(fs interface {
@@ -52,6 +53,7 @@ func (o *serveOptions) register(fs interface {
 	fs.BoolVar(&o.jsonLogs, "log-json", false, "log JSON lines instead of text")
 	fs.IntVar(&o.alarmLimit, "alarm-denials", 20, "fire an alarm when one principal is denied more than this many times within --alarm-window (0: off)")
 	fs.DurationVar(&o.alarmWindow, "alarm-window", time.Minute, "the window of --alarm-denials")
+	fs.StringVar(&o.alarmFile, "alarm-rules", "", "read the alarm rules from this JSON file instead of --alarm-denials and --alarm-window (see docs/audit.md#alarms)")
 	fs.StringVar(&o.alarmHook, "alarm-webhook", "", "POST alarm transitions as JSON to this URL, signed with BULKHEAD_ALARM_WEBHOOK_SECRET (X-Bulkhead-Signature: sha256=<hex HMAC>)")
 	fs.StringVar(&o.anchorHook, "checkpoint-webhook", "", "also POST each signed audit checkpoint to this URL (signed like --alarm-webhook, with BULKHEAD_ALARM_WEBHOOK_SECRET), an anchor outside the database")
 	fs.StringVar(&o.pgLog, "pg-log", "", "follow this PostgreSQL server log: each context that was present but did not verify becomes an audit event and fires the invalid_context alarm (bulkhead dev sets it)")
@@ -75,6 +77,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var o serveOptions
 	o.register(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := o.checkAlarmFlags(fs); err != nil {
 		return err
 	}
 	u, err := databaseURL(*dbURL)
@@ -109,6 +114,10 @@ type app struct {
 
 func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Logger) (*app, error) {
 	ext, err := o.external()
+	if err != nil {
+		return nil, err
+	}
+	rules, err := alarmRules(o.alarmFile, o.alarmLimit, o.alarmWindow)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +184,7 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 		}
 		anchor = &audit.WebhookSink{URL: o.anchorHook, Secret: []byte(secret), Logger: log}
 	}
-	alarms := audit.NewAlarms(audit.Rules{DenialLimit: o.alarmLimit, DenialWindow: o.alarmWindow, Probe: true, RowSecurity: true, InvalidContext: true}, nil, sinks...)
+	alarms := audit.NewAlarms(rules, nil, sinks...)
 	metrics := httpapi.NewMetrics()
 	metrics.WatchAlarms(alarms)
 	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer, Metrics: metrics, Alarms: alarms})

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/audit"
+)
+
+func TestAlarmRules(t *testing.T) {
+	write := func(body string) string {
+		p := filepath.Join(t.TempDir(), "alarms.json")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	all := audit.Rules{DenialLimit: 20, DenialWindow: time.Minute, Probe: true, RowSecurity: true, InvalidContext: true}
+	for _, tt := range []struct {
+		name string
+		file string // "" means no file: the flags' 7 in 10s
+		want audit.Rules
+		err  string
+	}{
+		{"flags", "", audit.Rules{DenialLimit: 7, DenialWindow: 10 * time.Second, Probe: true, RowSecurity: true, InvalidContext: true}, ""},
+		{"empty file keeps the defaults, not the flags", write(`{}`), all, ""},
+		{"every rule", write(`{"denials":{"limit":5,"window":"30s"},"cross_tenant_probe":false,"row_security_violation":true,"invalid_context":false,"quiet":"2m"}`),
+			audit.Rules{DenialLimit: 5, DenialWindow: 30 * time.Second, RowSecurity: true, Quiet: 2 * time.Minute}, ""},
+		{"bursts off", write(`{"denials":{"limit":0}}`), audit.Rules{DenialWindow: time.Minute, Probe: true, RowSecurity: true, InvalidContext: true}, ""},
+		{"unknown rule", write(`{"probes":true}`), audit.Rules{}, `unknown field "probes"`},
+		{"unknown nested field", write(`{"denials":{"limt":3}}`), audit.Rules{}, "does not match"},
+		{"bad window", write(`{"denials":{"window":"soon"}}`), audit.Rules{}, `"soon" is not a duration`},
+		{"negative limit", write(`{"denials":{"limit":-1}}`), audit.Rules{}, "0 (off) or more"},
+		{"zero quiet", write(`{"quiet":"0s"}`), audit.Rules{}, "positive duration"},
+		{"not JSON", write(`denials: 5`), audit.Rules{}, "--alarm-rules"},
+		{"missing file", filepath.Join(t.TempDir(), "nope.json"), audit.Rules{}, "no such file"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := alarmRules(tt.file, 7, 10*time.Second)
+			if tt.err != "" {
+				if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("alarmRules = %v, want a usage error mentioning %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("alarmRules = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestAlarmRulesReplaceFlags(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "a.json")
+	if err := os.WriteFile(rules, []byte(`{}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"--alarm-rules", rules}, true},
+		{[]string{"--alarm-rules", filepath.Join(t.TempDir(), "missing.json")}, false},
+		{[]string{"--alarm-denials", "3"}, true},
+		{[]string{"--alarm-denials", "-3"}, false},
+		{[]string{"--alarm-rules", "a.json", "--alarm-denials", "3"}, false},
+		{[]string{"--alarm-rules", "a.json", "--alarm-window", "5s"}, false},
+	} {
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var o serveOptions
+		o.register(fs)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.checkAlarmFlags(fs); (err == nil) != tt.ok {
+			t.Errorf("%v: checkAlarmFlags = %v, want ok=%v", tt.args, err, tt.ok)
+		}
+	}
+}

@@ -83,6 +83,9 @@ func TestLintSARIF(t *testing.T) {
 
 func TestLintExitCodes(t *testing.T) {
 	d := pgtest.NewDB(t)
+	// Lint counts every member of bulkhead_app in the cluster: keep other
+	// tests' deliberate weakenings of cluster-wide roles out of this one.
+	pgtest.LockClusterRoles(t, d.AdminURL, false)
 	ctx := t.Context()
 	t.Run("OK", func(t *testing.T) {
 		// bulkhead's own schema has info findings only.
@@ -97,7 +100,7 @@ func TestLintExitCodes(t *testing.T) {
 	t.Run("JSON", func(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		if err := runLint(ctx, []string{"--database-url", d.AdminURL, "--format", "json"}, &stdout, &stderr); err != nil {
-			t.Fatal(err)
+			t.Fatalf("runLint = %v\n%s", err, stdout.String())
 		}
 		var rep struct {
 			Bulkhead bool `json:"bulkhead"`

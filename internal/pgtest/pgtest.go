@@ -248,3 +248,38 @@ func NewDBForExamples() (d *DB, err error) {
 	}()
 	return NewDB(t), nil
 }
+
+// clusterRolesLock is the advisory lock key that orders tests which change
+// or read cluster-wide role state.
+const clusterRolesLock = 0x62756c6b // "bulk"
+
+// LockClusterRoles holds, until tb ends, a lock on the cluster's role
+// state. Roles and memberships are cluster-wide while test databases are
+// not: a test that grants a bypassing role to a member of bulkhead_app
+// takes it exclusive, and a test that demands a clean lint of its own
+// database (lint counts every member of bulkhead_app that can connect)
+// takes it shared, so the one never sees the other's weakening. The lock
+// lives in the "postgres" database of the cluster adminURL points at,
+// because advisory locks are per database.
+func LockClusterRoles(tb testing.TB, adminURL string, exclusive bool) {
+	tb.Helper()
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	u.Path = "/postgres"
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		tb.Fatalf("pgtest: lock cluster roles: %v", err)
+	}
+	fn := "pg_advisory_lock_shared"
+	if exclusive {
+		fn = "pg_advisory_lock"
+	}
+	if _, err := conn.Exec(ctx, `SELECT `+fn+`($1)`, int64(clusterRolesLock)); err != nil {
+		conn.Close(ctx)
+		tb.Fatalf("pgtest: lock cluster roles: %v", err)
+	}
+	tb.Cleanup(func() { conn.Close(context.Background()) }) // closing releases the lock
+}

@@ -47,6 +47,9 @@ func TestBulkheadClean(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	d := pgtest.NewDB(t)
+	// Lint counts every member of bulkhead_app in the cluster: keep other
+	// tests' deliberate weakenings of cluster-wide roles out of this one.
+	pgtest.LockClusterRoles(t, d.AdminURL, false)
 	db, err := postgres.Open(ctx, postgres.Config{AdminURL: d.AdminURL})
 	if err != nil {
 		t.Fatal(err)

@@ -116,7 +116,7 @@ func (s *Server) record(r *http.Request, e audit.Event) error {
 // own transaction, so both commit or neither does.
 func (s *Server) changeCtx(r *http.Request) context.Context {
 	e := event(r, audit.Allow, "", 0)
-	return postgres.WithActor(r.Context(), postgres.Actor{Subject: e.Subject, Role: e.Role, Tenant: e.Tenant, TenantID: e.TenantID,
+	return postgres.WithActor(r.Context(), postgres.Actor{Subject: e.Subject, Role: e.Role,
 		RequestID: e.RequestID, SourceIP: e.SourceIP, UserAgent: e.UserAgent, Statement: e.Statement})
 }
 

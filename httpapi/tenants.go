@@ -215,21 +215,30 @@ type updateTenantRequest struct {
 	Status string `json:"status"`
 }
 
+// platformTenant resolves the tenant in the path for a platform-only change
+// to it: the tenant must be visible to the principal, the principal a
+// platform administrator, and the platform policy must allow action.
+func (s *Server) platformTenant(r *http.Request, action string) (tenant.Principal, *tenant.Tenant, error) {
+	p := mustPrincipal(r)
+	t, err := s.visibleTenant(r, p)
+	if err != nil {
+		return tenant.Principal{}, nil, err
+	}
+	if !p.Platform {
+		return tenant.Principal{}, nil, errPlatformOnly
+	}
+	if _, err := s.decidePlatform(r, action, policy.ControlResource(string(t.ID), policy.KindTenant, string(t.ID))); err != nil {
+		return tenant.Principal{}, nil, err
+	}
+	return p, t, nil
+}
+
 // updateTenant suspends or reactivates a tenant. A suspended tenant's
 // contexts stop verifying at the next statement and its tokens stop
 // working; its data stays.
 func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
-	t, err := s.visibleTenant(r, p)
+	p, t, err := s.platformTenant(r, policy.TenantsUpdate)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if !p.Platform {
-		s.writeError(w, r, errPlatformOnly)
-		return
-	}
-	if _, err := s.decidePlatform(r, policy.TenantsUpdate, policy.ControlResource(string(t.ID), policy.KindTenant, string(t.ID))); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -252,17 +261,8 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {
-	p := mustPrincipal(r)
-	t, err := s.visibleTenant(r, p)
+	_, t, err := s.platformTenant(r, policy.TenantsDelete)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if !p.Platform {
-		s.writeError(w, r, errPlatformOnly)
-		return
-	}
-	if _, err := s.decidePlatform(r, policy.TenantsDelete, policy.ControlResource(string(t.ID), policy.KindTenant, string(t.ID))); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

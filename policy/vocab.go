@@ -107,6 +107,9 @@ const (
 	KindPolicy = "policy" // control: a policy document, named by its name
 	KindAudit  = "audit"  // control: a tenant's audit log, named by the stream ("" for all)
 	KindKey    = "key"    // control: a signing key, named by its kid
+	// Kinds that only name audit events' resources, never a policy's.
+	KindToken    = "token"    // control: an issued token, named by its jti
+	KindFunction = "function" // control: a registered function, named by its name
 )
 
 // DataResource returns the resource name of a tenant table:

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead/audit"
+	"github.com/bulkhead-dev/bulkhead/policy"
 )
 
 // Actor says who makes a control-plane change: it stamps the audit event
@@ -16,8 +17,6 @@ import (
 type Actor struct {
 	Subject   string // the principal's sub, or "cli:<user>"
 	Role      string
-	Tenant    string // the principal's tenant slug, if any
-	TenantID  string
 	RequestID string
 	SourceIP  string
 	UserAgent string
@@ -67,6 +66,11 @@ func (db *DB) changeEvent(ctx context.Context, tx pgx.Tx, action, resource, targ
 	return err
 }
 
+// controlResource names the object of a change as the policy vocabulary
+// does, with "-" for the platform's own objects (keys, functions, tokens).
 func controlResource(tenantID, kind, name string) string {
-	return "brn:bulkhead:control:" + tenantID + ":" + kind + "/" + name
+	if tenantID == "" {
+		tenantID = "-"
+	}
+	return policy.ControlResource(tenantID, kind, name)
 }

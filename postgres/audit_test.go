@@ -212,7 +212,8 @@ func TestControlChangesAuditedInTheirTransaction(t *testing.T) {
 		t.Fatalf("%d events after one change, want %d", len(got), before+1)
 	}
 	last := got[len(got)-1]
-	if last.Action != "tenants:Update" || last.Subject != "cli:tester" || last.RequestID != "req-1" || last.TenantID != string(sa) {
+	if last.Action != "tenants:Update" || last.Subject != "cli:tester" || last.RequestID != "req-1" || last.TenantID != string(sa) ||
+		last.Resource != "brn:bulkhead:control:"+string(sa)+":tenant/"+string(sa) || string(last.Detail) != `{"status":"suspended"}` {
 		t.Fatalf("change event = %+v", last)
 	}
 	// Failed changes: an unknown tenant, a policy name the catalog refuses.

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/policy"
 )
 
 // Function is a registered business function: code that talks to
@@ -64,7 +65,7 @@ func (db *DB) CreateFunction(ctx context.Context, name string) (fc *FunctionCred
 				}
 			}
 		}
-		return db.changeEvent(ctx, tx, "functions:Create", controlResource("", "function", name), "", "", map[string]string{"login_role": role})
+		return db.changeEvent(ctx, tx, "functions:Create", controlResource("", policy.KindFunction, name), "", "", map[string]string{"login_role": role})
 	})
 	if err != nil {
 		var pe *pgconn.PgError

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/policy"
 )
 
 // KeyPurpose says what a key is for. One key never serves two purposes.
@@ -113,7 +114,7 @@ func (db *DB) PublishKey(ctx context.Context, purpose KeyPurpose) (kid string, e
 		if kid, err = insertKeyAt(ctx, tx, purpose, false); err != nil {
 			return err
 		}
-		return db.changeEvent(ctx, tx, "keys:Publish", controlResource("", "key", kid), "", "", map[string]string{"purpose": string(purpose)})
+		return db.changeEvent(ctx, tx, "keys:Publish", controlResource("", policy.KindKey, kid), "", "", map[string]string{"purpose": string(purpose)})
 	})
 	db.keys.invalidate()
 	return kid, err
@@ -154,7 +155,7 @@ func (db *DB) RotateKey(ctx context.Context, purpose KeyPurpose, grace time.Dura
 		} else if kid, err = insertKeyAt(ctx, tx, purpose, true); err != nil {
 			return err
 		}
-		return db.changeEvent(ctx, tx, "keys:Rotate", controlResource("", "key", kid), "", "",
+		return db.changeEvent(ctx, tx, "keys:Rotate", controlResource("", policy.KindKey, kid), "", "",
 			map[string]string{"purpose": string(purpose), "grace": grace.String()})
 	})
 	if err != nil {
@@ -176,7 +177,7 @@ func (db *DB) RetireKey(ctx context.Context, kid string) (err error) {
 		if tag.RowsAffected() == 0 {
 			return fault.E(fault.NotFound, "key_not_found", "No such active key.")
 		}
-		return db.changeEvent(ctx, tx, "keys:Retire", controlResource("", "key", kid), "", "", nil)
+		return db.changeEvent(ctx, tx, "keys:Retire", controlResource("", policy.KindKey, kid), "", "", nil)
 	})
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -46,7 +47,7 @@ func (db *DB) PutPolicy(ctx context.Context, tid tenant.ID, name, document strin
 		if err != nil {
 			return err
 		}
-		return db.changeEvent(ctx, tx, "policies:Put", controlResource(string(tid), "policy", name), string(tid), "",
+		return db.changeEvent(ctx, tx, "policies:Put", controlResource(string(tid), policy.KindPolicy, name), string(tid), "",
 			map[string]string{"policy": name})
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -71,7 +72,7 @@ func (db *DB) DeletePolicy(ctx context.Context, tid tenant.ID, name string) erro
 		if tag.RowsAffected() == 0 {
 			return ErrPolicyNotFound
 		}
-		return db.changeEvent(ctx, tx, "policies:Delete", controlResource(string(tid), "policy", name), string(tid), "",
+		return db.changeEvent(ctx, tx, "policies:Delete", controlResource(string(tid), policy.KindPolicy, name), string(tid), "",
 			map[string]string{"policy": name})
 	})
 	return Translate(err)

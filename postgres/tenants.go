@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -93,7 +94,7 @@ func (db *DB) CreateTenant(ctx context.Context, c TenantCreate) (t *tenant.Tenan
 				return err
 			}
 		}
-		return db.changeEvent(ctx, tx, "tenants:Create", controlResource(string(id), "tenant", string(id)), string(id), string(c.Slug),
+		return db.changeEvent(ctx, tx, "tenants:Create", controlResource(string(id), policy.KindTenant, string(id)), string(id), string(c.Slug),
 			map[string]string{"tier": string(c.Tier), "plan": c.Plan, "placement": placement})
 	})
 	if err != nil {
@@ -197,7 +198,7 @@ func (db *DB) SetTenantStatus(ctx context.Context, id tenant.ID, s tenant.Status
 		if err != nil {
 			return err
 		}
-		return db.changeEvent(ctx, tx, "tenants:Update", controlResource(string(id), "tenant", string(id)), string(id), slug,
+		return db.changeEvent(ctx, tx, "tenants:Update", controlResource(string(id), policy.KindTenant, string(id)), string(id), slug,
 			map[string]string{"status": string(s)})
 	})
 	return Translate(err)
@@ -307,7 +308,7 @@ func (db *DB) OffboardTenant(ctx context.Context, id tenant.ID) (rec *OffboardRe
 		if _, err := tx.Exec(ctx, `UPDATE bulkhead_control.tenants SET status = 'offboarded', offboarded_at = now() WHERE id = $1`, string(t.ID)); err != nil {
 			return err
 		}
-		return db.changeEvent(ctx, tx, "tenants:Delete", controlResource(string(t.ID), "tenant", string(t.ID)), string(t.ID), string(t.Slug), rec)
+		return db.changeEvent(ctx, tx, "tenants:Delete", controlResource(string(t.ID), policy.KindTenant, string(t.ID)), string(t.ID), string(t.Slug), rec)
 	})
 	if err != nil {
 		return nil, Translate(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -48,7 +49,7 @@ func (db *DB) CreateUser(ctx context.Context, tid tenant.ID, email, hash string,
 		if err != nil {
 			return err
 		}
-		return db.changeEvent(ctx, tx, "users:Create", controlResource(string(tid), "user", u.ID), string(tid), slug,
+		return db.changeEvent(ctx, tx, "users:Create", controlResource(string(tid), policy.KindUser, u.ID), string(tid), slug,
 			map[string]string{"user": u.ID, "role": string(role)})
 	})
 	if err != nil {
@@ -120,7 +121,7 @@ func (db *DB) RevokeToken(ctx context.Context, jti string, expires time.Time) er
 		if _, err := tx.Exec(ctx, `INSERT INTO bulkhead_control.revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING`, jti, expires); err != nil {
 			return err
 		}
-		return db.changeEvent(ctx, tx, "tokens:Revoke", controlResource("", "token", jti), "", "", nil)
+		return db.changeEvent(ctx, tx, "tokens:Revoke", controlResource("", policy.KindToken, jti), "", "", nil)
 	})
 	return Translate(err)
 }

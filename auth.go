@@ -186,12 +186,13 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 	}
 	v := cur.internal
 	builtin := true
-	if iss := unverifiedIssuer(token); iss != TokenIssuer && iss != AdminTokenIssuer && a.external != nil {
-		v, builtin = a.external, false
-	}
-	p, ok := tenant.Principal{}, false
-	if builtin {
-		p, ok = a.verified.get(token, a.db.now())
+	// The cache holds only built-in tokens, by their exact text: a hit
+	// needs no issuer check (and no parse of the payload) at all.
+	p, ok := a.verified.get(token, a.db.now())
+	if !ok {
+		if iss := unverifiedIssuer(token); iss != TokenIssuer && iss != AdminTokenIssuer && a.external != nil {
+			v, builtin = a.external, false
+		}
 	}
 	if !ok {
 		var err error

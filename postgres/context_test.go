@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -139,6 +140,11 @@ func TestContextVerifiedByDatabase(t *testing.T) {
 		{"payload of another tenant under pa's mac", swapped},
 		{"stripped mac", parts[0] + "." + parts[1] + "." + parts[2] + "."},
 		{"whitespace in base64", parts[0] + "." + parts[1] + "." + parts[2][:4] + " " + parts[2][4:] + "." + parts[3]},
+		{"padded mac", parts[0] + "." + parts[1] + "." + parts[2] + "." + parts[3] + "="},
+		{"mac in standard base64", parts[0] + "." + parts[1] + "." + parts[2] + "." + strings.NewReplacer("-", "+", "_", "/").Replace(parts[3][:42]) + "+"},
+		{"fifth part", valid + ".x"},
+		{"other version", "v2." + parts[1] + "." + parts[2] + "." + parts[3]},
+		{"oversized", parts[0] + "." + parts[1] + "." + parts[2] + strings.Repeat("A", 4096) + "." + parts[3]},
 		{"raw tenant uuid", string(e.tenants["pb"].ID)},
 		{"raw json claims", `{"tenant_id":"` + string(e.tenants["pb"].ID) + `"}`},
 		{"expired", e.mint(t, "pb", func(c *ctxtoken.Claims) { c.IssuedAt -= 120; c.ExpiresAt = time.Now().Unix() - 1 })},
@@ -391,6 +397,57 @@ func TestContextDoesNotOutliveStatement(t *testing.T) {
 	var after int64
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM app.projects`).Scan(&after); err != nil || after != 0 {
 		t.Fatalf("after a failed scoped statement: %d rows, %v", after, err)
+	}
+}
+
+// TestBusinessCodeCannotReplaceCachedStatements: app connections cache
+// prepared statements. Business code that swaps one of them for its own SQL
+// under the same name must not reach the next user of the connection.
+func TestBusinessCodeCannotReplaceCachedStatements(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	cfg, err := postgres.AppPoolConfig(e.pg.URL(e.db.AppRole, gatewayPassword(t, e)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	const q = `SELECT count(*) FROM app.projects`
+	count := func(slug string) (int64, error) {
+		var n int64
+		err := postgres.ScopedStatement(ctx, pool, e.mint(t, slug, nil), q, nil, func(r pgx.Row) error { return r.Scan(&n) }, nil)
+		return n, err
+	}
+	if n, err := count("pa"); err != nil || n != 1 {
+		t.Fatalf("count = %d, %v; want 1", n, err)
+	}
+	// The compromised function finds the gateway's statement and replaces it.
+	var name string
+	err = postgres.ScopedTx(ctx, pool, e.mint(t, "pb", nil), postgres.ScopeOptions{Untrusted: true}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT name FROM pg_catalog.pg_prepared_statements WHERE statement = $1`, q).Scan(&name); err != nil {
+			return fmt.Errorf("the gateway's statement is not prepared on the connection: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DEALLOCATE `+pgx.Identifier{name}.Sanitize()+`; PREPARE `+pgx.Identifier{name}.Sanitize()+` AS SELECT 666::bigint`); err != nil {
+			return err
+		}
+		var got int64
+		if err := tx.QueryRow(ctx, `EXECUTE `+pgx.Identifier{name}.Sanitize()).Scan(&got); err != nil || got != 666 {
+			return fmt.Errorf("the swap did not take: %d, %v", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if n, err := count("pa"); err != nil || n != 1 {
+			t.Fatalf("after business code swapped %s: count = %d, %v; want 1", name, n, err)
+		}
 	}
 }
 

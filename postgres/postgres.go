@@ -115,8 +115,16 @@ func Open(ctx context.Context, c Config) (db *DB, err error) {
 
 // AppPoolConfig parses the URL of an app login role and applies the rules
 // every pool that carries tenant data follows: the extended protocol with
-// unnamed statements (contexts are always bound parameters and never appear
-// in SQL text or pg_stat_activity), and the simple protocol refused.
+// the context always a bound parameter (it never appears in SQL text or
+// pg_stat_activity), and the simple protocol refused.
+//
+// Statements are prepared once per connection and cached (pgx's statement
+// cache, at most [StatementCacheSize] per connection), so PostgreSQL keeps
+// their plans instead of parsing and planning every request. A prepared
+// statement holds SQL text with placeholders, never a tenant's values or
+// context. A connection that ran business code is reset with DISCARD ALL,
+// which drops every statement prepared on it, and its cache is forgotten
+// before it serves anyone else (see [ScopedTx]).
 func AppPoolConfig(appURL string) (*pgxpool.Config, error) {
 	pcfg, err := pgxpool.ParseConfig(appURL)
 	if err != nil {
@@ -127,10 +135,13 @@ func AppPoolConfig(appURL string) (*pgxpool.Config, error) {
 		return nil, fault.E(fault.Invalid, "simple_protocol_refused",
 			"The simple query protocol puts tenant contexts into SQL text; bulkhead refuses it. Remove default_query_exec_mode=simple_protocol.")
 	}
-	// Isolation: unnamed statements only, so nothing prepared on a
-	// connection outlives the transaction that made it.
-	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
-	pcfg.ConnConfig.StatementCacheCapacity = 0
+	if !strings.Contains(appURL, "default_query_exec_mode") {
+		// Behind a pooler that cannot keep prepared statements (PgBouncer in
+		// transaction mode before 1.21), set default_query_exec_mode=exec
+		// in the URL: every statement is then parsed and planned each time.
+		pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+	}
+	pcfg.ConnConfig.StatementCacheCapacity = StatementCacheSize
 	pcfg.ConnConfig.DescriptionCacheCapacity = 0
 	if pcfg.ConnConfig.RuntimeParams == nil {
 		pcfg.ConnConfig.RuntimeParams = map[string]string{}
@@ -138,6 +149,11 @@ func AppPoolConfig(appURL string) (*pgxpool.Config, error) {
 	pcfg.ConnConfig.RuntimeParams["application_name"] = "bulkhead"
 	return pcfg, nil
 }
+
+// StatementCacheSize is how many prepared statements an app connection
+// keeps. The data API has a few statement shapes per table and schema; the
+// least recently used one is deallocated beyond this.
+const StatementCacheSize = 128
 
 // Close closes both pools.
 func (db *DB) Close() {

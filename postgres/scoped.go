@@ -21,9 +21,10 @@ const SetContextSQL = `SELECT pg_catalog.set_config('bulkhead.context', $1, true
 // ScopeOptions tune ScopedTx.
 type ScopeOptions struct {
 	// Untrusted marks fn as business code: the connection is reset with
-	// DISCARD ALL before it serves anyone else, and destroyed if that fails,
-	// so session state fn may have left (settings, SET ROLE, prepared
-	// statements, search_path) cannot reach the next tenant.
+	// DISCARD ALL (and pgx's statement cache forgotten) before it serves
+	// anyone else, and destroyed if that fails, so session state fn may
+	// have left (settings, SET ROLE, prepared statements, search_path)
+	// cannot reach the next tenant.
 	Untrusted bool
 }
 
@@ -52,8 +53,12 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 		rctx := context.WithoutCancel(ctx)
 		if healthy && !conn.Conn().PgConn().IsBusy() && conn.Conn().PgConn().TxStatus() == 'I' {
 			if _, rerr := conn.Exec(rctx, `DISCARD ALL`); rerr == nil {
-				conn.Release()
-				return
+				// DISCARD ALL dropped every prepared statement, including
+				// any fn made under a name pgx caches; forget them all.
+				if rerr := conn.Conn().DeallocateAll(rctx); rerr == nil {
+					conn.Release()
+					return
+				}
 			}
 		}
 		destroy(conn)
@@ -134,6 +139,21 @@ func ScopedStatement(ctx context.Context, pool *pgxpool.Pool, token, sql string,
 		}
 		conn.Release()
 	}()
+	if o.timeout > 0 {
+		// The plan's statement timeout bounds the statement as PostgreSQL
+		// runs it (set below). A statement's first use on a connection is
+		// also prepared there, before that setting applies, and its
+		// preparation can wait on a lock; this deadline bounds that too.
+		bctx, cancel := context.WithTimeoutCause(ctx, o.timeout+statementGrace, errStatementTimeout)
+		defer cancel()
+		parent := ctx
+		defer func() {
+			if err != nil && parent.Err() == nil && errors.Is(context.Cause(bctx), errStatementTimeout) {
+				err = &fault.Error{Kind: fault.Unavailable, Code: "statement_timeout", Message: "The statement took too long.", Err: err}
+			}
+		}()
+		ctx = bctx
+	}
 	// Without a check, the two statements go as one pipeline with a single
 	// Sync: PostgreSQL runs them as one implicit transaction, so the
 	// transaction-local context lives exactly as long as the statement
@@ -176,6 +196,12 @@ func ScopedStatement(ctx context.Context, pool *pgxpool.Pool, token, sql string,
 	}
 	return nil
 }
+
+// statementGrace is how long past a statement timeout the client waits
+// before it gives up on the statement itself.
+const statementGrace = 500 * time.Millisecond
+
+var errStatementTimeout = errors.New("postgres: statement timeout")
 
 // StatementOption tunes ScopedStatement.
 type StatementOption func(*statementOptions)

@@ -375,7 +375,7 @@ func runPgbench(ctx context.Context, cl *pgcluster.Cluster, adminURL string, db 
 	os.WriteFile(isolated, []byte("\\startpipeline\nSELECT set_config('bulkhead.context', :ctx, true);\nSELECT name FROM app.projects WHERE id = :pid;\n\\endpipeline\n"), 0o644)
 	pgbench := func(user, password, script string) (float64, error) {
 		secs := strconv.Itoa(int(max(d.Seconds(), 1)))
-		cmd := exec.CommandContext(ctx, filepath.Join(bin, "pgbench"), "-n", "-M", "extended", "-c", "4", "-j", "2", "-T", secs,
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "pgbench"), "-n", "-M", "prepared", "-c", "4", "-j", "2", "-T", secs,
 			"-D", "tid="+string(t.t.ID), "-D", "pid="+t.ids[0], "-D", "ctx="+sc.Token, "-f", script,
 			"-h", "127.0.0.1", "-p", strconv.Itoa(cl.Port), "-U", user, "bench")
 		cmd.Env = append(os.Environ(), "PGPASSWORD="+password)

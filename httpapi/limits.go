@@ -18,7 +18,7 @@ import (
 type Limit struct {
 	Rate             float64       // data requests per second (token bucket)
 	Burst            int           // bucket size
-	Concurrent       int           // data transactions at once
+	Concurrent       int           // data transactions at once (at most half the app pool, whatever this says)
 	StatementTimeout time.Duration // per statement, set in the transaction
 }
 
@@ -40,6 +40,7 @@ type limiters struct {
 	mu     sync.Mutex
 	m      map[tenant.ID]*tenantLimiter
 	limits map[string]Limit
+	share  int // the most transactions one tenant may hold, whatever its plan; 0 is no cap
 	swept  time.Time
 }
 
@@ -60,7 +61,11 @@ func (l *limiters) acquire(t *tenant.Tenant) (release func(), retry time.Duratio
 	}
 	tl, ok := l.m[t.ID]
 	if !ok {
-		tl = &tenantLimiter{bucket: rate.NewLimiter(rate.Limit(lim.Rate), lim.Burst), slots: make(chan struct{}, lim.Concurrent)}
+		slots := lim.Concurrent
+		if l.share > 0 {
+			slots = min(slots, l.share)
+		}
+		tl = &tenantLimiter{bucket: rate.NewLimiter(rate.Limit(lim.Rate), lim.Burst), slots: make(chan struct{}, slots)}
 		l.m[t.ID] = tl //bulkhead:ok keyed by the verified tenant's UUID; holds counters, no tenant data
 	}
 	tl.used = now

@@ -46,6 +46,11 @@ type Config struct {
 	Alarms *audit.Alarms
 	// Limits per plan for the data API; nil means DefaultLimits.
 	Limits map[string]Limit
+	// TenantShare is the most data transactions one tenant may have at
+	// once, whatever its plan allows: 0 means half the app pool's
+	// connections, so that one tenant can never hold them all; a negative
+	// value leaves it to the plan (benchmarks use it to lift every limit).
+	TenantShare int
 	// Audit records denials and control-plane changes; each is durable
 	// before the answer is sent. Nil records nothing (data changes are
 	// still recorded by the database's triggers).
@@ -96,6 +101,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.quota.limits = cfg.Limits
 	if s.quota.limits == nil {
 		s.quota.limits = DefaultLimits
+	}
+	// Isolation: whatever its plan allows, one tenant holds at most half
+	// of the app pool's connections, so the others always find some.
+	switch {
+	case cfg.TenantShare > 0:
+		s.quota.share = cfg.TenantShare
+	case cfg.TenantShare == 0:
+		s.quota.share = max(1, int(s.pg.App().Config().MaxConns)/2)
 	}
 	for _, name := range postgres.TenantTableNames {
 		cols, err := s.pg.DescribeTenantTable(ctx, name)

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -39,7 +40,8 @@ type Config struct {
 	// AppURL, when set, is used for the app pool instead of the database's
 	// gateway role with its stored credential.
 	AppURL string
-	// AppMaxConns bounds the app pool; 0 means 4 per CPU, at least 8.
+	// AppMaxConns bounds the app pool; 0 means pool_max_conns from the
+	// URL, or else DefaultAppMaxConns.
 	AppMaxConns int32
 	Logger      *slog.Logger
 	Now         func() time.Time
@@ -97,8 +99,11 @@ func Open(ctx context.Context, c Config) (db *DB, err error) {
 		admin.Close()
 		return nil, err
 	}
-	if c.AppMaxConns > 0 {
+	switch {
+	case c.AppMaxConns > 0:
 		pcfg.MaxConns = c.AppMaxConns
+	case !strings.Contains(appURL, "pool_max_conns"):
+		pcfg.MaxConns = DefaultAppMaxConns()
 	}
 	db.app, err = pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
@@ -149,6 +154,10 @@ func AppPoolConfig(appURL string) (*pgxpool.Config, error) {
 	pcfg.ConnConfig.RuntimeParams["application_name"] = "bulkhead"
 	return pcfg, nil
 }
+
+// DefaultAppMaxConns is the app pool's size when none is configured: 4 per
+// CPU, at least 8.
+func DefaultAppMaxConns() int32 { return int32(max(8, 4*runtime.NumCPU())) }
 
 // StatementCacheSize is how many prepared statements an app connection
 // keeps. The data API has a few statement shapes per table and schema; the

@@ -16,13 +16,18 @@ type attackSpec struct {
 	Targets  []vegeta.Target `json:"targets"`
 	Workers  uint64          `json:"workers"`
 	Duration time.Duration   `json:"duration"`
+	// Rate paces the attack at this many requests per second (an open
+	// loop, at most Workers in flight); 0 is a closed loop, each client
+	// sending its next request as soon as it has the answer.
+	Rate int `json:"rate,omitempty"`
 }
 
 // attackResult is what it writes on stdout.
 type attackResult struct {
 	Name       string         `json:"name"`
 	Requests   uint64         `json:"requests"`
-	Throughput float64        `json:"throughput"`
+	Throughput float64        `json:"throughput"` // successful requests per second
+	Rate       float64        `json:"rate"`       // requests sent per second
 	Success    float64        `json:"success"`
 	P50        time.Duration  `json:"p50"`
 	P99        time.Duration  `json:"p99"`
@@ -31,7 +36,7 @@ type attackResult struct {
 }
 
 // attack runs in its own process: a closed loop of Workers clients, as
-// fast as the server answers, for Duration.
+// fast as the server answers, for Duration (or paced at Rate).
 func attack(ctx context.Context, in io.Reader, out io.Writer) error {
 	var spec attackSpec
 	if err := json.NewDecoder(in).Decode(&spec); err != nil {
@@ -44,14 +49,18 @@ func attack(ctx context.Context, in io.Reader, out io.Writer) error {
 	}
 	a := vegeta.NewAttacker(vegeta.Workers(spec.Workers), vegeta.MaxWorkers(spec.Workers),
 		vegeta.Connections(int(spec.Workers)), vegeta.KeepAlive(true), vegeta.Timeout(10*time.Second))
+	pacer := vegeta.ConstantPacer{}
+	if spec.Rate > 0 {
+		pacer = vegeta.ConstantPacer{Freq: spec.Rate, Per: time.Second}
+	}
 	var m vegeta.Metrics
-	for res := range a.Attack(targeter, vegeta.ConstantPacer{}, spec.Duration, spec.Name) {
+	for res := range a.Attack(targeter, pacer, spec.Duration, spec.Name) {
 		m.Add(res)
 		if ctx.Err() != nil {
 			a.Stop()
 		}
 	}
 	m.Close()
-	return json.NewEncoder(out).Encode(attackResult{Name: spec.Name, Requests: m.Requests, Throughput: m.Throughput,
+	return json.NewEncoder(out).Encode(attackResult{Name: spec.Name, Requests: m.Requests, Throughput: m.Throughput, Rate: m.Rate,
 		Success: m.Success, P50: m.Latencies.P50, P99: m.Latencies.P99, Status: m.StatusCodes, Errors: m.Errors})
 }

@@ -29,33 +29,63 @@ func getTargets(bulk string, t benchTenant) []vegeta.Target {
 	return out
 }
 
+// noisyReport is the quiet tenant alone, then during each flood.
+type noisyReport struct {
+	alone  attackResult
+	floods []floodResult
+}
+
+type floodResult struct {
+	name         string
+	flood, quiet attackResult
+}
+
 // runNoisy measures a quiet tenant's get-by-id latency alone, then while a
-// basic-plan tenant floods the API with many clients.
-func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d time.Duration) ([2]attackResult, error) {
-	var out [2]attackResult
+// basic-plan tenant (50 requests per second) floods the API: paced at
+// floodRate, and as fast as 32 clients can go.
+func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d time.Duration, floodRate int) (noisyReport, error) {
+	var out noisyReport
 	noisy, err := oneTenant(ctx, db, auth, "bench-noisy", tenant.Pool, "basic", 20)
 	if err != nil {
 		return out, err
 	}
 	quiet := attackSpec{Name: "quiet alone", Targets: getTargets(bulk, ts[0]), Workers: 2, Duration: d}
 	logf("noisy neighbour: quiet tenant alone for %s", d)
-	if out[0], err = runAttack(ctx, quiet); err != nil {
+	if out.alone, err = runAttack(ctx, quiet); err != nil {
 		return out, err
 	}
-	logf("noisy neighbour: quiet tenant while a basic-plan tenant floods with 32 clients")
-	flood := attackSpec{Name: "flood", Targets: getTargets(bulk, noisy), Workers: 32, Duration: d}
-	errc := make(chan error, 1)
-	go func() {
-		_, err := runAttackAllowing(ctx, flood, 0) // most of the flood is refused with 429, as it should be
-		errc <- err
-	}()
-	time.Sleep(200 * time.Millisecond)
-	quiet.Name = "quiet during the flood"
-	out[1], err = runAttack(ctx, quiet)
-	if ferr := <-errc; err == nil {
-		err = ferr
+	for _, f := range []struct {
+		name string
+		rate int
+	}{
+		{fmt.Sprintf("%d rps (%dx its plan)", floodRate, floodRate/50), floodRate},
+		{"32 clients, closed loop", 0},
+	} {
+		logf("noisy neighbour: quiet tenant while a basic-plan tenant floods, %s", f.name)
+		flood := attackSpec{Name: "flood " + f.name, Targets: getTargets(bulk, noisy), Workers: 32, Duration: d + 400*time.Millisecond, Rate: f.rate}
+		type res struct {
+			r   attackResult
+			err error
+		}
+		fc := make(chan res, 1)
+		go func() {
+			r, err := runAttackAllowing(ctx, flood, 0) // most of the flood is refused with 429, as it should be
+			fc <- res{r, err}
+		}()
+		time.Sleep(200 * time.Millisecond)
+		q := quiet
+		q.Name = "quiet during the flood, " + f.name
+		qr, err := runAttack(ctx, q)
+		fr := <-fc
+		if err == nil {
+			err = fr.err
+		}
+		if err != nil {
+			return out, err
+		}
+		out.floods = append(out.floods, floodResult{name: f.name, flood: fr.r, quiet: qr})
 	}
-	return out, err
+	return out, nil
 }
 
 func oneTenant(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, slug string, tier tenant.Tier, plan string, rows int) (benchTenant, error) {
@@ -193,16 +223,21 @@ func rssKB() int {
 	return 0
 }
 
-func printExtra(w *os.File, noisy [2]attackResult, scale []scalePoint, silos *siloReport) {
-	if noisy[0].Requests > 0 {
-		fmt.Fprintf(w, "\nnoisy neighbour (a quiet premium tenant, 2 clients; a basic-plan tenant flooding with 32)\n")
+func printExtra(w *os.File, noisy noisyReport, scale []scalePoint, silos *siloReport) {
+	if noisy.alone.Requests > 0 {
+		fmt.Fprintf(w, "\nnoisy neighbour (a quiet premium tenant, 2 clients; a basic-plan tenant, 50 rps burst 100, flooding)\n")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "quiet tenant\trps\tp50\tp99\t")
-		for _, r := range noisy {
-			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t\n", r.Name, r.Throughput, round(r.P50), round(r.P99))
+		fmt.Fprintln(tw, "flood\tflood rps\tflood 429s\tquiet rps\tquiet p50\tquiet p99\tp99 / alone\t")
+		fmt.Fprintf(tw, "none\t-\t-\t%.0f\t%s\t%s\t1.00\t\n", noisy.alone.Throughput, round(noisy.alone.P50), round(noisy.alone.P99))
+		for _, f := range noisy.floods {
+			share := 0.0
+			if f.flood.Requests > 0 {
+				share = float64(f.flood.Status["429"]) / float64(f.flood.Requests)
+			}
+			fmt.Fprintf(tw, "%s\t%.0f\t%.0f%%\t%.0f\t%s\t%s\t%.2f\t\n", f.name, f.flood.Rate, 100*share,
+				f.quiet.Throughput, round(f.quiet.P50), round(f.quiet.P99), float64(f.quiet.P99)/float64(noisy.alone.P99))
 		}
 		tw.Flush()
-		fmt.Fprintf(w, "p99 during the flood / alone: %.2f\n", float64(noisy[1].P99)/float64(noisy[0].P99))
 	}
 	if len(scale) > 0 {
 		fmt.Fprintf(w, "\ntenants present (get by id, 4 clients)\n")

@@ -46,16 +46,18 @@ func run(ctx context.Context, args []string) error {
 	workers := fs.Uint64("workers", 8, "concurrent clients of the load process")
 	tenants := fs.Int("tenants", 10, "tenants to spread the load over")
 	rows := fs.Int("rows", 200, "projects per tenant")
+	tax := fs.Bool("tax", true, "compare bulkhead with the baseline server on the three scenarios (--tax=false to skip)")
 	pgb := fs.Bool("pgbench", true, "also compare at the SQL level with pgbench")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the servers) during the bulkhead side of the load")
 	noisy := fs.Bool("noisy", true, "measure a quiet tenant's p99 alone and while a basic-plan tenant floods the API")
+	floodRate := fs.Int("flood-rate", 2000, "requests per second of the paced flood in --noisy (the basic plan allows 50)")
 	scale := fs.String("scale", "", "comma-separated tenant counts (e.g. 10,1000,100000): onboard pool tenants up to each and measure get-by-id latency")
 	silos := fs.Int("silos", 0, "onboard this many silo tenants, spread the load over them, and report connections and memory")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *duration <= 0 || *duration > 5*time.Minute || *workers == 0 || *workers > 256 || *tenants < 1 || *rows < 1 {
-		return errors.New("flags out of range: 0 < duration <= 5m, 1 <= workers <= 256, tenants >= 1, rows >= 1")
+	if *duration <= 0 || *duration > 5*time.Minute || *workers == 0 || *workers > 256 || *tenants < 1 || *rows < 1 || *floodRate < 50 || *floodRate > 100000 {
+		return errors.New("flags out of range: 0 < duration <= 5m, 1 <= workers <= 256, tenants >= 1, rows >= 1, 50 <= flood-rate <= 100000")
 	}
 	dir, err := os.MkdirTemp("", "bulkhead-bench-")
 	if err != nil {
@@ -105,6 +107,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	var results [][2]attackResult
 	for _, sc := range scenarios(bulk, base, ts) {
+		if !*tax {
+			break
+		}
 		var pair [2]attackResult
 		for i, side := range []struct {
 			name    string
@@ -131,9 +136,9 @@ func run(ctx context.Context, args []string) error {
 		}
 		results = append(results, pair)
 	}
-	var noisyRes [2]attackResult
+	var noisyRes noisyReport
 	if *noisy {
-		if noisyRes, err = runNoisy(ctx, db, auth, bulk, ts, *duration); err != nil {
+		if noisyRes, err = runNoisy(ctx, db, auth, bulk, ts, *duration, *floodRate); err != nil {
 			return err
 		}
 	}
@@ -223,7 +228,8 @@ func listen(h http.Handler) (string, error) {
 func serveBulkhead(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth) (string, error) {
 	w := audit.NewWriter(db.Postgres(), 4096, 256)
 	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Audit: w, Metrics: httpapi.NewMetrics(),
-		Limits: map[string]httpapi.Limit{"premium": {Rate: 1e9, Burst: 1e9, Concurrent: 1024, StatementTimeout: 10 * time.Second}}})
+		Limits:      map[string]httpapi.Limit{"premium": {Rate: 1e9, Burst: 1e9, Concurrent: 1024, StatementTimeout: 10 * time.Second}},
+		TenantShare: -1})
 	if err != nil {
 		return "", err
 	}
@@ -238,9 +244,15 @@ func serveBulkhead(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth) (s
 
 // serveBaseline is the comparison: net/http and pgx, the tenant from the
 // query string, a WHERE tenant_id = $1, no authentication, no row security
-// (it connects as the superuser, which bypasses it).
+// (it connects as the superuser, which bypasses it). It runs the same
+// statement shape as the data API (json_agg in PostgreSQL).
 func serveBaseline(ctx context.Context, adminURL string) (string, error) {
-	pool, err := pgxpool.New(ctx, adminURL)
+	cfg, err := pgxpool.ParseConfig(adminURL)
+	if err != nil {
+		return "", err
+	}
+	cfg.MaxConns = postgres.DefaultAppMaxConns() // the same pool size as bulkhead's
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return "", err
 	}
@@ -405,6 +417,9 @@ func runPgbench(ctx context.Context, cl *pgcluster.Cluster, adminURL string, db 
 func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, workers uint64, d time.Duration) {
 	host, _ := os.Hostname()
 	fmt.Fprintf(w, "\nbulkhead-bench: %d load clients, %s per side, %d CPUs (%s/%s), host %s\n\n", workers, d, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host)
+	if len(results) == 0 && len(sql) == 0 {
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tbaseline rps\tbulkhead rps\tthroughput ratio\tbaseline p50\tbulkhead p50\tbaseline p99\tbulkhead p99\tp99 ratio\t")
 	for _, p := range results {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -29,9 +30,10 @@ var DefaultLimits = map[string]Limit{
 }
 
 type tenantLimiter struct {
-	bucket *rate.Limiter
-	slots  chan struct{}
-	used   time.Time
+	bucket  *rate.Limiter
+	slots   chan struct{}
+	used    time.Time
+	refused atomic.Int64 // when this tenant was last refused, in Unix nanoseconds
 }
 
 // limiters holds one token bucket and one set of transaction slots per
@@ -42,7 +44,19 @@ type limiters struct {
 	limits map[string]Limit
 	share  int // the most transactions one tenant may hold, whatever its plan; 0 is no cap
 	swept  time.Time
+	// pause is how long a refusal is held before it is sent when the tenant
+	// was already refused within the last second: a client that ignores
+	// Retry-After and retries at once is slowed to a few requests per
+	// second per connection, so a flood's refusals cost the server little.
+	// 0 holds nothing. held bounds the refusals held at once.
+	pause time.Duration
+	held  chan struct{}
+	sleep func(time.Duration) // time.Sleep; tests record the holds instead
 }
+
+// maxHeld is the most refusals held at once across all tenants; beyond it
+// they are sent at once.
+const maxHeld = 1024
 
 var errTooMany = fault.E(fault.TooMany, "rate_limited", "This tenant is sending requests faster than its plan allows; retry after the indicated time.")
 var errBusy = fault.E(fault.TooMany, "too_many_transactions", "This tenant has too many requests in progress; retry shortly.")
@@ -50,6 +64,29 @@ var errBusy = fault.E(fault.TooMany, "too_many_transactions", "This tenant has t
 // acquire takes a token and a transaction slot for t, or says how long to
 // wait. The returned release gives the slot back.
 func (l *limiters) acquire(t *tenant.Tenant) (release func(), retry time.Duration, err error) {
+	release, retry, tl, err := l.take(t)
+	if err != nil && tl != nil {
+		now := time.Now().UnixNano()
+		if last := tl.refused.Swap(now); l.pause > 0 && now-last < int64(time.Second) {
+			// Isolation: only this tenant's own refusal waits, and never
+			// longer than its Retry-After tells the client to.
+			l.hold(min(l.pause, retryAfter(retry)))
+		}
+	}
+	return release, retry, err
+}
+
+// hold waits d, unless maxHeld refusals are already waiting.
+func (l *limiters) hold(d time.Duration) {
+	select {
+	case l.held <- struct{}{}:
+		l.sleep(d)
+		<-l.held
+	default:
+	}
+}
+
+func (l *limiters) take(t *tenant.Tenant) (release func(), retry time.Duration, tl *tenantLimiter, err error) {
 	lim, ok := l.limits[t.Plan]
 	if !ok {
 		lim = DefaultLimits["basic"]
@@ -59,7 +96,7 @@ func (l *limiters) acquire(t *tenant.Tenant) (release func(), retry time.Duratio
 	if l.m == nil {
 		l.m = map[tenant.ID]*tenantLimiter{}
 	}
-	tl, ok := l.m[t.ID]
+	tl, ok = l.m[t.ID]
 	if !ok {
 		slots := lim.Concurrent
 		if l.share > 0 {
@@ -81,17 +118,22 @@ func (l *limiters) acquire(t *tenant.Tenant) (release func(), retry time.Duratio
 	r := tl.bucket.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return nil, d, errTooMany
+		return nil, d, tl, errTooMany
 	}
 	select {
 	case tl.slots <- struct{}{}:
-		return func() { <-tl.slots }, 0, nil
+		return func() { <-tl.slots }, 0, tl, nil
 	default:
-		return nil, 100 * time.Millisecond, errBusy
+		return nil, 100 * time.Millisecond, tl, errBusy
 	}
 }
 
 // setRetryAfter sets Retry-After in whole seconds, at least one.
 func setRetryAfter(w http.ResponseWriter, d time.Duration) {
-	w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(d.Seconds())))))
+	w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter(d)/time.Second)))
+}
+
+// retryAfter is d as Retry-After says it: whole seconds, at least one.
+func retryAfter(d time.Duration) time.Duration {
+	return time.Duration(math.Max(1, math.Ceil(d.Seconds()))) * time.Second
 }

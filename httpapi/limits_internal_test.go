@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -42,5 +43,46 @@ func TestTenantShareOfThePool(t *testing.T) {
 		if _, _, err := l.acquire(noisy); err != nil {
 			t.Fatalf("uncapped slot %d of 16: %v", i+1, err)
 		}
+	}
+}
+
+// TestRefusalsHeldForPersistentTenants: a tenant refused again within a
+// second gets its next refusal held (no longer than its Retry-After); its
+// first refusal, and everyone else, are answered at once.
+func TestRefusalsHeldForPersistentTenants(t *testing.T) {
+	var holds []time.Duration
+	l := limiters{limits: map[string]Limit{"basic": {Rate: 0.001, Burst: 1, Concurrent: 4}},
+		pause: 200 * time.Millisecond, held: make(chan struct{}, 1), sleep: func(d time.Duration) { holds = append(holds, d) }}
+	noisy := &tenant.Tenant{ID: "00000000-0000-4000-8000-000000000001", Plan: "basic"}
+	other := &tenant.Tenant{ID: "00000000-0000-4000-8000-000000000002", Plan: "basic"}
+	if _, _, err := l.acquire(noisy); err != nil {
+		t.Fatalf("first request within the burst: %v", err)
+	}
+	if _, _, err := l.acquire(noisy); !errors.Is(err, errTooMany) || len(holds) != 0 {
+		t.Fatalf("first refusal: err %v, holds %v; want rate_limited sent at once", err, holds)
+	}
+	for i := range 3 {
+		if _, _, err := l.acquire(noisy); !errors.Is(err, errTooMany) || len(holds) != i+1 || holds[i] != 200*time.Millisecond {
+			t.Fatalf("refusal %d in a row: err %v, holds %v; want each held 200ms", i+2, err, holds)
+		}
+	}
+	if _, _, err := l.acquire(other); err != nil || len(holds) != 3 {
+		t.Fatalf("another tenant: err %v, holds %v; want admitted, nothing held", err, holds)
+	}
+	// A pause longer than Retry-After (whole seconds, at least 1) is cut
+	// to it.
+	l.pause = 5 * time.Second
+	l.limits["basic"] = Limit{Rate: 1000, Burst: 1000, Concurrent: 1}
+	busy := &tenant.Tenant{ID: "00000000-0000-4000-8000-000000000003", Plan: "basic"}
+	l.acquire(busy)
+	l.acquire(busy)
+	if _, _, err := l.acquire(busy); !errors.Is(err, errBusy) || holds[len(holds)-1] != time.Second {
+		t.Fatalf("busy refusal in a row with a 5s pause: err %v, holds %v; want held 1s, its Retry-After", err, holds)
+	}
+	// With every hold slot taken, refusals go at once.
+	n := len(holds)
+	l.held <- struct{}{}
+	if _, _, err := l.acquire(noisy); !errors.Is(err, errTooMany) || len(holds) != n {
+		t.Fatalf("with the holds full: err %v, holds %v; want sent at once", err, holds[n:])
 	}
 }

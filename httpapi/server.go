@@ -51,6 +51,12 @@ type Config struct {
 	// connections, so that one tenant can never hold them all; a negative
 	// value leaves it to the plan (benchmarks use it to lift every limit).
 	TenantShare int
+	// RefusalPause is how long a 429 is held before it is sent to a tenant
+	// that was already refused within the last second (never longer than
+	// its Retry-After): a client that retries at once instead of waiting
+	// is slowed, so a flood's refusals cost the server little. 0 means
+	// 200ms; a negative value sends every refusal at once.
+	RefusalPause time.Duration
 	// Audit records denials and control-plane changes; each is durable
 	// before the answer is sent. Nil records nothing (data changes are
 	// still recorded by the database's triggers).
@@ -104,6 +110,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// Isolation: whatever its plan allows, one tenant holds at most half
 	// of the app pool's connections, so the others always find some.
+	s.quota.pause, s.quota.held, s.quota.sleep = cfg.RefusalPause, make(chan struct{}, maxHeld), time.Sleep
+	if s.quota.pause == 0 {
+		s.quota.pause = 200 * time.Millisecond
+	}
 	switch {
 	case cfg.TenantShare > 0:
 		s.quota.share = cfg.TenantShare

@@ -20,6 +20,10 @@ type attackSpec struct {
 	// loop, at most Workers in flight); 0 is a closed loop, each client
 	// sending its next request as soon as it has the answer.
 	Rate int `json:"rate,omitempty"`
+	// Niced runs the load process at the lowest CPU priority (nice 19), so
+	// that it takes only the CPU the system under test leaves idle, as an
+	// attacker's own machines would.
+	Niced bool `json:"niced,omitempty"`
 }
 
 // attackResult is what it writes on stdout.

@@ -332,6 +332,9 @@ func runAttackAllowing(ctx context.Context, spec attackSpec, minSuccess float64)
 	}
 	in, _ := json.Marshal(spec)
 	cmd := exec.CommandContext(ctx, self, "attack")
+	if spec.Niced {
+		cmd = exec.CommandContext(ctx, "nice", "-n", "19", self, "attack")
+	}
 	cmd.Stdin = bytes.NewReader(in)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()

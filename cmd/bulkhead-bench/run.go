@@ -353,6 +353,7 @@ func runAttackAllowing(ctx context.Context, spec attackSpec, minSuccess float64)
 
 type pgbenchResult struct {
 	name     string
+	clients  int
 	plain    float64 // tps
 	isolated float64
 }
@@ -388,9 +389,10 @@ func runPgbench(ctx context.Context, cl *pgcluster.Cluster, adminURL string, db 
 	isolated := filepath.Join(dir, "isolated.sql")
 	os.WriteFile(plain, []byte("SELECT name FROM app.projects WHERE tenant_id = :tid AND id = :pid;\n"), 0o644)
 	os.WriteFile(isolated, []byte("\\startpipeline\nSELECT set_config('bulkhead.context', :ctx, true);\nSELECT name FROM app.projects WHERE id = :pid;\n\\endpipeline\n"), 0o644)
-	pgbench := func(user, password, script string) (float64, error) {
+	pgbench := func(user, password, script string, clients int) (float64, error) {
 		secs := strconv.Itoa(int(max(d.Seconds(), 1)))
-		cmd := exec.CommandContext(ctx, filepath.Join(bin, "pgbench"), "-n", "-M", "prepared", "-c", "4", "-j", "2", "-T", secs,
+		c := strconv.Itoa(clients)
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "pgbench"), "-n", "-M", "prepared", "-c", c, "-j", strconv.Itoa(min(clients, 2)), "-T", secs,
 			"-D", "tid="+string(t.t.ID), "-D", "pid="+t.ids[0], "-D", "ctx="+sc.Token, "-f", script,
 			"-h", "127.0.0.1", "-p", strconv.Itoa(cl.Port), "-U", user, "bench")
 		cmd.Env = append(os.Environ(), "PGPASSWORD="+password)
@@ -404,17 +406,25 @@ func runPgbench(ctx context.Context, cl *pgcluster.Cluster, adminURL string, db 
 		}
 		return strconv.ParseFloat(string(m[1]), 64)
 	}
-	logf("pgbench: plain filter, no row security, %s", d)
-	p, err := pgbench("postgres", cl.Password, plain)
-	if err != nil {
-		return nil, err
+	var out []pgbenchResult
+	for _, clients := range []int{4, 1} {
+		logf("pgbench: plain filter, no row security, %d clients, %s", clients, d)
+		p, err := pgbench("postgres", cl.Password, plain, clients)
+		if err != nil {
+			return nil, err
+		}
+		logf("pgbench: signed context under forced row security, pipelined, %d clients, %s", clients, d)
+		i, err := pgbench(role, pw, isolated, clients)
+		if err != nil {
+			return nil, err
+		}
+		name := "one-row lookup (4 clients)"
+		if clients == 1 {
+			name = "one-row lookup (1 client)"
+		}
+		out = append(out, pgbenchResult{name, clients, p, i})
 	}
-	logf("pgbench: signed context under forced row security, pipelined, %s", d)
-	i, err := pgbench(role, pw, isolated)
-	if err != nil {
-		return nil, err
-	}
-	return []pgbenchResult{{"one-row lookup (4 clients)", p, i}}, nil
+	return out, nil
 }
 
 func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, workers uint64, d time.Duration) {
@@ -435,9 +445,15 @@ func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, wor
 	if len(sql) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "SQL level (pgbench)\tplain filter tps\tsigned context + RLS tps\tratio\t")
+		fmt.Fprintln(tw, "SQL level (pgbench)\tplain filter tps\tsigned context + RLS tps\tratio\tadded per lookup\t")
 		for _, r := range sql {
-			fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t\n", r.name, r.plain, r.isolated, r.isolated/r.plain)
+			added := "-"
+			if r.clients == 1 {
+				// One client, one lookup at a time: each takes 1/tps of a
+				// second, and the difference is what isolation adds to one.
+				added = "+" + time.Duration((1/r.isolated-1/r.plain)*float64(time.Second)).Round(time.Microsecond).String()
+			}
+			fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%s\t\n", r.name, r.plain, r.isolated, r.isolated/r.plain, added)
 		}
 		tw.Flush()
 	}

@@ -362,19 +362,10 @@ func TestContextDoesNotOutliveStatement(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	cfg, err := postgres.AppPoolConfig(e.pg.URL(e.db.AppRole, gatewayPassword(t, e)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := e.onePool(t)
 	var n int64
 	for _, check := range []func() error{nil, func() error { return nil }} {
-		err = postgres.ScopedStatement(ctx, pool, e.mint(t, "pa", nil), `SELECT count(*) FROM app.projects`, nil,
+		err := postgres.ScopedStatement(ctx, pool, e.mint(t, "pa", nil), `SELECT count(*) FROM app.projects`, nil,
 			func(r pgx.Row) error { return r.Scan(&n) }, check)
 		if err != nil || n != 1 {
 			t.Fatalf("scoped count = %d, %v; want 1", n, err)
@@ -390,7 +381,7 @@ func TestContextDoesNotOutliveStatement(t *testing.T) {
 	}
 	// A statement that fails takes its context with it, and the connection
 	// is usable.
-	err = postgres.ScopedStatement(ctx, pool, e.mint(t, "pa", nil), `SELECT 1/0`, nil, func(r pgx.Row) error { return r.Scan(&n) }, nil)
+	err := postgres.ScopedStatement(ctx, pool, e.mint(t, "pa", nil), `SELECT 1/0`, nil, func(r pgx.Row) error { return r.Scan(&n) }, nil)
 	if err == nil {
 		t.Fatal("1/0 succeeded")
 	}
@@ -407,16 +398,7 @@ func TestBusinessCodeCannotReplaceCachedStatements(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	cfg, err := postgres.AppPoolConfig(e.pg.URL(e.db.AppRole, gatewayPassword(t, e)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := e.onePool(t)
 	const q = `SELECT count(*) FROM app.projects`
 	count := func(slug string) (int64, error) {
 		var n int64
@@ -428,7 +410,7 @@ func TestBusinessCodeCannotReplaceCachedStatements(t *testing.T) {
 	}
 	// The compromised function finds the gateway's statement and replaces it.
 	var name string
-	err = postgres.ScopedTx(ctx, pool, e.mint(t, "pb", nil), postgres.ScopeOptions{Untrusted: true}, func(tx pgx.Tx) error {
+	err := postgres.ScopedTx(ctx, pool, e.mint(t, "pb", nil), postgres.ScopeOptions{Untrusted: true}, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT name FROM pg_catalog.pg_prepared_statements WHERE statement = $1`, q).Scan(&name); err != nil {
 			return fmt.Errorf("the gateway's statement is not prepared on the connection: %w", err)
 		}
@@ -449,6 +431,23 @@ func TestBusinessCodeCannotReplaceCachedStatements(t *testing.T) {
 			t.Fatalf("after business code swapped %s: count = %d, %v; want 1", name, n, err)
 		}
 	}
+}
+
+// onePool is a one-connection app pool on the gateway role, so that
+// successive calls share one session.
+func (e *env) onePool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := postgres.AppPoolConfig(e.pg.URL(e.db.AppRole, gatewayPassword(t, e)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 func gatewayPassword(t *testing.T, e *env) string {

@@ -146,7 +146,16 @@ func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 		}
 		ctx = tenant.WithSigned(ctx, s)
 	}
-	return postgres.ScopedTx(ctx, db.app, s.Token, postgres.ScopeOptions{Untrusted: true}, fn)
+	pool := db.app
+	if db.pg != nil {
+		// In a minter, business code gets its own pool: the gateway's
+		// caches its statements, and business code would reset them.
+		var err error
+		if pool, err = db.pg.Business(ctx); err != nil {
+			return err
+		}
+	}
+	return postgres.ScopedTx(ctx, pool, s.Token, postgres.ScopeOptions{Untrusted: true}, fn)
 }
 
 // WithSigned returns a copy of ctx carrying a context vended to this

@@ -362,7 +362,7 @@ func TestContextDoesNotOutliveStatement(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	pool := e.onePool(t)
+	pool := e.onePool(t, postgres.GatewayPoolConfig)
 	var n int64
 	for _, check := range []func() error{nil, func() error { return nil }} {
 		err := postgres.ScopedStatement(ctx, pool, e.mint(t, "pa", nil), `SELECT count(*) FROM app.projects`, nil,
@@ -391,14 +391,16 @@ func TestContextDoesNotOutliveStatement(t *testing.T) {
 	}
 }
 
-// TestBusinessCodeCannotReplaceCachedStatements: app connections cache
-// prepared statements. Business code that swaps one of them for its own SQL
-// under the same name must not reach the next user of the connection.
+// TestBusinessCodeCannotReplaceCachedStatements: the gateway's connections
+// cache prepared statements. Business code never runs on them (it gets its
+// own pool), but if it did, through ScopedTx, a statement it swaps for its
+// own SQL under the same name must not reach the next user of the
+// connection.
 func TestBusinessCodeCannotReplaceCachedStatements(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	pool := e.onePool(t)
+	pool := e.onePool(t, postgres.GatewayPoolConfig)
 	const q = `SELECT count(*) FROM app.projects`
 	count := func(slug string) (int64, error) {
 		var n int64
@@ -433,11 +435,12 @@ func TestBusinessCodeCannotReplaceCachedStatements(t *testing.T) {
 	}
 }
 
-// onePool is a one-connection app pool on the gateway role, so that
+// onePool is a one-connection pool on the gateway role, made by config
+// (postgres.AppPoolConfig or postgres.GatewayPoolConfig), so that
 // successive calls share one session.
-func (e *env) onePool(t *testing.T) *pgxpool.Pool {
+func (e *env) onePool(t *testing.T, config func(string) (*pgxpool.Config, error)) *pgxpool.Pool {
 	t.Helper()
-	cfg, err := postgres.AppPoolConfig(e.pg.URL(e.db.AppRole, gatewayPassword(t, e)))
+	cfg, err := config(e.pg.URL(e.db.AppRole, gatewayPassword(t, e)))
 	if err != nil {
 		t.Fatal(err)
 	}

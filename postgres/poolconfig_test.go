@@ -4,33 +4,38 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 )
 
-func TestAppPoolConfig(t *testing.T) {
+func TestPoolConfigs(t *testing.T) {
 	const base = "postgres://bulkhead_gw_x:pw@127.0.0.1:5432/app"
 	for _, tt := range []struct {
 		name, url string
+		config    func(string) (*pgxpool.Config, error)
 		mode      pgx.QueryExecMode
-		conns     int32 // 0: pgx's own default, left alone here
+		cache     int // statements cached per connection
+		conns     int32
 	}{
-		{"default: cached prepared statements", base, pgx.QueryExecModeCacheStatement, 0},
-		{"exec mode for poolers without prepared statements", base + "?default_query_exec_mode=exec", pgx.QueryExecModeExec, 0},
-		{"pool size from the URL", base + "?pool_max_conns=3", pgx.QueryExecModeCacheStatement, 3},
+		{"business code: unnamed statements", base, postgres.AppPoolConfig, pgx.QueryExecModeExec, 0, 0},
+		{"business code: whatever the URL asks", base + "?default_query_exec_mode=cache_statement", postgres.AppPoolConfig, pgx.QueryExecModeExec, 0, 0},
+		{"gateway: cached prepared statements", base, postgres.GatewayPoolConfig, pgx.QueryExecModeCacheStatement, postgres.StatementCacheSize, 0},
+		{"gateway behind a pooler without prepared statements", base + "?default_query_exec_mode=exec", postgres.GatewayPoolConfig, pgx.QueryExecModeExec, postgres.StatementCacheSize, 0},
+		{"pool size from the URL", base + "?pool_max_conns=3", postgres.GatewayPoolConfig, pgx.QueryExecModeCacheStatement, postgres.StatementCacheSize, 3},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := postgres.AppPoolConfig(tt.url)
+			cfg, err := tt.config(tt.url)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if cfg.ConnConfig.DefaultQueryExecMode != tt.mode {
 				t.Errorf("mode = %v, want %v", cfg.ConnConfig.DefaultQueryExecMode, tt.mode)
 			}
-			if cfg.ConnConfig.StatementCacheCapacity != postgres.StatementCacheSize {
-				t.Errorf("statement cache = %d, want %d", cfg.ConnConfig.StatementCacheCapacity, postgres.StatementCacheSize)
+			if cfg.ConnConfig.StatementCacheCapacity != tt.cache {
+				t.Errorf("statement cache = %d, want %d", cfg.ConnConfig.StatementCacheCapacity, tt.cache)
 			}
 			if tt.conns != 0 && cfg.MaxConns != tt.conns {
 				t.Errorf("max conns = %d, want %d", cfg.MaxConns, tt.conns)
@@ -38,18 +43,37 @@ func TestAppPoolConfig(t *testing.T) {
 		})
 	}
 	// The simple protocol would put contexts into SQL text.
-	if _, err := postgres.AppPoolConfig(base + "?default_query_exec_mode=simple_protocol"); fault.CodeOf(err) != "simple_protocol_refused" {
-		t.Fatalf("simple protocol: err = %v, want simple_protocol_refused", err)
+	for _, config := range []func(string) (*pgxpool.Config, error){postgres.AppPoolConfig, postgres.GatewayPoolConfig} {
+		if _, err := config(base + "?default_query_exec_mode=simple_protocol"); fault.CodeOf(err) != "simple_protocol_refused" {
+			t.Fatalf("simple protocol: err = %v, want simple_protocol_refused", err)
+		}
 	}
 	if postgres.DefaultAppMaxConns() < 8 {
 		t.Fatalf("DefaultAppMaxConns() = %d, want at least 8", postgres.DefaultAppMaxConns())
 	}
 }
 
-func TestOpenSizesTheAppPool(t *testing.T) {
+func TestOpenSizesThePools(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.Open(t)
 	if got, want := db.App().Config().MaxConns, postgres.DefaultAppMaxConns(); got != want {
 		t.Fatalf("app pool max conns = %d, want %d", got, want)
+	}
+	if mode := db.App().Config().ConnConfig.DefaultQueryExecMode; mode != pgx.QueryExecModeCacheStatement {
+		t.Fatalf("app pool mode = %v, want cached statements", mode)
+	}
+	b, err := db.Business(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b == db.App() || b.Config().MaxConns != db.App().Config().MaxConns || b.Config().ConnConfig.DefaultQueryExecMode != pgx.QueryExecModeExec {
+		t.Fatalf("business pool: same as the gateway's %v, max conns %d, mode %v; want its own, as large, unnamed statements",
+			b == db.App(), b.Config().MaxConns, b.Config().ConnConfig.DefaultQueryExecMode)
+	}
+	if db.App().Config().ConnConfig.RuntimeParams["application_name"] != postgres.GatewayApplicationName {
+		t.Fatalf("the gateway's application_name is %q", db.App().Config().ConnConfig.RuntimeParams["application_name"])
+	}
+	if b.Config().ConnConfig.User != db.AppRole {
+		t.Fatalf("business pool logs in as %q, want the app role %q", b.Config().ConnConfig.User, db.AppRole)
 	}
 }

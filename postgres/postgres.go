@@ -51,9 +51,17 @@ type Config struct {
 type DB struct {
 	admin *pgxpool.Pool
 	app   *pgxpool.Pool
-	log   *slog.Logger
-	now   func() time.Time
-	keys  keyCache
+	// business is an exec-mode pool on the same role, for business code in
+	// this process, made on first use (see [DB.Business]).
+	business struct {
+		once sync.Once
+		cfg  *pgxpool.Config
+		pool *pgxpool.Pool
+		err  error
+	}
+	log  *slog.Logger
+	now  func() time.Time
+	keys keyCache
 	// AppRole is the login role of the app pool: the aud of contexts the
 	// gateway mints for itself.
 	AppRole string
@@ -94,7 +102,7 @@ func Open(ctx context.Context, c Config) (db *DB, err error) {
 		u.User = url.UserPassword(role, pw)
 		appURL = u.String()
 	}
-	pcfg, err := AppPoolConfig(appURL)
+	pcfg, err := GatewayPoolConfig(appURL)
 	if err != nil {
 		admin.Close()
 		return nil, err
@@ -105,6 +113,11 @@ func Open(ctx context.Context, c Config) (db *DB, err error) {
 	case !strings.Contains(appURL, "pool_max_conns"):
 		pcfg.MaxConns = DefaultAppMaxConns()
 	}
+	if db.business.cfg, err = AppPoolConfig(appURL); err != nil {
+		admin.Close()
+		return nil, err
+	}
+	db.business.cfg.MaxConns = pcfg.MaxConns
 	db.app, err = pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		admin.Close()
@@ -121,15 +134,10 @@ func Open(ctx context.Context, c Config) (db *DB, err error) {
 // AppPoolConfig parses the URL of an app login role and applies the rules
 // every pool that carries tenant data follows: the extended protocol with
 // the context always a bound parameter (it never appears in SQL text or
-// pg_stat_activity), and the simple protocol refused.
-//
-// Statements are prepared once per connection and cached (pgx's statement
-// cache, at most [StatementCacheSize] per connection), so PostgreSQL keeps
-// their plans instead of parsing and planning every request. A prepared
-// statement holds SQL text with placeholders, never a tenant's values or
-// context. A connection that ran business code is reset with DISCARD ALL,
-// which drops every statement prepared on it, and its cache is forgotten
-// before it serves anyone else (see [ScopedTx]).
+// pg_stat_activity), and the simple protocol refused. It is the config for
+// pools that run business code: unnamed statements, one round trip each,
+// so nothing prepared on a connection outlives the transaction that made
+// it.
 func AppPoolConfig(appURL string) (*pgxpool.Config, error) {
 	pcfg, err := pgxpool.ParseConfig(appURL)
 	if err != nil {
@@ -140,13 +148,8 @@ func AppPoolConfig(appURL string) (*pgxpool.Config, error) {
 		return nil, fault.E(fault.Invalid, "simple_protocol_refused",
 			"The simple query protocol puts tenant contexts into SQL text; bulkhead refuses it. Remove default_query_exec_mode=simple_protocol.")
 	}
-	if !strings.Contains(appURL, "default_query_exec_mode") {
-		// Behind a pooler that cannot keep prepared statements (PgBouncer in
-		// transaction mode before 1.21), set default_query_exec_mode=exec
-		// in the URL: every statement is then parsed and planned each time.
-		pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
-	}
-	pcfg.ConnConfig.StatementCacheCapacity = StatementCacheSize
+	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	pcfg.ConnConfig.StatementCacheCapacity = 0
 	pcfg.ConnConfig.DescriptionCacheCapacity = 0
 	if pcfg.ConnConfig.RuntimeParams == nil {
 		pcfg.ConnConfig.RuntimeParams = map[string]string{}
@@ -155,21 +158,76 @@ func AppPoolConfig(appURL string) (*pgxpool.Config, error) {
 	return pcfg, nil
 }
 
+// GatewayPoolConfig is [AppPoolConfig] for the pool of bulkhead's own data
+// API, which never runs business code. Its statements are prepared once
+// per connection and cached (pgx's statement cache, at most
+// [StatementCacheSize] per connection), so PostgreSQL keeps their plans
+// instead of parsing and planning every request. A prepared statement
+// holds SQL text with placeholders, never a tenant's values or context.
+// Behind a pooler that cannot keep prepared statements (PgBouncer in
+// transaction mode before 1.21), default_query_exec_mode=exec in the URL
+// turns the cache off.
+func GatewayPoolConfig(appURL string) (*pgxpool.Config, error) {
+	pcfg, err := AppPoolConfig(appURL)
+	if err != nil {
+		return nil, err
+	}
+	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+	if strings.Contains(appURL, "default_query_exec_mode") {
+		if pcfg.ConnConfig.DefaultQueryExecMode, err = execModeOf(appURL); err != nil {
+			return nil, err
+		}
+	}
+	pcfg.ConnConfig.StatementCacheCapacity = StatementCacheSize
+	pcfg.ConnConfig.DescriptionCacheCapacity = StatementCacheSize
+	pcfg.ConnConfig.RuntimeParams["application_name"] = GatewayApplicationName
+	return pcfg, nil
+}
+
+// execModeOf is the query exec mode the URL asks for.
+func execModeOf(appURL string) (pgx.QueryExecMode, error) {
+	c, err := pgx.ParseConfig(appURL)
+	if err != nil {
+		return 0, fault.E(fault.Invalid, "invalid_database_url", "The app database URL could not be parsed.")
+	}
+	return c.DefaultQueryExecMode, nil
+}
+
 // DefaultAppMaxConns is the app pool's size when none is configured: 4 per
 // CPU, at least 8.
 func DefaultAppMaxConns() int32 { return int32(max(8, 4*runtime.NumCPU())) }
+
+// GatewayApplicationName is the application_name of the data API's
+// connections in pg_stat_activity; business code's are "bulkhead".
+const GatewayApplicationName = "bulkhead-gateway"
 
 // StatementCacheSize is how many prepared statements an app connection
 // keeps. The data API has a few statement shapes per table and schema; the
 // least recently used one is deallocated beyond this.
 const StatementCacheSize = 128
 
-// Close closes both pools.
+// Close closes the pools.
 func (db *DB) Close() {
 	if db.app != nil {
 		db.app.Close()
 	}
+	db.business.once.Do(func() {}) // waits for a pool being made, and stops any later one
+	if db.business.pool != nil {
+		db.business.pool.Close()
+	}
 	db.admin.Close()
+}
+
+// Business returns the pool for business code on the app role (the
+// library's DB.Tx in a process that also serves the API): unnamed
+// statements, as [AppPoolConfig] makes them, so the gateway's cached
+// statements are never reset by business code and business statements
+// cost one round trip. It is made on first use, the size of the app pool.
+func (db *DB) Business(ctx context.Context) (*pgxpool.Pool, error) {
+	db.business.once.Do(func() {
+		db.business.pool, db.business.err = pgxpool.NewWithConfig(ctx, db.business.cfg)
+	})
+	return db.business.pool, db.business.err
 }
 
 // Admin returns the admin pool, for tools that inspect the database as the

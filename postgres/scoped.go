@@ -53,6 +53,10 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 		rctx := context.WithoutCancel(ctx)
 		if healthy && !conn.Conn().PgConn().IsBusy() && conn.Conn().PgConn().TxStatus() == 'I' {
 			if _, rerr := conn.Exec(rctx, `DISCARD ALL`); rerr == nil {
+				if conn.Conn().Config().StatementCacheCapacity == 0 && conn.Conn().Config().DescriptionCacheCapacity == 0 {
+					conn.Release()
+					return
+				}
 				// DISCARD ALL dropped every prepared statement, including
 				// any fn made under a name pgx caches; forget them all.
 				if rerr := conn.Conn().DeallocateAll(rctx); rerr == nil {

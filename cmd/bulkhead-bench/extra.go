@@ -174,7 +174,7 @@ type siloReport struct {
 	silos       int
 	onboard     time.Duration
 	res         attackResult
-	connections int // the server's app pool (the gateway role)
+	connections int // the server's app pool (the data API's, on the gateway role)
 	poolMax     int32
 	total       int // every connection to the database: also the admin pool and the baseline server's
 	rssKB       int
@@ -212,8 +212,8 @@ func runSilos(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		return nil, err
 	}
 	rep.res = r
-	err = db.Postgres().Admin().QueryRow(ctx, `SELECT count(*) FILTER (WHERE usename = $1), count(*) FROM pg_stat_activity WHERE datname = current_database()`,
-		db.Postgres().AppRole).Scan(&rep.connections, &rep.total)
+	err = db.Postgres().Admin().QueryRow(ctx, `SELECT count(*) FILTER (WHERE usename = $1 AND application_name = $2), count(*) FROM pg_stat_activity WHERE datname = current_database()`,
+		db.Postgres().AppRole, postgres.GatewayApplicationName).Scan(&rep.connections, &rep.total)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +265,7 @@ func printExtra(w *os.File, noisy noisyReport, scale []scalePoint, silos *siloRe
 		tw.Flush()
 	}
 	if silos != nil {
-		fmt.Fprintf(w, "\n%d silo tenants: onboarded in %s (%.0f/s); get by id over a sample: %.0f rps, p50 %s, p99 %s; the server's app pool holds %d PostgreSQL connections (at most %d) for all of them, %d to the database in all (with the admin pool and the baseline's); bench process RSS %d MiB\n",
+		fmt.Fprintf(w, "\n%d silo tenants: onboarded in %s (%.0f/s); get by id over a sample: %.0f rps, p50 %s, p99 %s; the server's app pool holds %d PostgreSQL connections (at most %d) for all of them, %d to the database in all (with the admin pool, the pool the bench seeds through and the baseline's); bench process RSS %d MiB\n",
 			silos.silos, silos.onboard.Round(time.Millisecond), float64(silos.silos)/silos.onboard.Seconds(), silos.res.Throughput,
 			round(silos.res.P50), round(silos.res.P99), silos.connections, silos.poolMax, silos.total, silos.rssKB/1024)
 	}

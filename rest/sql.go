@@ -391,6 +391,9 @@ var typePattern = regexp.MustCompile(`^([a-z][a-z ]*?)(?:\(\d+(?:,\d+)?\))?( wit
 // type typ, or "" when the type is not on the allowlist. Modifiers are
 // dropped: a cast to varchar(3) would truncate the value silently.
 func castFor(typ string) string {
+	if base, ok := columnTypes[typ]; ok {
+		return base // a plain type name: what the pattern would give, without it
+	}
 	m := typePattern.FindStringSubmatch(typ)
 	if m == nil {
 		return ""

@@ -67,6 +67,17 @@ func TestCastFor(t *testing.T) {
 	}
 }
 
+// TestCastForPlainNames: the shortcut for plain type names gives what the
+// pattern gives.
+func TestCastForPlainNames(t *testing.T) {
+	for typ, base := range columnTypes {
+		m := typePattern.FindStringSubmatch(typ)
+		if m == nil || m[1]+m[2] != typ || m[3] != "" || castFor(typ) != base {
+			t.Errorf("castFor(%q) = %q; the pattern splits it as %q", typ, castFor(typ), m)
+		}
+	}
+}
+
 func TestSameUUID(t *testing.T) {
 	const id = "6f1c0a52-3b1e-4d7a-9c55-0e2f4b8a1d10"
 	for _, tt := range []struct {

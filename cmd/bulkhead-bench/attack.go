@@ -20,6 +20,9 @@ type attackSpec struct {
 	// loop, at most Workers in flight); 0 is a closed loop, each client
 	// sending its next request as soon as it has the answer.
 	Rate int `json:"rate,omitempty"`
+	// MaxRequests ends the attack after this many requests, even before
+	// Duration; 0 is no bound.
+	MaxRequests uint64 `json:"max_requests,omitempty"`
 	// Niced runs the load process at the lowest CPU priority (nice 19), so
 	// that it takes only the CPU the system under test leaves idle, as an
 	// attacker's own machines would.
@@ -40,7 +43,8 @@ type attackResult struct {
 }
 
 // attack runs in its own process: a closed loop of Workers clients, as
-// fast as the server answers, for Duration (or paced at Rate).
+// fast as the server answers (or paced at Rate), for Duration or
+// MaxRequests, whichever ends first.
 func attack(ctx context.Context, in io.Reader, out io.Writer) error {
 	var spec attackSpec
 	if err := json.NewDecoder(in).Decode(&spec); err != nil {
@@ -48,7 +52,11 @@ func attack(ctx context.Context, in io.Reader, out io.Writer) error {
 	}
 	var i atomic.Uint64
 	targeter := func(t *vegeta.Target) error {
-		*t = spec.Targets[int(i.Add(1)-1)%len(spec.Targets)]
+		n := i.Add(1) - 1
+		if spec.MaxRequests > 0 && n >= spec.MaxRequests {
+			return vegeta.ErrNoTargets // ends the attack
+		}
+		*t = spec.Targets[int(n%uint64(len(spec.Targets)))]
 		return nil
 	}
 	a := vegeta.NewAttacker(vegeta.Workers(spec.Workers), vegeta.MaxWorkers(spec.Workers),
@@ -59,6 +67,9 @@ func attack(ctx context.Context, in io.Reader, out io.Writer) error {
 	}
 	var m vegeta.Metrics
 	for res := range a.Attack(targeter, pacer, spec.Duration, spec.Name) {
+		if res.Error == vegeta.ErrNoTargets.Error() {
+			continue // not a request: the bound was reached
+		}
 		m.Add(res)
 		if ctx.Err() != nil {
 			a.Stop()

@@ -44,6 +44,7 @@ func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bulkhead-bench", flag.ContinueOnError)
 	duration := fs.Duration("duration", 10*time.Second, "how long each side of each scenario runs")
 	workers := fs.Uint64("workers", 8, "concurrent clients of the load process")
+	maxReq := fs.Uint64("max-requests", 1000000, "the most requests one load run sends, even before --duration is up")
 	tenants := fs.Int("tenants", 10, "tenants to spread the load over")
 	rows := fs.Int("rows", 200, "projects per tenant")
 	tax := fs.Bool("tax", true, "compare bulkhead with the baseline server on the three scenarios (--tax=false to skip)")
@@ -56,9 +57,10 @@ func run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *duration <= 0 || *duration > 5*time.Minute || *workers == 0 || *workers > 256 || *tenants < 1 || *rows < 1 || *floodRate < 50 || *floodRate > 100000 {
-		return errors.New("flags out of range: 0 < duration <= 5m, 1 <= workers <= 256, tenants >= 1, rows >= 1, 50 <= flood-rate <= 100000")
+	if *duration <= 0 || *duration > 5*time.Minute || *workers == 0 || *workers > 256 || *tenants < 1 || *rows < 1 || *floodRate < 50 || *floodRate > 100000 || *maxReq < 1000 {
+		return errors.New("flags out of range: 0 < duration <= 5m, 1 <= workers <= 256, tenants >= 1, rows >= 1, 50 <= flood-rate <= 100000, max-requests >= 1000")
 	}
+	maxRequests = *maxReq
 	dir, err := os.MkdirTemp("", "bulkhead-bench-")
 	if err != nil {
 		return err
@@ -324,8 +326,15 @@ func runAttack(ctx context.Context, spec attackSpec) (attackResult, error) {
 	return runAttackAllowing(ctx, spec, 0.999)
 }
 
+// maxRequests bounds every load run (--max-requests); run sets it before
+// the first.
+var maxRequests uint64 = 1000000
+
 // runAttackAllowing is runAttack with a floor on the share of successes.
 func runAttackAllowing(ctx context.Context, spec attackSpec, minSuccess float64) (attackResult, error) {
+	if spec.MaxRequests == 0 {
+		spec.MaxRequests = maxRequests
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return attackResult{}, err

@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string) error {
 	rows := fs.Int("rows", 200, "projects per tenant")
 	tax := fs.Bool("tax", true, "compare bulkhead with the baseline server on the three scenarios (--tax=false to skip)")
 	pgb := fs.Bool("pgbench", true, "also compare at the SQL level with pgbench")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the servers) during the bulkhead side of the load")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the servers) while the bulkhead side of get by id runs")
 	noisy := fs.Bool("noisy", true, "measure a quiet tenant's p99 alone and while a basic-plan tenant floods the API")
 	floodRate := fs.Int("flood-rate", 2000, "requests per second of the paced flood in --noisy (the basic plan allows 50)")
 	scale := fs.String("scale", "", "comma-separated tenant counts (e.g. 10,1000,100000): onboard pool tenants up to each and measure get-by-id latency")

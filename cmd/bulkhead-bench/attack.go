@@ -40,6 +40,10 @@ type attackResult struct {
 	P99        time.Duration  `json:"p99"`
 	Status     map[string]int `json:"status"`
 	Errors     []string       `json:"errors,omitempty"`
+
+	// Measured by the parent around the run, not by the load process.
+	serverCPU, pgCPU time.Duration // per request
+	cpuOK            bool
 }
 
 // attack runs in its own process: a closed loop of Workers clients, as

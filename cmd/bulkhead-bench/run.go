@@ -108,6 +108,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	var results [][2]attackResult
+	meter := newCPUMeter(cl.PGData())
 	for _, sc := range scenarios(bulk, base, ts) {
 		if !*tax {
 			break
@@ -126,7 +127,9 @@ func run(ctx context.Context, args []string) error {
 				}
 				pprof.StartCPUProfile(pf)
 			}
+			before := meter.read()
 			r, err := runAttack(ctx, attackSpec{Name: sc.name + "/" + side.name, Targets: side.targets, Workers: *workers, Duration: *duration})
+			r.serverCPU, r.pgCPU, r.cpuOK = perRequest(before, meter.read(), r.Requests)
 			if profiling {
 				pprof.StopCPUProfile()
 				pf.Close()
@@ -451,6 +454,17 @@ func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, wor
 			float64(k.P99)/float64(b.P99))
 	}
 	tw.Flush()
+	if len(results) > 0 && results[0][0].cpuOK && results[0][1].cpuOK {
+		fmt.Fprintf(w, "\nCPU per request (server: the bench process, which runs both servers; PostgreSQL: all its processes)\n")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "scenario\tbaseline server\tbulkhead server\tbaseline PostgreSQL\tbulkhead PostgreSQL\t")
+		for _, p := range results {
+			b, k := p[0], p[1]
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", strings.TrimSuffix(b.Name, "/baseline"),
+				b.serverCPU.Round(time.Microsecond), k.serverCPU.Round(time.Microsecond), b.pgCPU.Round(time.Microsecond), k.pgCPU.Round(time.Microsecond))
+		}
+		tw.Flush()
+	}
 	if len(sql) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)

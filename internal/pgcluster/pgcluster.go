@@ -35,7 +35,7 @@ var ErrNoBinaries = errors.New("PostgreSQL server binaries not found (initdb, pg
 
 // Cluster is a running private cluster.
 type Cluster struct {
-	Dir      string // data directory
+	Dir      string // the cluster's directory: PGDATA (see PGData) and postgres.log
 	Port     int
 	Password string // the superuser's password
 	bindir   string
@@ -101,7 +101,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	pgdata := filepath.Join(c.Dir, "pgdata")
+	pgdata := c.PGData()
 	if _, err := os.Stat(filepath.Join(pgdata, "PG_VERSION")); err != nil {
 		if c.Password == "" {
 			c.Password = randomHex(16)
@@ -193,6 +193,9 @@ func (c *Cluster) URL(role, password, db string) string {
 	u.RawQuery = "sslmode=disable"
 	return u.String()
 }
+
+// PGData is the cluster's data directory.
+func (c *Cluster) PGData() string { return filepath.Join(c.Dir, "pgdata") }
 
 // AdminURL returns the superuser's URL for database db.
 func (c *Cluster) AdminURL(db string) string { return c.URL("postgres", c.Password, db) }

@@ -49,7 +49,8 @@ func run(ctx context.Context, args []string) error {
 	rows := fs.Int("rows", 200, "projects per tenant")
 	tax := fs.Bool("tax", true, "compare bulkhead with the baseline server on the three scenarios (--tax=false to skip)")
 	pgb := fs.Bool("pgbench", true, "also compare at the SQL level with pgbench")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the servers) while the bulkhead side of get by id runs")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the servers) while one side of get by id runs")
+	profileSide := fs.String("profile-side", "bulkhead", "the side --cpuprofile covers: bulkhead or baseline")
 	noisy := fs.Bool("noisy", true, "measure a quiet tenant's p99 alone and while a basic-plan tenant floods the API")
 	floodRate := fs.Int("flood-rate", 2000, "requests per second of the paced flood in --noisy (the basic plan allows 50)")
 	scale := fs.String("scale", "", "comma-separated tenant counts (e.g. 10,1000,100000): onboard pool tenants up to each and measure get-by-id latency")
@@ -59,6 +60,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *duration <= 0 || *duration > 5*time.Minute || *workers == 0 || *workers > 256 || *tenants < 1 || *rows < 1 || *floodRate < 50 || *floodRate > 100000 || *maxReq < 1000 {
 		return errors.New("flags out of range: 0 < duration <= 5m, 1 <= workers <= 256, tenants >= 1, rows >= 1, 50 <= flood-rate <= 100000, max-requests >= 1000")
+	}
+	if *profileSide != "bulkhead" && *profileSide != "baseline" {
+		return errors.New("--profile-side must be bulkhead or baseline")
 	}
 	maxRequests = *maxReq
 	dir, err := os.MkdirTemp("", "bulkhead-bench-")
@@ -119,7 +123,7 @@ func run(ctx context.Context, args []string) error {
 			targets []vegeta.Target
 		}{{"baseline", sc.baseline}, {"bulkhead", sc.bulkhead}} {
 			logf("%s: %s for %s with %d clients", sc.name, side.name, *duration, *workers)
-			profiling := *cpuprofile != "" && side.name == "bulkhead" && sc.name == "get by id"
+			profiling := *cpuprofile != "" && side.name == *profileSide && sc.name == "get by id"
 			var pf *os.File
 			if profiling {
 				if pf, err = os.Create(*cpuprofile); err != nil {

@@ -74,7 +74,7 @@ func (db *DB) Sequence(ctx context.Context, max int) (out []audit.Chained, err e
 		if err != nil || len(items) == 0 {
 			return err
 		}
-		b := &pgx.Batch{}
+		rowsOut := make([][]any, 0, len(items))
 		ids := make([]int64, 0, len(items))
 		for _, it := range items {
 			var e audit.Event
@@ -94,15 +94,19 @@ func (db *DB) Sequence(ctx context.Context, max int) (out []audit.Chained, err e
 			if e.TenantID != "" {
 				tid = &e.TenantID
 			}
-			b.Queue(`INSERT INTO bulkhead_audit.events (seq, event_id, at, tenant_id, sub, action, decision, visibility, body, prev_hash, hash)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-				seq, e.EventID, e.At, tid, e.Subject, e.Action, e.Decision, visibility(e), string(body), prev, h)
+			rowsOut = append(rowsOut, []any{seq, e.EventID, e.At, tid, e.Subject, e.Action, e.Decision, visibility(e), string(body), prev, h})
 			out = append(out, audit.Chained{Seq: seq, Body: body, PrevHash: prev, Hash: h})
 			prev = h
 			ids = append(ids, it.id)
 		}
-		b.Queue(`DELETE FROM bulkhead_audit.inbox WHERE id = ANY($1)`, ids)
-		return tx.SendBatch(ctx, b).Close()
+		// COPY: one statement for the whole batch, not one INSERT per event.
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"bulkhead_audit", "events"},
+			[]string{"seq", "event_id", "at", "tenant_id", "sub", "action", "decision", "visibility", "body", "prev_hash", "hash"},
+			pgx.CopyFromRows(rowsOut)); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM bulkhead_audit.inbox WHERE id = ANY($1)`, ids)
+		return err
 	})
 	if err != nil {
 		return nil, Translate(err)

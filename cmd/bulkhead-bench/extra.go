@@ -160,6 +160,16 @@ func runScale(ctx context.Context, db *bulkhead.DB, bulk string, ts []benchTenan
 			fmt.Fprintln(os.Stderr)
 		}
 		have = max(have, n)
+		// Measure the steady state, not autovacuum catching up with the
+		// rows just written: vacuum, analyze and checkpoint first, at
+		// every step alike.
+		logf("scale: VACUUM ANALYZE and CHECKPOINT")
+		if _, err := db.Postgres().Admin().Exec(ctx, `VACUUM (ANALYZE)`); err != nil {
+			return nil, err
+		}
+		if _, err := db.Postgres().Admin().Exec(ctx, `CHECKPOINT`); err != nil {
+			return nil, err
+		}
 		logf("scale: get by id with %d tenants present", have)
 		r, err := runAttack(ctx, attackSpec{Name: fmt.Sprintf("%d tenants", have), Targets: getTargets(bulk, ts[0]), Workers: 4, Duration: d})
 		if err != nil {

@@ -45,6 +45,8 @@ func run(ctx context.Context, args []string) error {
 	duration := fs.Duration("duration", 10*time.Second, "how long each side of each scenario runs")
 	workers := fs.Uint64("workers", 8, "concurrent clients of the load process")
 	maxReq := fs.Uint64("max-requests", 1000000, "the most requests one load run sends, even before --duration is up")
+	warmup := fs.Duration("warmup", time.Second, "an unmeasured run before each measured one, so that both sides are measured warm (connections open, statements prepared, caches filled); 0 skips it")
+	rate := fs.Int("rate", 0, "pace the three scenarios at this many requests per second (an open loop, the same load on both sides) instead of a closed loop of --workers clients")
 	tenants := fs.Int("tenants", 10, "tenants to spread the load over")
 	rows := fs.Int("rows", 200, "projects per tenant")
 	tax := fs.Bool("tax", true, "compare bulkhead with the baseline server on the three scenarios (--tax=false to skip)")
@@ -58,8 +60,8 @@ func run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *duration <= 0 || *duration > 5*time.Minute || *workers == 0 || *workers > 256 || *tenants < 1 || *rows < 1 || *floodRate < 50 || *floodRate > 100000 || *maxReq < 1000 {
-		return errors.New("flags out of range: 0 < duration <= 5m, 1 <= workers <= 256, tenants >= 1, rows >= 1, 50 <= flood-rate <= 100000, max-requests >= 1000")
+	if *duration <= 0 || *duration > 5*time.Minute || *workers == 0 || *workers > 256 || *tenants < 1 || *rows < 1 || *floodRate < 50 || *floodRate > 100000 || *maxReq < 1000 || *rate < 0 || *rate > 100000 || *warmup < 0 || *warmup > time.Minute {
+		return errors.New("flags out of range: 0 < duration <= 5m, 1 <= workers <= 256, tenants >= 1, rows >= 1, 50 <= flood-rate <= 100000, max-requests >= 1000, 0 <= rate <= 100000, 0 <= warmup <= 1m")
 	}
 	if *profileSide != "bulkhead" && *profileSide != "baseline" {
 		return errors.New("--profile-side must be bulkhead or baseline")
@@ -122,6 +124,12 @@ func run(ctx context.Context, args []string) error {
 			name    string
 			targets []vegeta.Target
 		}{{"baseline", sc.baseline}, {"bulkhead", sc.bulkhead}} {
+			if *warmup > 0 {
+				warm := attackSpec{Name: sc.name + "/" + side.name + "/warm-up", Targets: side.targets, Workers: *workers, Duration: *warmup}
+				if _, err := runAttack(ctx, warm); err != nil {
+					return err
+				}
+			}
 			logf("%s: %s for %s with %d clients", sc.name, side.name, *duration, *workers)
 			profiling := *cpuprofile != "" && side.name == *profileSide && sc.name == "get by id"
 			var pf *os.File
@@ -132,7 +140,13 @@ func run(ctx context.Context, args []string) error {
 				pprof.StartCPUProfile(pf)
 			}
 			before := meter.read()
-			r, err := runAttack(ctx, attackSpec{Name: sc.name + "/" + side.name, Targets: side.targets, Workers: *workers, Duration: *duration})
+			spec := attackSpec{Name: sc.name + "/" + side.name, Targets: side.targets, Workers: *workers, Duration: *duration}
+			if *rate > 0 {
+				// Open loop: enough clients that a slower side does not
+				// lower the pace, so both sides get the same load.
+				spec.Rate, spec.Workers = *rate, max(*workers, 256)
+			}
+			r, err := runAttack(ctx, spec)
 			r.serverCPU, r.pgCPU, r.cpuOK = perRequest(before, meter.read(), r.Requests)
 			if profiling {
 				pprof.StopCPUProfile()
@@ -169,7 +183,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	printReport(os.Stdout, results, sql, *workers, *duration)
+	printReport(os.Stdout, results, sql, *workers, *rate, *duration)
 	printExtra(os.Stdout, noisyRes, scaleRes, siloRes)
 	return nil
 }
@@ -443,9 +457,13 @@ func runPgbench(ctx context.Context, cl *pgcluster.Cluster, adminURL string, db 
 	return out, nil
 }
 
-func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, workers uint64, d time.Duration) {
+func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, workers uint64, rate int, d time.Duration) {
 	host, _ := os.Hostname()
-	fmt.Fprintf(w, "\nbulkhead-bench: %d load clients, %s per side, %d CPUs (%s/%s), host %s\n\n", workers, d, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host)
+	load := fmt.Sprintf("%d load clients", workers)
+	if rate > 0 {
+		load = fmt.Sprintf("paced at %d requests per second", rate)
+	}
+	fmt.Fprintf(w, "\nbulkhead-bench: %s, %s per side, %d CPUs (%s/%s), host %s\n\n", load, d, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host)
 	if len(results) == 0 && len(sql) == 0 {
 		return
 	}

@@ -108,12 +108,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.quota.limits == nil {
 		s.quota.limits = DefaultLimits
 	}
-	// Isolation: whatever its plan allows, one tenant holds at most half
-	// of the app pool's connections, so the others always find some.
 	s.quota.pause, s.quota.held, s.quota.sleep = cfg.RefusalPause, make(chan struct{}, maxHeld), time.Sleep
 	if s.quota.pause == 0 {
 		s.quota.pause = 200 * time.Millisecond
 	}
+	// Isolation: whatever its plan allows, one tenant holds at most half
+	// of the app pool's connections, so the others always find some.
 	switch {
 	case cfg.TenantShare > 0:
 		s.quota.share = cfg.TenantShare

@@ -139,22 +139,13 @@ func Open(ctx context.Context, c Config) (db *DB, err error) {
 // so nothing prepared on a connection outlives the transaction that made
 // it.
 func AppPoolConfig(appURL string) (*pgxpool.Config, error) {
-	pcfg, err := pgxpool.ParseConfig(appURL)
+	pcfg, err := tenantPoolConfig(appURL)
 	if err != nil {
-		return nil, fault.E(fault.Invalid, "invalid_database_url", "The app database URL could not be parsed.")
-	}
-	mode := pcfg.ConnConfig.DefaultQueryExecMode
-	if mode == pgx.QueryExecModeSimpleProtocol {
-		return nil, fault.E(fault.Invalid, "simple_protocol_refused",
-			"The simple query protocol puts tenant contexts into SQL text; bulkhead refuses it. Remove default_query_exec_mode=simple_protocol.")
+		return nil, err
 	}
 	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	pcfg.ConnConfig.StatementCacheCapacity = 0
 	pcfg.ConnConfig.DescriptionCacheCapacity = 0
-	if pcfg.ConnConfig.RuntimeParams == nil {
-		pcfg.ConnConfig.RuntimeParams = map[string]string{}
-	}
-	pcfg.ConnConfig.RuntimeParams["application_name"] = "bulkhead"
 	return pcfg, nil
 }
 
@@ -166,17 +157,12 @@ func AppPoolConfig(appURL string) (*pgxpool.Config, error) {
 // holds SQL text with placeholders, never a tenant's values or context.
 // Behind a pooler that cannot keep prepared statements (PgBouncer in
 // transaction mode before 1.21), default_query_exec_mode=exec in the URL
-// turns the cache off.
+// turns the cache off: the URL's mode is kept, pgx's default being the
+// cache.
 func GatewayPoolConfig(appURL string) (*pgxpool.Config, error) {
-	pcfg, err := AppPoolConfig(appURL)
+	pcfg, err := tenantPoolConfig(appURL)
 	if err != nil {
 		return nil, err
-	}
-	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
-	if strings.Contains(appURL, "default_query_exec_mode") {
-		if pcfg.ConnConfig.DefaultQueryExecMode, err = execModeOf(appURL); err != nil {
-			return nil, err
-		}
 	}
 	pcfg.ConnConfig.StatementCacheCapacity = StatementCacheSize
 	pcfg.ConnConfig.DescriptionCacheCapacity = StatementCacheSize
@@ -184,13 +170,22 @@ func GatewayPoolConfig(appURL string) (*pgxpool.Config, error) {
 	return pcfg, nil
 }
 
-// execModeOf is the query exec mode the URL asks for.
-func execModeOf(appURL string) (pgx.QueryExecMode, error) {
-	c, err := pgx.ParseConfig(appURL)
+// tenantPoolConfig parses appURL, refusing the simple protocol, and names
+// the application; the caller chooses the statement mode.
+func tenantPoolConfig(appURL string) (*pgxpool.Config, error) {
+	pcfg, err := pgxpool.ParseConfig(appURL)
 	if err != nil {
-		return 0, fault.E(fault.Invalid, "invalid_database_url", "The app database URL could not be parsed.")
+		return nil, fault.E(fault.Invalid, "invalid_database_url", "The app database URL could not be parsed.")
 	}
-	return c.DefaultQueryExecMode, nil
+	if pcfg.ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol {
+		return nil, fault.E(fault.Invalid, "simple_protocol_refused",
+			"The simple query protocol puts tenant contexts into SQL text; bulkhead refuses it. Remove default_query_exec_mode=simple_protocol.")
+	}
+	if pcfg.ConnConfig.RuntimeParams == nil {
+		pcfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	pcfg.ConnConfig.RuntimeParams["application_name"] = "bulkhead"
+	return pcfg, nil
 }
 
 // DefaultAppMaxConns is the app pool's size when none is configured: 4 per

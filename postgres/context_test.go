@@ -362,7 +362,7 @@ func TestContextDoesNotOutliveStatement(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	pool := e.onePool(t, postgres.GatewayPoolConfig)
+	pool := e.onePool(t, cachedGateway)
 	var n int64
 	for _, check := range []func() error{nil, func() error { return nil }} {
 		err := postgres.ScopedStatement(ctx, pool, e.mint(t, "pa", nil), `SELECT count(*) FROM app.projects`, nil,
@@ -400,7 +400,7 @@ func TestBusinessCodeCannotReplaceCachedStatements(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	pool := e.onePool(t, postgres.GatewayPoolConfig)
+	pool := e.onePool(t, cachedGateway)
 	const q = `SELECT count(*) FROM app.projects`
 	count := func(slug string) (int64, error) {
 		var n int64
@@ -433,6 +433,16 @@ func TestBusinessCodeCannotReplaceCachedStatements(t *testing.T) {
 			t.Fatalf("after business code swapped %s: count = %d, %v; want 1", name, n, err)
 		}
 	}
+}
+
+// cachedGateway is the gateway's pool config with prepared statements
+// opted in.
+func cachedGateway(u string) (*pgxpool.Config, error) {
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	return postgres.GatewayPoolConfig(u + sep + "default_query_exec_mode=cache_statement")
 }
 
 // onePool is a one-connection pool on the gateway role, made by config

@@ -22,9 +22,10 @@ func TestPoolConfigs(t *testing.T) {
 	}{
 		{"business code: unnamed statements", base, postgres.AppPoolConfig, pgx.QueryExecModeExec, 0, 0},
 		{"business code: whatever the URL asks", base + "?default_query_exec_mode=cache_statement", postgres.AppPoolConfig, pgx.QueryExecModeExec, 0, 0},
-		{"gateway: cached prepared statements", base, postgres.GatewayPoolConfig, pgx.QueryExecModeCacheStatement, postgres.StatementCacheSize, 0},
-		{"gateway behind a pooler without prepared statements", base + "?default_query_exec_mode=exec", postgres.GatewayPoolConfig, pgx.QueryExecModeExec, postgres.StatementCacheSize, 0},
-		{"pool size from the URL", base + "?pool_max_conns=3", postgres.GatewayPoolConfig, pgx.QueryExecModeCacheStatement, postgres.StatementCacheSize, 3},
+		{"gateway: unnamed statements by default", base, postgres.GatewayPoolConfig, pgx.QueryExecModeExec, 0, 0},
+		{"gateway: whatever else the URL asks", base + "?default_query_exec_mode=describe_exec", postgres.GatewayPoolConfig, pgx.QueryExecModeExec, 0, 0},
+		{"gateway: prepared statements when the URL opts in", base + "?default_query_exec_mode=cache_statement", postgres.GatewayPoolConfig, pgx.QueryExecModeCacheStatement, postgres.StatementCacheSize, 0},
+		{"pool size from the URL", base + "?pool_max_conns=3", postgres.GatewayPoolConfig, pgx.QueryExecModeExec, 0, 3},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := tt.config(tt.url)
@@ -59,8 +60,8 @@ func TestOpenSizesThePools(t *testing.T) {
 	if got, want := db.App().Config().MaxConns, postgres.DefaultAppMaxConns(); got != want {
 		t.Fatalf("app pool max conns = %d, want %d", got, want)
 	}
-	if mode := db.App().Config().ConnConfig.DefaultQueryExecMode; mode != pgx.QueryExecModeCacheStatement {
-		t.Fatalf("app pool mode = %v, want cached statements", mode)
+	if mode := db.App().Config().ConnConfig.DefaultQueryExecMode; mode != pgx.QueryExecModeExec {
+		t.Fatalf("app pool mode = %v, want unnamed statements by default", mode)
 	}
 	b, err := db.Business(t.Context())
 	if err != nil {

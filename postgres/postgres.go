@@ -149,24 +149,31 @@ func AppPoolConfig(appURL string) (*pgxpool.Config, error) {
 	return pcfg, nil
 }
 
-// GatewayPoolConfig is [AppPoolConfig] for the pool of bulkhead's own data
-// API, which never runs business code. Its statements are prepared once
-// per connection and cached (pgx's statement cache, at most
-// [StatementCacheSize] per connection), so PostgreSQL keeps their plans
-// instead of parsing and planning every request. A prepared statement
-// holds SQL text with placeholders, never a tenant's values or context.
-// Behind a pooler that cannot keep prepared statements (PgBouncer in
-// transaction mode before 1.21), default_query_exec_mode=exec in the URL
-// turns the cache off: the URL's mode is kept, pgx's default being the
-// cache.
+// GatewayPoolConfig is the config of the pool of bulkhead's own data API,
+// which never runs business code (that gets its own pool, see
+// [DB.Business]). By default it is [AppPoolConfig]'s: the library's
+// statements go unnamed, as bulkhead's hardening rules say. With
+// default_query_exec_mode=cache_statement in the URL, an operator opts in
+// to prepared statements: each is prepared once per connection and cached
+// (at most [StatementCacheSize]), so PostgreSQL keeps its plan instead of
+// parsing and planning every request. A prepared statement holds SQL text
+// with placeholders, never a tenant's values or context, and no other code
+// runs on these connections; docs/PERFORMANCE.md measures the difference.
 func GatewayPoolConfig(appURL string) (*pgxpool.Config, error) {
 	pcfg, err := tenantPoolConfig(appURL)
 	if err != nil {
 		return nil, err
 	}
-	pcfg.ConnConfig.StatementCacheCapacity = StatementCacheSize
-	pcfg.ConnConfig.DescriptionCacheCapacity = StatementCacheSize
 	pcfg.ConnConfig.RuntimeParams["application_name"] = GatewayApplicationName
+	if !strings.Contains(appURL, "default_query_exec_mode=cache_statement") {
+		pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+		pcfg.ConnConfig.StatementCacheCapacity = 0
+		pcfg.ConnConfig.DescriptionCacheCapacity = 0
+		return pcfg, nil
+	}
+	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+	pcfg.ConnConfig.StatementCacheCapacity = StatementCacheSize
+	pcfg.ConnConfig.DescriptionCacheCapacity = 0
 	return pcfg, nil
 }
 

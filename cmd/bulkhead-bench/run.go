@@ -45,6 +45,7 @@ func run(ctx context.Context, args []string) error {
 	duration := fs.Duration("duration", 10*time.Second, "how long each side of each scenario runs")
 	workers := fs.Uint64("workers", 8, "concurrent clients of the load process")
 	maxReq := fs.Uint64("max-requests", 1000000, "the most requests one load run sends, even before --duration is up")
+	prepared := fs.Bool("prepared", false, "opt the data API's pool in to prepared statements (default_query_exec_mode=cache_statement in its URL; see docs/PERFORMANCE.md)")
 	warmup := fs.Duration("warmup", time.Second, "an unmeasured run before each measured one, so that both sides are measured warm (connections open, statements prepared, caches filled); 0 skips it")
 	rate := fs.Int("rate", 0, "pace the three scenarios at this many requests per second (an open loop, the same load on both sides) instead of a closed loop of --workers clients")
 	tenants := fs.Int("tenants", 10, "tenants to spread the load over")
@@ -90,7 +91,14 @@ func run(ctx context.Context, args []string) error {
 	if _, err := postgres.Setup(ctx, adminURL, nil); err != nil {
 		return err
 	}
-	db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: adminURL})
+	bulkURL := adminURL
+	if *prepared {
+		bulkURL += "&default_query_exec_mode=cache_statement"
+		if !strings.Contains(adminURL, "?") {
+			bulkURL = adminURL + "?default_query_exec_mode=cache_statement"
+		}
+	}
+	db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: bulkURL})
 	if err != nil {
 		return err
 	}
@@ -183,7 +191,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	printReport(os.Stdout, results, sql, *workers, *rate, *duration)
+	printReport(os.Stdout, results, sql, *workers, *rate, *prepared, *duration)
 	printExtra(os.Stdout, noisyRes, scaleRes, siloRes)
 	return nil
 }
@@ -457,13 +465,17 @@ func runPgbench(ctx context.Context, cl *pgcluster.Cluster, adminURL string, db 
 	return out, nil
 }
 
-func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, workers uint64, rate int, d time.Duration) {
+func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, workers uint64, rate int, prepared bool, d time.Duration) {
 	host, _ := os.Hostname()
 	load := fmt.Sprintf("%d load clients", workers)
 	if rate > 0 {
 		load = fmt.Sprintf("paced at %d requests per second", rate)
 	}
-	fmt.Fprintf(w, "\nbulkhead-bench: %s, %s per side, %d CPUs (%s/%s), host %s\n\n", load, d, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host)
+	statements := "unnamed statements (the default)"
+	if prepared {
+		statements = "prepared statements (--prepared)"
+	}
+	fmt.Fprintf(w, "\nbulkhead-bench: %s, %s per side, %d CPUs (%s/%s), host %s; the data API's pool uses %s\n\n", load, d, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host, statements)
 	if len(results) == 0 && len(sql) == 0 {
 		return
 	}

@@ -511,3 +511,70 @@ func TestEachDatabaseHasItsOwnGateway(t *testing.T) {
 	}
 	again.Close()
 }
+
+// TestContextFormCheckedFirst: the verifier checks the strict token form
+// before it looks anything up or decodes anything, and says so in its log
+// line ("malformed"); a well-formed token with a key nobody has is
+// reported as such, so the test tells the two apart.
+func TestContextFormCheckedFirst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	cfg, err := pgx.ParseConfig(e.pg.URL(e.db.AppRole, gatewayPassword(t, e)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notices []string
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n.Message) }
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	reason := func(tok string) string {
+		t.Helper()
+		notices = nil
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		var isNull bool
+		if _, err := tx.Exec(ctx, `SET LOCAL client_min_messages = log`); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.QueryRow(ctx, `SELECT set_config('bulkhead.context', $1, true) IS NULL OR bulkhead.context() IS NULL`, tok).Scan(&isNull); err != nil {
+			t.Fatalf("%q: %v", tok, err)
+		}
+		if !isNull {
+			t.Fatalf("%q verified", tok)
+		}
+		for _, n := range notices {
+			if strings.HasPrefix(n, "bulkhead: ") {
+				return n
+			}
+		}
+		t.Fatalf("%q: no log line from the verifier (notices %q)", tok, notices)
+		return ""
+	}
+	parts := strings.Split(e.mint(t, "pa", nil), ".")
+	join := func(p ...string) string { return strings.Join(p, ".") }
+	for _, tt := range []struct{ name, token string }{
+		{"kid outside the alphabet", join(parts[0], "ab!cd", parts[2], parts[3])},
+		{"kid over 32 characters", join(parts[0], strings.Repeat("k", 33), parts[2], parts[3])},
+		{"payload outside the alphabet", join(parts[0], parts[1], parts[2][:8]+"+"+parts[2][9:], parts[3])},
+		{"padded mac", join(parts[0], parts[1], parts[2], parts[3]+"=")},
+		{"short mac", join(parts[0], parts[1], parts[2], parts[3][:42])},
+		{"empty payload", join(parts[0], parts[1], "", parts[3])},
+		{"fifth part", join(parts[0], parts[1], parts[2], parts[3], "x")},
+		{"other version", join("v2", parts[1], parts[2], parts[3])},
+		{"newline at the end", join(parts[0], parts[1], parts[2], parts[3]) + "\n"},
+	} {
+		if got := reason(tt.token); !strings.Contains(got, "(malformed)") {
+			t.Errorf("%s: %q, want it refused as malformed", tt.name, got)
+		}
+	}
+	if got := reason(join(parts[0], "nosuchkey", parts[2], parts[3])); !strings.Contains(got, "(unknown key)") {
+		t.Errorf("a well-formed token with an unknown key: %q, want unknown key", got)
+	}
+}

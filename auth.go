@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/fresh"
 	"github.com/bulkhead-dev/bulkhead/internal/strictjson"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -73,6 +75,7 @@ func (db *DB) NewAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
 		cfg.AdminTokenTTL = DefaultAdminTokenTTL
 	}
 	a := &Auth{db: db, cfg: cfg}
+	a.users.MaxAge, a.users.Now = userCacheAge, db.now
 	for _, t := range cfg.External {
 		if t.Issuer == TokenIssuer || t.Issuer == AdminTokenIssuer {
 			return nil, fault.Errorf(fault.Invalid, "invalid_config", "An external identity provider cannot use bulkhead's own issuer %q.", t.Issuer)
@@ -337,49 +340,42 @@ func Middleware(v TokenVerifier, onError func(http.ResponseWriter, *http.Request
 }
 
 // userCache remembers for a short while that a user exists in an active
-// tenant, so a busy user's every request does not cost a catalog query.
-// Deleting a user or offboarding its tenant reaches every replica within
-// userCacheAge; the database refuses the tenant's contexts at once.
-type userCache struct {
-	mu sync.Mutex
-	m  map[string]time.Time // tenant/user → when it was seen active
+// tenant, so a busy user's every request does not cost a catalog query; it
+// is reloaded ahead of expiry while the user is busy. Deleting a user or
+// offboarding its tenant reaches every replica within userCacheAge; the
+// database refuses the tenant's contexts at once.
+type userCache = fresh.Cache[userKey, struct{}]
+
+type userKey struct {
+	tenant tenant.ID
+	user   string
 }
 
 const userCacheAge = 2 * time.Second
 
+// errUserInactive is a load's answer for a user that is absent or not
+// active: not an error for the caller, and not cached.
+var errUserInactive = errors.New("user not active")
+
 func (a *Auth) userActive(ctx context.Context, user string, tid tenant.ID) (bool, error) {
-	key := string(tid) + "/" + user
-	now := a.db.now()
-	a.users.mu.Lock()
-	if at, ok := a.users.m[key]; ok && now.Sub(at) < userCacheAge {
-		a.users.mu.Unlock()
-		return true, nil
+	_, err := a.users.Get(ctx, userKey{tid, user}, func(ctx context.Context) (struct{}, error) {
+		ok, err := a.db.pg.UserActive(ctx, user, tid)
+		if err == nil && !ok {
+			err = errUserInactive
+		}
+		return struct{}{}, err
+	})
+	if errors.Is(err, errUserInactive) {
+		return false, nil
 	}
-	a.users.mu.Unlock()
-	ok, err := a.db.pg.UserActive(ctx, user, tid)
-	if err != nil || !ok {
-		return ok, err
-	}
-	a.users.mu.Lock()
-	if a.users.m == nil || len(a.users.m) > 100000 {
-		a.users.m = map[string]time.Time{}
-	}
-	a.users.m[key] = now
-	a.users.mu.Unlock()
-	return true, nil
+	return err == nil, err
 }
 
 // ForgetTenant drops cached facts about a tenant after the control plane
 // changed it (offboarding, suspension).
 func (a *Auth) ForgetTenant(id tenant.ID) {
 	a.db.ForgetTenant(id)
-	a.users.mu.Lock()
-	for k := range a.users.m {
-		if strings.HasPrefix(k, string(id)+"/") {
-			delete(a.users.m, k)
-		}
-	}
-	a.users.mu.Unlock()
+	a.users.ForgetFunc(func(k userKey, _ struct{}) bool { return k.tenant == id })
 }
 
 // tokenCache remembers bulkhead's own tenant tokens whose signature and

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,6 +13,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/ctxtoken"
 	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/fresh"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -47,14 +47,14 @@ type Config struct {
 
 // DB is bulkhead's handle on the database.
 type DB struct {
-	pg      *postgres.DB  // minter only
-	app     *pgxpool.Pool // the pool tenant work runs on
-	appRole string
-	ttl     time.Duration
-	log     *slog.Logger
-	now     func() time.Time
-	tenants tenantCache
-	scopes  scopeCache
+	pg       *postgres.DB  // minter only
+	app      *pgxpool.Pool // the pool tenant work runs on
+	appRole  string
+	ttl      time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+	tenants  tenantCache
+	policies fresh.Cache[policiesKey, *TenantPolicies]
 }
 
 // ErrNotMinter is returned when a DB opened for business code is asked to
@@ -85,7 +85,8 @@ func Open(ctx context.Context, cfg Config) (db *DB, err error) {
 		cfg.Now = time.Now
 	}
 	db = &DB{ttl: cfg.ContextTTL, log: cfg.Logger, now: cfg.Now}
-	db.tenants.ttl = cfg.TenantCacheTTL
+	db.tenants.cache.MaxAge, db.tenants.cache.Now = cfg.TenantCacheTTL, cfg.Now
+	db.policies.MaxAge, db.policies.Now = policiesAge, cfg.Now
 	if cfg.DatabaseURL != "" {
 		pg, err := postgres.Open(ctx, postgres.Config{AdminURL: cfg.DatabaseURL, Logger: cfg.Logger, Now: cfg.Now})
 		if err != nil {
@@ -272,7 +273,7 @@ func (db *DB) ResolveTenant(ctx context.Context, p tenant.Principal) (*tenant.Te
 	if db.pg == nil {
 		return nil, ErrNotMinter
 	}
-	t, err := db.tenants.get(ctx, p, db.now())
+	t, err := db.tenants.get(ctx, p)
 	if err != nil {
 		if fault.KindOf(err) == fault.NotFound {
 			return nil, fault.From(errTenantGone, err)
@@ -293,51 +294,33 @@ var errTenantGone = identity.ErrInvalidToken
 // changed it or its policies.
 func (db *DB) ForgetTenant(id tenant.ID) {
 	db.tenants.forget(id)
-	db.scopes.forget(id)
+	db.ForgetPolicies(id)
 }
 
+// tenantCache holds tenants by UUID or slug for a couple of seconds,
+// reloaded ahead of expiry while they are in use.
 type tenantCache struct {
-	db  *postgres.DB
-	ttl time.Duration
-	mu  sync.Mutex
-	m   map[string]cachedTenant
+	db    *postgres.DB
+	cache fresh.Cache[string, *tenant.Tenant]
 }
 
-type cachedTenant struct {
-	t  *tenant.Tenant
-	at time.Time
-}
-
-func (c *tenantCache) get(ctx context.Context, p tenant.Principal, now time.Time) (*tenant.Tenant, error) {
-	key := "id:" + string(p.TenantID)
-	if p.TenantID == "" {
-		key = "slug:" + string(p.Tenant)
-	}
-	c.mu.Lock()
-	if e, ok := c.m[key]; ok && now.Sub(e.at) < c.ttl {
-		c.mu.Unlock()
-		return matchSlug(e.t, p)
-	}
-	c.mu.Unlock()
-	var t *tenant.Tenant
-	var err error
+func (c *tenantCache) get(ctx context.Context, p tenant.Principal) (*tenant.Tenant, error) {
+	var key string
+	var load func(context.Context) (*tenant.Tenant, error)
 	switch {
 	case p.TenantID != "":
-		t, err = c.db.FindTenantByID(ctx, p.TenantID)
+		key = "id:" + string(p.TenantID)
+		load = func(ctx context.Context) (*tenant.Tenant, error) { return c.db.FindTenantByID(ctx, p.TenantID) }
 	case p.Tenant != "":
-		t, err = c.db.FindTenantBySlug(ctx, p.Tenant, false)
+		key = "slug:" + string(p.Tenant)
+		load = func(ctx context.Context) (*tenant.Tenant, error) { return c.db.FindTenantBySlug(ctx, p.Tenant, false) }
 	default:
 		return nil, tenant.ErrNoTenant
 	}
+	t, err := c.cache.Get(ctx, key, load)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	if c.m == nil || len(c.m) > 100000 {
-		c.m = map[string]cachedTenant{}
-	}
-	c.m[key] = cachedTenant{t: t, at: now}
-	c.mu.Unlock()
 	return matchSlug(t, p)
 }
 
@@ -350,11 +333,5 @@ func matchSlug(t *tenant.Tenant, p tenant.Principal) (*tenant.Tenant, error) {
 }
 
 func (c *tenantCache) forget(id tenant.ID) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, e := range c.m {
-		if e.t.ID == id {
-			delete(c.m, k)
-		}
-	}
+	c.cache.ForgetFunc(func(_ string, t *tenant.Tenant) bool { return t.ID == id })
 }

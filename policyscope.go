@@ -3,7 +3,6 @@ package bulkhead
 import (
 	"context"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/policy"
@@ -22,7 +21,7 @@ func (db *DB) PolicyScope(ctx context.Context, p tenant.Principal, t *tenant.Ten
 	if db.pg == nil {
 		return nil, ErrNotMinter
 	}
-	docs, boundary, err := db.scopes.documents(ctx, db.pg, t)
+	tp, err := db.Policies(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +34,7 @@ func (db *DB) PolicyScope(ctx context.Context, p tenant.Principal, t *tenant.Ten
 		} {
 			d := policy.EvaluateWithBoundary(policy.Request{Action: a.action, Resource: policy.DataResource(string(t.ID), table), Time: now,
 				Context: map[string][]string{policy.KeyLeadingKeys: {string(t.ID)}}},
-				policy.Principal{TenantID: t.ID, Tier: t.Plan, Role: p.Role}, boundary, docs)
+				policy.Principal{TenantID: t.ID, Tier: tp.Plan, Role: p.Role}, tp.Boundary, tp.Policies)
 			if d.Allowed() {
 				allowed = append(allowed, a.cmd)
 			}
@@ -52,18 +51,26 @@ func (db *DB) PolicyScope(ctx context.Context, p tenant.Principal, t *tenant.Ten
 	return scope, nil
 }
 
-// scopeCache holds parsed policies per tenant for a couple of seconds.
-type scopeCache struct {
-	mu sync.Mutex
-	m  map[tenant.ID]cachedDocs
+// TenantPolicies is what decides a tenant principal's requests: its plan's
+// template, which bounds them, and its policies, the template first and
+// then the documents the tenant's admins stored.
+type TenantPolicies struct {
+	Plan     string
+	Boundary []*policy.Document
+	Policies []*policy.Document
 }
 
-type cachedDocs struct {
-	plan           string
-	docs, boundary []*policy.Document
-	at             time.Time
+// policiesAge bounds how long a change to a tenant's policies may take to
+// reach a server that did not make it (the one that did drops them at once).
+const policiesAge = 2 * time.Second
+
+type policiesKey struct {
+	id   tenant.ID
+	plan string // a change of plan changes the template
 }
 
+// denyAllDoc stands in for a stored policy that no longer parses: its Deny
+// statements may matter, so it denies everything.
 var denyAllDoc = func() *policy.Document {
 	d, err := policy.Parse([]byte(`{"Version": "2012-10-17", "Statement": [
 		{"Sid": "StoredPolicyInvalid", "Effect": "Deny", "Action": "*", "Resource": "*"}]}`))
@@ -73,40 +80,38 @@ var denyAllDoc = func() *policy.Document {
 	return d
 }()
 
-func (c *scopeCache) documents(ctx context.Context, pg *postgres.DB, t *tenant.Tenant) (docs, boundary []*policy.Document, err error) {
-	c.mu.Lock()
-	if e, ok := c.m[t.ID]; ok && e.plan == t.Plan && time.Since(e.at) < 2*time.Second {
-		c.mu.Unlock()
-		return e.docs, e.boundary, nil
+// Policies returns t's policies, parsed, from the cache that Mint's scope
+// and the data API's decisions share: at most two seconds old, reloaded
+// ahead of expiry while the tenant is busy, and dropped at once by
+// ForgetPolicies. A stored document that no longer parses stands as a
+// deny-all, and is logged.
+func (db *DB) Policies(ctx context.Context, t *tenant.Tenant) (*TenantPolicies, error) {
+	if db.pg == nil {
+		return nil, ErrNotMinter
 	}
-	c.mu.Unlock()
-	tmpl, err := policy.Template(t.Plan)
-	if err != nil {
-		return nil, nil, err
-	}
-	docs, boundary = []*policy.Document{tmpl}, []*policy.Document{tmpl}
-	stored, err := pg.FindPolicies(ctx, t.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, sp := range stored {
-		d, err := policy.Parse([]byte(sp.Document))
+	return db.policies.Get(ctx, policiesKey{t.ID, t.Plan}, func(ctx context.Context) (*TenantPolicies, error) {
+		tmpl, err := policy.Template(t.Plan)
 		if err != nil {
-			d = denyAllDoc // fail closed
+			return nil, err
 		}
-		docs = append(docs, d)
-	}
-	c.mu.Lock()
-	if c.m == nil || len(c.m) > 100000 {
-		c.m = map[tenant.ID]cachedDocs{}
-	}
-	c.m[t.ID] = cachedDocs{plan: t.Plan, docs: docs, boundary: boundary, at: time.Now()}
-	c.mu.Unlock()
-	return docs, boundary, nil
+		stored, err := db.pg.FindPolicies(ctx, t.ID)
+		if err != nil {
+			return nil, err
+		}
+		tp := &TenantPolicies{Plan: t.Plan, Boundary: []*policy.Document{tmpl}, Policies: []*policy.Document{tmpl}}
+		for _, sp := range stored {
+			d, err := policy.Parse([]byte(sp.Document))
+			if err != nil {
+				db.log.ErrorContext(ctx, "stored policy does not parse; denying all for the tenant", "tenant_id", string(t.ID), "policy", sp.Name, "err", err)
+				d = denyAllDoc // fail closed
+			}
+			tp.Policies = append(tp.Policies, d)
+		}
+		return tp, nil
+	})
 }
 
-func (c *scopeCache) forget(id tenant.ID) {
-	c.mu.Lock()
-	delete(c.m, id)
-	c.mu.Unlock()
+// ForgetPolicies drops t's cached policies, after they changed.
+func (db *DB) ForgetPolicies(id tenant.ID) {
+	db.policies.ForgetFunc(func(k policiesKey, _ *TenantPolicies) bool { return k.id == id })
 }

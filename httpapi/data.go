@@ -50,7 +50,7 @@ func leadingKeys(r *http.Request, t *tenant.Tenant) []string {
 
 // dataScope lists the commands the caller's policies allow on a table.
 func (s *Server) dataScope(r *http.Request, p tenant.Principal, t *tenant.Tenant, resource string) ([]string, error) {
-	tp, err := s.tenantPolicies(r.Context(), t)
+	tp, err := s.db.Policies(r.Context(), t)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +60,7 @@ func (s *Server) dataScope(r *http.Request, p tenant.Principal, t *tenant.Tenant
 	} {
 		d := policy.EvaluateWithBoundary(policy.Request{Action: a.action, Resource: resource, Time: time.Now(), SourceIP: sourceIP(r),
 			Context: map[string][]string{policy.KeyLeadingKeys: {string(t.ID)}}},
-			policy.Principal{TenantID: t.ID, Tier: tp.plan, Role: p.Role}, tp.boundary, tp.policies)
+			policy.Principal{TenantID: t.ID, Tier: tp.Plan, Role: p.Role}, tp.Boundary, tp.Policies)
 		if d.Allowed() {
 			scope = append(scope, a.cmd)
 		}

@@ -5,73 +5,12 @@ import (
 	"net/http"
 	"net/netip"
 	"regexp"
-	"sync"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
-
-// tenantPolicies is a tenant's plan template (the boundary) and the
-// documents its admins attached, parsed.
-type tenantPolicies struct {
-	plan     string
-	boundary []*policy.Document
-	policies []*policy.Document // the template itself first
-	at       time.Time
-}
-
-// policyCache holds parsed policies per tenant for a short while; writes
-// through /v1/policies drop the entry at once.
-type policyCache struct {
-	mu sync.Mutex
-	m  map[tenant.ID]*tenantPolicies
-}
-
-const policyCacheAge = 2 * time.Second
-
-func (s *Server) tenantPolicies(ctx context.Context, t *tenant.Tenant) (*tenantPolicies, error) {
-	s.pols.mu.Lock()
-	if tp, ok := s.pols.m[t.ID]; ok && time.Since(tp.at) < policyCacheAge && tp.plan == t.Plan {
-		s.pols.mu.Unlock()
-		return tp, nil
-	}
-	s.pols.mu.Unlock()
-	tmpl, err := policy.Template(t.Plan)
-	if err != nil {
-		return nil, err
-	}
-	tp := &tenantPolicies{plan: t.Plan, boundary: []*policy.Document{tmpl}, policies: []*policy.Document{tmpl}, at: time.Now()}
-	stored, err := s.pg.FindPolicies(ctx, t.ID)
-	if err != nil {
-		return nil, err
-	}
-	for _, sp := range stored {
-		d, err := policy.Parse([]byte(sp.Document))
-		if err != nil {
-			// Isolation: a stored document that no longer parses fails
-			// closed: its Deny statements may matter, so it denies all.
-			s.log.ErrorContext(ctx, "stored policy does not parse; denying all for the tenant", "tenant_id", string(t.ID), "policy", sp.Name, "err", err)
-			d = denyAll
-		}
-		tp.policies = append(tp.policies, d)
-	}
-	s.pols.mu.Lock()
-	if s.pols.m == nil || len(s.pols.m) > 100000 {
-		s.pols.m = map[tenant.ID]*tenantPolicies{} //bulkhead:ok trusted gateway cache, keyed by tenant UUID, bounded
-
-	}
-	s.pols.m[t.ID] = tp //bulkhead:ok keyed by the verified tenant's UUID; entries expire after policyCacheAge
-	s.pols.mu.Unlock()
-	return tp, nil
-}
-
-func (s *Server) forgetPolicies(id tenant.ID) {
-	s.pols.mu.Lock()
-	delete(s.pols.m, id) //bulkhead:ok drops one tenant's own entry
-	s.pols.mu.Unlock()
-}
 
 // decisionKey carries the deciding statement of a request to its audit event.
 type decisionKey struct{}
@@ -86,7 +25,7 @@ func (s *Server) decide(r *http.Request, p tenant.Principal, t *tenant.Tenant, a
 	if p.Platform {
 		return s.decidePlatform(r, action, resource)
 	}
-	tp, err := s.tenantPolicies(r.Context(), t)
+	tp, err := s.db.Policies(r.Context(), t)
 	if err != nil {
 		return policy.Decision{}, err
 	}
@@ -94,8 +33,8 @@ func (s *Server) decide(r *http.Request, p tenant.Principal, t *tenant.Tenant, a
 	if leading != nil {
 		req.Context = map[string][]string{policy.KeyLeadingKeys: leading}
 	}
-	pp := policy.Principal{TenantID: t.ID, Tier: tp.plan, Role: p.Role}
-	d := policy.EvaluateWithBoundary(req, pp, tp.boundary, tp.policies)
+	pp := policy.Principal{TenantID: t.ID, Tier: tp.Plan, Role: p.Role}
+	d := policy.EvaluateWithBoundary(req, pp, tp.Boundary, tp.Policies)
 	if n, ok := r.Context().Value(decisionKey{}).(*decisionNote); ok {
 		n.statement = d.Statement
 	}
@@ -104,16 +43,6 @@ func (s *Server) decide(r *http.Request, p tenant.Principal, t *tenant.Tenant, a
 	}
 	return d, nil
 }
-
-// denyAll stands in for a stored policy that no longer parses.
-var denyAll = func() *policy.Document {
-	d, err := policy.Parse([]byte(`{"Version": "2012-10-17", "Statement": [
-		{"Sid": "StoredPolicyInvalid", "Effect": "Deny", "Action": "*", "Resource": "*"}]}`))
-	if err != nil {
-		panic(err)
-	}
-	return d
-}()
 
 // platformPolicy is what platform administrators may do: administer the
 // control plane, and nothing in tenants' data (the data API also refuses
@@ -236,7 +165,7 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.forgetPolicies(t.ID)
+	s.db.ForgetPolicies(t.ID)
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
@@ -260,7 +189,7 @@ func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.forgetPolicies(t.ID)
+	s.db.ForgetPolicies(t.ID)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -301,12 +230,12 @@ func (s *Server) simulatePolicy(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fault.E(fault.Invalid, "invalid_body", `"action" and "resource" are required.`))
 		return
 	}
-	tp, err := s.tenantPolicies(r.Context(), t)
+	tp, err := s.db.Policies(r.Context(), t)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	docs := tp.policies
+	docs := tp.Policies
 	if req.Policy != nil {
 		b, _ := jsonMarshal(req.Policy)
 		d, err := policy.Parse(b)
@@ -325,7 +254,7 @@ func (s *Server) simulatePolicy(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d := policy.EvaluateWithBoundary(policy.Request{Action: req.Action, Resource: req.Resource, Time: time.Now(), SourceIP: sourceIP(r), Context: req.Context},
-		policy.Principal{TenantID: t.ID, Tier: tp.plan, Role: role}, tp.boundary, docs)
+		policy.Principal{TenantID: t.ID, Tier: tp.Plan, Role: role}, tp.Boundary, docs)
 	out := simulateResponse{Statement: d.Statement, Reason: d.Reason}
 	switch d.Effect {
 	case policy.Allow:

@@ -77,7 +77,6 @@ type Server struct {
 	tables  map[string]*rest.Table // the data API's allowlist, described from the pool schema
 	mux     *http.ServeMux
 	audit   *audit.Writer
-	pols    policyCache
 	metrics *Metrics
 	alarms  *audit.Alarms
 	quota   limiters

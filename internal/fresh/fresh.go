@@ -1,0 +1,151 @@
+// Package fresh is a small read-through cache with a staleness bound, for
+// the catalog facts a gateway reads on every request (a tenant, a user, a
+// tenant's policies).
+//
+// A value is served for at most MaxAge after the load that produced it
+// began, never longer. A read in the second half of that age starts one
+// background reload and is answered at once from the cache, so a busy key
+// is reloaded ahead of its expiry and no request waits on the database for
+// it. Concurrent reads of a missing or expired key share one load. Errors
+// are not cached.
+package fresh
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// DefaultMaxEntries bounds a Cache whose MaxEntries is zero.
+const DefaultMaxEntries = 100_000
+
+// loadTimeout bounds a load, which runs apart from the cancellation of
+// the request that started it (other requests may be waiting on it).
+const loadTimeout = 10 * time.Second
+
+// Cache maps keys to values loaded on demand. The zero value is not
+// ready; set MaxAge. A Cache must not be copied after first use.
+type Cache[K comparable, V any] struct {
+	// MaxAge is how long after its load began a value may be served.
+	MaxAge time.Duration
+	// MaxEntries bounds the cache; when it is full the cache starts
+	// empty again (0: DefaultMaxEntries).
+	MaxEntries int
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+
+	mu    sync.Mutex
+	m     map[K]entry[V]
+	calls map[K]*call[V]
+	gen   uint64 // bumped by Forget: loads begun before it are not stored
+}
+
+type entry[V any] struct {
+	v  V
+	at time.Time // when the load that produced v began
+}
+
+type call[V any] struct {
+	done chan struct{}
+	v    V
+	err  error
+}
+
+func (c *Cache[K, V]) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Get returns the value for k, calling load when there is none young
+// enough. load runs without the cancellation of ctx (its values are kept)
+// and is bounded by its own timeout; Get itself returns early with
+// ctx's error when ctx is done first.
+func (c *Cache[K, V]) Get(ctx context.Context, k K, load func(context.Context) (V, error)) (V, error) {
+	now := c.now()
+	c.mu.Lock()
+	if e, ok := c.m[k]; ok {
+		if age := now.Sub(e.at); age < c.MaxAge {
+			if age >= c.MaxAge/2 && c.calls[k] == nil {
+				c.start(ctx, k, now, load) // refresh ahead; this read does not wait
+			}
+			c.mu.Unlock()
+			return e.v, nil
+		}
+	}
+	cl := c.calls[k]
+	if cl == nil {
+		cl = c.start(ctx, k, now, load)
+	}
+	c.mu.Unlock()
+	select {
+	case <-cl.done:
+		return cl.v, cl.err
+	case <-ctx.Done():
+		var zero V
+		return zero, ctx.Err()
+	}
+}
+
+// start runs load for k in the background and returns its call; c.mu is
+// held.
+func (c *Cache[K, V]) start(ctx context.Context, k K, began time.Time, load func(context.Context) (V, error)) *call[V] {
+	cl := &call[V]{done: make(chan struct{})}
+	if c.calls == nil {
+		c.calls = map[K]*call[V]{}
+	}
+	c.calls[k] = cl
+	gen := c.gen
+	go func() {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+		defer cancel()
+		cl.v, cl.err = load(lctx)
+		c.mu.Lock()
+		delete(c.calls, k)
+		if cl.err == nil && gen == c.gen {
+			c.store(k, entry[V]{v: cl.v, at: began})
+		}
+		c.mu.Unlock()
+		close(cl.done)
+	}()
+	return cl
+}
+
+// store puts e under k; c.mu is held.
+func (c *Cache[K, V]) store(k K, e entry[V]) {
+	max := c.MaxEntries
+	if max <= 0 {
+		max = DefaultMaxEntries
+	}
+	if c.m == nil || len(c.m) >= max {
+		c.m = map[K]entry[V]{}
+	}
+	c.m[k] = e
+}
+
+// Forget drops k. A load already running is still answered to those
+// waiting on it, but nothing loaded before Forget is stored.
+func (c *Cache[K, V]) Forget(k K) {
+	c.ForgetFunc(func(key K, _ V) bool { return key == k })
+}
+
+// ForgetFunc drops every entry for which drop returns true, with the same
+// guarantee as Forget.
+func (c *Cache[K, V]) ForgetFunc(drop func(K, V) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for k, e := range c.m {
+		if drop(k, e.v) {
+			delete(c.m, k)
+		}
+	}
+}
+
+// Len reports how many values the cache holds.
+func (c *Cache[K, V]) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}

@@ -1,0 +1,260 @@
+package fresh
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newCache(t *testing.T) (*Cache[string, int], *clock) {
+	t.Helper()
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	return &Cache[string, int]{MaxAge: 2 * time.Second, Now: clk.now}, clk
+}
+
+// idle waits until no load is running, so that a background load's result
+// is stored before the test reads again.
+func idle[K comparable, V any](t *testing.T, c *Cache[K, V]) {
+	t.Helper()
+	for range 5000 {
+		c.mu.Lock()
+		n := len(c.calls)
+		c.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("a load is still running after 5 s")
+}
+
+// counter is a load that returns 1, 2, 3... and counts its calls.
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) load(context.Context) (int, error) { return int(c.n.Add(1)), nil }
+
+func get(t *testing.T, c *Cache[string, int], k string, load func(context.Context) (int, error)) int {
+	t.Helper()
+	v, err := c.Get(context.Background(), k, load)
+	if err != nil {
+		t.Fatalf("Get(%q): %v", k, err)
+	}
+	return v
+}
+
+func TestServesWithinMaxAgeOnly(t *testing.T) {
+	c, clk := newCache(t)
+	var l counter
+	if v := get(t, c, "a", l.load); v != 1 {
+		t.Fatalf("first read = %d, want the first load", v)
+	}
+	clk.advance(999 * time.Millisecond)
+	if v := get(t, c, "a", l.load); v != 1 || l.n.Load() != 1 {
+		t.Fatalf("young value: got %d after %d loads, want 1 after 1", v, l.n.Load())
+	}
+	// Past MaxAge the old value is never served: the read waits for a load.
+	clk.advance(1001 * time.Millisecond)
+	if v := get(t, c, "a", l.load); v != 2 {
+		t.Fatalf("at MaxAge: got %d, want the second load's value", v)
+	}
+	if v := get(t, c, "b", l.load); v != 3 {
+		t.Fatalf("another key: got %d, want its own load", v)
+	}
+}
+
+func TestRefreshesAhead(t *testing.T) {
+	c, clk := newCache(t)
+	release := make(chan struct{})
+	var calls atomic.Int64
+	load := func(context.Context) (int, error) {
+		n := calls.Add(1)
+		if n > 1 {
+			<-release
+		}
+		return int(n), nil
+	}
+	get(t, c, "a", load)
+	clk.advance(1500 * time.Millisecond) // past half of MaxAge
+	// The reads are answered from the cache while the reload waits, and
+	// only one reload runs.
+	for range 3 {
+		if v := get(t, c, "a", load); v != 1 {
+			t.Fatalf("during the refresh: got %d, want the cached 1", v)
+		}
+	}
+	close(release)
+	idle(t, c)
+	if calls.Load() != 2 {
+		t.Fatalf("%d loads, want the first and one refresh", calls.Load())
+	}
+	// The refreshed value dates from when its load began (1.5 s), so it is
+	// served until 3.5 s and not after.
+	clk.advance(1900 * time.Millisecond)
+	if v := get(t, c, "a", load); v != 2 {
+		t.Fatalf("after the refresh: got %d, want 2", v)
+	}
+	idle(t, c) // that read, at 1.9 s of age, refreshed again
+	clk.advance(2 * time.Second)
+	if v := get(t, c, "a", load); v != 4 {
+		t.Fatalf("at MaxAge after the second refresh: got %d, want a new load (4)", v)
+	}
+}
+
+func TestConcurrentMissesShareOneLoad(t *testing.T) {
+	c, _ := newCache(t)
+	release := make(chan struct{})
+	var calls atomic.Int64
+	load := func(context.Context) (int, error) {
+		calls.Add(1)
+		<-release
+		return 7, nil
+	}
+	var wg sync.WaitGroup
+	got := make([]int, 16)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := c.Get(context.Background(), "a", load)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = v
+		}()
+	}
+	for range 5000 { // until every reader waits on the one load
+		c.mu.Lock()
+		n := len(c.calls)
+		c.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if calls.Load() != 1 {
+		t.Fatalf("%d loads for 16 concurrent misses, want 1", calls.Load())
+	}
+	for i, v := range got {
+		if v != 7 {
+			t.Fatalf("reader %d got %d, want 7", i, v)
+		}
+	}
+}
+
+func TestErrorsAreNotCached(t *testing.T) {
+	c, _ := newCache(t)
+	boom := errors.New("boom")
+	if _, err := c.Get(context.Background(), "a", func(context.Context) (int, error) { return 0, boom }); !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want the load's error", err)
+	}
+	var l counter
+	if v := get(t, c, "a", l.load); v != 1 || l.n.Load() != 1 {
+		t.Fatalf("after a failed load: got %d after %d loads, want a new load", v, l.n.Load())
+	}
+}
+
+func TestFailedRefreshKeepsTheBound(t *testing.T) {
+	c, clk := newCache(t)
+	get(t, c, "a", func(context.Context) (int, error) { return 1, nil })
+	clk.advance(1500 * time.Millisecond)
+	fail := func(context.Context) (int, error) { return 0, errors.New("database down") }
+	if v := get(t, c, "a", fail); v != 1 {
+		t.Fatalf("got %d, want the cached 1 while the refresh fails", v)
+	}
+	idle(t, c)
+	clk.advance(500 * time.Millisecond)
+	if _, err := c.Get(context.Background(), "a", fail); err == nil {
+		t.Fatal("served a value past MaxAge after a failed refresh")
+	}
+}
+
+func TestForgetDuringLoad(t *testing.T) {
+	c, _ := newCache(t)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		v, _ := c.Get(context.Background(), "a", func(context.Context) (int, error) {
+			close(started)
+			<-release
+			return 1, nil // read before the change Forget announces
+		})
+		done <- v
+	}()
+	<-started
+	c.Forget("a")
+	close(release)
+	if v := <-done; v != 1 {
+		t.Fatalf("the waiting read got %d, want the load's 1", v)
+	}
+	idle(t, c)
+	var l counter
+	if v := get(t, c, "a", l.load); v != 1 || l.n.Load() != 1 {
+		t.Fatal("a value loaded before Forget was stored")
+	}
+	c.ForgetFunc(func(_ string, v int) bool { return v == 1 })
+	if c.Len() != 0 {
+		t.Fatalf("ForgetFunc left %d entries", c.Len())
+	}
+}
+
+func TestCanceledReaderDoesNotCancelTheLoad(t *testing.T) {
+	c, _ := newCache(t)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() {
+		_, err := c.Get(ctx, "a", func(lctx context.Context) (int, error) {
+			close(started)
+			<-release
+			return 5, lctx.Err()
+		})
+		errc <- err
+	}()
+	<-started
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled reader: err = %v, want context.Canceled", err)
+	}
+	close(release)
+	idle(t, c)
+	var l counter
+	if v := get(t, c, "a", l.load); v != 5 || l.n.Load() != 0 {
+		t.Fatalf("got %d after %d loads, want the first load's 5 stored", v, l.n.Load())
+	}
+}
+
+func TestBounded(t *testing.T) {
+	c, _ := newCache(t)
+	c.MaxEntries = 3
+	var l counter
+	for _, k := range []string{"a", "b", "c", "d"} {
+		get(t, c, k, l.load)
+	}
+	if c.Len() > 3 {
+		t.Fatalf("%d entries, want at most 3", c.Len())
+	}
+}

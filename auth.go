@@ -75,7 +75,7 @@ func (db *DB) NewAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
 		cfg.AdminTokenTTL = DefaultAdminTokenTTL
 	}
 	a := &Auth{db: db, cfg: cfg}
-	a.users.MaxAge, a.users.Now = userCacheAge, db.now
+	a.users.MaxAge, a.users.Now, a.users.Load = userCacheAge, db.now, a.loadUser
 	for _, t := range cfg.External {
 		if t.Issuer == TokenIssuer || t.Issuer == AdminTokenIssuer {
 			return nil, fault.Errorf(fault.Invalid, "invalid_config", "An external identity provider cannot use bulkhead's own issuer %q.", t.Issuer)
@@ -358,17 +358,19 @@ const userCacheAge = 2 * time.Second
 var errUserInactive = errors.New("user not active")
 
 func (a *Auth) userActive(ctx context.Context, user string, tid tenant.ID) (bool, error) {
-	_, err := a.users.Get(ctx, userKey{tid, user}, func(ctx context.Context) (struct{}, error) {
-		ok, err := a.db.pg.UserActive(ctx, user, tid)
-		if err == nil && !ok {
-			err = errUserInactive
-		}
-		return struct{}{}, err
-	})
+	_, err := a.users.Get(ctx, userKey{tid, user})
 	if errors.Is(err, errUserInactive) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+func (a *Auth) loadUser(ctx context.Context, k userKey) (struct{}, error) {
+	ok, err := a.db.pg.UserActive(ctx, k.user, k.tenant)
+	if err == nil && !ok {
+		err = errUserInactive
+	}
+	return struct{}{}, err
 }
 
 // ForgetTenant drops cached facts about a tenant after the control plane

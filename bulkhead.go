@@ -53,7 +53,7 @@ type DB struct {
 	ttl      time.Duration
 	log      *slog.Logger
 	now      func() time.Time
-	tenants  tenantCache
+	tenants  *tenantCache // minter only
 	policies fresh.Cache[policiesKey, *TenantPolicies]
 }
 
@@ -85,15 +85,14 @@ func Open(ctx context.Context, cfg Config) (db *DB, err error) {
 		cfg.Now = time.Now
 	}
 	db = &DB{ttl: cfg.ContextTTL, log: cfg.Logger, now: cfg.Now}
-	db.tenants.cache.MaxAge, db.tenants.cache.Now = cfg.TenantCacheTTL, cfg.Now
-	db.policies.MaxAge, db.policies.Now = policiesAge, cfg.Now
 	if cfg.DatabaseURL != "" {
 		pg, err := postgres.Open(ctx, postgres.Config{AdminURL: cfg.DatabaseURL, Logger: cfg.Logger, Now: cfg.Now})
 		if err != nil {
 			return nil, err
 		}
 		db.pg, db.app, db.appRole = pg, pg.App(), pg.AppRole
-		db.tenants.db = pg
+		db.tenants = newTenantCache(pg, cfg.TenantCacheTTL, cfg.Now)
+		db.policies.MaxAge, db.policies.Now, db.policies.Load = policiesAge, cfg.Now, db.loadPolicies
 		return db, nil
 	}
 	pcfg, err := postgres.AppPoolConfig(cfg.AppDatabaseURL)
@@ -293,31 +292,45 @@ var errTenantGone = identity.ErrInvalidToken
 // ForgetTenant drops a tenant from the caches, after the control plane
 // changed it or its policies.
 func (db *DB) ForgetTenant(id tenant.ID) {
-	db.tenants.forget(id)
+	if db.tenants != nil {
+		db.tenants.forget(id)
+	}
 	db.ForgetPolicies(id)
 }
 
 // tenantCache holds tenants by UUID or slug for a couple of seconds,
 // reloaded ahead of expiry while they are in use.
 type tenantCache struct {
-	db    *postgres.DB
-	cache fresh.Cache[string, *tenant.Tenant]
+	cache fresh.Cache[tenantKey, *tenant.Tenant]
+}
+
+// tenantKey names a tenant by UUID or, when there is none, by slug.
+type tenantKey struct {
+	id   tenant.ID
+	slug tenant.Slug
+}
+
+func newTenantCache(pg *postgres.DB, ttl time.Duration, now func() time.Time) *tenantCache {
+	c := &tenantCache{}
+	c.cache.MaxAge, c.cache.Now = ttl, now
+	c.cache.Load = func(ctx context.Context, k tenantKey) (*tenant.Tenant, error) {
+		if k.id != "" {
+			return pg.FindTenantByID(ctx, k.id)
+		}
+		return pg.FindTenantBySlug(ctx, k.slug, false)
+	}
+	return c
 }
 
 func (c *tenantCache) get(ctx context.Context, p tenant.Principal) (*tenant.Tenant, error) {
-	var key string
-	var load func(context.Context) (*tenant.Tenant, error)
-	switch {
-	case p.TenantID != "":
-		key = "id:" + string(p.TenantID)
-		load = func(ctx context.Context) (*tenant.Tenant, error) { return c.db.FindTenantByID(ctx, p.TenantID) }
-	case p.Tenant != "":
-		key = "slug:" + string(p.Tenant)
-		load = func(ctx context.Context) (*tenant.Tenant, error) { return c.db.FindTenantBySlug(ctx, p.Tenant, false) }
-	default:
-		return nil, tenant.ErrNoTenant
+	k := tenantKey{id: p.TenantID}
+	if k.id == "" {
+		if p.Tenant == "" {
+			return nil, tenant.ErrNoTenant
+		}
+		k.slug = p.Tenant
 	}
-	t, err := c.cache.Get(ctx, key, load)
+	t, err := c.cache.Get(ctx, k)
 	if err != nil {
 		return nil, err
 	}
@@ -333,5 +346,5 @@ func matchSlug(t *tenant.Tenant, p tenant.Principal) (*tenant.Tenant, error) {
 }
 
 func (c *tenantCache) forget(id tenant.ID) {
-	c.cache.ForgetFunc(func(_ string, t *tenant.Tenant) bool { return t.ID == id })
+	c.cache.ForgetFunc(func(_ tenantKey, t *tenant.Tenant) bool { return t.ID == id })
 }

@@ -89,26 +89,28 @@ func (db *DB) Policies(ctx context.Context, t *tenant.Tenant) (*TenantPolicies, 
 	if db.pg == nil {
 		return nil, ErrNotMinter
 	}
-	return db.policies.Get(ctx, policiesKey{t.ID, t.Plan}, func(ctx context.Context) (*TenantPolicies, error) {
-		tmpl, err := policy.Template(t.Plan)
+	return db.policies.Get(ctx, policiesKey{t.ID, t.Plan})
+}
+
+func (db *DB) loadPolicies(ctx context.Context, k policiesKey) (*TenantPolicies, error) {
+	tmpl, err := policy.Template(k.plan)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := db.pg.FindPolicies(ctx, k.id)
+	if err != nil {
+		return nil, err
+	}
+	tp := &TenantPolicies{Plan: k.plan, Boundary: []*policy.Document{tmpl}, Policies: []*policy.Document{tmpl}}
+	for _, sp := range stored {
+		d, err := policy.Parse([]byte(sp.Document))
 		if err != nil {
-			return nil, err
+			db.log.ErrorContext(ctx, "stored policy does not parse; denying all for the tenant", "tenant_id", string(k.id), "policy", sp.Name, "err", err)
+			d = denyAllDoc // fail closed
 		}
-		stored, err := db.pg.FindPolicies(ctx, t.ID)
-		if err != nil {
-			return nil, err
-		}
-		tp := &TenantPolicies{Plan: t.Plan, Boundary: []*policy.Document{tmpl}, Policies: []*policy.Document{tmpl}}
-		for _, sp := range stored {
-			d, err := policy.Parse([]byte(sp.Document))
-			if err != nil {
-				db.log.ErrorContext(ctx, "stored policy does not parse; denying all for the tenant", "tenant_id", string(t.ID), "policy", sp.Name, "err", err)
-				d = denyAllDoc // fail closed
-			}
-			tp.Policies = append(tp.Policies, d)
-		}
-		return tp, nil
-	})
+		tp.Policies = append(tp.Policies, d)
+	}
+	return tp, nil
 }
 
 // ForgetPolicies drops t's cached policies, after they changed.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -146,5 +147,59 @@ func TestTxBusinessPool(t *testing.T) {
 	}
 	if left != nil && *left != "" {
 		t.Fatalf("the business pool's connection kept a context: %.20s…", *left)
+	}
+}
+
+// TestBusinessHandleHasNoCatalog: a handle opened for business code holds
+// no catalog caches; asking it for a minter's facts is ErrNotMinter, and
+// forgetting a tenant is harmless. The minter's policies cache serves its
+// copy until told to forget it (its clock stands still here).
+func TestBusinessHandleHasNoCatalog(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	minter, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: databaseURL, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer minter.Close()
+	tn, _, err := minter.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: "bizhandle", Tier: tenant.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, err := minter.Postgres().CreateFunction(ctx, "bizhandle_"+string(tn.ID)[:8])
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := bulkhead.Open(ctx, bulkhead.Config{AppDatabaseURL: pgURL(fn.LoginRole, fn.Password)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.ForgetTenant(tn.ID)
+	db.ForgetPolicies(tn.ID)
+	if _, err := db.Policies(ctx, tn); err != bulkhead.ErrNotMinter {
+		t.Fatalf("Policies on a business handle: %v, want ErrNotMinter", err)
+	}
+	if _, err := db.ResolveTenant(ctx, tenant.Principal{TenantID: tn.ID}); err != bulkhead.ErrNotMinter {
+		t.Fatalf("ResolveTenant on a business handle: %v, want ErrNotMinter", err)
+	}
+	// The minter's cache: policies load, and a change is seen once forgotten.
+	tp, err := minter.Policies(ctx, tn)
+	if err != nil || len(tp.Policies) != 1 || len(tp.Boundary) != 1 {
+		t.Fatalf("minter's policies: %+v, %v; want the plan's template alone", tp, err)
+	}
+	if _, err := minter.Postgres().Admin().Exec(ctx, `INSERT INTO bulkhead_control.policies (tenant_id, name, document) VALUES ($1, 'broken', '{"not":"a policy"}')`, tn.ID); err != nil {
+		t.Fatal(err)
+	}
+	if tp, _ := minter.Policies(ctx, tn); len(tp.Policies) != 1 {
+		t.Fatalf("the cached copy was not served: %d documents", len(tp.Policies))
+	}
+	minter.ForgetPolicies(tn.ID)
+	tp, err = minter.Policies(ctx, tn)
+	if err != nil || len(tp.Policies) != 2 {
+		t.Fatalf("after ForgetPolicies: %d documents (%v), want the template and the stored one", len(tp.Policies), err)
+	}
+	if tp.Policies[1].Statement[0].Sid != "StoredPolicyInvalid" {
+		t.Fatalf("a stored document that does not parse stands as %+v, want the deny-all", tp.Policies[1])
 	}
 }

@@ -457,7 +457,7 @@ func runPgbench(ctx context.Context, cl *pgcluster.Cluster, adminURL string, db 
 		}
 		out = append(out, pgbenchResult{name, clients, p, i})
 	}
-	ladder, err := runLadder(ctx, pb, db.Postgres().Admin(), cl.Password, dir, out[0].plain, out[0].isolated)
+	ladder, err := runLadder(ctx, pb, db.Postgres().Admin(), cl.Password, role, pw, dir)
 	if err != nil {
 		return nil, nil, err
 	}

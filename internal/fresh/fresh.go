@@ -24,8 +24,12 @@ const DefaultMaxEntries = 100_000
 const loadTimeout = 10 * time.Second
 
 // Cache maps keys to values loaded on demand. The zero value is not
-// ready; set MaxAge. A Cache must not be copied after first use.
+// ready; set Load and MaxAge. A Cache must not be copied after first use.
 type Cache[K comparable, V any] struct {
+	// Load reads the value for a key. It runs without the cancellation of
+	// the request that needed it (its values are kept), bounded by its own
+	// timeout, since other requests may be waiting on it.
+	Load func(context.Context, K) (V, error)
 	// MaxAge is how long after its load began a value may be served.
 	MaxAge time.Duration
 	// MaxEntries bounds the cache; when it is full the cache starts
@@ -58,17 +62,15 @@ func (c *Cache[K, V]) now() time.Time {
 	return time.Now()
 }
 
-// Get returns the value for k, calling load when there is none young
-// enough. load runs without the cancellation of ctx (its values are kept)
-// and is bounded by its own timeout; Get itself returns early with
-// ctx's error when ctx is done first.
-func (c *Cache[K, V]) Get(ctx context.Context, k K, load func(context.Context) (V, error)) (V, error) {
+// Get returns the value for k, calling Load when there is none young
+// enough. It returns early with ctx's error when ctx is done first.
+func (c *Cache[K, V]) Get(ctx context.Context, k K) (V, error) {
 	now := c.now()
 	c.mu.Lock()
 	if e, ok := c.m[k]; ok {
 		if age := now.Sub(e.at); age < c.MaxAge {
 			if age >= c.MaxAge/2 && c.calls[k] == nil {
-				c.start(ctx, k, now, load) // refresh ahead; this read does not wait
+				c.start(ctx, k, now) // refresh ahead; this read does not wait
 			}
 			c.mu.Unlock()
 			return e.v, nil
@@ -76,7 +78,7 @@ func (c *Cache[K, V]) Get(ctx context.Context, k K, load func(context.Context) (
 	}
 	cl := c.calls[k]
 	if cl == nil {
-		cl = c.start(ctx, k, now, load)
+		cl = c.start(ctx, k, now)
 	}
 	c.mu.Unlock()
 	select {
@@ -90,7 +92,7 @@ func (c *Cache[K, V]) Get(ctx context.Context, k K, load func(context.Context) (
 
 // start runs load for k in the background and returns its call; c.mu is
 // held.
-func (c *Cache[K, V]) start(ctx context.Context, k K, began time.Time, load func(context.Context) (V, error)) *call[V] {
+func (c *Cache[K, V]) start(ctx context.Context, k K, began time.Time) *call[V] {
 	cl := &call[V]{done: make(chan struct{})}
 	if c.calls == nil {
 		c.calls = map[K]*call[V]{}
@@ -100,7 +102,7 @@ func (c *Cache[K, V]) start(ctx context.Context, k K, began time.Time, load func
 	go func() {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
 		defer cancel()
-		cl.v, cl.err = load(lctx)
+		cl.v, cl.err = c.Load(lctx, k)
 		c.mu.Lock()
 		delete(c.calls, k)
 		if cl.err == nil && gen == c.gen {

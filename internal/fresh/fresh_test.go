@@ -26,10 +26,17 @@ func (c *clock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newCache(t *testing.T) (*Cache[string, int], *clock) {
+type loadFunc = func(context.Context) (int, error)
+
+// newCache returns a cache whose Load calls the function last given to
+// the returned setter.
+func newCache(t *testing.T) (*Cache[string, int], *clock, func(loadFunc)) {
 	t.Helper()
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}
-	return &Cache[string, int]{MaxAge: 2 * time.Second, Now: clk.now}, clk
+	var cur atomic.Pointer[loadFunc]
+	c := &Cache[string, int]{MaxAge: 2 * time.Second, Now: clk.now,
+		Load: func(ctx context.Context, _ string) (int, error) { return (*cur.Load())(ctx) }}
+	return c, clk, func(f loadFunc) { cur.Store(&f) }
 }
 
 // idle waits until no load is running, so that a background load's result
@@ -53,9 +60,9 @@ type counter struct{ n atomic.Int64 }
 
 func (c *counter) load(context.Context) (int, error) { return int(c.n.Add(1)), nil }
 
-func get(t *testing.T, c *Cache[string, int], k string, load func(context.Context) (int, error)) int {
+func get(t *testing.T, c *Cache[string, int], k string) int {
 	t.Helper()
-	v, err := c.Get(context.Background(), k, load)
+	v, err := c.Get(context.Background(), k)
 	if err != nil {
 		t.Fatalf("Get(%q): %v", k, err)
 	}
@@ -63,42 +70,43 @@ func get(t *testing.T, c *Cache[string, int], k string, load func(context.Contex
 }
 
 func TestServesWithinMaxAgeOnly(t *testing.T) {
-	c, clk := newCache(t)
+	c, clk, setLoad := newCache(t)
 	var l counter
-	if v := get(t, c, "a", l.load); v != 1 {
+	setLoad(l.load)
+	if v := get(t, c, "a"); v != 1 {
 		t.Fatalf("first read = %d, want the first load", v)
 	}
 	clk.advance(999 * time.Millisecond)
-	if v := get(t, c, "a", l.load); v != 1 || l.n.Load() != 1 {
+	if v := get(t, c, "a"); v != 1 || l.n.Load() != 1 {
 		t.Fatalf("young value: got %d after %d loads, want 1 after 1", v, l.n.Load())
 	}
 	// Past MaxAge the old value is never served: the read waits for a load.
 	clk.advance(1001 * time.Millisecond)
-	if v := get(t, c, "a", l.load); v != 2 {
+	if v := get(t, c, "a"); v != 2 {
 		t.Fatalf("at MaxAge: got %d, want the second load's value", v)
 	}
-	if v := get(t, c, "b", l.load); v != 3 {
+	if v := get(t, c, "b"); v != 3 {
 		t.Fatalf("another key: got %d, want its own load", v)
 	}
 }
 
 func TestRefreshesAhead(t *testing.T) {
-	c, clk := newCache(t)
+	c, clk, setLoad := newCache(t)
 	release := make(chan struct{})
 	var calls atomic.Int64
-	load := func(context.Context) (int, error) {
+	setLoad(func(context.Context) (int, error) {
 		n := calls.Add(1)
 		if n > 1 {
 			<-release
 		}
 		return int(n), nil
-	}
-	get(t, c, "a", load)
+	})
+	get(t, c, "a")
 	clk.advance(1500 * time.Millisecond) // past half of MaxAge
 	// The reads are answered from the cache while the reload waits, and
 	// only one reload runs.
 	for range 3 {
-		if v := get(t, c, "a", load); v != 1 {
+		if v := get(t, c, "a"); v != 1 {
 			t.Fatalf("during the refresh: got %d, want the cached 1", v)
 		}
 	}
@@ -110,47 +118,45 @@ func TestRefreshesAhead(t *testing.T) {
 	// The refreshed value dates from when its load began (1.5 s), so it is
 	// served until 3.5 s and not after.
 	clk.advance(1900 * time.Millisecond)
-	if v := get(t, c, "a", load); v != 2 {
+	if v := get(t, c, "a"); v != 2 {
 		t.Fatalf("after the refresh: got %d, want 2", v)
 	}
 	idle(t, c) // that read, at 1.9 s of age, refreshed again
 	clk.advance(2 * time.Second)
-	if v := get(t, c, "a", load); v != 4 {
+	if v := get(t, c, "a"); v != 4 {
 		t.Fatalf("at MaxAge after the second refresh: got %d, want a new load (4)", v)
 	}
 }
 
 func TestConcurrentMissesShareOneLoad(t *testing.T) {
-	c, _ := newCache(t)
+	c, _, setLoad := newCache(t)
 	release := make(chan struct{})
 	var calls atomic.Int64
-	load := func(context.Context) (int, error) {
+	setLoad(func(context.Context) (int, error) {
 		calls.Add(1)
 		<-release
 		return 7, nil
-	}
+	})
 	var wg sync.WaitGroup
 	got := make([]int, 16)
 	for i := range got {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, err := c.Get(context.Background(), "a", load)
+			v, err := c.Get(context.Background(), "a")
 			if err != nil {
 				t.Error(err)
 			}
 			got[i] = v
 		}()
 	}
-	for range 5000 { // until every reader waits on the one load
-		c.mu.Lock()
-		n := len(c.calls)
-		c.mu.Unlock()
-		if n == 1 {
+	for range 5000 { // until the load has started
+		if calls.Load() > 0 {
 			break
 		}
 		time.Sleep(time.Millisecond)
 	}
+	time.Sleep(10 * time.Millisecond) // let the other readers reach the wait
 	close(release)
 	wg.Wait()
 	if calls.Load() != 1 {
@@ -164,43 +170,47 @@ func TestConcurrentMissesShareOneLoad(t *testing.T) {
 }
 
 func TestErrorsAreNotCached(t *testing.T) {
-	c, _ := newCache(t)
+	c, _, setLoad := newCache(t)
 	boom := errors.New("boom")
-	if _, err := c.Get(context.Background(), "a", func(context.Context) (int, error) { return 0, boom }); !errors.Is(err, boom) {
+	setLoad(func(context.Context) (int, error) { return 0, boom })
+	if _, err := c.Get(context.Background(), "a"); !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want the load's error", err)
 	}
 	var l counter
-	if v := get(t, c, "a", l.load); v != 1 || l.n.Load() != 1 {
+	setLoad(l.load)
+	if v := get(t, c, "a"); v != 1 || l.n.Load() != 1 {
 		t.Fatalf("after a failed load: got %d after %d loads, want a new load", v, l.n.Load())
 	}
 }
 
 func TestFailedRefreshKeepsTheBound(t *testing.T) {
-	c, clk := newCache(t)
-	get(t, c, "a", func(context.Context) (int, error) { return 1, nil })
+	c, clk, setLoad := newCache(t)
+	setLoad(func(context.Context) (int, error) { return 1, nil })
+	get(t, c, "a")
 	clk.advance(1500 * time.Millisecond)
-	fail := func(context.Context) (int, error) { return 0, errors.New("database down") }
-	if v := get(t, c, "a", fail); v != 1 {
+	setLoad(func(context.Context) (int, error) { return 0, errors.New("database down") })
+	if v := get(t, c, "a"); v != 1 {
 		t.Fatalf("got %d, want the cached 1 while the refresh fails", v)
 	}
 	idle(t, c)
 	clk.advance(500 * time.Millisecond)
-	if _, err := c.Get(context.Background(), "a", fail); err == nil {
+	if _, err := c.Get(context.Background(), "a"); err == nil {
 		t.Fatal("served a value past MaxAge after a failed refresh")
 	}
 }
 
 func TestForgetDuringLoad(t *testing.T) {
-	c, _ := newCache(t)
+	c, _, setLoad := newCache(t)
 	release := make(chan struct{})
 	started := make(chan struct{})
 	done := make(chan int)
+	setLoad(func(context.Context) (int, error) {
+		close(started)
+		<-release
+		return 1, nil // read before the change Forget announces
+	})
 	go func() {
-		v, _ := c.Get(context.Background(), "a", func(context.Context) (int, error) {
-			close(started)
-			<-release
-			return 1, nil // read before the change Forget announces
-		})
+		v, _ := c.Get(context.Background(), "a")
 		done <- v
 	}()
 	<-started
@@ -211,7 +221,8 @@ func TestForgetDuringLoad(t *testing.T) {
 	}
 	idle(t, c)
 	var l counter
-	if v := get(t, c, "a", l.load); v != 1 || l.n.Load() != 1 {
+	setLoad(l.load)
+	if v := get(t, c, "a"); v != 1 || l.n.Load() != 1 {
 		t.Fatal("a value loaded before Forget was stored")
 	}
 	c.ForgetFunc(func(_ string, v int) bool { return v == 1 })
@@ -221,17 +232,18 @@ func TestForgetDuringLoad(t *testing.T) {
 }
 
 func TestCanceledReaderDoesNotCancelTheLoad(t *testing.T) {
-	c, _ := newCache(t)
+	c, _, setLoad := newCache(t)
 	release := make(chan struct{})
 	started := make(chan struct{})
+	setLoad(func(lctx context.Context) (int, error) {
+		close(started)
+		<-release
+		return 5, lctx.Err()
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error)
 	go func() {
-		_, err := c.Get(ctx, "a", func(lctx context.Context) (int, error) {
-			close(started)
-			<-release
-			return 5, lctx.Err()
-		})
+		_, err := c.Get(ctx, "a")
 		errc <- err
 	}()
 	<-started
@@ -242,17 +254,19 @@ func TestCanceledReaderDoesNotCancelTheLoad(t *testing.T) {
 	close(release)
 	idle(t, c)
 	var l counter
-	if v := get(t, c, "a", l.load); v != 5 || l.n.Load() != 0 {
+	setLoad(l.load)
+	if v := get(t, c, "a"); v != 5 || l.n.Load() != 0 {
 		t.Fatalf("got %d after %d loads, want the first load's 5 stored", v, l.n.Load())
 	}
 }
 
 func TestBounded(t *testing.T) {
-	c, _ := newCache(t)
+	c, _, setLoad := newCache(t)
 	c.MaxEntries = 3
 	var l counter
+	setLoad(l.load)
 	for _, k := range []string{"a", "b", "c", "d"} {
-		get(t, c, k, l.load)
+		get(t, c, k)
 	}
 	if c.Len() > 3 {
 		t.Fatalf("%d entries, want at most 3", c.Len())

@@ -215,6 +215,8 @@ type catalog struct {
 	dbTemp    bool
 	dbCreate  bool
 	dbGrants  map[string][]string
+
+	integrity integrity // bulkhead's own functions (bulkhead databases only)
 }
 
 // escalation is an app role that can become a role above row security.
@@ -294,7 +296,7 @@ func load(ctx context.Context, tx pgx.Tx, opt Options) (*catalog, error) {
 	}
 	for _, step := range []func(context.Context, pgx.Tx) error{
 		c.loadRels, c.loadPolicies, c.loadFuncs, c.loadConstraints, c.loadIndexes,
-		c.loadDeps, c.loadExtensions, c.loadSchemas, c.loadDatabase, c.loadEscalations,
+		c.loadDeps, c.loadExtensions, c.loadSchemas, c.loadDatabase, c.loadEscalations, c.loadIntegrity,
 	} {
 		if err := step(ctx, tx); err != nil {
 			return nil, err

@@ -20,6 +20,7 @@ var checks = []func(*catalog) []Finding{
 	(*catalog).checkPrivileges, // L12 L13 L15
 	(*catalog).checkExtensions, // L17 S0014 S0022
 	(*catalog).checkServer,     // L18
+	(*catalog).checkIntegrity,  // L19
 }
 
 // ---- helpers

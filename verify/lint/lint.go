@@ -69,7 +69,7 @@ func (o Object) String() string { return o.Kind + " " + o.Name }
 
 // Finding is one problem on one object.
 type Finding struct {
-	ID       string   `json:"id"`   // stable: L01…L18 for tenant lints, S00nn for splinter-derived ones
+	ID       string   `json:"id"`   // stable: L01…L19 for tenant lints, S00nn for splinter-derived ones
 	Name     string   `json:"name"` // the rule's name, e.g. tenant_table_rls_disabled
 	Severity Severity `json:"severity"`
 	Category Category `json:"category"`

@@ -180,6 +180,11 @@ var rules = []Rule{
 		Why:    "Releases before 13.22, 14.19, 15.14, 16.10 and 17.6 leak rows or statistics past row security (CVE-2024-10976, CVE-2025-8713 and earlier), and clusters initialised before 15.7 (and the matching releases) keep the unfixed pg_stats_ext views (CVE-2024-4317) after an upgrade.",
 		Levels: "An error. Major versions before 13 are out of support and always reported.",
 		Fix:    "Upgrade to the latest minor release; in old clusters run the fix-CVE-2024-4317.sql script from the release notes in every database."},
+	{ID: "L19", Name: "bulkhead_function_altered", Severity: Error, Category: Security,
+		Title:  "bulkhead's context functions differ from bulkhead's migrations",
+		Why:    "bulkhead.context() is the verifier every row policy rests on, and bulkhead.tenant_id(), tenant_id_for(), claimed_tenant_id() and auth.jwt() carry its answer. Their owner or a superuser can replace one, or unpin its search_path, and every policy still looks right while the database accepts forged, expired or another tenant's contexts.",
+		Levels: "An error when a function's body, SECURITY DEFINER, pinned settings, owner or volatility differ from what the latest migration this lint knows made, or when it is missing. Information when the schema is at another migration, or its version is unreadable, so nothing was compared. Only in databases set up by bulkhead.",
+		Fix:    "Restore the definition from the migration that made it, find out who changed it, run gameday, and rotate the context keys if forged contexts may have been accepted."},
 }
 
 var ruleByID = map[string]Rule{}

@@ -1,0 +1,133 @@
+package lint
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// funcPrint is what L19 compares of one of bulkhead's own context
+// functions: the body, and every attribute that changes what it decides.
+type funcPrint struct {
+	Definer  bool   // SECURITY DEFINER
+	Config   string // proconfig, joined with "; " (the pinned search_path)
+	Owner    string
+	Volatile string // provolatile: i, s or v
+	BodyMD5  string // md5 of prosrc
+}
+
+// integrity is what the database holds of bulkhead's own functions.
+type integrity struct {
+	version int64 // the latest applied migration; -1 when unreadable
+	funcs   map[string]funcPrint
+}
+
+// loadIntegrity reads bulkhead's own functions and its migration version.
+func (c *catalog) loadIntegrity(ctx context.Context, tx pgx.Tx) error {
+	if !c.bulkhead {
+		return nil
+	}
+	c.integrity.version = -1
+	var readable bool
+	if err := tx.QueryRow(ctx, `SELECT to_regclass('bulkhead_control.schema_migrations') IS NOT NULL
+		AND has_table_privilege(to_regclass('bulkhead_control.schema_migrations'), 'SELECT')`).Scan(&readable); err != nil {
+		return err
+	}
+	if readable {
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM bulkhead_control.schema_migrations WHERE is_applied`).Scan(&c.integrity.version); err != nil {
+			return err
+		}
+	}
+	names := make([]string, 0, len(fingerprints))
+	for n := range fingerprints {
+		names = append(names, n)
+	}
+	rows, err := tx.Query(ctx, `SELECT p.oid::regprocedure::text, p.prosecdef, coalesce(array_to_string(p.proconfig, '; '), ''),
+			pg_get_userbyid(p.proowner), p.provolatile::text, md5(replace(p.prosrc, E'\r', ''))
+		FROM pg_proc p WHERE p.oid = ANY (SELECT to_regprocedure(n) FROM unnest($1::text[]) n)`, names)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	c.integrity.funcs = map[string]funcPrint{}
+	for rows.Next() {
+		var name string
+		var f funcPrint
+		if err := rows.Scan(&name, &f.Definer, &f.Config, &f.Owner, &f.Volatile, &f.BodyMD5); err != nil {
+			return err
+		}
+		c.integrity.funcs[name] = f
+	}
+	return rows.Err()
+}
+
+// checkIntegrity reports bulkhead's own context functions when they are
+// not what bulkhead's migrations made them (L19).
+func (c *catalog) checkIntegrity() []Finding {
+	if !c.bulkhead {
+		return nil
+	}
+	in := c.integrity
+	switch {
+	case in.version < 0:
+		return []Finding{{ID: "L19", Severity: Info, Object: migrations,
+			Message: "The migration version is not readable by this role, so bulkhead's own functions were not compared with their definitions.",
+			Fix:     "-- Run lint as the database owner or a superuser."}}
+	case in.version < fingerprintVersion:
+		return []Finding{{ID: "L19", Severity: Info, Object: migrations,
+			Message: fmt.Sprintf("bulkhead's schema is at migration %d, older than the %d this lint knows, so its own functions were not compared with their definitions.", in.version, fingerprintVersion),
+			Fix:     "-- Bring the database up to date:\n-- bulkhead migrate"}}
+	case in.version > fingerprintVersion:
+		return []Finding{{ID: "L19", Severity: Info, Object: migrations,
+			Message: fmt.Sprintf("bulkhead's schema is at migration %d, newer than the %d this lint knows, so its own functions were not compared with their definitions.", in.version, fingerprintVersion),
+			Fix:     "-- Lint with the bulkhead release that migrated the database."}}
+	}
+	names := make([]string, 0, len(fingerprints))
+	for n := range fingerprints {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []Finding
+	for _, name := range names {
+		want := fingerprints[name]
+		got, ok := in.funcs[name]
+		if !ok {
+			out = append(out, Finding{ID: "L19", Object: Object{Kind: "function", Name: name},
+				Message: fmt.Sprintf("%s is missing: bulkhead's row policies and audit depend on it.", name),
+				Fix:     restoreFix})
+			continue
+		}
+		var diffs []string
+		if got.BodyMD5 != want.BodyMD5 {
+			diffs = append(diffs, "its body")
+		}
+		if got.Definer != want.Definer {
+			diffs = append(diffs, fmt.Sprintf("SECURITY DEFINER is %t, not %t", got.Definer, want.Definer))
+		}
+		if got.Config != want.Config {
+			diffs = append(diffs, fmt.Sprintf("its settings are %q, not %q", got.Config, want.Config))
+		}
+		if got.Owner != want.Owner {
+			diffs = append(diffs, fmt.Sprintf("its owner is %s, not %s", got.Owner, want.Owner))
+		}
+		if got.Volatile != want.Volatile {
+			diffs = append(diffs, fmt.Sprintf("its volatility is %s, not %s", got.Volatile, want.Volatile))
+		}
+		if len(diffs) > 0 {
+			out = append(out, Finding{ID: "L19", Object: Object{Kind: "function", Name: name},
+				Message: fmt.Sprintf("%s is not the one bulkhead's migration %d made: %s. A changed context function can accept forged or expired contexts, or another tenant's.", name, fingerprintVersion, strings.Join(diffs, "; ")),
+				Fix:     restoreFix})
+		}
+	}
+	return out
+}
+
+// migrations is the object L19 names when it could not compare.
+var migrations = Object{Kind: "table", Name: "bulkhead_control.schema_migrations"}
+
+const restoreFix = "-- Find out who changed it (only its owner or a superuser can), restore\n" +
+	"-- bulkhead's definition from the migration that made it (postgres/migrations),\n" +
+	"-- run `bulkhead gameday`, and rotate the context keys if forged contexts may have been accepted."

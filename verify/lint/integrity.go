@@ -118,7 +118,7 @@ func (c *catalog) checkIntegrity() []Finding {
 		}
 		if len(diffs) > 0 {
 			out = append(out, Finding{ID: "L19", Object: Object{Kind: "function", Name: name},
-				Message: fmt.Sprintf("%s is not the one bulkhead's migration %d made: %s. A changed context function can accept forged or expired contexts, or another tenant's.", name, fingerprintVersion, strings.Join(diffs, "; ")),
+				Message: fmt.Sprintf("%s differs from what bulkhead's migration %d made (%s). A changed context function can accept forged or expired contexts, or another tenant's.", name, fingerprintVersion, strings.Join(diffs, "; ")),
 				Fix:     restoreFix})
 		}
 	}

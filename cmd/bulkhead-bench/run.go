@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -51,6 +53,7 @@ func run(ctx context.Context, args []string) error {
 	tenants := fs.Int("tenants", 10, "tenants to spread the load over")
 	rows := fs.Int("rows", 200, "projects per tenant")
 	tax := fs.Bool("tax", true, "compare bulkhead with the baseline server on the three scenarios (--tax=false to skip)")
+	rounds := fs.Int("rounds", 1, "run each scenario's two sides this many times, in turn, and report the round with the median throughput ratio and the range over all rounds")
 	pgb := fs.Bool("pgbench", true, "also compare at the SQL level with pgbench")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the servers) while one side of get by id runs")
 	profileSide := fs.String("profile-side", "bulkhead", "the side --cpuprofile covers: bulkhead or baseline")
@@ -61,8 +64,8 @@ func run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *duration <= 0 || *duration > 5*time.Minute || *workers == 0 || *workers > 256 || *tenants < 1 || *rows < 1 || *floodRate < 50 || *floodRate > 100000 || *maxReq < 1000 || *rate < 0 || *rate > 100000 || *warmup < 0 || *warmup > time.Minute {
-		return errors.New("flags out of range: 0 < duration <= 5m, 1 <= workers <= 256, tenants >= 1, rows >= 1, 50 <= flood-rate <= 100000, max-requests >= 1000, 0 <= rate <= 100000, 0 <= warmup <= 1m")
+	if *duration <= 0 || *duration > 5*time.Minute || *workers == 0 || *workers > 256 || *tenants < 1 || *rows < 1 || *floodRate < 50 || *floodRate > 100000 || *maxReq < 1000 || *rate < 0 || *rate > 100000 || *warmup < 0 || *warmup > time.Minute || *rounds < 1 || *rounds > 20 {
+		return errors.New("flags out of range: 0 < duration <= 5m, 1 <= workers <= 256, tenants >= 1, rows >= 1, 50 <= flood-rate <= 100000, max-requests >= 1000, 0 <= rate <= 100000, 0 <= warmup <= 1m, 1 <= rounds <= 20")
 	}
 	if *profileSide != "bulkhead" && *profileSide != "baseline" {
 		return errors.New("--profile-side must be bulkhead or baseline")
@@ -122,50 +125,61 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	var results [][2]attackResult
+	var spreads []roundSpread
 	meter := newCPUMeter(cl.PGData())
 	for _, sc := range scenarios(bulk, base, ts) {
 		if !*tax {
 			break
 		}
-		var pair [2]attackResult
-		for i, side := range []struct {
-			name    string
-			targets []vegeta.Target
-		}{{"baseline", sc.baseline}, {"bulkhead", sc.bulkhead}} {
-			if *warmup > 0 {
-				warm := attackSpec{Name: sc.name + "/" + side.name + "/warm-up", Targets: side.targets, Workers: *workers, Duration: *warmup}
-				if _, err := runAttack(ctx, warm); err != nil {
+		var pairs [][2]attackResult
+		for round := 1; round <= *rounds; round++ {
+			var pair [2]attackResult
+			for i, side := range []struct {
+				name    string
+				targets []vegeta.Target
+			}{{"baseline", sc.baseline}, {"bulkhead", sc.bulkhead}} {
+				if *warmup > 0 {
+					warm := attackSpec{Name: sc.name + "/" + side.name + "/warm-up", Targets: side.targets, Workers: *workers, Duration: *warmup}
+					if _, err := runAttack(ctx, warm); err != nil {
+						return err
+					}
+				}
+				if *rounds > 1 {
+					logf("%s, round %d of %d: %s for %s with %d clients", sc.name, round, *rounds, side.name, *duration, *workers)
+				} else {
+					logf("%s: %s for %s with %d clients", sc.name, side.name, *duration, *workers)
+				}
+				profiling := *cpuprofile != "" && side.name == *profileSide && sc.name == "get by id" && round == 1
+				var pf *os.File
+				if profiling {
+					if pf, err = os.Create(*cpuprofile); err != nil {
+						return err
+					}
+					pprof.StartCPUProfile(pf)
+				}
+				before := meter.read()
+				spec := attackSpec{Name: sc.name + "/" + side.name, Targets: side.targets, Workers: *workers, Duration: *duration}
+				if *rate > 0 {
+					// Open loop: enough clients that a slower side does not
+					// lower the pace, so both sides get the same load.
+					spec.Rate, spec.Workers = *rate, max(*workers, 256)
+				}
+				r, err := runAttack(ctx, spec)
+				r.serverCPU, r.pgCPU, r.cpuOK = perRequest(before, meter.read(), r.Requests)
+				if profiling {
+					pprof.StopCPUProfile()
+					pf.Close()
+				}
+				if err != nil {
 					return err
 				}
+				pair[i] = r
 			}
-			logf("%s: %s for %s with %d clients", sc.name, side.name, *duration, *workers)
-			profiling := *cpuprofile != "" && side.name == *profileSide && sc.name == "get by id"
-			var pf *os.File
-			if profiling {
-				if pf, err = os.Create(*cpuprofile); err != nil {
-					return err
-				}
-				pprof.StartCPUProfile(pf)
-			}
-			before := meter.read()
-			spec := attackSpec{Name: sc.name + "/" + side.name, Targets: side.targets, Workers: *workers, Duration: *duration}
-			if *rate > 0 {
-				// Open loop: enough clients that a slower side does not
-				// lower the pace, so both sides get the same load.
-				spec.Rate, spec.Workers = *rate, max(*workers, 256)
-			}
-			r, err := runAttack(ctx, spec)
-			r.serverCPU, r.pgCPU, r.cpuOK = perRequest(before, meter.read(), r.Requests)
-			if profiling {
-				pprof.StopCPUProfile()
-				pf.Close()
-			}
-			if err != nil {
-				return err
-			}
-			pair[i] = r
+			pairs = append(pairs, pair)
 		}
-		results = append(results, pair)
+		median, spread := medianRound(pairs)
+		results = append(results, median)
+		spreads = append(spreads, spread)
 	}
 	var noisyRes noisyReport
 	if *noisy {
@@ -193,6 +207,7 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	printReport(os.Stdout, results, sql, *workers, *rate, *prepared, *duration)
+	printSpread(os.Stdout, results, spreads)
 	printLadder(os.Stdout, ladder)
 	printExtra(os.Stdout, noisyRes, scaleRes, siloRes)
 	return nil
@@ -549,4 +564,40 @@ func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, wor
 
 func round(d time.Duration) string {
 	return d.Round(10 * time.Microsecond).String()
+}
+
+// roundSpread is the range of a scenario's ratios over its rounds.
+type roundSpread struct {
+	rounds             int
+	minRatio, maxRatio float64 // throughput, bulkhead / baseline
+	minP99, maxP99     float64 // p99, bulkhead / baseline
+}
+
+// medianRound picks the round whose throughput ratio is the median (the
+// lower middle one for an even count), so that the table shows one
+// consistent pair of runs, and the range over all rounds.
+func medianRound(pairs [][2]attackResult) ([2]attackResult, roundSpread) {
+	ratio := func(p [2]attackResult) float64 { return p[1].Throughput / p[0].Throughput }
+	p99 := func(p [2]attackResult) float64 { return float64(p[1].P99) / float64(p[0].P99) }
+	sorted := append([][2]attackResult(nil), pairs...)
+	sort.Slice(sorted, func(i, j int) bool { return ratio(sorted[i]) < ratio(sorted[j]) })
+	sp := roundSpread{rounds: len(pairs), minRatio: ratio(sorted[0]), maxRatio: ratio(sorted[len(sorted)-1]),
+		minP99: p99(sorted[0]), maxP99: p99(sorted[0])}
+	for _, p := range sorted {
+		sp.minP99, sp.maxP99 = min(sp.minP99, p99(p)), max(sp.maxP99, p99(p))
+	}
+	return sorted[(len(sorted)-1)/2], sp
+}
+
+func printSpread(w io.Writer, results [][2]attackResult, spreads []roundSpread) {
+	if len(spreads) == 0 || spreads[0].rounds < 2 {
+		return
+	}
+	fmt.Fprintf(w, "\nOver %d rounds (the table shows the round with the median throughput ratio)\n", spreads[0].rounds)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tthroughput ratio, lowest\thighest\tp99 ratio, lowest\thighest\t")
+	for i, sp := range spreads {
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%.2f\t\n", strings.TrimSuffix(results[i][0].Name, "/baseline"), sp.minRatio, sp.maxRatio, sp.minP99, sp.maxP99)
+	}
+	tw.Flush()
 }

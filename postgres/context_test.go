@@ -1,7 +1,12 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -88,6 +93,30 @@ func (e *env) mint(t *testing.T, slug string, edit func(*ctxtoken.Claims)) strin
 	return tok
 }
 
+// signRaw signs slug's claims, edited as a JSON object, with the real
+// context key, bypassing ctxtoken.Mint's own checks.
+func (e *env) signRaw(t *testing.T, slug string, edit func(map[string]any)) string {
+	t.Helper()
+	b, err := json.Marshal(e.claims(slug))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]any{}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	if b, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	signed := ctxtoken.Prefix + "." + e.key.ID + "." + base64.RawURLEncoding.EncodeToString(b)
+	h := hmac.New(sha256.New, e.key.Secret)
+	h.Write([]byte(signed))
+	return signed + "." + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+}
+
 func (e *env) exec(t testing.TB, token, sql string, args ...any) {
 	t.Helper()
 	ctx := context.Background()
@@ -152,6 +181,12 @@ func TestContextVerifiedByDatabase(t *testing.T) {
 		{"issued in the future", e.mint(t, "pb", func(c *ctxtoken.Claims) { c.IssuedAt += 100; c.ExpiresAt += 100 })},
 		{"other login role", e.mint(t, "pb", func(c *ctxtoken.Claims) { c.Audience = "bulkhead_fn_other" })},
 		{"unknown tenant", e.mint(t, "pb", func(c *ctxtoken.Claims) { c.TenantID = "00000000-0000-4000-8000-000000000000" })},
+		// Signed with the real key by a minter that forgets a claim or
+		// spells it as a string: another minter than bulkhead's could.
+		{"no exp", e.signRaw(t, "pb", func(m map[string]any) { delete(m, "exp") })},
+		{"no iat", e.signRaw(t, "pb", func(m map[string]any) { delete(m, "iat") })},
+		{"exp as a string", e.signRaw(t, "pb", func(m map[string]any) { m["exp"] = fmt.Sprint(m["exp"]) })},
+		{"null exp", e.signRaw(t, "pb", func(m map[string]any) { m["exp"] = nil })},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, slug := range []string{"pb", "sb"} {
@@ -580,5 +615,8 @@ func TestContextFormCheckedFirst(t *testing.T) {
 	}
 	if got := reason(join(parts[0], "nosuchkey", parts[2], parts[3])); !strings.Contains(got, "(unknown key)") {
 		t.Errorf("a well-formed token with an unknown key: %q, want unknown key", got)
+	}
+	if got := reason(e.signRaw(t, "pa", func(m map[string]any) { delete(m, "exp") })); !strings.Contains(got, "(exp or iat missing or not a number)") {
+		t.Errorf("signed claims without exp: %q, want exp or iat missing", got)
 	}
 }

@@ -77,11 +77,16 @@ var (
 	ErrSignature  = errors.New("ctxtoken: bad signature")
 	ErrExpired    = errors.New("ctxtoken: expired")
 	ErrLifetime   = errors.New("ctxtoken: lifetime over the maximum")
+	ErrFuture     = errors.New("ctxtoken: issued in the future")
 	ErrKeyRetired = errors.New("ctxtoken: key past not_after")
 	ErrAudience   = errors.New("ctxtoken: wrong audience")
 )
 
 var enc = base64.RawURLEncoding
+
+// futureSkew is how many seconds ahead of the verifier's clock a context's
+// iat may be, as in the database's verifier.
+const futureSkew = 5
 
 // Mint signs c under k and returns the token.
 func Mint(k Key, c Claims) (string, error) {
@@ -166,6 +171,8 @@ func Verify(token string, keys []Key, o Options) (Claims, error) {
 	switch {
 	case now.Unix() >= c.ExpiresAt:
 		return Claims{}, ErrExpired
+	case c.IssuedAt > now.Unix()+futureSkew:
+		return Claims{}, ErrFuture
 	case c.ExpiresAt-c.IssuedAt > int64(maxLife/time.Second):
 		return Claims{}, ErrLifetime
 	case !k.NotAfter.IsZero() && !now.Before(k.NotAfter):

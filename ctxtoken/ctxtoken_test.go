@@ -71,6 +71,8 @@ func TestVerifyRejects(t *testing.T) {
 		{"edited payload", reencode(`{"tenant_id":"22222222-2222-4222-8222-222222222222"}`), ErrSignature},
 		{"expired", mint(func(c *Claims) { c.IssuedAt -= 100; c.ExpiresAt = now.Unix() }), ErrExpired},
 		{"lifetime", mint(func(c *Claims) { c.ExpiresAt = c.IssuedAt + 3600 }), ErrLifetime},
+		{"issued in the future", mint(func(c *Claims) { c.IssuedAt = now.Unix() + 6; c.ExpiresAt = c.IssuedAt + 60 }), ErrFuture},
+		{"issued within the skew", mint(func(c *Claims) { c.IssuedAt = now.Unix() + 5; c.ExpiresAt = c.IssuedAt + 60 }), nil},
 		{"audience", mint(func(c *Claims) { c.Audience = "bulkhead_fn_x" }), ErrAudience},
 		{"duplicate claim", signed(`{"tenant_id":"a","tenant_id":"b","aud":"bulkhead_gateway","iat":1,"exp":9999999999}`), ErrMalformed},
 		{"case-colliding claim", signed(`{"tenant_id":"a","TENANT_ID":"b","aud":"bulkhead_gateway","iat":1,"exp":9999999999}`), ErrMalformed},

@@ -32,8 +32,8 @@ type Cache[K comparable, V any] struct {
 	Load func(context.Context, K) (V, error)
 	// MaxAge is how long after its load began a value may be served.
 	MaxAge time.Duration
-	// MaxEntries bounds the cache; when it is full the cache starts
-	// empty again (0: DefaultMaxEntries).
+	// MaxEntries bounds the cache (0: DefaultMaxEntries). When it is
+	// full, expired values go first; if too few have, it starts empty.
 	MaxEntries int
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
@@ -114,14 +114,28 @@ func (c *Cache[K, V]) start(ctx context.Context, k K, began time.Time) *call[V] 
 	return cl
 }
 
-// store puts e under k; c.mu is held.
+// store puts e under k; c.mu is held. A full cache first drops what has
+// expired (nobody may be served it any more); if that frees less than a
+// quarter of it, it starts empty, so that a sweep runs at most once every
+// MaxEntries/4 new keys.
 func (c *Cache[K, V]) store(k K, e entry[V]) {
-	max := c.MaxEntries
-	if max <= 0 {
-		max = DefaultMaxEntries
+	limit := c.MaxEntries
+	if limit <= 0 {
+		limit = DefaultMaxEntries
 	}
-	if c.m == nil || len(c.m) >= max {
+	if c.m == nil {
 		c.m = map[K]entry[V]{}
+	}
+	if _, ok := c.m[k]; !ok && len(c.m) >= limit {
+		now := c.now()
+		for key, old := range c.m {
+			if now.Sub(old.at) >= c.MaxAge {
+				delete(c.m, key)
+			}
+		}
+		if len(c.m) > limit-max(limit/4, 1) {
+			c.m = map[K]entry[V]{}
+		}
 	}
 	c.m[k] = e
 }

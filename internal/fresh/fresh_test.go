@@ -272,3 +272,37 @@ func TestBounded(t *testing.T) {
 		t.Fatalf("%d entries, want at most 3", c.Len())
 	}
 }
+
+func TestFullCacheDropsExpiredFirst(t *testing.T) {
+	c, clk, setLoad := newCache(t)
+	c.MaxEntries = 4
+	var l counter
+	setLoad(l.load)
+	get(t, c, "old1")
+	get(t, c, "old2")
+	clk.advance(2 * time.Second) // old1 and old2 have expired
+	get(t, c, "young1")
+	get(t, c, "young2")
+	get(t, c, "new") // full: the expired two go, the young two stay
+	if c.Len() != 3 {
+		t.Fatalf("%d entries, want young1, young2 and new", c.Len())
+	}
+	loads := l.n.Load()
+	for _, k := range []string{"young1", "young2", "new"} {
+		get(t, c, k)
+	}
+	if l.n.Load() != loads {
+		t.Fatalf("%d loads for values that should have been kept", l.n.Load()-loads)
+	}
+	// Replacing a key of a full cache does not empty it.
+	get(t, c, "young3")
+	if c.Len() != 4 {
+		t.Fatalf("%d entries, want 4", c.Len())
+	}
+	clk.advance(1500 * time.Millisecond) // young1 and young2 refresh ahead
+	get(t, c, "young1")
+	idle(t, c)
+	if c.Len() != 4 {
+		t.Fatalf("a refresh of a present key changed the size to %d", c.Len())
+	}
+}

@@ -206,7 +206,7 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 			// Isolation: only the signature and claims checks are cached,
 			// keyed by the exact token text, until the token expires; the
 			// tenant and user checks below run every time.
-			a.verified.put(token, p)
+			a.verified.put(token, p, a.db.now())
 		}
 	}
 	if p.Platform {
@@ -403,14 +403,26 @@ func (c *tokenCache) get(token string, now time.Time) (tenant.Principal, bool) {
 	return p, true
 }
 
-func (c *tokenCache) put(token string, p tenant.Principal) {
+// put remembers p for token. A full cache first drops the tokens that have
+// expired; if that frees less than a quarter of it, it starts empty.
+func (c *tokenCache) put(token string, p tenant.Principal, now time.Time) {
 	if p.Expires.IsZero() {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= tokenCacheMax {
+	if c.m == nil {
 		c.m = map[string]tenant.Principal{}
+	}
+	if _, ok := c.m[token]; !ok && len(c.m) >= tokenCacheMax {
+		for t, q := range c.m {
+			if !now.Before(q.Expires) {
+				delete(c.m, t)
+			}
+		}
+		if len(c.m) > tokenCacheMax-tokenCacheMax/4 {
+			c.m = map[string]tenant.Principal{}
+		}
 	}
 	c.m[token] = p
 }

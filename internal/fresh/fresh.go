@@ -19,16 +19,17 @@ import (
 // DefaultMaxEntries bounds a Cache whose MaxEntries is zero.
 const DefaultMaxEntries = 100_000
 
-// loadTimeout bounds a load, which runs apart from the cancellation of
-// the request that started it (other requests may be waiting on it).
+// loadTimeout bounds a load, which runs apart from the request that
+// started it (other requests may be waiting on it).
 const loadTimeout = 10 * time.Second
 
 // Cache maps keys to values loaded on demand. The zero value is not
 // ready; set Load and MaxAge. A Cache must not be copied after first use.
 type Cache[K comparable, V any] struct {
-	// Load reads the value for a key. It runs without the cancellation of
-	// the request that needed it (its values are kept), bounded by its own
-	// timeout, since other requests may be waiting on it.
+	// Load reads the value for a key. Other requests may wait on it, so it
+	// runs on a context of its own, bounded by a timeout, that carries
+	// nothing of the request that started it (neither its cancellation nor
+	// its values: no principal outlives its request here).
 	Load func(context.Context, K) (V, error)
 	// MaxAge is how long after its load began a value may be served.
 	MaxAge time.Duration
@@ -70,7 +71,7 @@ func (c *Cache[K, V]) Get(ctx context.Context, k K) (V, error) {
 	if e, ok := c.m[k]; ok {
 		if age := now.Sub(e.at); age < c.MaxAge {
 			if age >= c.MaxAge/2 && c.calls[k] == nil {
-				c.start(ctx, k, now) // refresh ahead; this read does not wait
+				c.start(k, now) // refresh ahead; this read does not wait
 			}
 			c.mu.Unlock()
 			return e.v, nil
@@ -78,7 +79,7 @@ func (c *Cache[K, V]) Get(ctx context.Context, k K) (V, error) {
 	}
 	cl := c.calls[k]
 	if cl == nil {
-		cl = c.start(ctx, k, now)
+		cl = c.start(k, now)
 	}
 	c.mu.Unlock()
 	select {
@@ -92,7 +93,7 @@ func (c *Cache[K, V]) Get(ctx context.Context, k K) (V, error) {
 
 // start runs load for k in the background and returns its call; c.mu is
 // held.
-func (c *Cache[K, V]) start(ctx context.Context, k K, began time.Time) *call[V] {
+func (c *Cache[K, V]) start(k K, began time.Time) *call[V] {
 	cl := &call[V]{done: make(chan struct{})}
 	if c.calls == nil {
 		c.calls = map[K]*call[V]{}
@@ -100,7 +101,7 @@ func (c *Cache[K, V]) start(ctx context.Context, k K, began time.Time) *call[V] 
 	c.calls[k] = cl
 	gen := c.gen
 	go func() {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+		lctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
 		defer cancel()
 		cl.v, cl.err = c.Load(lctx, k)
 		c.mu.Lock()

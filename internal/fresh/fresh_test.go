@@ -231,16 +231,24 @@ func TestForgetDuringLoad(t *testing.T) {
 	}
 }
 
+// TestCanceledReaderDoesNotCancelTheLoad: the load runs apart from the
+// request that started it, neither canceled with it nor carrying its values.
 func TestCanceledReaderDoesNotCancelTheLoad(t *testing.T) {
 	c, _, setLoad := newCache(t)
 	release := make(chan struct{})
 	started := make(chan struct{})
+	type principalKey struct{}
 	setLoad(func(lctx context.Context) (int, error) {
 		close(started)
 		<-release
+		if lctx.Value(principalKey{}) != nil {
+			return 0, errors.New("the load sees the request's principal")
+		}
 		return 5, lctx.Err()
 	})
-	ctx, cancel := context.WithCancel(context.Background())
+	// The reader's context carries a principal; the load, which other
+	// requests may share, must not see it.
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), principalKey{}, "tenant-a"))
 	errc := make(chan error)
 	go func() {
 		_, err := c.Get(ctx, "a")

@@ -202,4 +202,16 @@ func TestBusinessHandleHasNoCatalog(t *testing.T) {
 	if tp.Policies[1].Statement[0].Sid != "StoredPolicyInvalid" {
 		t.Fatalf("a stored document that does not parse stands as %+v, want the deny-all", tp.Policies[1])
 	}
+	// Another tenant on the same plan gets its own entry, not the first
+	// tenant's documents.
+	other, _, err := minter.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: "bizhandle-other", Tier: tenant.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.Plan != tn.Plan {
+		t.Fatalf("plans %q and %q: the test wants the same plan", other.Plan, tn.Plan)
+	}
+	if op, err := minter.Policies(ctx, other); err != nil || len(op.Policies) != 1 {
+		t.Fatalf("another tenant's policies: %d documents (%v), want its template alone", len(op.Policies), err)
+	}
 }

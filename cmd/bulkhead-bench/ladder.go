@@ -81,17 +81,20 @@ func runLadder(ctx context.Context, pb *pgbencher, admin *pgxpool.Pool, superPas
 		{"+ the context signed and verified by PostgreSQL (bulkhead)", gwRole, gwPassword,
 			"\\startpipeline\nSELECT set_config('bulkhead.context', :ctx, true);\nSELECT name FROM app.projects WHERE id = :pid;\n\\endpipeline\n"},
 	}
+	scripts := make([]string, len(rungs))
+	for i, g := range rungs {
+		scripts[i] = filepath.Join(dir, fmt.Sprintf("rung%d.sql", i))
+		if err := os.WriteFile(scripts[i], []byte(g.script), 0o644); err != nil {
+			return nil, err
+		}
+	}
 	run := *pb
 	run.d = min(pb.d, 3*time.Second)
 	steps := make([]ladderStep, len(rungs))
 	for r := 1; r <= ladderRounds; r++ {
 		logf("pgbench ladder, round %d of %d: four rungs, 4 clients, %s each", r, ladderRounds, run.d)
 		for i, g := range rungs {
-			script := filepath.Join(dir, fmt.Sprintf("rung%d.sql", i))
-			if err := os.WriteFile(script, []byte(g.script), 0o644); err != nil {
-				return nil, err
-			}
-			tps, err := run.tps(g.user, g.password, script, 4)
+			tps, err := run.tps(g.user, g.password, scripts[i], 4)
 			if err != nil {
 				return nil, fmt.Errorf("ladder, %s: %w", g.name, err)
 			}

@@ -41,13 +41,9 @@ func (c *catalog) loadIntegrity(ctx context.Context, tx pgx.Tx) error {
 			return err
 		}
 	}
-	names := make([]string, 0, len(fingerprints))
-	for n := range fingerprints {
-		names = append(names, n)
-	}
 	rows, err := tx.Query(ctx, `SELECT p.oid::regprocedure::text, p.prosecdef, coalesce(array_to_string(p.proconfig, '; '), ''),
 			pg_get_userbyid(p.proowner), p.provolatile::text, md5(replace(p.prosrc, E'\r', ''))
-		FROM pg_proc p WHERE p.oid = ANY (SELECT to_regprocedure(n) FROM unnest($1::text[]) n)`, names)
+		FROM pg_proc p WHERE p.oid = ANY (SELECT to_regprocedure(n) FROM unnest($1::text[]) n)`, fingerprintNames())
 	if err != nil {
 		return err
 	}
@@ -85,13 +81,8 @@ func (c *catalog) checkIntegrity() []Finding {
 			Message: fmt.Sprintf("bulkhead's schema is at migration %d, newer than the %d this lint knows, so its own functions were not compared with their definitions.", in.version, fingerprintVersion),
 			Fix:     "-- Lint with the bulkhead release that migrated the database."}}
 	}
-	names := make([]string, 0, len(fingerprints))
-	for n := range fingerprints {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var out []Finding
-	for _, name := range names {
+	for _, name := range fingerprintNames() {
 		want := fingerprints[name]
 		got, ok := in.funcs[name]
 		if !ok {
@@ -123,6 +114,16 @@ func (c *catalog) checkIntegrity() []Finding {
 		}
 	}
 	return out
+}
+
+// fingerprintNames lists the functions L19 guards, sorted.
+func fingerprintNames() []string {
+	names := make([]string, 0, len(fingerprints))
+	for n := range fingerprints {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // migrations is the object L19 names when it could not compare.

@@ -89,9 +89,10 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	// Noisy neighbours slow only themselves: a token bucket and a number of
-	// transactions in flight per tenant, by plan.
-	release, retry, err := s.quota.acquire(t) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+	// Noisy neighbours slow only themselves: a number of transactions in
+	// flight per tenant, by plan (the tenant's token bucket was taken
+	// when the request was authenticated).
+	release, retry, err := s.quota.slot(t) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
 	if err != nil {
 		setRetryAfter(w, retry)
 		s.writeError(w, r, err)

@@ -445,6 +445,67 @@ func TestNoisyNeighbour(t *testing.T) {
 	}
 }
 
+// TestRefusedRequestsCountAgainstThePlan: requests the server refuses
+// before any SQL (an unknown table, another tenant's record, another
+// tenant's id in a filter) cost it work and an audit event each, so they
+// take from the tenant's bucket like any other: past the burst, 429 with
+// Retry-After and no audit event, while another tenant is answered.
+func TestRefusedRequestsCountAgainstThePlan(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.Limits = map[string]httpapi.Limit{
+			"basic":   {Rate: 0.001, Burst: 3, Concurrent: 2, StatementTimeout: time.Second},
+			"premium": httpapi.DefaultLimits["premium"],
+		}
+		c.RefusalPause = -1
+	}})
+	noisy := s.CreateTenantOnPlan(t, "noisy", "pool", "basic")
+	quiet := seed(t, s, "quiet", "pool")
+	paths := []string{"/rest/v1/no_such_table", "/v1/tenants/quiet", "/rest/v1/projects?tenant_id=eq." + quiet.UUID}
+	var answered, limited []string
+	for i := range 9 {
+		r := s.Do(t, "GET", paths[i%len(paths)], noisy.AdminToken, nil)
+		switch {
+		case r.Status == http.StatusTooManyRequests:
+			if r.Code() != "rate_limited" || r.Header.Get("Retry-After") == "" {
+				t.Fatalf("429 without its code or Retry-After: %s %v", r, r.Header)
+			}
+			limited = append(limited, r.Header.Get("X-Request-Id"))
+		case r.Status >= 400 && r.Status < 500:
+			answered = append(answered, r.Header.Get("X-Request-Id"))
+		default:
+			t.Fatalf("noisy tenant, %s: %s", paths[i%len(paths)], r)
+		}
+	}
+	if len(answered) != 3 || len(limited) != 6 {
+		t.Fatalf("9 refused requests on a burst of 3: %d answered, %d rate-limited; want 3 and 6", len(answered), len(limited))
+	}
+	if r := s.Do(t, "GET", "/rest/v1/projects", quiet.AdminToken, nil); r.Status != http.StatusOK {
+		t.Fatalf("the quiet tenant after the flood: %s", r)
+	}
+	// Only the answered refusals were audited.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	count := func(ids []string) int {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM bulkhead_audit.inbox WHERE event->>'request_id' = ANY($1))
+			+ (SELECT count(*) FROM bulkhead_audit.events WHERE body::jsonb->>'request_id' = ANY($1))`, ids).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(answered); n != 3 {
+		t.Fatalf("%d audit events for the 3 answered refusals; want 3", n)
+	}
+	if n := count(limited); n != 0 {
+		t.Fatalf("%d audit events for the 6 rate-limited requests; want none", n)
+	}
+}
+
 // TestStatementTimeoutByPlan holds a lock the statement needs: the plan's
 // statement timeout ends it long before the request deadline.
 func TestStatementTimeoutByPlan(t *testing.T) {

@@ -61,19 +61,47 @@ const maxHeld = 1024
 var errTooMany = fault.E(fault.TooMany, "rate_limited", "This tenant is sending requests faster than its plan allows; retry after the indicated time.")
 var errBusy = fault.E(fault.TooMany, "too_many_transactions", "This tenant has too many requests in progress; retry shortly.")
 
-// acquire takes a token and a transaction slot for t, or says how long to
-// wait. The returned release gives the slot back.
-func (l *limiters) acquire(t *tenant.Tenant) (release func(), retry time.Duration, err error) {
-	release, retry, tl, err := l.take(t)
-	if err != nil && tl != nil {
-		now := time.Now().UnixNano()
-		if last := tl.refused.Swap(now); l.pause > 0 && now-last < int64(time.Second) {
-			// Isolation: only this tenant's own refusal waits, and never
-			// longer than its Retry-After tells the client to.
-			l.hold(min(l.pause, retryAfter(retry)))
-		}
+// admit takes a token from t's bucket, or says how long to wait. Every
+// request of a tenant's user takes one, whatever it asks for: one the
+// server refuses (an unknown table, another tenant's id) still costs work
+// and an audit event, so it counts against the plan like any other.
+func (l *limiters) admit(t *tenant.Tenant) (retry time.Duration, err error) {
+	tl := l.get(t)
+	now := time.Now()
+	r := tl.bucket.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		l.refused(tl, d)
+		return d, errTooMany
 	}
-	return release, retry, err
+	return 0, nil
+}
+
+// slot takes one of t's transaction slots, or says how long to wait. The
+// returned release gives it back.
+func (l *limiters) slot(t *tenant.Tenant) (release func(), retry time.Duration, err error) {
+	tl := l.get(t)
+	select {
+	case tl.slots <- struct{}{}:
+		return func() { <-tl.slots }, 0, nil
+	default:
+		l.refused(tl, busyRetry)
+		return nil, busyRetry, errBusy
+	}
+}
+
+// busyRetry is the wait a refusal for too many transactions suggests.
+const busyRetry = 100 * time.Millisecond
+
+// refused notes a refusal of tl's tenant. A tenant refused again within a
+// second has this refusal held before it is sent: isolation, since only
+// this tenant's own refusal waits, and never longer than its Retry-After
+// tells the client to.
+func (l *limiters) refused(tl *tenantLimiter, retry time.Duration) {
+	now := time.Now().UnixNano()
+	if last := tl.refused.Swap(now); l.pause > 0 && now-last < int64(time.Second) {
+		l.hold(min(l.pause, retryAfter(retry)))
+	}
 }
 
 // hold waits d, unless maxHeld refusals are already waiting.
@@ -86,17 +114,20 @@ func (l *limiters) hold(d time.Duration) {
 	}
 }
 
-func (l *limiters) take(t *tenant.Tenant) (release func(), retry time.Duration, tl *tenantLimiter, err error) {
+// get returns t's limiter, made on first use, and drops the limiters of
+// tenants idle for a while.
+func (l *limiters) get(t *tenant.Tenant) *tenantLimiter {
 	lim, ok := l.limits[t.Plan]
 	if !ok {
 		lim = DefaultLimits["basic"]
 	}
 	now := time.Now()
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.m == nil {
 		l.m = map[tenant.ID]*tenantLimiter{}
 	}
-	tl, ok = l.m[t.ID]
+	tl, ok := l.m[t.ID]
 	if !ok {
 		slots := lim.Concurrent
 		if l.share > 0 {
@@ -114,18 +145,7 @@ func (l *limiters) take(t *tenant.Tenant) (release func(), retry time.Duration, 
 		}
 		l.swept = now
 	}
-	l.mu.Unlock()
-	r := tl.bucket.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return nil, d, tl, errTooMany
-	}
-	select {
-	case tl.slots <- struct{}{}:
-		return func() { <-tl.slots }, 0, tl, nil
-	default:
-		return nil, 100 * time.Millisecond, tl, errBusy
-	}
+	return tl
 }
 
 // setRetryAfter sets Retry-After in whole seconds, at least one.

@@ -17,22 +17,22 @@ func TestTenantShareOfThePool(t *testing.T) {
 	quiet := &tenant.Tenant{ID: "00000000-0000-4000-8000-000000000002", Plan: "premium"}
 	var held []func()
 	for i := range 2 {
-		release, _, err := l.acquire(noisy)
+		release, _, err := l.slot(noisy)
 		if err != nil {
 			t.Fatalf("slot %d of 2: %v", i+1, err)
 		}
 		held = append(held, release)
 	}
-	if _, retry, err := l.acquire(noisy); !errors.Is(err, errBusy) || retry <= 0 {
+	if _, retry, err := l.slot(noisy); !errors.Is(err, errBusy) || retry <= 0 {
 		t.Fatalf("a third transaction with a share of 2: err %v, retry %v; want too_many_transactions with a retry", err, retry)
 	}
-	release, _, err := l.acquire(quiet)
+	release, _, err := l.slot(quiet)
 	if err != nil {
 		t.Fatalf("another tenant while the first holds its share: %v", err)
 	}
 	release()
 	held[0]()
-	if release, _, err := l.acquire(noisy); err != nil {
+	if release, _, err := l.slot(noisy); err != nil {
 		t.Fatalf("after a release: %v", err)
 	} else {
 		release()
@@ -40,7 +40,7 @@ func TestTenantShareOfThePool(t *testing.T) {
 	// With no cap, the plan decides.
 	l = limiters{limits: l.limits}
 	for i := range 16 {
-		if _, _, err := l.acquire(noisy); err != nil {
+		if _, _, err := l.slot(noisy); err != nil {
 			t.Fatalf("uncapped slot %d of 16: %v", i+1, err)
 		}
 	}
@@ -55,18 +55,18 @@ func TestRefusalsHeldForPersistentTenants(t *testing.T) {
 		pause: 200 * time.Millisecond, held: make(chan struct{}, 1), sleep: func(d time.Duration) { holds = append(holds, d) }}
 	noisy := &tenant.Tenant{ID: "00000000-0000-4000-8000-000000000001", Plan: "basic"}
 	other := &tenant.Tenant{ID: "00000000-0000-4000-8000-000000000002", Plan: "basic"}
-	if _, _, err := l.acquire(noisy); err != nil {
+	if _, err := l.admit(noisy); err != nil {
 		t.Fatalf("first request within the burst: %v", err)
 	}
-	if _, _, err := l.acquire(noisy); !errors.Is(err, errTooMany) || len(holds) != 0 {
+	if _, err := l.admit(noisy); !errors.Is(err, errTooMany) || len(holds) != 0 {
 		t.Fatalf("first refusal: err %v, holds %v; want rate_limited sent at once", err, holds)
 	}
 	for i := range 3 {
-		if _, _, err := l.acquire(noisy); !errors.Is(err, errTooMany) || len(holds) != i+1 || holds[i] != 200*time.Millisecond {
+		if _, err := l.admit(noisy); !errors.Is(err, errTooMany) || len(holds) != i+1 || holds[i] != 200*time.Millisecond {
 			t.Fatalf("refusal %d in a row: err %v, holds %v; want each held 200ms", i+2, err, holds)
 		}
 	}
-	if _, _, err := l.acquire(other); err != nil || len(holds) != 3 {
+	if _, err := l.admit(other); err != nil || len(holds) != 3 {
 		t.Fatalf("another tenant: err %v, holds %v; want admitted, nothing held", err, holds)
 	}
 	// A pause longer than Retry-After (whole seconds, at least 1) is cut
@@ -74,15 +74,15 @@ func TestRefusalsHeldForPersistentTenants(t *testing.T) {
 	l.pause = 5 * time.Second
 	l.limits["basic"] = Limit{Rate: 1000, Burst: 1000, Concurrent: 1}
 	busy := &tenant.Tenant{ID: "00000000-0000-4000-8000-000000000003", Plan: "basic"}
-	l.acquire(busy)
-	l.acquire(busy)
-	if _, _, err := l.acquire(busy); !errors.Is(err, errBusy) || holds[len(holds)-1] != time.Second {
+	l.slot(busy)
+	l.slot(busy)
+	if _, _, err := l.slot(busy); !errors.Is(err, errBusy) || holds[len(holds)-1] != time.Second {
 		t.Fatalf("busy refusal in a row with a 5s pause: err %v, holds %v; want held 1s, its Retry-After", err, holds)
 	}
 	// With every hold slot taken, refusals go at once.
 	n := len(holds)
 	l.held <- struct{}{}
-	if _, _, err := l.acquire(noisy); !errors.Is(err, errTooMany) || len(holds) != n {
+	if _, err := l.admit(noisy); !errors.Is(err, errTooMany) || len(holds) != n {
 		t.Fatalf("with the holds full: err %v, holds %v; want sent at once", err, holds[n:])
 	}
 }

@@ -259,11 +259,27 @@ func (s *Server) corsHandler(next http.Handler) http.Handler {
 type principalKey struct{}
 
 // authenticate verifies the bearer token; a request without a valid one
-// gets 401 and goes no further.
+// gets 401 and goes no further. A tenant's user then takes a token from
+// the tenant's bucket, whatever the endpoint, so that requests the server
+// refuses (and audits) count against the plan as much as the ones it
+// serves: past the plan's rate, 429 with Retry-After.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return bulkhead.Middleware(s.auth, s.writeError)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p, ok := tenant.FromContext(r.Context()); ok {
+		p, ok := tenant.FromContext(r.Context())
+		if ok {
 			notePrincipal(r, p)
+		}
+		if ok && !p.Platform {
+			t, err := s.callerTenant(r.Context(), p)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			if retry, err := s.quota.admit(t); err != nil { //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+				setRetryAfter(w, retry)
+				s.writeError(w, r, err)
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	}))

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -263,5 +266,35 @@ func TestLoadOpenAPI(t *testing.T) {
 				t.Errorf("LoadOpenAPI = %v, want an error about %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestRateLimitedAnswersAreRetried: a 429 is the API's rate limit, not its
+// answer about B's data; the probe waits its Retry-After and asks again.
+func TestRateLimitedAnswersAreRetried(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if hits.Add(1) == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.Write([]byte(`[]`))
+	}))
+	defer srv.Close()
+	var progress bytes.Buffer
+	r := &runner{cfg: Config{Progress: &progress}, base: srv.URL, client: srv.Client()}
+	res, err := r.send(t.Context(), spec{method: "GET", path: "/things"}, "tok")
+	if err != nil || res.status != http.StatusOK || string(res.body) != "[]" || hits.Load() != 2 {
+		t.Fatalf("after one 429: %v, %+v, %d requests; want the second answer", err, res, hits.Load())
+	}
+	if !strings.Contains(progress.String(), "rate-limited on GET /things; waiting 1s") {
+		t.Fatalf("progress: %q", progress.String())
+	}
+	for in, want := range map[string]time.Duration{"1": time.Second, "3": 3 * time.Second, "0": time.Second, "-2": time.Second,
+		"3600": maxRetryAfter, "Wed, 21 Oct 2026 07:28:00 GMT": time.Second, "": time.Second} {
+		if got := retryAfter(in); got != want {
+			t.Errorf("retryAfter(%q) = %s; want %s", in, got, want)
+		}
 	}
 }

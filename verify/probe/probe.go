@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -144,8 +145,44 @@ func (r *runner) note(format string, args ...any) {
 	r.notes = append(r.notes, fmt.Sprintf(format, args...))
 }
 
-// send sends s with token ("" sends no Authorization header).
+// send sends s with token ("" sends no Authorization header). An answer
+// of 429 is not a verdict on isolation but the API's rate limit: send
+// waits as long as its Retry-After says (at most maxRetryAfter) and tries
+// again, a few times, before it takes the 429 as the answer.
 func (r *runner) send(ctx context.Context, s spec, token string) (*response, error) {
+	for try := 1; ; try++ {
+		res, err := r.sendOnce(ctx, s, token)
+		if err != nil || res.status != http.StatusTooManyRequests || try == maxRateLimited {
+			return res, err
+		}
+		wait := retryAfter(res.header.Get("Retry-After"))
+		r.progress("rate-limited on %s %s; waiting %s", s.method, s.path, wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// maxRateLimited is how many 429s in a row send takes before it keeps
+// one as the answer; maxRetryAfter bounds the wait after each.
+const (
+	maxRateLimited = 5
+	maxRetryAfter  = 10 * time.Second
+)
+
+// retryAfter reads a Retry-After of whole seconds, bounded to
+// [1s, maxRetryAfter]; anything else (an HTTP date, garbage) waits 1s.
+func retryAfter(v string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 1 {
+		return time.Second
+	}
+	return min(time.Duration(n)*time.Second, maxRetryAfter)
+}
+
+func (r *runner) sendOnce(ctx context.Context, s spec, token string) (*response, error) {
 	var body io.Reader
 	if s.body != nil {
 		body = bytes.NewReader(s.body)

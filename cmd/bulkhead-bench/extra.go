@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -29,71 +30,113 @@ func getTargets(bulk string, t benchTenant) []vegeta.Target {
 	return out
 }
 
-// noisyReport is the quiet tenant alone, then during each flood.
+// noisyReport is, for each kind of flood, the quiet tenant alone and
+// during the flood, paired.
 type noisyReport struct {
-	alone  attackResult
 	floods []floodResult
+	rounds int
 }
 
+// floodResult is one kind of flood: the round with the median p99 ratio
+// (quiet during the flood against quiet alone just before it) and the
+// range of that ratio over all rounds.
 type floodResult struct {
-	name         string
-	flood, quiet attackResult
+	name                string
+	alone, flood, quiet attackResult
+	minRatio, maxRatio  float64
 }
 
-// runNoisy measures a quiet tenant's get-by-id latency alone, then while a
-// basic-plan tenant (50 requests per second) floods the API: paced at
-// floodRate, and as fast as 32 clients can go, with the flood's load
-// process at the lowest CPU priority and then at the normal one.
-func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d time.Duration, floodRate int) (noisyReport, error) {
-	var out noisyReport
+func (f floodResult) ratio() float64 { return p99Ratio(f.alone, f.quiet) }
+
+func p99Ratio(alone, during attackResult) float64 {
+	return float64(during.P99) / float64(alone.P99)
+}
+
+// runNoisy measures a quiet tenant's get-by-id latency while a basic-plan
+// tenant (50 requests per second) floods the API: paced at floodRate, and
+// as fast as 32 clients can go, with the flood's load process at the
+// lowest CPU priority and then at the normal one. Each measurement during
+// a flood is paired with one of the quiet tenant alone just before it, so
+// that the machine's drift over the run does not land in the ratio; with
+// rounds > 1 the whole sequence repeats and the report keeps, per kind of
+// flood, the round with the median ratio and the range.
+func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d time.Duration, floodRate, rounds int) (noisyReport, error) {
+	out := noisyReport{rounds: rounds}
 	noisy, err := oneTenant(ctx, db, auth, "bench-noisy", tenant.Pool, "basic", 20)
 	if err != nil {
 		return out, err
 	}
 	quiet := attackSpec{Name: "quiet alone", Targets: getTargets(bulk, ts[0]), Workers: 2, Duration: d}
-	logf("noisy neighbour: quiet tenant alone for %s", d)
-	if out.alone, err = runAttack(ctx, quiet); err != nil {
-		return out, err
-	}
-	for _, f := range []struct {
-		name  string
-		rate  int
-		niced bool
+	// A flood of requests the server refuses before any SQL (an unknown
+	// table: 404, audited) must be held to the plan as well.
+	misses := []vegeta.Target{{Method: "GET", URL: bulk + "/rest/v1/no_such_table", Header: http.Header{"Authorization": {"Bearer " + noisy.token}}}}
+	kinds := []struct {
+		name    string
+		rate    int
+		niced   bool
+		targets []vegeta.Target
 	}{
-		{fmt.Sprintf("%d rps (%dx its plan)", floodRate, floodRate/50), floodRate, false},
-		{"32 clients, closed loop, load process niced", 0, true},
-		{"32 clients, closed loop", 0, false},
-	} {
-		logf("noisy neighbour: quiet tenant while a basic-plan tenant floods, %s", f.name)
-		flood := attackSpec{Name: "flood " + f.name, Targets: getTargets(bulk, noisy), Workers: 32, Duration: d + 400*time.Millisecond, Rate: f.rate, Niced: f.niced}
-		if f.rate > 0 {
-			// Enough clients that answers held by the server do not slow
-			// the pace: an open loop.
-			flood.Workers = 512
+		{fmt.Sprintf("%d rps (%dx its plan)", floodRate, floodRate/50), floodRate, false, getTargets(bulk, noisy)},
+		{fmt.Sprintf("%d rps of 404s (an unknown table)", floodRate), floodRate, false, misses},
+		{"32 clients, closed loop, load process niced", 0, true, getTargets(bulk, noisy)},
+		{"32 clients, closed loop", 0, false, getTargets(bulk, noisy)},
+	}
+	runs := make([][]floodResult, len(kinds))
+	for r := 1; r <= rounds; r++ {
+		for k, f := range kinds {
+			prefix := "noisy neighbour"
+			if rounds > 1 {
+				prefix = fmt.Sprintf("noisy neighbour, round %d of %d", r, rounds)
+			}
+			logf("%s: quiet tenant alone for %s", prefix, d)
+			alone, err := runAttack(ctx, quiet)
+			if err != nil {
+				return out, err
+			}
+			logf("%s: quiet tenant while a basic-plan tenant floods, %s", prefix, f.name)
+			flood := attackSpec{Name: "flood " + f.name, Targets: f.targets, Workers: 32, Duration: d + 400*time.Millisecond, Rate: f.rate, Niced: f.niced}
+			if f.rate > 0 {
+				// Enough clients that answers held by the server do not slow
+				// the pace: an open loop.
+				flood.Workers = 512
+			}
+			type res struct {
+				r   attackResult
+				err error
+			}
+			fc := make(chan res, 1)
+			go func() {
+				r, err := runAttackAllowing(ctx, flood, 0) // most of the flood is refused with 429, as it should be
+				fc <- res{r, err}
+			}()
+			time.Sleep(200 * time.Millisecond)
+			q := quiet
+			q.Name = "quiet during the flood, " + f.name
+			qr, err := runAttack(ctx, q)
+			fr := <-fc
+			if err == nil {
+				err = fr.err
+			}
+			if err != nil {
+				return out, err
+			}
+			runs[k] = append(runs[k], floodResult{name: f.name, alone: alone, flood: fr.r, quiet: qr})
 		}
-		type res struct {
-			r   attackResult
-			err error
-		}
-		fc := make(chan res, 1)
-		go func() {
-			r, err := runAttackAllowing(ctx, flood, 0) // most of the flood is refused with 429, as it should be
-			fc <- res{r, err}
-		}()
-		time.Sleep(200 * time.Millisecond)
-		q := quiet
-		q.Name = "quiet during the flood, " + f.name
-		qr, err := runAttack(ctx, q)
-		fr := <-fc
-		if err == nil {
-			err = fr.err
-		}
-		if err != nil {
-			return out, err
-		}
-		out.floods = append(out.floods, floodResult{name: f.name, flood: fr.r, quiet: qr})
+	}
+	for _, rs := range runs {
+		out.floods = append(out.floods, medianFlood(rs))
 	}
 	return out, nil
+}
+
+// medianFlood picks the run with the median p99 ratio (the lower middle
+// one for an even count) and notes the range over all runs.
+func medianFlood(rs []floodResult) floodResult {
+	sorted := append([]floodResult(nil), rs...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ratio() < sorted[j].ratio() })
+	m := sorted[(len(sorted)-1)/2]
+	m.minRatio, m.maxRatio = sorted[0].ratio(), sorted[len(sorted)-1].ratio()
+	return m
 }
 
 func oneTenant(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, slug string, tier tenant.Tier, plan string, rows int) (benchTenant, error) {
@@ -249,18 +292,29 @@ func rssKB() int {
 }
 
 func printExtra(w *os.File, noisy noisyReport, scale []scalePoint, silos *siloReport) {
-	if noisy.alone.Requests > 0 {
-		fmt.Fprintf(w, "\nnoisy neighbour (a quiet premium tenant, 2 clients; a basic-plan tenant, 50 rps burst 100, flooding)\n")
+	if len(noisy.floods) > 0 {
+		fmt.Fprintf(w, "\nnoisy neighbour (a quiet premium tenant, 2 clients; a basic-plan tenant, 50 rps burst 100, flooding; each flood paired with the quiet tenant alone just before it")
+		if noisy.rounds > 1 {
+			fmt.Fprintf(w, "; the round with the median p99 ratio of %d, and the range", noisy.rounds)
+		}
+		fmt.Fprintln(w, ")")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "flood\tflood rps\tflood 429s\tquiet rps\tquiet p50\tquiet p99\tp99 / alone\t")
-		fmt.Fprintf(tw, "none\t-\t-\t%.0f\t%s\t%s\t1.00\t\n", noisy.alone.Throughput, round(noisy.alone.P50), round(noisy.alone.P99))
+		head := "flood\tflood rps\tflood 429s\tquiet rps alone\tduring\tquiet p50 alone\tduring\tquiet p99 alone\tduring\tp99 ratio\t"
+		if noisy.rounds > 1 {
+			head += "lowest\thighest\t"
+		}
+		fmt.Fprintln(tw, head)
 		for _, f := range noisy.floods {
 			share := 0.0
 			if f.flood.Requests > 0 {
 				share = float64(f.flood.Status["429"]) / float64(f.flood.Requests)
 			}
-			fmt.Fprintf(tw, "%s\t%.0f\t%.0f%%\t%.0f\t%s\t%s\t%.2f\t\n", f.name, f.flood.Rate, 100*share,
-				f.quiet.Throughput, round(f.quiet.P50), round(f.quiet.P99), float64(f.quiet.P99)/float64(noisy.alone.P99))
+			fmt.Fprintf(tw, "%s\t%.0f\t%.0f%%\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%.2f\t", f.name, f.flood.Rate, 100*share,
+				f.alone.Throughput, f.quiet.Throughput, round(f.alone.P50), round(f.quiet.P50), round(f.alone.P99), round(f.quiet.P99), f.ratio())
+			if noisy.rounds > 1 {
+				fmt.Fprintf(tw, "%.2f\t%.2f\t", f.minRatio, f.maxRatio)
+			}
+			fmt.Fprintln(tw)
 		}
 		tw.Flush()
 	}

@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string) error {
 	tenants := fs.Int("tenants", 10, "tenants to spread the load over")
 	rows := fs.Int("rows", 200, "projects per tenant")
 	tax := fs.Bool("tax", true, "compare bulkhead with the baseline server on the three scenarios (--tax=false to skip)")
-	rounds := fs.Int("rounds", 1, "run each scenario's two sides this many times, in turn, and report the round with the median throughput ratio and the range over all rounds")
+	rounds := fs.Int("rounds", 1, "run each scenario's two sides this many times, in turn, and report the round with the median throughput ratio and the range over all rounds; --noisy repeats its alone-then-flood pairs as many times and reports the median p99 ratio")
 	pgb := fs.Bool("pgbench", true, "also compare at the SQL level with pgbench")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the servers) while one side of get by id runs")
 	profileSide := fs.String("profile-side", "bulkhead", "the side --cpuprofile covers: bulkhead or baseline")
@@ -183,7 +183,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	var noisyRes noisyReport
 	if *noisy {
-		if noisyRes, err = runNoisy(ctx, db, auth, bulk, ts, *duration, *floodRate); err != nil {
+		if noisyRes, err = runNoisy(ctx, db, auth, bulk, ts, *duration, *floodRate, *rounds); err != nil {
 			return err
 		}
 	}

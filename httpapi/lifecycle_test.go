@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -503,6 +504,109 @@ func TestRefusedRequestsCountAgainstThePlan(t *testing.T) {
 	}
 	if n := count(limited); n != 0 {
 		t.Fatalf("%d audit events for the 6 rate-limited requests; want none", n)
+	}
+}
+
+// TestAnonymousRefusalsBounded: every denial is audited before it is
+// answered, so a source without valid credentials gets only its share of
+// denials; past it, 429 too_many_refusals with Retry-After, not audited
+// one by one but counted, and FlushRefusals writes the count. Requests
+// with valid credentials from the same source are untouched, and a
+// principal's denials are audited one by one.
+func TestAnonymousRefusalsBounded(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.AnonymousRefusals = httpapi.Bucket{Rate: 0.001, Burst: 3}
+		c.RefusalPause = -1
+	}})
+	a := seed(t, s, "acme", "pool")
+	b := s.CreateTenant(t, "globex", "pool")
+	forged := a.AdminToken[:len(a.AdminToken)-4] + "AAAA"
+	if forged == a.AdminToken {
+		forged = a.AdminToken[:len(a.AdminToken)-4] + "BBBB"
+	}
+	var denied, limited []string
+	codes := map[string]int{}
+	send := func(path, token string) {
+		r := s.Do(t, "GET", path, token, nil)
+		switch r.Status {
+		case http.StatusUnauthorized, http.StatusNotFound:
+			denied = append(denied, r.Header.Get("X-Request-Id"))
+		case http.StatusTooManyRequests:
+			if r.Code() != "too_many_refusals" || r.Header.Get("Retry-After") == "" {
+				t.Fatalf("429 without its code or Retry-After: %s %v", r, r.Header)
+			}
+			limited = append(limited, r.Header.Get("X-Request-Id"))
+		default:
+			t.Fatalf("%s without valid credentials: %s", path, r)
+		}
+		codes[r.Code()]++
+	}
+	for range 10 {
+		send("/rest/v1/projects", forged)
+	}
+	for range 2 {
+		send("/no/such/route", "")
+	}
+	if len(denied) != 3 || len(limited) != 9 {
+		t.Fatalf("12 requests without credentials on a share of 3: %d denied, %d limited (%v); want 3 and 9", len(denied), len(limited), codes)
+	}
+	// The share does not touch requests with valid credentials from the
+	// same source, and a principal's denials are audited one by one.
+	if r := s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil); r.Status != http.StatusOK {
+		t.Fatalf("a valid token from the same source: %s", r)
+	}
+	member := s.Do(t, "GET", "/rest/v1/projects?tenant_id=eq."+b.UUID, a.MemberToken, nil)
+	if member.Status != http.StatusForbidden {
+		t.Fatalf("naming another tenant: %s", member)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	count := func(ids []string) int {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM bulkhead_audit.inbox WHERE event->>'request_id' = ANY($1)`, ids).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(denied); n != 3 {
+		t.Fatalf("%d of the 3 denials audited; want every one", n)
+	}
+	if n := count(limited); n != 0 {
+		t.Fatalf("%d of the 9 429s audited one by one; want none", n)
+	}
+	if n := count([]string{member.Header.Get("X-Request-Id")}); n != 1 {
+		t.Fatalf("the member's denial: %d events; want 1", n)
+	}
+	if err := s.API.FlushRefusals(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var src, vis string
+	var detail []byte
+	if err := conn.QueryRow(ctx, `SELECT event->>'source_ip', event->>'visibility', event->'detail' FROM bulkhead_audit.inbox WHERE event->>'code' = 'too_many_refusals'`).Scan(&src, &vis, &detail); err != nil {
+		t.Fatalf("the count's event: %v", err)
+	}
+	var d struct {
+		Count int64            `json:"count"`
+		Codes map[string]int64 `json:"codes"`
+	}
+	if err := json.Unmarshal(detail, &d); err != nil {
+		t.Fatal(err)
+	}
+	if src != "127.0.0.1" || vis != "platform" || d.Count != 9 || d.Codes["route_not_found"] != 2 || len(d.Codes) != 2 {
+		t.Fatalf("the count's event: source %q, visibility %q, detail %s; want 127.0.0.1, platform, 9 (7 for the forged token, 2 route_not_found)", src, vis, detail)
+	}
+	// Written once.
+	if err := s.API.FlushRefusals(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM bulkhead_audit.inbox WHERE event->>'code' = 'too_many_refusals'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after a second flush: %d count events, %v; want 1", n, err)
 	}
 }
 

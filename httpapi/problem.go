@@ -49,6 +49,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	k := fault.KindOf(err)
 	status := statusOf[k]
 	code := fault.CodeOf(err)
+	if isDenial(status) {
+		// Past its source's share, a request without credentials is not
+		// refused (and audited) one more time but told to slow down.
+		if retry, ok := s.anonymousShare(r, code); !ok {
+			err, k, status, code = errTooManyRefusals, fault.TooMany, http.StatusTooManyRequests, fault.CodeOf(errTooManyRefusals)
+			setRetryAfter(w, retry)
+		}
+	}
 	rid := requestIDFrom(r.Context())
 	switch {
 	case k == fault.Internal:
@@ -64,7 +72,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return // the client is gone: nobody reads an answer
 	}
 	// Denials are audited, and answered only once their event is durable.
-	if status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound {
+	if isDenial(status) {
 		if aerr := s.record(r, event(r, audit.Deny, code, status)); aerr != nil {
 			k, status, code, err = fault.Unavailable, http.StatusServiceUnavailable, "audit_unavailable", aerr
 		}
@@ -105,4 +113,9 @@ type requestIDKey struct{}
 func requestIDFrom(ctx context.Context) string {
 	s, _ := ctx.Value(requestIDKey{}).(string)
 	return s
+}
+
+// isDenial says whether an answer is a denial, which is audited.
+func isDenial(status int) bool {
+	return status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound
 }

@@ -57,6 +57,13 @@ type Config struct {
 	// is slowed, so a flood's refusals cost the server little. 0 means
 	// 200ms; a negative value sends every refusal at once.
 	RefusalPause time.Duration
+	// AnonymousRefusals bounds, per source address (per /64 for IPv6), the
+	// denials (401, 403, 404, each audited before it is answered) of
+	// requests without valid credentials: past it they get
+	// 429 too_many_refusals, held like a tenant's repeated refusals, and
+	// are counted into one event per source written by FlushRefusals. The
+	// zero value means DefaultAnonymousRefusals.
+	AnonymousRefusals Bucket
 	// Audit records denials and control-plane changes; each is durable
 	// before the answer is sent. Nil records nothing (data changes are
 	// still recorded by the database's triggers).
@@ -80,6 +87,7 @@ type Server struct {
 	metrics *Metrics
 	alarms  *audit.Alarms
 	quota   limiters
+	anon    anonTally
 }
 
 // New builds the server and describes the tenant tables it exposes.
@@ -110,6 +118,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.quota.pause, s.quota.held, s.quota.sleep = cfg.RefusalPause, make(chan struct{}, maxHeld), time.Sleep
 	if s.quota.pause == 0 {
 		s.quota.pause = 200 * time.Millisecond
+	}
+	s.anon.bucket = cfg.AnonymousRefusals
+	if s.anon.bucket == (Bucket{}) {
+		s.anon.bucket = DefaultAnonymousRefusals
 	}
 	// Isolation: whatever its plan allows, one tenant holds at most half
 	// of the app pool's connections, so the others always find some.

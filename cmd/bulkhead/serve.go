@@ -108,9 +108,14 @@ type app struct {
 	log    *slog.Logger
 	audit  *audit.Writer
 	seqd   chan struct{} // closed when the audit sequencer has stopped
+	api    *httpapi.Server
 	cancel context.CancelFunc
 	sink   io.Closer
 }
+
+// refusalFlushEvery is how often the server writes the counts of
+// refusals it did not audit one by one (httpapi.Config.AnonymousRefusals).
+const refusalFlushEvery = 10 * time.Second
 
 func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Logger) (*app, error) {
 	ext, err := o.external()
@@ -199,7 +204,7 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 		return nil, fmt.Errorf("listen on %s: %w", o.addr, err)
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a := &app{db: db, auth: auth, addr: ln.Addr().String(), errc: make(chan error, 1), log: log,
+	a := &app{db: db, auth: auth, addr: ln.Addr().String(), errc: make(chan error, 1), log: log, api: h,
 		audit: writer, seqd: make(chan struct{}), cancel: cancel, sink: sinkCloser,
 		srv: &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 			WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}}
@@ -232,6 +237,9 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 			}
 		})
 	}
+	// Refusals of requests without credentials past their source's share
+	// are counted, and the counts written every few seconds.
+	go h.RunRefusalFlush(bg, refusalFlushEvery)
 	// One trusted sequencer extends the audit chain, outside tenant
 	// transactions.
 	q := &sequencer{db: db.Postgres(), sink: sink, log: log, interval: 500 * time.Millisecond, checkpointEvery: 1000, checkpointAge: time.Minute, alarms: alarms, anchor: anchor}
@@ -255,6 +263,11 @@ func (a *app) wait(ctx context.Context) error {
 		}
 		cancel()
 	}
+	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if ferr := a.api.FlushRefusals(fctx); ferr != nil {
+		a.log.Error("counted refusals not written", "err", ferr)
+	}
+	cancel()
 	a.audit.Close()
 	a.cancel()
 	<-a.seqd

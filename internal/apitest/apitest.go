@@ -28,6 +28,7 @@ type Server struct {
 	Auth       *bulkhead.Auth
 	PG         *pgtest.DB
 	AdminToken string
+	API        *httpapi.Server
 	http       *httptest.Server
 }
 
@@ -72,7 +73,7 @@ func Start(tb testing.TB, o Options) *Server {
 	if err != nil {
 		tb.Fatalf("apitest: admin token: %v", err)
 	}
-	return &Server{URL: hs.URL, MetricsURL: metrics.URL, DB: db, Auth: auth, PG: pg, AdminToken: tok, http: hs}
+	return &Server{URL: hs.URL, MetricsURL: metrics.URL, DB: db, Auth: auth, PG: pg, AdminToken: tok, API: h, http: hs}
 }
 
 // Sequence chains every event waiting in the audit inbox, as the server's

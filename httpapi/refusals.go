@@ -1,0 +1,231 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/bulkhead-dev/bulkhead/audit"
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// Bucket is a token bucket: Rate tokens a second, at most Burst at once.
+type Bucket struct {
+	Rate  float64
+	Burst int
+}
+
+// DefaultAnonymousRefusals is how many denials of requests without a
+// principal each source may get: past it, 429 too_many_refusals.
+var DefaultAnonymousRefusals = Bucket{Rate: 20, Burst: 200}
+
+var errTooManyRefusals = fault.E(fault.TooMany, "too_many_refusals", "Too many requests without valid credentials came from this address; retry after the indicated time.")
+
+// maxSources bounds the sources tallied at once; beyond it, refusals from
+// new sources share one tally under the zero address.
+const maxSources = 100_000
+
+// anonTally bounds, per source, the denials of requests that carry no
+// valid credentials (401, unknown routes, failed logins). Each denial is
+// audited before it is answered; without a bound, anyone who can reach the
+// server could make it write to the audit trail, durably and in order
+// with every tenant's events, as fast as they could send. Past its share
+// a source gets 429 too_many_refusals instead, not audited one by one but
+// counted, and FlushRefusals writes one event per source with the count.
+type anonTally struct {
+	mu      sync.Mutex
+	bucket  Bucket
+	sources map[netip.Addr]*anonSource
+	swept   time.Time
+}
+
+type anonSource struct {
+	bucket      *rate.Limiter
+	used        time.Time
+	unrecorded  int64
+	codes       map[string]int64
+	first, last time.Time
+}
+
+// sourceKey is the tally key of a client address: the address itself for
+// IPv4, its /64 for IPv6, since one host commonly holds a whole /64.
+func sourceKey(a netip.Addr) netip.Addr {
+	if a.Is6() && !a.Is4In6() {
+		p, err := a.Prefix(64)
+		if err == nil {
+			return p.Addr()
+		}
+	}
+	return a.Unmap()
+}
+
+// allow says whether a request from addr may be denied with code (and
+// the denial audited); if not, it is counted for the next flush, and
+// retry says when the source has a share again.
+func (t *anonTally) allow(addr netip.Addr, code string, now time.Time) (time.Duration, bool) {
+	key := sourceKey(addr)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sources == nil {
+		t.sources = map[netip.Addr]*anonSource{} //bulkhead:ok counters keyed by source address, no tenant data
+	}
+	if now.Sub(t.swept) > time.Minute {
+		for k, s := range t.sources {
+			if s.unrecorded == 0 && now.Sub(s.used) > 10*time.Minute {
+				delete(t.sources, k) //bulkhead:ok counters keyed by source address, no tenant data
+			}
+		}
+		t.swept = now //bulkhead:ok counters keyed by source address, no tenant data
+	}
+	s, ok := t.sources[key]
+	if !ok {
+		if len(t.sources) >= maxSources {
+			key = netip.Addr{}
+			s = t.sources[key]
+		}
+		if s == nil {
+			s = &anonSource{bucket: rate.NewLimiter(rate.Limit(t.bucket.Rate), t.bucket.Burst)}
+			t.sources[key] = s //bulkhead:ok counters keyed by source address, no tenant data
+		}
+	}
+	s.used = now //bulkhead:ok counters keyed by source address, no tenant data
+	r := s.bucket.ReserveN(now, 1)
+	retry := r.DelayFrom(now)
+	if retry == 0 {
+		return 0, true
+	}
+	r.CancelAt(now)
+	if s.unrecorded == 0 {
+		s.first, s.codes = now, map[string]int64{} //bulkhead:ok counters keyed by source address, no tenant data
+	}
+	s.unrecorded++  //bulkhead:ok counters keyed by source address, no tenant data
+	s.codes[code]++ //bulkhead:ok counters keyed by source address, no tenant data
+	s.last = now    //bulkhead:ok counters keyed by source address, no tenant data
+	return retry, false
+}
+
+// refusalSummary is what Flush writes for one source.
+type refusalSummary struct {
+	source      netip.Addr
+	count       int64
+	codes       map[string]int64
+	first, last time.Time
+}
+
+// drain returns the counted refusals, by source, and starts counting
+// afresh.
+func (t *anonTally) drain() []refusalSummary {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []refusalSummary
+	for k, s := range t.sources {
+		if s.unrecorded == 0 {
+			continue
+		}
+		out = append(out, refusalSummary{source: k, count: s.unrecorded, codes: s.codes, first: s.first, last: s.last})
+		s.unrecorded, s.codes = 0, nil //bulkhead:ok counters keyed by source address, no tenant data
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].source.Less(out[j].source) })
+	return out
+}
+
+// putBack returns summaries that could not be written to the tally, so
+// that the next Flush writes them.
+func (t *anonTally) putBack(rs []refusalSummary) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range rs {
+		s := t.sources[r.source]
+		if s == nil {
+			s = &anonSource{bucket: rate.NewLimiter(rate.Limit(t.bucket.Rate), t.bucket.Burst), used: r.last}
+			t.sources[r.source] = s //bulkhead:ok counters keyed by source address, no tenant data
+		}
+		if s.unrecorded == 0 {
+			s.first, s.last, s.codes = r.first, r.last, map[string]int64{} //bulkhead:ok counters keyed by source address, no tenant data
+		}
+		s.unrecorded += r.count //bulkhead:ok counters keyed by source address, no tenant data
+		for c, n := range r.codes {
+			s.codes[c] += n //bulkhead:ok counters keyed by source address, no tenant data
+		}
+		s.first = minTime(s.first, r.first) //bulkhead:ok counters keyed by source address, no tenant data
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// anonymousShare says whether r may be denied with code: always when it
+// has a principal (a tenant's requests are bounded by its plan's bucket,
+// and platform admins are few), and otherwise within its source's share
+// (Config.AnonymousRefusals). Past the share the answer is held as a
+// tenant's repeated refusals are, so that a client that retries at once
+// is slowed, and retry says when to come back.
+func (s *Server) anonymousShare(r *http.Request, code string) (retry time.Duration, ok bool) {
+	if _, ok := tenant.FromContext(r.Context()); ok {
+		return 0, true
+	}
+	retry, ok = s.anon.allow(sourceIP(r), code, time.Now())
+	if !ok && s.quota.pause > 0 {
+		s.quota.hold(min(s.quota.pause, retryAfter(retry)))
+	}
+	return retry, ok
+}
+
+// FlushRefusals writes one audit event per source that got
+// 429 too_many_refusals since the last flush (see
+// Config.AnonymousRefusals): how many, with the codes the denials would
+// have had, between when and when. Run it every few seconds and once more after the server has
+// stopped taking requests; summaries it could not write are kept for the
+// next call.
+func (s *Server) FlushRefusals(ctx context.Context) error {
+	rs := s.anon.drain()
+	for i, r := range rs {
+		detail, err := json.Marshal(map[string]any{"count": r.count, "codes": r.codes,
+			"first": r.first.UTC().Format(time.RFC3339Nano), "last": r.last.UTC().Format(time.RFC3339Nano)})
+		if err != nil {
+			return err
+		}
+		src := r.source.String()
+		if !r.source.IsValid() {
+			src = "" // the overflow tally: sources beyond maxSources
+		}
+		e := audit.Event{At: time.Now(), Action: "http:Refusals", Decision: audit.Deny, Code: "too_many_refusals",
+			SourceIP: src, Detail: detail, Visibility: audit.VisiblePlatform}
+		if s.audit == nil {
+			continue
+		}
+		if err := s.audit.Record(ctx, e); err != nil {
+			s.anon.putBack(rs[i:])
+			return fmt.Errorf("httpapi: audit the counted refusals: %w", err)
+		}
+	}
+	return nil
+}
+
+// RunRefusalFlush calls FlushRefusals every interval until ctx ends.
+func (s *Server) RunRefusalFlush(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.FlushRefusals(ctx); err != nil {
+				s.log.Warn("counted refusals not written yet", "err", err)
+			}
+		}
+	}
+}

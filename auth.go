@@ -3,6 +3,7 @@ package bulkhead
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -55,6 +56,7 @@ type Auth struct {
 
 	users    userCache
 	verified tokenCache
+	rejected rejectCache
 
 	mu       sync.Mutex
 	kids     string
@@ -192,6 +194,11 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 	// The cache holds only built-in tokens, by their exact text: a hit
 	// needs no issuer check (and no parse of the payload) at all.
 	p, ok := a.verified.get(token, a.db.now())
+	// A token in the reject cache failed bulkhead's own verifier for good
+	// (the same text always reads the same issuer): refused again at once.
+	if !ok && a.rejected.has(token, a.db.now()) {
+		return tenant.Principal{}, identity.ErrInvalidToken
+	}
 	if !ok {
 		if iss := unverifiedIssuer(token); iss != TokenIssuer && iss != AdminTokenIssuer && a.external != nil {
 			v, builtin = a.external, false
@@ -200,6 +207,9 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 	if !ok {
 		var err error
 		if p, err = v.Verify(ctx, token); err != nil {
+			if builtin && identity.Permanent(err) {
+				a.rejected.put(token, a.db.now())
+			}
 			return tenant.Principal{}, err
 		}
 		if builtin && !p.Platform {
@@ -425,6 +435,51 @@ func (c *tokenCache) put(token string, p tenant.Principal, now time.Time) {
 		}
 	}
 	c.m[token] = p
+}
+
+// rejectCache remembers, for a minute, built-in tokens that failed for
+// good (malformed, a signature that does not verify, expired: see
+// identity.Permanent), by a hash of their text, so that a client that
+// keeps sending one does not cost a signature check each time. A token
+// that could pass later (an unknown key, not valid yet) is never in it.
+type rejectCache struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]time.Time // until when
+}
+
+const (
+	rejectCacheMax = 10000
+	rejectCacheAge = time.Minute
+)
+
+func (c *rejectCache) has(token string, now time.Time) bool {
+	k := sha256.Sum256([]byte(token))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	until, ok := c.m[k]
+	return ok && now.Before(until)
+}
+
+// put remembers token. A full cache first drops what has aged out; if
+// that frees less than a quarter of it, it starts empty.
+func (c *rejectCache) put(token string, now time.Time) {
+	k := sha256.Sum256([]byte(token))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[[sha256.Size]byte]time.Time{}
+	}
+	if _, ok := c.m[k]; !ok && len(c.m) >= rejectCacheMax {
+		for t, until := range c.m {
+			if !now.Before(until) {
+				delete(c.m, t)
+			}
+		}
+		if len(c.m) > rejectCacheMax-rejectCacheMax/4 {
+			c.m = map[[sha256.Size]byte]time.Time{}
+		}
+	}
+	c.m[k] = now.Add(rejectCacheAge)
 }
 
 func (c *tokenCache) clear() {

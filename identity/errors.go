@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/bulkhead-dev/bulkhead/fault"
 )
 
@@ -86,4 +88,27 @@ func canceled(ctx context.Context, op string) error {
 		cause = errors.New("context not done")
 	}
 	return fail(ErrCanceled, op, cause)
+}
+
+// malformedError is a token that fails on its shape, before any key is
+// looked up: the same text fails the same way whatever the keys.
+type malformedError struct{ err error }
+
+func (e *malformedError) Error() string { return e.err.Error() }
+func (e *malformedError) Unwrap() error { return e.err }
+
+// Permanent reports whether a failure of [Verifier.Verify] holds for the
+// same token text whatever happens later: the token is malformed, its
+// signature does not verify under the key its kid names, or it has
+// expired. A caller may remember such tokens and refuse them again
+// without verifying. Failures that can pass later do not count: an
+// unknown kid or issuer (keys and trusts change), a token not valid yet,
+// a revocation check that could not run, a canceled context.
+func Permanent(err error) bool {
+	if !errors.Is(err, ErrInvalidToken) {
+		return false
+	}
+	var m *malformedError
+	return errors.As(err, &m) || errors.Is(err, jwt.ErrTokenMalformed) ||
+		errors.Is(err, jwt.ErrTokenSignatureInvalid) || errors.Is(err, jwt.ErrTokenExpired)
 }

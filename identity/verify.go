@@ -442,7 +442,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (tenant.Principal, 
 	st := v.state
 	c, err := parseCompact(token)
 	if err != nil {
-		return tenant.Principal{}, TokenInfo{}, err
+		return tenant.Principal{}, TokenInfo{}, &malformedError{err}
 	}
 	// Isolation: the unverified iss only chooses which trust's keys may
 	// verify the token; nothing else is read before the signature checks.

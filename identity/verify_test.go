@@ -437,3 +437,49 @@ func TestVerifyRevoked(t *testing.T) {
 		t.Errorf("Revoked saw %+v, want the admin token's jti, sub, iat, issuer and platform", seen)
 	}
 }
+
+// TestPermanent: only failures that hold for the same token text forever
+// (its shape, its signature, its expiry) may be remembered and refused
+// again without verifying; anything that can pass later may not.
+func TestPermanent(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	v := verifier(t, w.tenant)
+	valid := MustIssue(t, w.tenant, tenantClaims)
+	parts := strings.Split(valid, ".")
+	issueAt := func(at time.Time) string {
+		i := *w.tenant
+		i.Now = func() time.Time { return at }
+		return MustIssue(t, &i, tenantClaims)
+	}
+	k := w.tenant.Keys[0]
+	for _, tt := range []struct {
+		name, token string
+		permanent   bool
+	}{
+		{"Garbage", "not a token", true},
+		{"TwoParts", parts[0] + "." + parts[1], true},
+		{"BadSignature", parts[0] + "." + parts[1] + "." + enc(make([]byte, ed25519.SignatureSize)), true},
+		{"Expired", issueAt(now.Add(-time.Hour)), true},
+		{"NotYetValid", issueAt(now.Add(10 * time.Minute)), false},
+		{"UnknownKid", signRaw(MustSigningKey(t), header(MustSigningKey(t)), tenantPayload(`,"tenant_id":"`+string(tenantA)+`"`)), false},
+		{"UntrustedIssuer", MustIssue(t, w.other, tenantClaims), false},
+		{"KnownKidOtherKey", signRaw(MustSigningKey(t), header(k), tenantPayload(`,"tenant_id":"`+string(tenantA)+`"`)), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := v.Verify(t.Context(), tt.token)
+			if err == nil {
+				t.Fatal("Verify accepted it")
+			}
+			if got := identity.Permanent(err); got != tt.permanent {
+				t.Fatalf("Permanent(%v) = %v, want %v", err, got, tt.permanent)
+			}
+		})
+	}
+	if _, err := v.Verify(t.Context(), valid); err != nil || identity.Permanent(err) {
+		t.Fatalf("a valid token: %v, Permanent %v", err, identity.Permanent(err))
+	}
+	if identity.Permanent(errors.New("token signature is invalid")) || identity.Permanent(context.Canceled) {
+		t.Fatal("an error that is not ErrInvalidToken counted as permanent")
+	}
+}

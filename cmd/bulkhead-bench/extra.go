@@ -70,6 +70,20 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 	// A flood of requests the server refuses before any SQL (an unknown
 	// table: 404, audited) must be held to the plan as well.
 	misses := []vegeta.Target{{Method: "GET", URL: bulk + "/rest/v1/no_such_table", Header: http.Header{"Authorization": {"Bearer " + noisy.token}}}}
+	// The same tenant's requests with its token's signature broken: 401,
+	// audited, before any tenant is known. Once with one forged token, as a
+	// client stuck on a bad token sends it; once with a different one
+	// every time, as an attacker would, so that no cache helps.
+	forged := getTargets(bulk, noisy)
+	for i := range forged {
+		forged[i].Header = http.Header{"Authorization": {"Bearer " + noisy.token[:len(noisy.token)-4] + "AAAA"}}
+	}
+	var unique []vegeta.Target
+	for i := range 20000 {
+		t := forged[i%len(forged)]
+		t.Header = http.Header{"Authorization": {"Bearer " + noisy.token[:len(noisy.token)-9] + fmt.Sprintf("%08x", i) + noisy.token[len(noisy.token)-1:]}}
+		unique = append(unique, t)
+	}
 	kinds := []struct {
 		name    string
 		rate    int
@@ -78,6 +92,8 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 	}{
 		{fmt.Sprintf("%d rps (%dx its plan)", floodRate, floodRate/50), floodRate, false, getTargets(bulk, noisy)},
 		{fmt.Sprintf("%d rps of 404s (an unknown table)", floodRate), floodRate, false, misses},
+		{fmt.Sprintf("%d rps with one forged token (401)", floodRate), floodRate, false, forged},
+		{fmt.Sprintf("%d rps, a new forged token each time (401)", floodRate), floodRate, false, unique},
 		{"32 clients, closed loop, load process niced", 0, true, getTargets(bulk, noisy)},
 		{"32 clients, closed loop", 0, false, getTargets(bulk, noisy)},
 	}

@@ -199,8 +199,11 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 	if !ok && a.rejected.has(token, a.db.now()) {
 		return tenant.Principal{}, identity.ErrInvalidToken
 	}
-	if !ok {
-		if iss := unverifiedIssuer(token); iss != TokenIssuer && iss != AdminTokenIssuer && a.external != nil {
+	if !ok && a.external != nil {
+		// Only with an external provider is there a verifier to choose;
+		// without one, every token goes to bulkhead's own, which reads the
+		// issuer itself, so it is not parsed twice.
+		if iss := unverifiedIssuer(token); iss != TokenIssuer && iss != AdminTokenIssuer {
 			v, builtin = a.external, false
 		}
 	}

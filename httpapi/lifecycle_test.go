@@ -446,6 +446,24 @@ func TestNoisyNeighbour(t *testing.T) {
 	}
 }
 
+// auditEventsFor counts the audit events, in the inbox or in the chain,
+// of the requests with these ids.
+func auditEventsFor(t *testing.T, s *apitest.Server, ids []string) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM bulkhead_audit.inbox WHERE event->>'request_id' = ANY($1))
+		+ (SELECT count(*) FROM bulkhead_audit.events WHERE body::jsonb->>'request_id' = ANY($1))`, ids).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestRefusedRequestsCountAgainstThePlan: requests the server refuses
 // before any SQL (an unknown table, another tenant's record, another
 // tenant's id in a filter) cost it work and an audit event each, so they
@@ -485,20 +503,7 @@ func TestRefusedRequestsCountAgainstThePlan(t *testing.T) {
 		t.Fatalf("the quiet tenant after the flood: %s", r)
 	}
 	// Only the answered refusals were audited.
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	count := func(ids []string) int {
-		var n int
-		if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM bulkhead_audit.inbox WHERE event->>'request_id' = ANY($1))
-			+ (SELECT count(*) FROM bulkhead_audit.events WHERE body::jsonb->>'request_id' = ANY($1))`, ids).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	count := func(ids []string) int { return auditEventsFor(t, s, ids) }
 	if n := count(answered); n != 3 {
 		t.Fatalf("%d audit events for the 3 answered refusals; want 3", n)
 	}
@@ -560,19 +565,13 @@ func TestAnonymousRefusalsBounded(t *testing.T) {
 	if member.Status != http.StatusForbidden {
 		t.Fatalf("naming another tenant: %s", member)
 	}
+	count := func(ids []string) int { return auditEventsFor(t, s, ids) }
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	count := func(ids []string) int {
-		var n int
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM bulkhead_audit.inbox WHERE event->>'request_id' = ANY($1)`, ids).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
 	if n := count(denied); n != 3 {
 		t.Fatalf("%d of the 3 denials audited; want every one", n)
 	}

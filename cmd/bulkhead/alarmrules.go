@@ -79,9 +79,13 @@ func validRules(r audit.Rules) error {
 	return nil
 }
 
-// checkAlarmFlags checks the alarm rules before anything starts, and
-// refuses --alarm-rules together with the flags it replaces.
+// checkAlarmFlags checks the alarm rules and the share of anonymous
+// denials before anything starts, and refuses --alarm-rules together with
+// the flags it replaces.
 func (o *serveOptions) checkAlarmFlags(fs *flag.FlagSet) error {
+	if o.anonDenials < 1 || o.anonDenials > 1_000_000 {
+		return usageError{"--anonymous-denials must be 1 to 1000000 per second"}
+	}
 	var err error
 	fs.Visit(func(f *flag.Flag) {
 		if o.alarmFile != "" && (f.Name == "alarm-denials" || f.Name == "alarm-window") {

@@ -71,6 +71,10 @@ func TestAlarmRulesReplaceFlags(t *testing.T) {
 		{[]string{"--alarm-denials", "-3"}, false},
 		{[]string{"--alarm-rules", "a.json", "--alarm-denials", "3"}, false},
 		{[]string{"--alarm-rules", "a.json", "--alarm-window", "5s"}, false},
+		{[]string{"--anonymous-denials", "100"}, true},
+		{[]string{"--anonymous-denials", "0"}, false},
+		{[]string{"--anonymous-denials", "-1"}, false},
+		{[]string{"--anonymous-denials", "1000001"}, false},
 	} {
 		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)

@@ -42,6 +42,21 @@ var errLogin = fault.E(fault.Unauthenticated, "invalid_credentials", "The tenant
 // unknown users as on known ones (a dummy argon2id check); the hasher
 // bounds how many hashes run at once.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	// A source past its share of denials, or of failed logins, gets no
+	// more password checks: each costs tens of milliseconds of CPU, which
+	// the tenants' requests need.
+	if s.refuseIfOver(w, r, &s.anon, errLogin.Code) {
+		return
+	}
+	// Logins in flight count against the share of failed logins, so that
+	// a flood of them cannot all pass before the first has failed; only
+	// a login that does not succeed takes from it.
+	done, ok := s.beginLogin(w, r)
+	if !ok {
+		return
+	}
+	failed := true
+	defer func() { done(failed) }()
 	var req loginRequest
 	if err := decodeBody(w, r, s.maxBody, &req); err != nil {
 		s.writeError(w, r, err)
@@ -84,6 +99,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errLogin)
 		return
 	}
+	failed = false
 	tok, exp, err := s.auth.IssueUserToken(ctx, u, t)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -609,6 +609,76 @@ func TestAnonymousRefusalsBounded(t *testing.T) {
 	}
 }
 
+// TestLoginPastTheShareHashesNothing: a source that has used up its share
+// of failed logins, or of denials, gets 429 too_many_refusals before any
+// password check, so even the right password is not checked (a check costs
+// tens of milliseconds of CPU that other tenants need); the 429 is the
+// same whether the password was right or not. The two shares are apart:
+// failed logins past theirs leave a forged token its 401.
+func TestLoginPastTheShareHashesNothing(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name   string
+		config func(*httpapi.Config)
+	}{
+		{"share of denials", func(c *httpapi.Config) { c.AnonymousRefusals = httpapi.Bucket{Rate: 0.001, Burst: 3} }},
+		{"share of failed logins", func(c *httpapi.Config) { c.FailedLogins = httpapi.Bucket{Rate: 0.001, Burst: 3} }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+				tt.config(c)
+				c.RefusalPause = -1
+			}})
+			s.CreateTenant(t, "acme", "pool") // logs its two users in: successes take nothing from either share
+			login := func(pw string) *apitest.Response {
+				return s.Do(t, "POST", "/v1/auth/token", "", map[string]string{"tenant": "acme", "email": "admin@acme.test", "password": pw})
+			}
+			for i := range 3 {
+				if r := login("wrong"); r.Status != http.StatusUnauthorized || r.Code() != "invalid_credentials" {
+					t.Fatalf("failed login %d within the share: %s", i+1, r)
+				}
+			}
+			wrong, right := login("wrong"), login("pw-admin@acme.test")
+			for _, r := range []*apitest.Response{wrong, right} {
+				if r.Status != http.StatusTooManyRequests || r.Code() != "too_many_refusals" || r.Header.Get("Retry-After") == "" {
+					t.Fatalf("a login past the share: %s; want 429 too_many_refusals with Retry-After, before any password check", r)
+				}
+			}
+			if string(wrong.Body) != strings.Replace(string(right.Body), right.Header.Get("X-Request-Id"), wrong.Header.Get("X-Request-Id"), 1) {
+				t.Fatalf("the 429 differs with the right password:\n%s\n%s", wrong.Body, right.Body)
+			}
+			forged := s.Do(t, "GET", "/rest/v1/projects", "eyJhbGciOiJFZERTQSJ9.e30.AAAA", nil)
+			if tt.name == "share of failed logins" && forged.Status != http.StatusUnauthorized {
+				t.Fatalf("a forged token after the failed logins' share ran out: %s; want its 401", forged)
+			}
+			// Counted for the flush, under the denial they would have been.
+			if err := s.API.FlushRefusals(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if n := countCode(t, s, "too_many_refusals"); n < 1 {
+				t.Fatalf("%d count events; want the 429s counted", n)
+			}
+		})
+	}
+}
+
+// countCode counts the audit events in the inbox with this code.
+func countCode(t *testing.T, s *apitest.Server, code string) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM bulkhead_audit.inbox WHERE event->>'code' = $1`, code).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestStatementTimeoutByPlan holds a lock the statement needs: the plan's
 // statement timeout ends it long before the request deadline.
 func TestStatementTimeoutByPlan(t *testing.T) {

@@ -27,6 +27,10 @@ type Bucket struct {
 // principal each source may get: past it, 429 too_many_refusals.
 var DefaultAnonymousRefusals = Bucket{Rate: 20, Burst: 200}
 
+// DefaultFailedLogins is how many failed logins each source may have
+// before its logins get 429 too_many_refusals without a password check.
+var DefaultFailedLogins = Bucket{Rate: 1, Burst: 10}
+
 var errTooManyRefusals = fault.E(fault.TooMany, "too_many_refusals", "Too many requests without valid credentials came from this address; retry after the indicated time.")
 
 // maxSources bounds the sources tallied at once; beyond it, refusals from
@@ -49,6 +53,7 @@ type anonTally struct {
 
 type anonSource struct {
 	bucket      *rate.Limiter
+	inflight    int // requests admitted by begin and not done yet
 	used        time.Time
 	unrecorded  int64
 	codes       map[string]int64
@@ -79,7 +84,7 @@ func (t *anonTally) allow(addr netip.Addr, code string, now time.Time) (time.Dur
 	}
 	if now.Sub(t.swept) > time.Minute {
 		for k, s := range t.sources {
-			if s.unrecorded == 0 && now.Sub(s.used) > 10*time.Minute {
+			if s.unrecorded == 0 && s.inflight == 0 && now.Sub(s.used) > 10*time.Minute {
 				delete(t.sources, k) //bulkhead:ok counters keyed by source address, no tenant data
 			}
 		}
@@ -110,6 +115,77 @@ func (t *anonTally) allow(addr netip.Addr, code string, now time.Time) (time.Dur
 	s.codes[code]++ //bulkhead:ok counters keyed by source address, no tenant data
 	s.last = now    //bulkhead:ok counters keyed by source address, no tenant data
 	return retry, false
+}
+
+// over says whether addr has used up its share, without taking from it;
+// if it has, the request is counted with code for the next flush, and
+// retry says when the share has room again. It guards work done before a
+// request can fail, such as a login's password hash.
+func (t *anonTally) over(addr netip.Addr, code string, now time.Time) (time.Duration, bool) {
+	key := sourceKey(addr)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.sources[key]
+	if s == nil {
+		return 0, false
+	}
+	tokens := s.bucket.TokensAt(now)
+	if tokens >= 1 {
+		return 0, false
+	}
+	s.used = now //bulkhead:ok counters keyed by source address, no tenant data
+	if s.unrecorded == 0 {
+		s.first, s.codes = now, map[string]int64{} //bulkhead:ok counters keyed by source address, no tenant data
+	}
+	s.unrecorded++  //bulkhead:ok counters keyed by source address, no tenant data
+	s.codes[code]++ //bulkhead:ok counters keyed by source address, no tenant data
+	s.last = now    //bulkhead:ok counters keyed by source address, no tenant data
+	return time.Duration((1 - tokens) / t.bucket.Rate * float64(time.Second)), true
+}
+
+// begin admits a request from addr whose outcome is not known yet, such
+// as a login before its password is checked, if the share has room for it
+// and for every such request already in flight from addr; done then says
+// whether it failed, and only a failure takes from the share. Past the
+// share, the request is counted with code for the next flush, and retry
+// says when the share has room again.
+func (t *anonTally) begin(addr netip.Addr, code string, now time.Time) (done func(failed bool), retry time.Duration, ok bool) {
+	key := sourceKey(addr)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sources == nil {
+		t.sources = map[netip.Addr]*anonSource{} //bulkhead:ok counters keyed by source address, no tenant data
+	}
+	s, found := t.sources[key]
+	if !found {
+		if len(t.sources) >= maxSources {
+			key = netip.Addr{}
+			s = t.sources[key]
+		}
+		if s == nil {
+			s = &anonSource{bucket: rate.NewLimiter(rate.Limit(t.bucket.Rate), t.bucket.Burst)}
+			t.sources[key] = s //bulkhead:ok counters keyed by source address, no tenant data
+		}
+	}
+	s.used = now //bulkhead:ok counters keyed by source address, no tenant data
+	if room := s.bucket.TokensAt(now) - float64(s.inflight); room < 1 {
+		if s.unrecorded == 0 {
+			s.first, s.codes = now, map[string]int64{} //bulkhead:ok counters keyed by source address, no tenant data
+		}
+		s.unrecorded++  //bulkhead:ok counters keyed by source address, no tenant data
+		s.codes[code]++ //bulkhead:ok counters keyed by source address, no tenant data
+		s.last = now    //bulkhead:ok counters keyed by source address, no tenant data
+		return nil, max(time.Duration((1-room)/t.bucket.Rate*float64(time.Second)), time.Millisecond), false
+	}
+	s.inflight++ //bulkhead:ok counters keyed by source address, no tenant data
+	return func(failed bool) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		s.inflight-- //bulkhead:ok counters keyed by source address, no tenant data
+		if failed {
+			s.bucket.ReserveN(time.Now(), 1) // taken, even into debt: the request already ran
+		}
+	}, 0, true
 }
 
 // refusalSummary is what Flush writes for one source.
@@ -183,6 +259,42 @@ func (s *Server) anonymousShare(r *http.Request, code string) (retry time.Durati
 	return retry, ok
 }
 
+// refuseIfOver answers 429 too_many_refusals, and reports true, when r's
+// source has used up its share in t (Config.AnonymousRefusals or
+// Config.FailedLogins), without taking from the share. Handlers that spend real work before
+// they can fail, such as a login's password hash, call it first, so that
+// a source past its share costs no more than its refusal.
+func (s *Server) refuseIfOver(w http.ResponseWriter, r *http.Request, t *anonTally, code string) bool {
+	retry, over := t.over(sourceIP(r), code, time.Now())
+	if !over {
+		return false
+	}
+	if s.quota.pause > 0 {
+		s.quota.hold(min(s.quota.pause, retryAfter(retry)))
+	}
+	setRetryAfter(w, retry)
+	s.writeError(w, r, errTooManyRefusals)
+	return true
+}
+
+// beginLogin admits a login from r's source before its password is
+// checked, if its share of failed logins has room for it and for the
+// logins already in flight from there; otherwise it answers
+// 429 too_many_refusals and reports false. done says whether the login
+// failed: only a failure takes from the share.
+func (s *Server) beginLogin(w http.ResponseWriter, r *http.Request) (done func(failed bool), ok bool) {
+	done, retry, ok := s.logins.begin(sourceIP(r), errLogin.Code, time.Now())
+	if ok {
+		return done, true
+	}
+	if s.quota.pause > 0 {
+		s.quota.hold(min(s.quota.pause, retryAfter(retry)))
+	}
+	setRetryAfter(w, retry)
+	s.writeError(w, r, errTooManyRefusals)
+	return nil, false
+}
+
 // FlushRefusals writes one audit event per source that got
 // 429 too_many_refusals since the last flush (see
 // Config.AnonymousRefusals): how many, with the codes the denials would
@@ -190,7 +302,14 @@ func (s *Server) anonymousShare(r *http.Request, code string) (retry time.Durati
 // stopped taking requests; summaries it could not write are kept for the
 // next call.
 func (s *Server) FlushRefusals(ctx context.Context) error {
-	rs := s.anon.drain()
+	if err := s.flush(ctx, &s.anon); err != nil {
+		return err
+	}
+	return s.flush(ctx, &s.logins)
+}
+
+func (s *Server) flush(ctx context.Context, t *anonTally) error {
+	rs := t.drain()
 	for i, r := range rs {
 		detail, err := json.Marshal(map[string]any{"count": r.count, "codes": r.codes,
 			"first": r.first.UTC().Format(time.RFC3339Nano), "last": r.last.UTC().Format(time.RFC3339Nano)})
@@ -207,7 +326,7 @@ func (s *Server) FlushRefusals(ctx context.Context) error {
 			continue
 		}
 		if err := s.audit.Record(ctx, e); err != nil {
-			s.anon.putBack(rs[i:])
+			t.putBack(rs[i:])
 			return fmt.Errorf("httpapi: audit the counted refusals: %w", err)
 		}
 	}

@@ -97,3 +97,33 @@ func TestAnonymousRefusalsTallyBounded(t *testing.T) {
 		t.Fatalf("drained %+v; want one count under the shared tally", got)
 	}
 }
+
+// TestLoginsInFlightCount: requests admitted by begin count against the
+// share while in flight, so a flood cannot all pass before the first
+// fails; only failures take from the share.
+func TestLoginsInFlightCount(t *testing.T) {
+	tl := anonTally{bucket: Bucket{Rate: 0.001, Burst: 2}}
+	now := time.Now()
+	a := netip.MustParseAddr("192.0.2.7")
+	first, _, ok1 := tl.begin(a, "invalid_credentials", now)
+	second, _, ok2 := tl.begin(a, "invalid_credentials", now)
+	if !ok1 || !ok2 {
+		t.Fatal("two logins on a share of 2 were not both admitted")
+	}
+	if _, retry, ok := tl.begin(a, "invalid_credentials", now); ok || retry <= 0 {
+		t.Fatalf("a third login while two are in flight: admitted %v, retry %v; want refused with a retry", ok, retry)
+	}
+	first(false) // succeeded: gives its place back, takes nothing
+	third, _, ok := tl.begin(a, "invalid_credentials", now)
+	if !ok {
+		t.Fatal("a login after one in flight succeeded was refused")
+	}
+	second(true)
+	third(true) // two failures use up the share
+	if _, _, ok := tl.begin(a, "invalid_credentials", time.Now()); ok {
+		t.Fatal("a login after two failures on a share of 2 was admitted")
+	}
+	if got := tl.drain(); len(got) != 1 || got[0].count != 2 || got[0].codes["invalid_credentials"] != 2 {
+		t.Fatalf("drained %+v; want the two refused logins counted", got)
+	}
+}

@@ -64,6 +64,12 @@ type Config struct {
 	// are counted into one event per source written by FlushRefusals. The
 	// zero value means DefaultAnonymousRefusals.
 	AnonymousRefusals Bucket
+	// FailedLogins bounds, per source address, the failed logins (each a
+	// password check of tens of milliseconds of CPU): past it, logins from
+	// that address get 429 too_many_refusals before any password is
+	// checked, counted like the anonymous refusals. The zero value means
+	// DefaultFailedLogins.
+	FailedLogins Bucket
 	// Audit records denials and control-plane changes; each is durable
 	// before the answer is sent. Nil records nothing (data changes are
 	// still recorded by the database's triggers).
@@ -88,6 +94,7 @@ type Server struct {
 	alarms  *audit.Alarms
 	quota   limiters
 	anon    anonTally
+	logins  anonTally
 }
 
 // New builds the server and describes the tenant tables it exposes.
@@ -122,6 +129,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.anon.bucket = cfg.AnonymousRefusals
 	if s.anon.bucket == (Bucket{}) {
 		s.anon.bucket = DefaultAnonymousRefusals
+	}
+	s.logins.bucket = cfg.FailedLogins
+	if s.logins.bucket == (Bucket{}) {
+		s.logins.bucket = DefaultFailedLogins
 	}
 	// Isolation: whatever its plan allows, one tenant holds at most half
 	// of the app pool's connections, so the others always find some.

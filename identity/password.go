@@ -184,15 +184,16 @@ func decodePHC(s string) (Params, []byte, []byte, error) {
 }
 
 // Hasher hashes and checks passwords with at most MaxConcurrent hashes in
-// flight, so that a flood of logins cannot exhaust memory: each argon2id
-// computation allocates Params.Memory KiB. Callers beyond the limit wait for
-// a slot until their context ends.
+// flight, so that a flood of logins cannot exhaust memory (each argon2id
+// computation allocates Params.Memory KiB) nor take every CPU from the
+// rest of the process: by default half the CPUs at most. Callers beyond
+// the limit wait for a slot until their context ends.
 //
 // A Hasher must not be copied after first use, and its fields must not
 // change after first use.
 type Hasher struct {
 	Params        Params    // for new hashes and dummy checks; zero means DefaultParams()
-	MaxConcurrent int       // hashes in flight; zero or less means 2×GOMAXPROCS
+	MaxConcurrent int       // hashes in flight; zero or less means GOMAXPROCS/2, at least 1
 	Rand          io.Reader // salt source; nil means crypto/rand.Reader
 
 	once  sync.Once
@@ -210,7 +211,7 @@ func (h *Hasher) init() {
 		h.err = h.p.validate()
 		n := h.MaxConcurrent
 		if n <= 0 {
-			n = 2 * runtime.GOMAXPROCS(0)
+			n = max(1, runtime.GOMAXPROCS(0)/2)
 		}
 		h.slots = make(chan struct{}, n)
 	})

@@ -79,12 +79,15 @@ func validRules(r audit.Rules) error {
 	return nil
 }
 
-// checkAlarmFlags checks the alarm rules and the share of anonymous
-// denials before anything starts, and refuses --alarm-rules together with
+// checkAlarmFlags checks the alarm rules and the shares of anonymous
+// denials and failed logins before anything starts, and refuses --alarm-rules together with
 // the flags it replaces.
 func (o *serveOptions) checkAlarmFlags(fs *flag.FlagSet) error {
 	if o.anonDenials < 1 || o.anonDenials > 1_000_000 {
 		return usageError{"--anonymous-denials must be 1 to 1000000 per second"}
+	}
+	if o.failedLogin < 1 || o.failedLogin > 1_000_000 {
+		return usageError{"--failed-logins must be 1 to 1000000 per second"}
 	}
 	var err error
 	fs.Visit(func(f *flag.Flag) {

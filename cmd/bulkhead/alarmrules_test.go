@@ -75,6 +75,8 @@ func TestAlarmRulesReplaceFlags(t *testing.T) {
 		{[]string{"--anonymous-denials", "0"}, false},
 		{[]string{"--anonymous-denials", "-1"}, false},
 		{[]string{"--anonymous-denials", "1000001"}, false},
+		{[]string{"--failed-logins", "5"}, true},
+		{[]string{"--failed-logins", "0"}, false},
 	} {
 		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)

@@ -37,6 +37,7 @@ type serveOptions struct {
 	pgLog       string
 	alarmFile   string
 	anonDenials int
+	failedLogin int
 }
 
 func (o *serveOptions) register(fs interface {
@@ -60,6 +61,7 @@ func (o *serveOptions) register(fs interface {
 	fs.StringVar(&o.pgLog, "pg-log", "", "follow this PostgreSQL server log: each context that was present but did not verify becomes an audit event and fires the invalid_context alarm (bulkhead dev sets it)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this separate (admin) address, e.g. 127.0.0.1:9090; none by default")
 	fs.IntVar(&o.anonDenials, "anonymous-denials", int(httpapi.DefaultAnonymousRefusals.Rate), "denials per second (burst ten times as many) each client address may get for requests without valid credentials; past it, 429 too_many_refusals (see docs/api.md#limits-per-plan)")
+	fs.IntVar(&o.failedLogin, "failed-logins", int(httpapi.DefaultFailedLogins.Rate), "failed logins per second (burst ten times as many) each client address may have; past it, its logins get 429 too_many_refusals before any password is checked")
 	fs.StringVar(&o.auditLog, "audit-log", "", `also write chained audit events and signed checkpoints as JSON lines to this file ("-" for stdout), for log shippers and as an anchor outside the database`)
 }
 
@@ -195,7 +197,8 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 	metrics := httpapi.NewMetrics()
 	metrics.WatchAlarms(alarms)
 	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer, Metrics: metrics, Alarms: alarms,
-		AnonymousRefusals: httpapi.Bucket{Rate: float64(o.anonDenials), Burst: 10 * o.anonDenials}})
+		AnonymousRefusals: httpapi.Bucket{Rate: float64(o.anonDenials), Burst: 10 * o.anonDenials},
+		FailedLogins:      httpapi.Bucket{Rate: float64(o.failedLogin), Burst: 10 * o.failedLogin}})
 	if err != nil {
 		writer.Close()
 		db.Close()

@@ -127,6 +127,10 @@ var errFunctionAuth = fault.E(fault.Unauthenticated, "invalid_function_credentia
 // with its function credential, and the context it gets is bound (aud) to
 // that function's own login role, so it is useless under any other.
 func (s *Server) vendContext(w http.ResponseWriter, r *http.Request) {
+	// A source past its share of denials gets no more credential lookups.
+	if s.refuseIfOver(w, r, &s.anon, errFunctionAuth.Code) {
+		return
+	}
 	ftok, err := identity.ExtractBearer(r.Header)
 	if err != nil {
 		s.writeError(w, r, errFunctionAuth)

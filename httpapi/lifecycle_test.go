@@ -556,6 +556,10 @@ func TestAnonymousRefusalsBounded(t *testing.T) {
 	if len(denied) != 3 || len(limited) != 9 {
 		t.Fatalf("12 requests without credentials on a share of 3: %d denied, %d limited (%v); want 3 and 9", len(denied), len(limited), codes)
 	}
+	// Past the share, a function credential is not even looked up.
+	if r := s.Do(t, "POST", "/v1/auth/context", "bkf_not_a_credential", map[string]string{"token": a.AdminToken}); r.Status != http.StatusTooManyRequests || r.Code() != "too_many_refusals" {
+		t.Fatalf("vending past the share: %s", r)
+	}
 	// The share does not touch requests with valid credentials from the
 	// same source, and a principal's denials are audited one by one.
 	if r := s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil); r.Status != http.StatusOK {
@@ -596,8 +600,8 @@ func TestAnonymousRefusalsBounded(t *testing.T) {
 	if err := json.Unmarshal(detail, &d); err != nil {
 		t.Fatal(err)
 	}
-	if src != "127.0.0.1" || vis != "platform" || d.Count != 9 || d.Codes["route_not_found"] != 2 || len(d.Codes) != 2 {
-		t.Fatalf("the count's event: source %q, visibility %q, detail %s; want 127.0.0.1, platform, 9 (7 for the forged token, 2 route_not_found)", src, vis, detail)
+	if src != "127.0.0.1" || vis != "platform" || d.Count != 10 || d.Codes["route_not_found"] != 2 || d.Codes["invalid_function_credential"] != 1 || len(d.Codes) != 3 {
+		t.Fatalf("the count's event: source %q, visibility %q, detail %s; want 127.0.0.1, platform, 10 (7 for the forged token, 2 route_not_found, 1 invalid_function_credential)", src, vis, detail)
 	}
 	// Written once.
 	if err := s.API.FlushRefusals(ctx); err != nil {

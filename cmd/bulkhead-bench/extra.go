@@ -84,6 +84,11 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		t.Header = http.Header{"Authorization": {"Bearer " + noisy.token[:len(noisy.token)-9] + fmt.Sprintf("%08x", i) + noisy.token[len(noisy.token)-1:]}}
 		unique = append(unique, t)
 	}
+	// Logins for a user who does not exist, from the same address: each
+	// costs a full password hash (the same work as a real check), unless
+	// the address's share of denials stops it first.
+	logins := []vegeta.Target{{Method: "POST", URL: bulk + "/v1/auth/token", Header: http.Header{"Content-Type": {"application/json"}},
+		Body: []byte(`{"tenant":"bench-noisy","email":"nobody@bench-noisy.test","password":"guess"}`)}}
 	kinds := []struct {
 		name    string
 		rate    int
@@ -94,6 +99,7 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		{fmt.Sprintf("%d rps of 404s (an unknown table)", floodRate), floodRate, false, misses},
 		{fmt.Sprintf("%d rps with one forged token (401)", floodRate), floodRate, false, forged},
 		{fmt.Sprintf("%d rps, a new forged token each time (401)", floodRate), floodRate, false, unique},
+		{fmt.Sprintf("%d rps of failed logins (401)", floodRate), floodRate, false, logins},
 		{"32 clients, closed loop, load process niced", 0, true, getTargets(bulk, noisy)},
 		{"32 clients, closed loop", 0, false, getTargets(bulk, noisy)},
 	}

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -77,9 +76,9 @@ func resourceOf(r *http.Request, p tenant.Principal) string {
 // event builds an audit event for r.
 func event(r *http.Request, decision, code string, status int) audit.Event {
 	p, _ := tenant.FromContext(r.Context())
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
+	var ip string
+	if a := sourceIP(r); a.IsValid() {
+		ip = a.String()
 	}
 	ua := r.UserAgent()
 	if len(ua) > 200 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -681,6 +682,54 @@ func countCode(t *testing.T, s *apitest.Server, code string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestTrustedProxies: behind a trusted proxy, each client's address comes
+// from X-Forwarded-For, for the shares of denials and for the audit trail;
+// a client cannot pick its address by writing the header itself, and
+// without trusted proxies the header is never read.
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	for _, trust := range []bool{true, false} {
+		s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+			c.AnonymousRefusals = httpapi.Bucket{Rate: 0.001, Burst: 2}
+			c.RefusalPause = -1
+			if trust {
+				c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
+			}
+		}})
+		from := func(xff string) *apitest.Response {
+			return s.Do(t, "GET", "/no/such/route", "", nil, "X-Forwarded-For", xff)
+		}
+		// The client wrote 198.51.100.1 itself; the proxy (the test client,
+		// trusted) appended 203.0.113.9.
+		first := from("198.51.100.1, 203.0.113.9")
+		from("203.0.113.9")
+		third := from("203.0.113.9")
+		other := from("203.0.113.10")
+		if trust {
+			if third.Status != http.StatusTooManyRequests || other.Status != http.StatusNotFound {
+				t.Fatalf("trusted proxy: 203.0.113.9's third denial %d, 203.0.113.10's first %d; want 429 and 404", third.Status, other.Status)
+			}
+		} else if third.Status != http.StatusTooManyRequests || other.Status != http.StatusTooManyRequests {
+			t.Fatalf("no trusted proxy: %d and %d; want both 429, every request from the one TCP peer", third.Status, other.Status)
+		}
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, s.PG.AdminURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var src string
+		err = conn.QueryRow(ctx, `SELECT event->>'source_ip' FROM bulkhead_audit.inbox WHERE event->>'request_id' = $1`, first.Header.Get("X-Request-Id")).Scan(&src)
+		conn.Close(ctx)
+		want := "127.0.0.1"
+		if trust {
+			want = "203.0.113.9"
+		}
+		if err != nil || src != want {
+			t.Fatalf("trusted %v: the denial's source_ip %q, %v; want %s", trust, src, err, want)
+		}
+	}
 }
 
 // TestStatementTimeoutByPlan holds a lock the statement needs: the plan's

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"net/netip"
 	"regexp"
 	"time"
 
@@ -69,14 +68,6 @@ func (s *Server) decidePlatform(r *http.Request, action, resource string) (polic
 		return d, fault.Errorf(fault.Denied, "policy_denied", "A policy denies %s on this resource: %s", action, d.Reason)
 	}
 	return d, nil
-}
-
-func sourceIP(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }
 
 // callerTenant returns the tenant principal's own tenant.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -70,6 +71,12 @@ type Config struct {
 	// checked, counted like the anonymous refusals. The zero value means
 	// DefaultFailedLogins.
 	FailedLogins Bucket
+	// TrustedProxies are the reverse proxies and load balancers in front of
+	// the server. A request whose TCP peer is one of them is put down to
+	// the rightmost address in X-Forwarded-For that is not: for the
+	// shares above, aws:SourceIp in policies, and source_ip in the audit
+	// trail. Empty, the default, never reads X-Forwarded-For.
+	TrustedProxies []netip.Prefix
 	// Audit records denials and control-plane changes; each is durable
 	// before the answer is sent. Nil records nothing (data changes are
 	// still recorded by the database's triggers).
@@ -95,6 +102,7 @@ type Server struct {
 	quota   limiters
 	anon    anonTally
 	logins  anonTally
+	trusted []netip.Prefix
 }
 
 // New builds the server and describes the tenant tables it exposes.
@@ -130,6 +138,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.anon.bucket == (Bucket{}) {
 		s.anon.bucket = DefaultAnonymousRefusals
 	}
+	s.trusted = cfg.TrustedProxies
 	s.logins.bucket = cfg.FailedLogins
 	if s.logins.bucket == (Bucket{}) {
 		s.logins.bucket = DefaultFailedLogins
@@ -229,6 +238,7 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		ctx = context.WithValue(ctx, decisionKey{}, &decisionNote{})
+		ctx = withClient(ctx, r, s.trusted)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

@@ -89,6 +89,9 @@ func (o *serveOptions) checkAlarmFlags(fs *flag.FlagSet) error {
 	if o.failedLogin < 1 || o.failedLogin > 1_000_000 {
 		return usageError{"--failed-logins must be 1 to 1000000 per second"}
 	}
+	if _, err := parseProxies(o.proxies); err != nil {
+		return err
+	}
 	var err error
 	fs.Visit(func(f *flag.Flag) {
 		if o.alarmFile != "" && (f.Name == "alarm-denials" || f.Name == "alarm-window") {

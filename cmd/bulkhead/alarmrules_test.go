@@ -77,6 +77,9 @@ func TestAlarmRulesReplaceFlags(t *testing.T) {
 		{[]string{"--anonymous-denials", "1000001"}, false},
 		{[]string{"--failed-logins", "5"}, true},
 		{[]string{"--failed-logins", "0"}, false},
+		{[]string{"--trusted-proxies", "10.0.0.0/8, 192.0.2.7,2001:db8::/32"}, true},
+		{[]string{"--trusted-proxies", "10.0.0.0/33"}, false},
+		{[]string{"--trusted-proxies", "proxy.internal"}, false},
 	} {
 		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
@@ -88,5 +91,24 @@ func TestAlarmRulesReplaceFlags(t *testing.T) {
 		if err := o.checkAlarmFlags(fs); (err == nil) != tt.ok {
 			t.Errorf("%v: checkAlarmFlags = %v, want ok=%v", tt.args, err, tt.ok)
 		}
+	}
+}
+
+func TestParseProxies(t *testing.T) {
+	got, err := parseProxies(" 10.1.2.3/8, 192.0.2.7 ,::ffff:198.51.100.4,2001:db8::1,,")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.0/8", "192.0.2.7/32", "198.51.100.4/32", "2001:db8::1/128"}
+	if len(got) != len(want) {
+		t.Fatalf("parseProxies = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Fatalf("parseProxies = %v, want %v", got, want)
+		}
+	}
+	if p, err := parseProxies(""); err != nil || p != nil {
+		t.Fatalf("empty: %v, %v; want none", p, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -38,6 +39,7 @@ type serveOptions struct {
 	alarmFile   string
 	anonDenials int
 	failedLogin int
+	proxies     string
 }
 
 func (o *serveOptions) register(fs interface {
@@ -62,6 +64,7 @@ func (o *serveOptions) register(fs interface {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this separate (admin) address, e.g. 127.0.0.1:9090; none by default")
 	fs.IntVar(&o.anonDenials, "anonymous-denials", int(httpapi.DefaultAnonymousRefusals.Rate), "denials per second (burst ten times as many) each client address may get for requests without valid credentials; past it, 429 too_many_refusals (see docs/api.md#limits-per-plan)")
 	fs.IntVar(&o.failedLogin, "failed-logins", int(httpapi.DefaultFailedLogins.Rate), "failed logins per second (burst ten times as many) each client address may have; past it, its logins get 429 too_many_refusals before any password is checked")
+	fs.StringVar(&o.proxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the reverse proxies in front of the server: a request from one of them is put down to the rightmost address in X-Forwarded-For that is not one of them (none by default: the header is never read)")
 	fs.StringVar(&o.auditLog, "audit-log", "", `also write chained audit events and signed checkpoints as JSON lines to this file ("-" for stdout), for log shippers and as an anchor outside the database`)
 }
 
@@ -196,9 +199,16 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 	alarms := audit.NewAlarms(rules, nil, sinks...)
 	metrics := httpapi.NewMetrics()
 	metrics.WatchAlarms(alarms)
+	trusted, err := parseProxies(o.proxies)
+	if err != nil {
+		writer.Close()
+		db.Close()
+		return nil, err
+	}
 	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer, Metrics: metrics, Alarms: alarms,
 		AnonymousRefusals: httpapi.Bucket{Rate: float64(o.anonDenials), Burst: 10 * o.anonDenials},
-		FailedLogins:      httpapi.Bucket{Rate: float64(o.failedLogin), Burst: 10 * o.failedLogin}})
+		FailedLogins:      httpapi.Bucket{Rate: float64(o.failedLogin), Burst: 10 * o.failedLogin},
+		TrustedProxies:    trusted})
 	if err != nil {
 		writer.Close()
 		db.Close()
@@ -283,4 +293,26 @@ func (a *app) wait(ctx context.Context) error {
 	a.auth.Close()
 	a.db.Close()
 	return err
+}
+
+// parseProxies reads --trusted-proxies: addresses or CIDR prefixes,
+// separated by commas.
+func parseProxies(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil || a.Zone() != "" {
+			return nil, usageError{fmt.Sprintf("--trusted-proxies: %q is neither an address nor a CIDR prefix", f)}
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }

@@ -72,13 +72,11 @@ func sourceKey(a netip.Addr) netip.Addr {
 	return a.Unmap()
 }
 
-// allow says whether a request from addr may be denied with code (and
-// the denial audited); if not, it is counted for the next flush, and
-// retry says when the source has a share again.
-func (t *anonTally) allow(addr netip.Addr, code string, now time.Time) (time.Duration, bool) {
+// source returns addr's tally, made on first use; t.mu is held. It drops
+// the tallies of sources idle for a while, and past maxSources new sources
+// share one tally under the zero address.
+func (t *anonTally) source(addr netip.Addr, now time.Time) *anonSource {
 	key := sourceKey(addr)
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.sources == nil {
 		t.sources = map[netip.Addr]*anonSource{} //bulkhead:ok counters keyed by source address, no tenant data
 	}
@@ -102,45 +100,50 @@ func (t *anonTally) allow(addr netip.Addr, code string, now time.Time) (time.Dur
 		}
 	}
 	s.used = now //bulkhead:ok counters keyed by source address, no tenant data
-	r := s.bucket.ReserveN(now, 1)
-	retry := r.DelayFrom(now)
-	if retry == 0 {
-		return 0, true
-	}
-	r.CancelAt(now)
+	return s
+}
+
+// count notes one request refused with 429 that would have been denied
+// with code, for the next flush; the tally's lock is held.
+func (s *anonSource) count(code string, now time.Time) {
 	if s.unrecorded == 0 {
 		s.first, s.codes = now, map[string]int64{} //bulkhead:ok counters keyed by source address, no tenant data
 	}
 	s.unrecorded++  //bulkhead:ok counters keyed by source address, no tenant data
 	s.codes[code]++ //bulkhead:ok counters keyed by source address, no tenant data
 	s.last = now    //bulkhead:ok counters keyed by source address, no tenant data
+}
+
+// allow says whether a request from addr may be denied with code (and
+// the denial audited), taking from the share; if not, it is counted for
+// the next flush, and retry says when the source has a share again.
+func (t *anonTally) allow(addr netip.Addr, code string, now time.Time) (retry time.Duration, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.source(addr, now)
+	r := s.bucket.ReserveN(now, 1)
+	if retry = r.DelayFrom(now); retry == 0 {
+		return 0, true
+	}
+	r.CancelAt(now)
+	s.count(code, now)
 	return retry, false
 }
 
 // over says whether addr has used up its share, without taking from it;
 // if it has, the request is counted with code for the next flush, and
 // retry says when the share has room again. It guards work done before a
-// request can fail, such as a login's password hash.
-func (t *anonTally) over(addr netip.Addr, code string, now time.Time) (time.Duration, bool) {
-	key := sourceKey(addr)
+// request can fail, such as a credential lookup.
+func (t *anonTally) over(addr netip.Addr, code string, now time.Time) (retry time.Duration, over bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := t.sources[key]
-	if s == nil {
-		return 0, false
-	}
+	s := t.source(addr, now)
 	tokens := s.bucket.TokensAt(now)
 	if tokens >= 1 {
 		return 0, false
 	}
-	s.used = now //bulkhead:ok counters keyed by source address, no tenant data
-	if s.unrecorded == 0 {
-		s.first, s.codes = now, map[string]int64{} //bulkhead:ok counters keyed by source address, no tenant data
-	}
-	s.unrecorded++  //bulkhead:ok counters keyed by source address, no tenant data
-	s.codes[code]++ //bulkhead:ok counters keyed by source address, no tenant data
-	s.last = now    //bulkhead:ok counters keyed by source address, no tenant data
-	return time.Duration((1 - tokens) / t.bucket.Rate * float64(time.Second)), true
+	s.count(code, now)
+	return untilOne(tokens, t.bucket.Rate), true
 }
 
 // begin admits a request from addr whose outcome is not known yet, such
@@ -150,32 +153,12 @@ func (t *anonTally) over(addr netip.Addr, code string, now time.Time) (time.Dura
 // share, the request is counted with code for the next flush, and retry
 // says when the share has room again.
 func (t *anonTally) begin(addr netip.Addr, code string, now time.Time) (done func(failed bool), retry time.Duration, ok bool) {
-	key := sourceKey(addr)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.sources == nil {
-		t.sources = map[netip.Addr]*anonSource{} //bulkhead:ok counters keyed by source address, no tenant data
-	}
-	s, found := t.sources[key]
-	if !found {
-		if len(t.sources) >= maxSources {
-			key = netip.Addr{}
-			s = t.sources[key]
-		}
-		if s == nil {
-			s = &anonSource{bucket: rate.NewLimiter(rate.Limit(t.bucket.Rate), t.bucket.Burst)}
-			t.sources[key] = s //bulkhead:ok counters keyed by source address, no tenant data
-		}
-	}
-	s.used = now //bulkhead:ok counters keyed by source address, no tenant data
+	s := t.source(addr, now)
 	if room := s.bucket.TokensAt(now) - float64(s.inflight); room < 1 {
-		if s.unrecorded == 0 {
-			s.first, s.codes = now, map[string]int64{} //bulkhead:ok counters keyed by source address, no tenant data
-		}
-		s.unrecorded++  //bulkhead:ok counters keyed by source address, no tenant data
-		s.codes[code]++ //bulkhead:ok counters keyed by source address, no tenant data
-		s.last = now    //bulkhead:ok counters keyed by source address, no tenant data
-		return nil, max(time.Duration((1-room)/t.bucket.Rate*float64(time.Second)), time.Millisecond), false
+		s.count(code, now)
+		return nil, untilOne(room, t.bucket.Rate), false
 	}
 	s.inflight++ //bulkhead:ok counters keyed by source address, no tenant data
 	return func(failed bool) {
@@ -186,6 +169,11 @@ func (t *anonTally) begin(addr netip.Addr, code string, now time.Time) (done fun
 			s.bucket.ReserveN(time.Now(), 1) // taken, even into debt: the request already ran
 		}
 	}, 0, true
+}
+
+// untilOne is how long a bucket holding tokens takes to hold one.
+func untilOne(tokens, perSecond float64) time.Duration {
+	return max(time.Duration((1-tokens)/perSecond*float64(time.Second)), time.Millisecond)
 }
 
 // refusalSummary is what Flush writes for one source.

@@ -96,6 +96,7 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		targets []vegeta.Target
 	}{
 		{fmt.Sprintf("%d rps (%dx its plan)", floodRate, floodRate/50), floodRate, false, getTargets(bulk, noisy)},
+		{fmt.Sprintf("%d rps, load process niced", floodRate), floodRate, true, getTargets(bulk, noisy)},
 		{fmt.Sprintf("%d rps of 404s (an unknown table)", floodRate), floodRate, false, misses},
 		{fmt.Sprintf("%d rps with one forged token (401)", floodRate), floodRate, false, forged},
 		{fmt.Sprintf("%d rps, a new forged token each time (401)", floodRate), floodRate, false, unique},

@@ -86,3 +86,31 @@ func TestRefusalsHeldForPersistentTenants(t *testing.T) {
 		t.Fatalf("with the holds full: err %v, holds %v; want sent at once", err, holds[n:])
 	}
 }
+
+// TestHoldSlotsApart: 429s held for sources without credentials and for
+// tenants have slots of their own, so a flood that fills one kind leaves
+// the other still held.
+func TestHoldSlotsApart(t *testing.T) {
+	var holds []time.Duration
+	s := &Server{anonHeld: make(chan struct{}, 1)}
+	s.quota = limiters{limits: map[string]Limit{"basic": {Rate: 0.001, Burst: 1, Concurrent: 4}},
+		pause: 200 * time.Millisecond, held: make(chan struct{}, 1), sleep: func(d time.Duration) { holds = append(holds, d) }}
+	s.anonHeld <- struct{}{} // a flood without credentials holds every anonymous slot
+	s.holdAnonymous(time.Second)
+	if len(holds) != 0 {
+		t.Fatalf("an anonymous 429 was held with its slots full: %v", holds)
+	}
+	noisy := &tenant.Tenant{ID: "00000000-0000-4000-8000-000000000001", Plan: "basic"}
+	s.quota.admit(noisy)
+	s.quota.admit(noisy)
+	s.quota.admit(noisy) // refused again within a second: held
+	if len(holds) != 1 || holds[0] != 200*time.Millisecond {
+		t.Fatalf("a tenant's repeated refusal with the anonymous slots full: holds %v; want one of 200ms", holds)
+	}
+	<-s.anonHeld
+	s.quota.held <- struct{}{} // and the other way round
+	s.holdAnonymous(time.Second)
+	if len(holds) != 2 {
+		t.Fatalf("an anonymous 429 with the tenants' slots full: holds %v; want it held", holds)
+	}
+}

@@ -241,8 +241,8 @@ func (s *Server) anonymousShare(r *http.Request, code string) (retry time.Durati
 		return 0, true
 	}
 	retry, ok = s.anon.allow(sourceIP(r), code, time.Now())
-	if !ok && s.quota.pause > 0 {
-		s.quota.hold(min(s.quota.pause, retryAfter(retry)))
+	if !ok {
+		s.holdAnonymous(retry)
 	}
 	return retry, ok
 }
@@ -257,9 +257,7 @@ func (s *Server) refuseIfOver(w http.ResponseWriter, r *http.Request, t *anonTal
 	if !over {
 		return false
 	}
-	if s.quota.pause > 0 {
-		s.quota.hold(min(s.quota.pause, retryAfter(retry)))
-	}
+	s.holdAnonymous(retry)
 	setRetryAfter(w, retry)
 	s.writeError(w, r, errTooManyRefusals)
 	return true
@@ -275,12 +273,27 @@ func (s *Server) beginLogin(w http.ResponseWriter, r *http.Request) (done func(f
 	if ok {
 		return done, true
 	}
-	if s.quota.pause > 0 {
-		s.quota.hold(min(s.quota.pause, retryAfter(retry)))
-	}
+	s.holdAnonymous(retry)
 	setRetryAfter(w, retry)
 	s.writeError(w, r, errTooManyRefusals)
 	return nil, false
+}
+
+// holdAnonymous holds a 429 for a source past its share, as a tenant's
+// repeated refusals are held (Config.RefusalPause, never longer than its
+// Retry-After), but in slots of its own: a flood without credentials that
+// fills them cannot stop the holding of tenants' refusals, nor the other
+// way round.
+func (s *Server) holdAnonymous(retry time.Duration) {
+	if s.quota.pause <= 0 {
+		return
+	}
+	select {
+	case s.anonHeld <- struct{}{}:
+		s.quota.sleep(min(s.quota.pause, retryAfter(retry)))
+		<-s.anonHeld
+	default:
+	}
 }
 
 // FlushRefusals writes one audit event per source that got

@@ -103,6 +103,9 @@ type Server struct {
 	anon    anonTally
 	logins  anonTally
 	trusted []netip.Prefix
+	// anonHeld bounds the 429s held at once for sources without
+	// credentials, apart from the tenants' (quota.held).
+	anonHeld chan struct{}
 }
 
 // New builds the server and describes the tenant tables it exposes.
@@ -131,6 +134,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.quota.limits = DefaultLimits
 	}
 	s.quota.pause, s.quota.held, s.quota.sleep = cfg.RefusalPause, make(chan struct{}, maxHeld), time.Sleep
+	s.anonHeld = make(chan struct{}, maxHeld)
 	if s.quota.pause == 0 {
 		s.quota.pause = 200 * time.Millisecond
 	}

@@ -207,11 +207,7 @@ func (t *anonTally) putBack(rs []refusalSummary) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, r := range rs {
-		s := t.sources[r.source]
-		if s == nil {
-			s = &anonSource{bucket: rate.NewLimiter(rate.Limit(t.bucket.Rate), t.bucket.Burst), used: r.last}
-			t.sources[r.source] = s //bulkhead:ok counters keyed by source address, no tenant data
-		}
+		s := t.source(r.source, r.last)
 		if s.unrecorded == 0 {
 			s.first, s.last, s.codes = r.first, r.last, map[string]int64{} //bulkhead:ok counters keyed by source address, no tenant data
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"time"
@@ -77,30 +76,4 @@ func validRules(r audit.Rules) error {
 		return usageError{"the denial window must be a positive duration"}
 	}
 	return nil
-}
-
-// checkAlarmFlags checks the alarm rules and the shares of anonymous
-// denials and failed logins before anything starts, and refuses --alarm-rules together with
-// the flags it replaces.
-func (o *serveOptions) checkAlarmFlags(fs *flag.FlagSet) error {
-	if o.anonDenials < 1 || o.anonDenials > 1_000_000 {
-		return usageError{"--anonymous-denials must be 1 to 1000000 per second"}
-	}
-	if o.failedLogin < 1 || o.failedLogin > 1_000_000 {
-		return usageError{"--failed-logins must be 1 to 1000000 per second"}
-	}
-	if _, err := parseProxies(o.proxies); err != nil {
-		return err
-	}
-	var err error
-	fs.Visit(func(f *flag.Flag) {
-		if o.alarmFile != "" && (f.Name == "alarm-denials" || f.Name == "alarm-window") {
-			err = usageError{"--alarm-rules replaces --" + f.Name + ": set the rule in the file"}
-		}
-	})
-	if err != nil {
-		return err
-	}
-	_, err = alarmRules(o.alarmFile, o.alarmLimit, o.alarmWindow)
-	return err
 }

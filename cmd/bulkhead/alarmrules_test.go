@@ -88,8 +88,8 @@ func TestAlarmRulesReplaceFlags(t *testing.T) {
 		if err := fs.Parse(tt.args); err != nil {
 			t.Fatal(err)
 		}
-		if err := o.checkAlarmFlags(fs); (err == nil) != tt.ok {
-			t.Errorf("%v: checkAlarmFlags = %v, want ok=%v", tt.args, err, tt.ok)
+		if err := o.checkFlags(fs); (err == nil) != tt.ok {
+			t.Errorf("%v: checkFlags = %v, want ok=%v", tt.args, err, tt.ok)
 		}
 	}
 }

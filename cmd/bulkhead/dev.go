@@ -71,7 +71,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := o.checkAlarmFlags(fs); err != nil {
+	if err := o.checkFlags(fs); err != nil {
 		return err
 	}
 	dir, err := filepath.Abs(*dataDir)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -86,7 +87,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := o.checkAlarmFlags(fs); err != nil {
+	if err := o.checkFlags(fs); err != nil {
 		return err
 	}
 	u, err := databaseURL(*dbURL)
@@ -315,4 +316,30 @@ func parseProxies(v string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}
 	return out, nil
+}
+
+// checkFlags checks the alarm rules, the shares of anonymous denials and
+// failed logins, and the trusted proxies before anything starts, and refuses --alarm-rules together with
+// the flags it replaces.
+func (o *serveOptions) checkFlags(fs *flag.FlagSet) error {
+	if o.anonDenials < 1 || o.anonDenials > 1_000_000 {
+		return usageError{"--anonymous-denials must be 1 to 1000000 per second"}
+	}
+	if o.failedLogin < 1 || o.failedLogin > 1_000_000 {
+		return usageError{"--failed-logins must be 1 to 1000000 per second"}
+	}
+	if _, err := parseProxies(o.proxies); err != nil {
+		return err
+	}
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if o.alarmFile != "" && (f.Name == "alarm-denials" || f.Name == "alarm-window") {
+			err = usageError{"--alarm-rules replaces --" + f.Name + ": set the rule in the file"}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	_, err = alarmRules(o.alarmFile, o.alarmLimit, o.alarmWindow)
+	return err
 }

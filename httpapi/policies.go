@@ -70,8 +70,16 @@ func (s *Server) decidePlatform(r *http.Request, action, resource string) (polic
 	return d, nil
 }
 
-// callerTenant returns the tenant principal's own tenant.
+// callerTenantKey holds, in a request's context, the tenant that
+// authenticate resolved for its principal.
+type callerTenantKey struct{}
+
+// callerTenant returns the tenant principal's own tenant: the one
+// authenticate resolved for this request, or else from the catalog.
 func (s *Server) callerTenant(ctx context.Context, p tenant.Principal) (*tenant.Tenant, error) {
+	if t, ok := ctx.Value(callerTenantKey{}).(*tenant.Tenant); ok && t.ID == p.TenantID {
+		return t, nil
+	}
 	return s.db.ResolveTenant(ctx, p)
 }
 

@@ -317,6 +317,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				s.writeError(w, r, err)
 				return
 			}
+			r = r.WithContext(context.WithValue(r.Context(), callerTenantKey{}, t))
 		}
 		next.ServeHTTP(w, r)
 	}))

@@ -447,9 +447,9 @@ func TestNoisyNeighbour(t *testing.T) {
 	}
 }
 
-// auditEventsFor counts the audit events, in the inbox or in the chain,
-// of the requests with these ids.
-func auditEventsFor(t *testing.T, s *apitest.Server, ids []string) int {
+// adminScan runs one query on the test database as its superuser and
+// scans its one row into dest.
+func adminScan(t *testing.T, s *apitest.Server, sql string, args []any, dest ...any) error {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
@@ -457,9 +457,26 @@ func auditEventsFor(t *testing.T, s *apitest.Server, ids []string) int {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
+	return conn.QueryRow(ctx, sql, args...).Scan(dest...)
+}
+
+// auditEventsFor counts the audit events, in the inbox or in the chain,
+// of the requests with these ids.
+func auditEventsFor(t *testing.T, s *apitest.Server, ids []string) int {
+	t.Helper()
 	var n int
-	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM bulkhead_audit.inbox WHERE event->>'request_id' = ANY($1))
-		+ (SELECT count(*) FROM bulkhead_audit.events WHERE body::jsonb->>'request_id' = ANY($1))`, ids).Scan(&n); err != nil {
+	if err := adminScan(t, s, `SELECT (SELECT count(*) FROM bulkhead_audit.inbox WHERE event->>'request_id' = ANY($1))
+		+ (SELECT count(*) FROM bulkhead_audit.events WHERE body::jsonb->>'request_id' = ANY($1))`, []any{ids}, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// countCode counts the audit events in the inbox with this code.
+func countCode(t *testing.T, s *apitest.Server, code string) int {
+	t.Helper()
+	var n int
+	if err := adminScan(t, s, `SELECT count(*) FROM bulkhead_audit.inbox WHERE event->>'code' = $1`, []any{code}, &n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -572,11 +589,6 @@ func TestAnonymousRefusalsBounded(t *testing.T) {
 	}
 	count := func(ids []string) int { return auditEventsFor(t, s, ids) }
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	if n := count(denied); n != 3 {
 		t.Fatalf("%d of the 3 denials audited; want every one", n)
 	}
@@ -591,7 +603,7 @@ func TestAnonymousRefusalsBounded(t *testing.T) {
 	}
 	var src, vis string
 	var detail []byte
-	if err := conn.QueryRow(ctx, `SELECT event->>'source_ip', event->>'visibility', event->'detail' FROM bulkhead_audit.inbox WHERE event->>'code' = 'too_many_refusals'`).Scan(&src, &vis, &detail); err != nil {
+	if err := adminScan(t, s, `SELECT event->>'source_ip', event->>'visibility', event->'detail' FROM bulkhead_audit.inbox WHERE event->>'code' = 'too_many_refusals'`, nil, &src, &vis, &detail); err != nil {
 		t.Fatalf("the count's event: %v", err)
 	}
 	var d struct {
@@ -608,9 +620,8 @@ func TestAnonymousRefusalsBounded(t *testing.T) {
 	if err := s.API.FlushRefusals(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM bulkhead_audit.inbox WHERE event->>'code' = 'too_many_refusals'`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("after a second flush: %d count events, %v; want 1", n, err)
+	if n := countCode(t, s, "too_many_refusals"); n != 1 {
+		t.Fatalf("after a second flush: %d count events; want 1", n)
 	}
 }
 
@@ -668,22 +679,6 @@ func TestLoginPastTheShareHashesNothing(t *testing.T) {
 	}
 }
 
-// countCode counts the audit events in the inbox with this code.
-func countCode(t *testing.T, s *apitest.Server, code string) int {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM bulkhead_audit.inbox WHERE event->>'code' = $1`, code).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // TestTrustedProxies: behind a trusted proxy, each client's address comes
 // from X-Forwarded-For, for the shares of denials and for the audit trail;
 // a client cannot pick its address by writing the header itself, and
@@ -714,14 +709,8 @@ func TestTrustedProxies(t *testing.T) {
 		} else if third.Status != http.StatusTooManyRequests || other.Status != http.StatusTooManyRequests {
 			t.Fatalf("no trusted proxy: %d and %d; want both 429, every request from the one TCP peer", third.Status, other.Status)
 		}
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, s.PG.AdminURL)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var src string
-		err = conn.QueryRow(ctx, `SELECT event->>'source_ip' FROM bulkhead_audit.inbox WHERE event->>'request_id' = $1`, first.Header.Get("X-Request-Id")).Scan(&src)
-		conn.Close(ctx)
+		err := adminScan(t, s, `SELECT event->>'source_ip' FROM bulkhead_audit.inbox WHERE event->>'request_id' = $1`, []any{first.Header.Get("X-Request-Id")}, &src)
 		want := "127.0.0.1"
 		if trust {
 			want = "203.0.113.9"

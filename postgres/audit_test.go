@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead/audit"
+	"github.com/bulkhead-dev/bulkhead/ctxtoken"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -225,5 +226,81 @@ func TestControlChangesAuditedInTheirTransaction(t *testing.T) {
 	}
 	if n := len(sequenced(t, e)); n != before+1 {
 		t.Fatalf("%d events after two failed changes, want %d", n, before+1)
+	}
+}
+
+// TestZeroRowWritesVerifyLess counts the runs of the verifier for an
+// UPDATE and a DELETE, with their audit trigger and without it (disabled
+// in the transaction), when they change one row and when they change none.
+// The trigger verifies the context only when it records an event: for one
+// row it adds a run, for none it adds nothing.
+func TestZeroRowWritesVerifyLess(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, e.pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// The superuser counts function calls, then works as the app role under
+	// row security, with a context whose audience is its own login.
+	if _, err := conn.Exec(ctx, `SET track_functions = 'all'`); err != nil {
+		t.Fatal(err)
+	}
+	var login string
+	if err := conn.QueryRow(ctx, `SELECT session_user`).Scan(&login); err != nil {
+		t.Fatal(err)
+	}
+	tok := e.mint(t, "pa", func(c *ctxtoken.Claims) { c.Audience = login })
+	projects := e.table("pa", "projects")
+	verifications := func(sql string, trigger bool) (runs, rows int64) {
+		t.Helper()
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		if !trigger {
+			if _, err := tx.Exec(ctx, `ALTER TABLE `+projects+` DISABLE TRIGGER USER`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := tx.Exec(ctx, postgres.SetContextSQL, tok); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_app`); err != nil {
+			t.Fatal(err)
+		}
+		// Calls not yet flushed to the statistics count too: take the
+		// difference around the statement.
+		calls := func() (n int64) {
+			if err := tx.QueryRow(ctx, `SELECT coalesce(pg_stat_get_xact_function_calls('bulkhead.context()'::regprocedure), 0)`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		before := calls()
+		tag, err := tx.Exec(ctx, sql)
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return calls() - before, tag.RowsAffected()
+	}
+	for _, verb := range []string{`UPDATE ` + projects + ` SET name = name || '!'`, `DELETE FROM ` + projects} {
+		for _, c := range []struct {
+			where string
+			rows  int64
+			extra int64 // the trigger's runs
+		}{{` WHERE name = 'canary-pa'`, 1, 1}, {` WHERE name = 'no such project'`, 0, 0}} {
+			with, n := verifications(verb+c.where, true)
+			without, _ := verifications(verb+c.where, false)
+			if n != c.rows {
+				t.Fatalf("%s%s: %d rows, want %d", verb, c.where, n, c.rows)
+			}
+			if with-without != c.extra {
+				t.Errorf("%s%s: the verifier ran %d times with the audit trigger and %d without, want %d more with it", verb, c.where, with, without, c.extra)
+			}
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,6 +61,7 @@ func run(ctx context.Context, args []string) error {
 	profileSide := fs.String("profile-side", "bulkhead", "the side --cpuprofile covers: bulkhead or baseline")
 	noisy := fs.Bool("noisy", true, "measure a quiet tenant's p99 alone and while a basic-plan tenant floods the API")
 	floodRate := fs.Int("flood-rate", 2000, "requests per second of the paced flood in --noisy (the basic plan allows 50)")
+	floods := fs.String("floods", "", "comma-separated floods for --noisy to run (default all): "+strings.Join(floodKeys, ", "))
 	scale := fs.String("scale", "", "comma-separated tenant counts (e.g. 10,1000,100000): onboard pool tenants up to each and measure get-by-id latency")
 	silos := fs.Int("silos", 0, "onboard this many silo tenants, spread the load over them, and report connections and memory")
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +69,10 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *duration <= 0 || *duration > 5*time.Minute || *workers == 0 || *workers > 256 || *tenants < 1 || *rows < 1 || *floodRate < 50 || *floodRate > 100000 || *maxReq < 1000 || *rate < 0 || *rate > 100000 || *warmup < 0 || *warmup > time.Minute || *rounds < 1 || *rounds > 20 {
 		return errors.New("flags out of range: 0 < duration <= 5m, 1 <= workers <= 256, tenants >= 1, rows >= 1, 50 <= flood-rate <= 100000, max-requests >= 1000, 0 <= rate <= 100000, 0 <= warmup <= 1m, 1 <= rounds <= 20")
+	}
+	only, err := parseFloods(*floods)
+	if err != nil {
+		return err
 	}
 	if *profileSide != "bulkhead" && *profileSide != "baseline" {
 		return errors.New("--profile-side must be bulkhead or baseline")
@@ -183,7 +190,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	var noisyRes noisyReport
 	if *noisy {
-		if noisyRes, err = runNoisy(ctx, db, auth, bulk, ts, *duration, *floodRate, *rounds); err != nil {
+		if noisyRes, err = runNoisy(ctx, db, auth, bulk, ts, *duration, *floodRate, *rounds, only); err != nil {
 			return err
 		}
 	}
@@ -271,13 +278,31 @@ func listen(h http.Handler) (string, error) {
 	return "http://" + ln.Addr().String(), nil
 }
 
+// parseFloods reads --floods: nil for all of them.
+func parseFloods(s string) (map[string]bool, error) {
+	if s == "" {
+		return nil, nil
+	}
+	only := map[string]bool{}
+	for _, k := range strings.Split(s, ",") {
+		if !slices.Contains(floodKeys, k) {
+			return nil, fmt.Errorf("--floods: no flood %q (there are %s)", k, strings.Join(floodKeys, ", "))
+		}
+		only[k] = true
+	}
+	return only, nil
+}
+
 // serveBulkhead runs the full path: the same handler, audit writer,
 // sequencer and metrics as bulkhead serve.
 func serveBulkhead(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth) (string, error) {
 	w := audit.NewWriter(db.Postgres(), 4096, 256)
 	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Audit: w, Metrics: httpapi.NewMetrics(),
 		Limits:      map[string]httpapi.Limit{"premium": {Rate: 1e9, Burst: 1e9, Concurrent: 1024, StatementTimeout: 10 * time.Second}},
-		TenantShare: -1})
+		TenantShare: -1,
+		// The flood of logins from many addresses names them in
+		// X-Forwarded-For, as a load balancer would.
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 	if err != nil {
 		return "", err
 	}

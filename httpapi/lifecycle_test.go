@@ -679,6 +679,45 @@ func TestLoginPastTheShareHashesNothing(t *testing.T) {
 	}
 }
 
+// TestPasswordChecksBudget: past the server's budget of password checks,
+// logins from any address, with any password, and new users' passwords get
+// 503 password_checks_busy with Retry-After, before any check; the failed
+// logins' share of the address is not touched.
+func TestPasswordChecksBudget(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.PasswordChecks = httpapi.Bucket{Rate: 0.001, Burst: 6}
+		c.RefusalPause = -1
+	}})
+	tn := s.CreateTenant(t, "acme", "pool") // creates and logs in two users: four checks
+	login := func(pw string) *apitest.Response {
+		return s.Do(t, "POST", "/v1/auth/token", "", map[string]string{"tenant": "acme", "email": "admin@acme.test", "password": pw})
+	}
+	if r := login("wrong"); r.Status != http.StatusUnauthorized {
+		t.Fatalf("a failed login within the budget: %s", r)
+	}
+	if r := login("pw-admin@acme.test"); r.Status != http.StatusOK {
+		t.Fatalf("a login within the budget: %s", r)
+	}
+	wrong, right := login("wrong"), login("pw-admin@acme.test")
+	newUser := s.Do(t, "POST", "/v1/tenants/"+tn.Slug+"/users", s.AdminToken, map[string]string{"email": "new@acme.test", "password": "a-long-password"})
+	for _, r := range []*apitest.Response{wrong, right, newUser} {
+		if r.Status != http.StatusServiceUnavailable || r.Code() != "password_checks_busy" || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("past the budget: %s; want 503 password_checks_busy with Retry-After", r)
+		}
+	}
+	if string(wrong.Body) != strings.Replace(string(right.Body), right.Header.Get("X-Request-Id"), wrong.Header.Get("X-Request-Id"), 1) {
+		t.Fatalf("the 503 differs with the right password:\n%s\n%s", wrong.Body, right.Body)
+	}
+	// Nothing was created, and bad input is still refused as such.
+	if r := s.Do(t, "GET", "/v1/tenants/"+tn.Slug+"/users", s.AdminToken, nil); r.Status != http.StatusOK || strings.Contains(string(r.Body), "new@acme.test") {
+		t.Fatalf("users after the refused creation: %s", r)
+	}
+	if r := s.Do(t, "POST", "/v1/tenants/"+tn.Slug+"/users", s.AdminToken, map[string]string{"email": "new@acme.test", "password": ""}); r.Status != http.StatusBadRequest {
+		t.Fatalf("an empty password past the budget: %s; want its 400", r)
+	}
+}
+
 // TestTrustedProxies: behind a trusted proxy, each client's address comes
 // from X-Forwarded-For, for the shares of denials and for the audit trail;
 // a client cannot pick its address by writing the header itself, and

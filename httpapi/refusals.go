@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -30,6 +31,19 @@ var DefaultAnonymousRefusals = Bucket{Rate: 20, Burst: 200}
 // DefaultFailedLogins is how many failed logins each source may have
 // before its logins get 429 too_many_refusals without a password check.
 var DefaultFailedLogins = Bucket{Rate: 1, Burst: 10}
+
+// DefaultPasswordChecks is the server's budget of password checks when
+// Config.PasswordChecks is zero: 2 a second for each CPU the process may
+// use (GOMAXPROCS), with a burst of twice as many. With OWASP's argon2id
+// parameters a check takes about 30 ms of a CPU here, so a flood holds
+// password work to about 6% of the CPUs; servers whose users log in more
+// often raise it.
+func DefaultPasswordChecks() Bucket {
+	n := runtime.GOMAXPROCS(0)
+	return Bucket{Rate: 2 * float64(n), Burst: 4 * n}
+}
+
+var errPasswordChecksBusy = fault.E(fault.Unavailable, "password_checks_busy", "The server is checking as many passwords as it allows; retry after the indicated time.")
 
 var errTooManyRefusals = fault.E(fault.TooMany, "too_many_refusals", "Too many requests without valid credentials came from this address; retry after the indicated time.")
 
@@ -273,6 +287,25 @@ func (s *Server) beginLogin(w http.ResponseWriter, r *http.Request) (done func(f
 	setRetryAfter(w, retry)
 	s.writeError(w, r, errTooManyRefusals)
 	return nil, false
+}
+
+// passwordCheck takes one password check from the server's budget
+// (Config.PasswordChecks). Past it, it answers 503 password_checks_busy
+// with Retry-After and reports false: the caller checks no password.
+func (s *Server) passwordCheck(w http.ResponseWriter, r *http.Request) bool {
+	now := time.Now()
+	res := s.checks.ReserveN(now, 1)
+	retry := res.DelayFrom(now)
+	if res.OK() && retry == 0 {
+		return true
+	}
+	res.CancelAt(now)
+	if !res.OK() {
+		retry = time.Second
+	}
+	setRetryAfter(w, retry)
+	s.writeError(w, r, errPasswordChecksBusy)
+	return false
 }
 
 // holdAnonymous holds a 429 for a source past its share, as a tenant's

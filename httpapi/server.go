@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/bulkhead-dev/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/fault"
@@ -71,6 +73,14 @@ type Config struct {
 	// checked, counted like the anonymous refusals. The zero value means
 	// DefaultFailedLogins.
 	FailedLogins Bucket
+	// PasswordChecks bounds, for the whole server, the password checks
+	// and hashes it starts (logins, and users created with a password),
+	// each tens of milliseconds of CPU: past it, 503 password_checks_busy
+	// with Retry-After, before any password is checked. The shares above
+	// bound each address; this bounds a flood from many addresses, which
+	// would otherwise keep the hasher's slots (half the CPUs) busy for as
+	// long as it lasts. The zero value means DefaultPasswordChecks().
+	PasswordChecks Bucket
 	// TrustedProxies are the reverse proxies and load balancers in front of
 	// the server. A request whose TCP peer is one of them is put down to
 	// the rightmost address in X-Forwarded-For that is not: for the
@@ -102,6 +112,7 @@ type Server struct {
 	quota   limiters
 	anon    anonTally
 	logins  anonTally
+	checks  *rate.Limiter // Config.PasswordChecks
 	trusted []netip.Prefix
 	// anonHeld bounds the 429s held at once for sources without
 	// credentials, apart from the tenants' (quota.held).
@@ -143,6 +154,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.anon.bucket = DefaultAnonymousRefusals
 	}
 	s.trusted = cfg.TrustedProxies
+	checks := cfg.PasswordChecks
+	if checks == (Bucket{}) {
+		checks = DefaultPasswordChecks()
+	}
+	s.checks = rate.NewLimiter(rate.Limit(checks.Rate), checks.Burst)
 	s.logins.bucket = cfg.FailedLogins
 	if s.logins.bucket == (Bucket{}) {
 		s.logins.bucket = DefaultFailedLogins

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/strictjson"
 	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/postgres"
@@ -309,6 +310,13 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	}
 	if !tenant.Role(req.Role).Valid() {
 		s.writeError(w, r, fault.E(fault.Invalid, "invalid_role", `The role must be "admin" or "member".`))
+		return
+	}
+	if req.Password == "" || len(req.Password) > identity.MaxPasswordLen {
+		s.writeError(w, r, identity.ErrInvalidPassword)
+		return
+	}
+	if !s.passwordCheck(w, r) {
 		return
 	}
 	hash, err := s.hasher.Hash(r.Context(), req.Password)

@@ -40,6 +40,7 @@ type serveOptions struct {
 	alarmFile   string
 	anonDenials int
 	failedLogin int
+	checks      int
 	proxies     string
 }
 
@@ -64,6 +65,7 @@ func (o *serveOptions) register(fs interface {
 	fs.StringVar(&o.pgLog, "pg-log", "", "follow this PostgreSQL server log: each context that was present but did not verify becomes an audit event and fires the invalid_context alarm (bulkhead dev sets it)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this separate (admin) address, e.g. 127.0.0.1:9090; none by default")
 	fs.IntVar(&o.anonDenials, "anonymous-denials", int(httpapi.DefaultAnonymousRefusals.Rate), "denials per second (burst ten times as many) each client address may get for requests without valid credentials; past it, 429 too_many_refusals (see docs/api.md#limits-per-plan)")
+	fs.IntVar(&o.checks, "password-checks", int(httpapi.DefaultPasswordChecks().Rate), "password checks per second (burst twice as many) the whole server may start, for logins and new users' passwords; past it, 503 password_checks_busy before any password is checked (the default is 2 for each CPU)")
 	fs.IntVar(&o.failedLogin, "failed-logins", int(httpapi.DefaultFailedLogins.Rate), "failed logins per second (burst ten times as many) each client address may have; past it, its logins get 429 too_many_refusals before any password is checked")
 	fs.StringVar(&o.proxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the reverse proxies in front of the server: a request from one of them is put down to the rightmost address in X-Forwarded-For that is not one of them (none by default: the header is never read)")
 	fs.StringVar(&o.auditLog, "audit-log", "", `also write chained audit events and signed checkpoints as JSON lines to this file ("-" for stdout), for log shippers and as an anchor outside the database`)
@@ -209,6 +211,7 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer, Metrics: metrics, Alarms: alarms,
 		AnonymousRefusals: httpapi.Bucket{Rate: float64(o.anonDenials), Burst: 10 * o.anonDenials},
 		FailedLogins:      httpapi.Bucket{Rate: float64(o.failedLogin), Burst: 10 * o.failedLogin},
+		PasswordChecks:    httpapi.Bucket{Rate: float64(o.checks), Burst: 2 * o.checks},
 		TrustedProxies:    trusted})
 	if err != nil {
 		writer.Close()
@@ -319,7 +322,7 @@ func parseProxies(v string) ([]netip.Prefix, error) {
 }
 
 // checkFlags checks the alarm rules, the shares of anonymous denials and
-// failed logins, and the trusted proxies before anything starts, and refuses --alarm-rules together with
+// failed logins, the budget of password checks, and the trusted proxies before anything starts, and refuses --alarm-rules together with
 // the flags it replaces.
 func (o *serveOptions) checkFlags(fs *flag.FlagSet) error {
 	if o.anonDenials < 1 || o.anonDenials > 1_000_000 {
@@ -327,6 +330,9 @@ func (o *serveOptions) checkFlags(fs *flag.FlagSet) error {
 	}
 	if o.failedLogin < 1 || o.failedLogin > 1_000_000 {
 		return usageError{"--failed-logins must be 1 to 1000000 per second"}
+	}
+	if o.checks < 1 || o.checks > 1_000_000 {
+		return usageError{"--password-checks must be 1 to 1000000 per second"}
 	}
 	if _, err := parseProxies(o.proxies); err != nil {
 		return err

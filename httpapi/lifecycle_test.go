@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -686,21 +687,27 @@ func TestLoginPastTheShareHashesNothing(t *testing.T) {
 func TestPasswordChecksBudget(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
-		c.PasswordChecks = httpapi.Bucket{Rate: 0.001, Burst: 6}
+		c.PasswordChecks = httpapi.Bucket{Rate: 0.001, Burst: 8}
 		c.RefusalPause = -1
 	}})
-	tn := s.CreateTenant(t, "acme", "pool") // creates and logs in two users: four checks
+	s.CreateTenant(t, "acme", "pool") // creates and logs in two users: four checks
+	// A tenant without users yet, whose share of the budget is untouched.
+	if r := s.Do(t, "POST", "/v1/tenants", s.AdminToken, map[string]string{"id": "initech", "name": "Initech", "tier": "pool"}); r.Status != http.StatusCreated {
+		t.Fatalf("create initech: %s", r)
+	}
 	login := func(pw string) *apitest.Response {
 		return s.Do(t, "POST", "/v1/auth/token", "", map[string]string{"tenant": "acme", "email": "admin@acme.test", "password": pw})
 	}
-	if r := login("wrong"); r.Status != http.StatusUnauthorized {
-		t.Fatalf("a failed login within the budget: %s", r)
-	}
-	if r := login("pw-admin@acme.test"); r.Status != http.StatusOK {
-		t.Fatalf("a login within the budget: %s", r)
+	for range 2 {
+		if r := login("wrong"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("a failed login within the budget: %s", r)
+		}
+		if r := login("pw-admin@acme.test"); r.Status != http.StatusOK {
+			t.Fatalf("a login within the budget: %s", r)
+		}
 	}
 	wrong, right := login("wrong"), login("pw-admin@acme.test")
-	newUser := s.Do(t, "POST", "/v1/tenants/"+tn.Slug+"/users", s.AdminToken, map[string]string{"email": "new@acme.test", "password": "a-long-password"})
+	newUser := s.Do(t, "POST", "/v1/tenants/initech/users", s.AdminToken, map[string]string{"email": "new@initech.test", "password": "a-long-password"})
 	for _, r := range []*apitest.Response{wrong, right, newUser} {
 		if r.Status != http.StatusServiceUnavailable || r.Code() != "password_checks_busy" || r.Header.Get("Retry-After") == "" {
 			t.Fatalf("past the budget: %s; want 503 password_checks_busy with Retry-After", r)
@@ -710,11 +717,43 @@ func TestPasswordChecksBudget(t *testing.T) {
 		t.Fatalf("the 503 differs with the right password:\n%s\n%s", wrong.Body, right.Body)
 	}
 	// Nothing was created, and bad input is still refused as such.
-	if r := s.Do(t, "GET", "/v1/tenants/"+tn.Slug+"/users", s.AdminToken, nil); r.Status != http.StatusOK || strings.Contains(string(r.Body), "new@acme.test") {
+	if r := s.Do(t, "GET", "/v1/tenants/initech/users", s.AdminToken, nil); r.Status != http.StatusOK || strings.Contains(string(r.Body), "new@initech.test") {
 		t.Fatalf("users after the refused creation: %s", r)
 	}
-	if r := s.Do(t, "POST", "/v1/tenants/"+tn.Slug+"/users", s.AdminToken, map[string]string{"email": "new@acme.test", "password": ""}); r.Status != http.StatusBadRequest {
+	if r := s.Do(t, "POST", "/v1/tenants/initech/users", s.AdminToken, map[string]string{"email": "new@initech.test", "password": ""}); r.Status != http.StatusBadRequest {
 		t.Fatalf("an empty password past the budget: %s; want its 400", r)
+	}
+}
+
+// TestPasswordChecksShareOfATenant: the users one tenant creates take at
+// most a quarter of the server's budget of password checks, so a tenant
+// creating users as fast as it can leaves the budget to the other tenants'
+// users and logins.
+func TestPasswordChecksShareOfATenant(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.PasswordChecks = httpapi.Bucket{Rate: 0.001, Burst: 12} // a share of 3
+		c.RefusalPause = -1
+	}})
+	acme := s.CreateTenant(t, "acme", "pool") // two users of its three
+	create := func(tn *apitest.Tenant, email string) *apitest.Response {
+		return s.Do(t, "POST", "/v1/tenants/"+tn.Slug+"/users", tn.AdminToken, map[string]string{"email": email, "password": "a-long-password"})
+	}
+	if r := create(acme, "third@acme.test"); r.Status != http.StatusCreated {
+		t.Fatalf("acme's third user, within its share: %s", r)
+	}
+	for i := range 3 {
+		if r := create(acme, fmt.Sprintf("more-%d@acme.test", i)); r.Status != http.StatusTooManyRequests || r.Code() != "too_many_new_passwords" || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("acme's user past its share: %s; want 429 too_many_new_passwords with Retry-After", r)
+		}
+	}
+	// Another tenant still creates its users and logs them in.
+	globex := s.CreateTenant(t, "globex", "pool")
+	if r := s.Do(t, "POST", "/v1/auth/token", "", map[string]string{"tenant": "globex", "email": "admin@globex.test", "password": "pw-admin@globex.test"}); r.Status != http.StatusOK {
+		t.Fatalf("globex's login after acme used its share: %s", r)
+	}
+	if r := create(globex, "third@globex.test"); r.Status != http.StatusCreated {
+		t.Fatalf("globex's third user: %s", r)
 	}
 }
 

@@ -30,10 +30,11 @@ var DefaultLimits = map[string]Limit{
 }
 
 type tenantLimiter struct {
-	bucket  *rate.Limiter
-	slots   chan struct{}
-	used    time.Time
-	refused atomic.Int64 // when this tenant was last refused, in Unix nanoseconds
+	bucket    *rate.Limiter
+	passwords *rate.Limiter // the tenant's share of the server's password checks, for new users
+	slots     chan struct{}
+	used      time.Time
+	refused   atomic.Int64 // when this tenant was last refused, in Unix nanoseconds
 }
 
 // limiters holds one token bucket and one set of transaction slots per
@@ -52,6 +53,9 @@ type limiters struct {
 	pause time.Duration
 	held  chan struct{}
 	sleep func(time.Duration) // time.Sleep; tests record the holds instead
+	// passwords is each tenant's share of the server's budget of password
+	// checks for the users it creates: a quarter of it.
+	passwords Bucket
 }
 
 // maxHeld is the most refusals held at once across all tenants; beyond it
@@ -59,6 +63,7 @@ type limiters struct {
 const maxHeld = 1024
 
 var errTooMany = fault.E(fault.TooMany, "rate_limited", "This tenant is sending requests faster than its plan allows; retry after the indicated time.")
+var errTooManyPasswords = fault.E(fault.TooMany, "too_many_new_passwords", "This tenant is setting new passwords faster than its share of the server's password checks allows; retry after the indicated time.")
 var errBusy = fault.E(fault.TooMany, "too_many_transactions", "This tenant has too many requests in progress; retry shortly.")
 
 // admit takes a token from t's bucket, or says how long to wait. Every
@@ -88,6 +93,25 @@ func (l *limiters) slot(t *tenant.Tenant) (release func(), retry time.Duration, 
 		l.refused(tl, busyRetry)
 		return nil, busyRetry, errBusy
 	}
+}
+
+// password takes one from t's share of the server's password checks, for
+// a user it creates, or says how long to wait. One tenant creating users
+// as fast as its plan allows then uses at most a quarter of the budget,
+// and the other tenants' logins keep the rest.
+func (l *limiters) password(t *tenant.Tenant) (retry time.Duration, err error) {
+	tl := l.get(t)
+	now := time.Now()
+	r := tl.passwords.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 || !r.OK() {
+		r.CancelAt(now)
+		if !r.OK() {
+			d = time.Second
+		}
+		l.refused(tl, d)
+		return d, errTooManyPasswords
+	}
+	return 0, nil
 }
 
 // busyRetry is the wait a refusal for too many transactions suggests.
@@ -133,7 +157,8 @@ func (l *limiters) get(t *tenant.Tenant) *tenantLimiter {
 		if l.share > 0 {
 			slots = min(slots, l.share)
 		}
-		tl = &tenantLimiter{bucket: rate.NewLimiter(rate.Limit(lim.Rate), lim.Burst), slots: make(chan struct{}, slots)}
+		tl = &tenantLimiter{bucket: rate.NewLimiter(rate.Limit(lim.Rate), lim.Burst), slots: make(chan struct{}, slots),
+			passwords: rate.NewLimiter(rate.Limit(l.passwords.Rate), l.passwords.Burst)}
 		l.m[t.ID] = tl //bulkhead:ok keyed by the verified tenant's UUID; holds counters, no tenant data
 	}
 	tl.used = now

@@ -79,7 +79,9 @@ type Config struct {
 	// with Retry-After, before any password is checked. The shares above
 	// bound each address; this bounds a flood from many addresses, which
 	// would otherwise keep the hasher's slots (half the CPUs) busy for as
-	// long as it lasts. The zero value means DefaultPasswordChecks().
+	// long as it lasts. The users one tenant creates may take a quarter of
+	// it at most; past that share, 429 too_many_new_passwords. The zero
+	// value means DefaultPasswordChecks().
 	PasswordChecks Bucket
 	// TrustedProxies are the reverse proxies and load balancers in front of
 	// the server. A request whose TCP peer is one of them is put down to
@@ -159,6 +161,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		checks = DefaultPasswordChecks()
 	}
 	s.checks = rate.NewLimiter(rate.Limit(checks.Rate), checks.Burst)
+	s.quota.passwords = Bucket{Rate: checks.Rate / 4, Burst: max(1, checks.Burst/4)}
 	s.logins.bucket = cfg.FailedLogins
 	if s.logins.bucket == (Bucket{}) {
 		s.logins.bucket = DefaultFailedLogins

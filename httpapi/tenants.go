@@ -316,6 +316,14 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, identity.ErrInvalidPassword)
 		return
 	}
+	// Isolation: the tenant's share of the server's password checks first,
+	// so that one tenant creating users cannot use up the budget every
+	// tenant's logins need.
+	if retry, err := s.quota.password(t); err != nil { //bulkhead:ok per-tenant counters keyed by the tenant UUID, no tenant data
+		setRetryAfter(w, retry)
+		s.writeError(w, r, err)
+		return
+	}
 	if !s.passwordCheck(w, r) {
 		return
 	}

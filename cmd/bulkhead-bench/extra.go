@@ -350,7 +350,7 @@ func printExtra(w *os.File, noisy noisyReport, scale []scalePoint, silos *siloRe
 		}
 		fmt.Fprintln(w, ")")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-		head := "flood\tflood rps\tflood 429s\tquiet rps alone\tduring\tquiet p50 alone\tduring\tquiet p99 alone\tduring\tp99 ratio\t"
+		head := "flood\tflood rps\trefused (429, 503)\tquiet rps alone\tduring\tquiet p50 alone\tduring\tquiet p99 alone\tduring\tp99 ratio\t"
 		if noisy.rounds > 1 {
 			head += "lowest\thighest\t"
 		}
@@ -358,7 +358,7 @@ func printExtra(w *os.File, noisy noisyReport, scale []scalePoint, silos *siloRe
 		for _, f := range noisy.floods {
 			share := 0.0
 			if f.flood.Requests > 0 {
-				share = float64(f.flood.Status["429"]) / float64(f.flood.Requests)
+				share = float64(f.flood.Status["429"]+f.flood.Status["503"]) / float64(f.flood.Requests)
 			}
 			fmt.Fprintf(tw, "%s\t%.0f\t%.0f%%\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%.2f\t", f.name, f.flood.Rate, 100*share,
 				f.alone.Throughput, f.quiet.Throughput, round(f.alone.P50), round(f.quiet.P50), round(f.alone.P99), round(f.quiet.P99), f.ratio())

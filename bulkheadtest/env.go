@@ -102,9 +102,9 @@ type Env struct {
 // Start starts bulkhead on a fresh, migrated database and stops it, and
 // drops the database, when tb ends. It needs [Main] in TestMain.
 //
-// The server's per-tenant rate limits, and its shares of denials and of
+// The server's per-tenant rate limits, its shares of denials and of
 // failed logins for requests without valid credentials (all of a suite's
-// come from one address), are raised so that a suite of many requests, such as
+// come from one address), and its budget of password checks, are raised so that a suite of many requests, such as
 // [Env.AssertIsolated] with its forged tokens, is never throttled; the
 // plans' policies and statement timeouts are unchanged.
 func Start(tb testing.TB) *Env {
@@ -113,6 +113,7 @@ func Start(tb testing.TB) *Env {
 		c.Limits = testLimits()
 		c.AnonymousRefusals = httpapi.Bucket{Rate: 1e6, Burst: 1e6}
 		c.FailedLogins = httpapi.Bucket{Rate: 1e6, Burst: 1e6}
+		c.PasswordChecks = httpapi.Bucket{Rate: 1e6, Burst: 1e6}
 	}})
 	e := &Env{srv: srv}
 	tb.Cleanup(e.close)

@@ -56,7 +56,8 @@ type Auth struct {
 
 	users    userCache
 	verified tokenCache
-	rejected rejectCache
+	rejected digestCache // tokens that failed for good
+	accepted digestCache // tokens that passed lately, for Recognized
 
 	mu       sync.Mutex
 	kids     string
@@ -76,7 +77,9 @@ func (db *DB) NewAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
 	if cfg.AdminTokenTTL == 0 {
 		cfg.AdminTokenTTL = DefaultAdminTokenTTL
 	}
-	a := &Auth{db: db, cfg: cfg}
+	a := &Auth{db: db, cfg: cfg,
+		rejected: digestCache{max: rejectCacheMax, age: rejectCacheAge},
+		accepted: digestCache{max: acceptedCacheMax, age: acceptedCacheAge}}
 	a.users.MaxAge, a.users.Now, a.users.Load = userCacheAge, db.now, a.loadUser
 	for _, t := range cfg.External {
 		if t.Issuer == TokenIssuer || t.Issuer == AdminTokenIssuer {
@@ -223,6 +226,7 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 		}
 	}
 	if p.Platform {
+		a.accepted.put(token, a.db.now())
 		return p, nil
 	}
 	t, err := a.db.ResolveTenant(ctx, p)
@@ -239,7 +243,25 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 			return tenant.Principal{}, identity.ErrInvalidToken
 		}
 	}
+	if !builtin {
+		// Built-in tenant tokens are in the verified cache already.
+		a.accepted.put(token, a.db.now())
+	}
 	return p, nil
+}
+
+// Recognized reports whether token passed Verify lately: a tenant user's
+// token in the verified cache, or a platform or external token Verify
+// accepted within the last hour. It never stands in for Verify. A server uses it to decide
+// whether a token deserves a signature check at all when its sender is
+// flooding (see httpapi's shares of denials): a token it has seen pass
+// does; one it has not may wait.
+func (a *Auth) Recognized(token string) bool {
+	now := a.db.now()
+	if _, ok := a.verified.get(token, now); ok {
+		return true
+	}
+	return a.accepted.has(token, now)
 }
 
 // unverifiedIssuer reads iss from a token's payload without verifying it,
@@ -440,22 +462,29 @@ func (c *tokenCache) put(token string, p tenant.Principal, now time.Time) {
 	c.m[token] = p
 }
 
-// rejectCache remembers, for a minute, built-in tokens that failed for
-// good (malformed, a signature that does not verify, expired: see
-// identity.Permanent), by a hash of their text, so that a client that
-// keeps sending one does not cost a signature check each time. A token
-// that could pass later (an unknown key, not valid yet) is never in it.
-type rejectCache struct {
+// digestCache remembers tokens by a hash of their text, each for age, at
+// most max at once. As the reject cache it holds, for a minute, built-in
+// tokens that failed for good (malformed, a signature that does not
+// verify, expired: see identity.Permanent), so that a client that keeps
+// sending one does not cost a signature check each time; a token that
+// could pass later (an unknown key, not valid yet) is never in it. As the
+// accepted cache it holds the tokens Verify accepted.
+type digestCache struct {
+	max int
+	age time.Duration
+
 	mu sync.Mutex
 	m  map[[sha256.Size]byte]time.Time // until when
 }
 
 const (
-	rejectCacheMax = 10000
-	rejectCacheAge = time.Minute
+	rejectCacheMax   = 10000
+	rejectCacheAge   = time.Minute
+	acceptedCacheMax = 50000
+	acceptedCacheAge = time.Hour
 )
 
-func (c *rejectCache) has(token string, now time.Time) bool {
+func (c *digestCache) has(token string, now time.Time) bool {
 	k := sha256.Sum256([]byte(token))
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -465,24 +494,24 @@ func (c *rejectCache) has(token string, now time.Time) bool {
 
 // put remembers token. A full cache first drops what has aged out; if
 // that frees less than a quarter of it, it starts empty.
-func (c *rejectCache) put(token string, now time.Time) {
+func (c *digestCache) put(token string, now time.Time) {
 	k := sha256.Sum256([]byte(token))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = map[[sha256.Size]byte]time.Time{}
 	}
-	if _, ok := c.m[k]; !ok && len(c.m) >= rejectCacheMax {
+	if _, ok := c.m[k]; !ok && len(c.m) >= c.max {
 		for t, until := range c.m {
 			if !now.Before(until) {
 				delete(c.m, t)
 			}
 		}
-		if len(c.m) > rejectCacheMax-rejectCacheMax/4 {
+		if len(c.m) > c.max-c.max/4 {
 			c.m = map[[sha256.Size]byte]time.Time{}
 		}
 	}
-	c.m[k] = now.Add(rejectCacheAge)
+	c.m[k] = now.Add(c.age)
 }
 
 func (c *tokenCache) clear() {

@@ -46,7 +46,7 @@ func TestTokenCacheDropsExpiredFirst(t *testing.T) {
 // empty only when that frees less than a quarter of it.
 func TestRejectCacheBounded(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	var c rejectCache
+	c := digestCache{max: rejectCacheMax, age: rejectCacheAge}
 	for i := range rejectCacheMax {
 		at := now
 		if i%2 == 0 {
@@ -64,7 +64,7 @@ func TestRejectCacheBounded(t *testing.T) {
 	if n := len(c.m); n != rejectCacheMax/2+1 {
 		t.Fatalf("%d remembered, want the %d live ones and the new one", n, rejectCacheMax/2)
 	}
-	var full rejectCache
+	full := digestCache{max: rejectCacheMax, age: rejectCacheAge}
 	for i := range rejectCacheMax {
 		full.put(fmt.Sprint("t", i), now)
 	}

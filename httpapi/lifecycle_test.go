@@ -549,6 +549,12 @@ func TestAnonymousRefusalsBounded(t *testing.T) {
 	if forged == a.AdminToken {
 		forged = a.AdminToken[:len(a.AdminToken)-4] + "BBBB"
 	}
+	// The member's token is used once before the share runs out: past it,
+	// only tokens the server has seen pass are checked at all
+	// (TestUnseenTokensPastTheShare).
+	if r := s.Do(t, "GET", "/rest/v1/projects", a.MemberToken, nil); r.Status != http.StatusOK {
+		t.Fatalf("the member within the share: %s", r)
+	}
 	var denied, limited []string
 	codes := map[string]int{}
 	send := func(path, token string) {
@@ -755,6 +761,43 @@ func TestPasswordChecksShareOfATenant(t *testing.T) {
 	if r := create(globex, "third@globex.test"); r.Status != http.StatusCreated {
 		t.Fatalf("globex's third user: %s", r)
 	}
+}
+
+// TestUnseenTokensPastTheShare: an address past its share of denials gets
+// 429 too_many_refusals, without a signature check, for tokens the server
+// has not seen pass, even valid ones; tokens it has seen pass, a tenant
+// user's and a platform admin's, are served as before.
+func TestUnseenTokensPastTheShare(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.AnonymousRefusals = httpapi.Bucket{Rate: 0.001, Burst: 3}
+		c.RefusalPause = -1
+	}})
+	acme := s.CreateTenant(t, "acme", "pool") // its member's token is never used below before the share runs out
+	seen := func(what string, r *apitest.Response) {
+		t.Helper()
+		if r.Status != http.StatusOK {
+			t.Fatalf("%s: %s; want 200", what, r)
+		}
+	}
+	seen("acme's admin", s.Do(t, "GET", "/rest/v1/projects", acme.AdminToken, nil))
+	seen("the platform admin", s.Do(t, "GET", "/v1/tenants", s.AdminToken, nil))
+	forged := func(i int) string {
+		sig := strings.LastIndexByte(acme.AdminToken, '.') + 1
+		return acme.AdminToken[:sig+8] + fmt.Sprintf("%08x", i) + acme.AdminToken[sig+16:]
+	}
+	for i := range 3 {
+		if r := s.Do(t, "GET", "/rest/v1/projects", forged(i), nil); r.Status != http.StatusUnauthorized {
+			t.Fatalf("forged token %d within the share: %s; want 401", i, r)
+		}
+	}
+	for what, tok := range map[string]string{"a new forged token": forged(99), "acme's member, never seen": acme.MemberToken} {
+		if r := s.Do(t, "GET", "/rest/v1/projects", tok, nil); r.Status != http.StatusTooManyRequests || r.Code() != "too_many_refusals" || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s past the share: %s; want 429 too_many_refusals with Retry-After, before any check", what, r)
+		}
+	}
+	seen("acme's admin past the share", s.Do(t, "GET", "/rest/v1/projects", acme.AdminToken, nil))
+	seen("the platform admin past the share", s.Do(t, "GET", "/v1/tenants", s.AdminToken, nil))
 }
 
 // TestTrustedProxies: behind a trusted proxy, each client's address comes

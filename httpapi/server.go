@@ -320,6 +320,24 @@ type principalKey struct{}
 // refuses (and audits) count against the plan as much as the ones it
 // serves: past the plan's rate, 429 with Retry-After.
 func (s *Server) authenticate(next http.Handler) http.Handler {
+	verify := s.verifyToken(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// An address past its share of denials gets no more signature
+		// checks for tokens the server has not seen pass: each costs an
+		// Ed25519 check, and a flood of new forged tokens would otherwise
+		// cost that much per request whatever the share says. Tokens it
+		// has seen pass are checked and served as always.
+		if tok, err := identity.ExtractBearer(r.Header); err == nil && !s.auth.Recognized(tok) &&
+			s.refuseIfOver(w, r, &s.anon, identity.ErrInvalidToken.Code) {
+			return
+		}
+		verify.ServeHTTP(w, r)
+	})
+}
+
+// verifyToken verifies the request's token, then takes the caller's
+// tenant's token from its plan's bucket.
+func (s *Server) verifyToken(next http.Handler) http.Handler {
 	return bulkhead.Middleware(s.auth, s.writeError)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := tenant.FromContext(r.Context())
 		if ok {

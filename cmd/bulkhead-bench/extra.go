@@ -71,7 +71,7 @@ type floodKind struct {
 // floodKeys are the keys of the floods, in the order they run.
 var floodKeys = []string{"paced", "paced-niced", "404", "forged", "forged-new", "logins", "logins-spread", "closed-niced", "closed"}
 
-func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d time.Duration, floodRate, rounds int, only map[string]bool) (noisyReport, error) {
+func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d, lead time.Duration, floodRate, rounds int, only map[string]bool) (noisyReport, error) {
 	out := noisyReport{rounds: rounds}
 	noisy, err := oneTenant(ctx, db, auth, "bench-noisy", tenant.Pool, "basic", 20)
 	if err != nil {
@@ -145,7 +145,7 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 				return out, err
 			}
 			logf("%s: quiet tenant while a basic-plan tenant floods, %s", prefix, f.name)
-			flood := attackSpec{Name: "flood " + f.name, Targets: f.targets, Workers: 32, Duration: d + 400*time.Millisecond, Rate: f.rate, Niced: f.niced}
+			flood := attackSpec{Name: "flood " + f.name, Targets: f.targets, Workers: 32, Duration: lead + d + 200*time.Millisecond, Rate: f.rate, Niced: f.niced}
 			if f.rate > 0 {
 				// Enough clients that answers held by the server do not slow
 				// the pace: an open loop.
@@ -160,7 +160,7 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 				r, err := runAttackAllowing(ctx, flood, 0) // most of the flood is refused with 429, as it should be
 				fc <- res{r, err}
 			}()
-			time.Sleep(200 * time.Millisecond)
+			time.Sleep(lead)
 			q := quiet
 			q.Name = "quiet during the flood, " + f.name
 			qr, err := runAttack(ctx, q)

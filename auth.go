@@ -252,10 +252,10 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 
 // Recognized reports whether token passed Verify lately: a tenant user's
 // token in the verified cache, or a platform or external token Verify
-// accepted within the last hour. It never stands in for Verify. A server uses it to decide
-// whether a token deserves a signature check at all when its sender is
-// flooding (see httpapi's shares of denials): a token it has seen pass
-// does; one it has not may wait.
+// accepted within the last hour. It never stands in for Verify. A server
+// uses it to decide whether a token deserves a signature check at all
+// when its sender is flooding (see httpapi's shares of denials): a token
+// it has seen pass does; one it has not may wait.
 func (a *Auth) Recognized(token string) bool {
 	now := a.db.now()
 	if _, ok := a.verified.get(token, now); ok {

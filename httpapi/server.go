@@ -64,8 +64,10 @@ type Config struct {
 	// denials (401, 403, 404, each audited before it is answered) of
 	// requests without valid credentials: past it they get
 	// 429 too_many_refusals, held like a tenant's repeated refusals, and
-	// are counted into one event per source written by FlushRefusals. The
-	// zero value means DefaultAnonymousRefusals.
+	// are counted into one event per source written by FlushRefusals, and
+	// the source's tokens that the server has not seen pass get the same
+	// 429 without a signature check. The zero value means
+	// DefaultAnonymousRefusals.
 	AnonymousRefusals Bucket
 	// FailedLogins bounds, per source address, the failed logins (each a
 	// password check of tens of milliseconds of CPU): past it, logins from

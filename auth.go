@@ -250,9 +250,10 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 	return p, nil
 }
 
-// Recognized reports whether token passed Verify lately: a tenant user's
-// token in the verified cache, or a platform or external token Verify
-// accepted within the last hour. It never stands in for Verify. A server
+// Recognized reports whether token passed Verify lately or was issued
+// here: a tenant user's token in the verified cache, or a token this Auth
+// issued, or a platform or external token Verify accepted, within the
+// last hour. It never stands in for Verify. A server
 // uses it to decide whether a token deserves a signature check at all
 // when its sender is flooding (see httpapi's shares of denials): a token
 // it has seen pass does; one it has not may wait.
@@ -290,7 +291,13 @@ func (a *Auth) IssueUserToken(ctx context.Context, u *postgres.User, t *tenant.T
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	return cur.user.Issue(identity.Claims{Subject: u.ID, Email: u.Email, Tenant: t.Slug, TenantID: t.ID, Role: u.Role})
+	tok, exp, err := cur.user.Issue(identity.Claims{Subject: u.ID, Email: u.Email, Tenant: t.Slug, TenantID: t.ID, Role: u.Role})
+	if err == nil {
+		// Recognized: a token this server issued is checked even while
+		// its sender's address floods (it is still verified in full).
+		a.accepted.put(tok, a.db.now())
+	}
+	return tok, exp, err
 }
 
 // IssueAdminToken issues a platform-admin token for subject, living ttl
@@ -307,7 +314,11 @@ func (a *Auth) IssueAdminToken(ctx context.Context, subject string, ttl time.Dur
 	if ttl > 0 {
 		iss.TTL = ttl
 	}
-	return iss.Issue(identity.Claims{Subject: subject, Platform: true})
+	tok, exp, err := iss.Issue(identity.Claims{Subject: subject, Platform: true})
+	if err == nil {
+		a.accepted.put(tok, a.db.now())
+	}
+	return tok, exp, err
 }
 
 // RevokeAdminToken revokes a platform-admin token before it expires. The

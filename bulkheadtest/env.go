@@ -112,6 +112,7 @@ func Start(tb testing.TB) *Env {
 	srv := apitest.Start(tb, apitest.Options{Config: func(c *httpapi.Config) {
 		c.Limits = testLimits()
 		c.AnonymousRefusals = httpapi.Bucket{Rate: 1e6, Burst: 1e6}
+		c.AnonymousRefusalsTotal = httpapi.Bucket{Rate: 1e6, Burst: 1e6}
 		c.FailedLogins = httpapi.Bucket{Rate: 1e6, Burst: 1e6}
 		c.PasswordChecks = httpapi.Bucket{Rate: 1e6, Burst: 1e6}
 	}})

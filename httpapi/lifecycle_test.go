@@ -773,7 +773,7 @@ func TestUnseenTokensPastTheShare(t *testing.T) {
 		c.AnonymousRefusals = httpapi.Bucket{Rate: 0.001, Burst: 3}
 		c.RefusalPause = -1
 	}})
-	acme := s.CreateTenant(t, "acme", "pool") // its member's token is never used below before the share runs out
+	acme := s.CreateTenant(t, "acme", "pool")
 	seen := func(what string, r *apitest.Response) {
 		t.Helper()
 		if r.Status != http.StatusOK {
@@ -791,13 +791,105 @@ func TestUnseenTokensPastTheShare(t *testing.T) {
 			t.Fatalf("forged token %d within the share: %s; want 401", i, r)
 		}
 	}
-	for what, tok := range map[string]string{"a new forged token": forged(99), "acme's member, never seen": acme.MemberToken} {
+	for what, tok := range map[string]string{"a new forged token": forged(99), "acme's member, with a token this server never saw": unseenToken(t, s, "acme", "member@acme.test")} {
 		if r := s.Do(t, "GET", "/rest/v1/projects", tok, nil); r.Status != http.StatusTooManyRequests || r.Code() != "too_many_refusals" || r.Header.Get("Retry-After") == "" {
 			t.Fatalf("%s past the share: %s; want 429 too_many_refusals with Retry-After, before any check", what, r)
 		}
 	}
 	seen("acme's admin past the share", s.Do(t, "GET", "/rest/v1/projects", acme.AdminToken, nil))
 	seen("the platform admin past the share", s.Do(t, "GET", "/v1/tenants", s.AdminToken, nil))
+}
+
+// unseenToken issues a valid token for a user of slug through an Auth of
+// its own, as another replica of the server would: this server has
+// neither issued it nor seen it pass.
+func unseenToken(t *testing.T, s *apitest.Server, slug, email string) string {
+	t.Helper()
+	ctx := context.Background()
+	other, err := s.DB.NewAuth(ctx, bulkhead.AuthConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	u, err := s.DB.Postgres().FindUserForLogin(ctx, tenant.Slug(slug), email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, err := s.DB.Postgres().FindTenantBySlug(ctx, tenant.Slug(slug), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := other.IssueUserToken(ctx, u, tn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TestAnonymousRefusalsTotal: past the server's total of denials for
+// requests without valid credentials, each from an address well within
+// its own share, the denials are counted under one overflow tally, and
+// tokens the server has not seen pass get 429 too_many_refusals
+// unchecked; tokens it has seen or issued, and logins, are served.
+func TestAnonymousRefusalsTotal(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.AnonymousRefusalsTotal = httpapi.Bucket{Rate: 0.001, Burst: 3}
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
+		c.RefusalPause = -1
+	}})
+	acme := s.CreateTenant(t, "acme", "pool")
+	addr := 0
+	from := func(method, path, token string, body any) *apitest.Response {
+		addr++
+		return s.Do(t, method, path, token, body, "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", addr))
+	}
+	if r := from("GET", "/rest/v1/projects", acme.AdminToken, nil); r.Status != http.StatusOK {
+		t.Fatalf("acme's admin: %s", r)
+	}
+	sig := strings.LastIndexByte(acme.AdminToken, '.') + 1
+	forged := func(i int) string { return acme.AdminToken[:sig+8] + fmt.Sprintf("%08x", i) + acme.AdminToken[sig+16:] }
+	for i := range 3 {
+		if r := from("GET", "/rest/v1/projects", forged(i), nil); r.Status != http.StatusUnauthorized {
+			t.Fatalf("forged token %d within the total: %s; want 401", i, r)
+		}
+	}
+	for what, r := range map[string]*apitest.Response{
+		"a new forged token":                       from("GET", "/rest/v1/projects", forged(99), nil),
+		"no token, an unknown route":               from("GET", "/no/such/route", "", nil),
+		"a valid token this server never saw pass": from("GET", "/rest/v1/projects", unseenToken(t, s, "acme", "member@acme.test"), nil),
+	} {
+		if r.Status != http.StatusTooManyRequests || r.Code() != "too_many_refusals" || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s past the total, from a new address: %s; want 429 too_many_refusals", what, r)
+		}
+	}
+	if r := from("GET", "/rest/v1/projects", acme.AdminToken, nil); r.Status != http.StatusOK {
+		t.Fatalf("a token seen before, past the total: %s", r)
+	}
+	login := from("POST", "/v1/auth/token", "", map[string]string{"tenant": "acme", "email": "member@acme.test", "password": "pw-member@acme.test"})
+	if login.Status != http.StatusOK {
+		t.Fatalf("a login past the total: %s", login)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	login.JSON(t, &tok)
+	if r := from("GET", "/rest/v1/projects", tok.AccessToken, nil); r.Status != http.StatusOK {
+		t.Fatalf("the token that login issued, past the total: %s", r)
+	}
+	// The three 429s are counted under the overflow tally: one event,
+	// without a source address.
+	if err := s.API.FlushRefusals(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var n, count int
+	if err := adminScan(t, s, `SELECT count(*), coalesce(sum((event->'detail'->>'count')::int), 0) FROM bulkhead_audit.inbox
+		WHERE event->>'action' = 'http:Refusals' AND coalesce(event->>'source_ip', '') = ''`, nil, &n, &count); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || count != 3 {
+		t.Fatalf("%d overflow events counting %d refusals; want 1 counting 3", n, count)
+	}
 }
 
 // TestTrustedProxies: behind a trusted proxy, each client's address comes

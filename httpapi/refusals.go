@@ -28,6 +28,12 @@ type Bucket struct {
 // principal each source may get: past it, 429 too_many_refusals.
 var DefaultAnonymousRefusals = Bucket{Rate: 20, Burst: 200}
 
+// DefaultAnonymousRefusalsTotal is how many denials of requests without a
+// principal the whole server gives, from all sources together, before
+// the rest get 429 too_many_refusals: it bounds a flood from many
+// addresses, each within its share.
+var DefaultAnonymousRefusalsTotal = Bucket{Rate: 100, Burst: 1000}
+
 // DefaultFailedLogins is how many failed logins each source may have
 // before its logins get 429 too_many_refusals without a password check.
 var DefaultFailedLogins = Bucket{Rate: 1, Burst: 10}
@@ -63,6 +69,9 @@ type anonTally struct {
 	bucket  Bucket
 	sources map[netip.Addr]*anonSource
 	swept   time.Time
+	// total, when not nil, bounds the denials of all sources together:
+	// past it they are counted under the zero address, the overflow tally.
+	total *rate.Limiter
 }
 
 type anonSource struct {
@@ -136,12 +145,56 @@ func (t *anonTally) allow(addr netip.Addr, code string, now time.Time) (retry ti
 	defer t.mu.Unlock()
 	s := t.source(addr, now)
 	r := s.bucket.ReserveN(now, 1)
-	if retry = r.DelayFrom(now); retry == 0 {
+	if retry = r.DelayFrom(now); retry != 0 {
+		r.CancelAt(now)
+		s.count(code, now)
+		return retry, false
+	}
+	if t.total == nil {
 		return 0, true
 	}
+	g := t.total.ReserveN(now, 1)
+	if retry = g.DelayFrom(now); retry == 0 && g.OK() {
+		return 0, true
+	}
+	g.CancelAt(now)
 	r.CancelAt(now)
-	s.count(code, now)
-	return retry, false
+	t.overflow(now).count(code, now)
+	return max(retry, time.Millisecond), false
+}
+
+// overflow returns the tally of the zero address, where denials past the
+// server's total (and those of sources beyond maxSources) are counted;
+// t.mu is held.
+func (t *anonTally) overflow(now time.Time) *anonSource {
+	if t.sources == nil {
+		t.sources = map[netip.Addr]*anonSource{} //bulkhead:ok counters keyed by source address, no tenant data
+	}
+	s := t.sources[netip.Addr{}]
+	if s == nil {
+		s = &anonSource{bucket: rate.NewLimiter(rate.Limit(t.bucket.Rate), t.bucket.Burst)}
+		t.sources[netip.Addr{}] = s //bulkhead:ok counters keyed by source address, no tenant data
+	}
+	s.used = now //bulkhead:ok counters keyed by source address, no tenant data
+	return s
+}
+
+// overAll is over with the server's total as well: addr is over when its
+// own share is used up, or when the shares of all sources together are.
+// It guards work that only a request with valid credentials deserves,
+// such as checking a token the server has not seen pass.
+func (t *anonTally) overAll(addr netip.Addr, code string, now time.Time) (retry time.Duration, over bool) {
+	if retry, over = t.over(addr, code, now); over || t.total == nil {
+		return retry, over
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tokens := t.total.TokensAt(now)
+	if tokens >= 1 {
+		return 0, false
+	}
+	t.overflow(now).count(code, now)
+	return untilOne(tokens, float64(t.total.Limit())), true
 }
 
 // over says whether addr has used up its share, without taking from it;
@@ -264,9 +317,18 @@ func (s *Server) anonymousShare(r *http.Request, code string) (retry time.Durati
 // a source past its share costs no more than its refusal.
 func (s *Server) refuseIfOver(w http.ResponseWriter, r *http.Request, t *anonTally, code string) bool {
 	retry, over := t.over(sourceIP(r), code, time.Now())
-	if !over {
-		return false
-	}
+	return over && s.refuseOver(w, r, retry)
+}
+
+// refuseIfOverAll is refuseIfOver with the server's total of denials as
+// well (Config.AnonymousRefusalsTotal).
+func (s *Server) refuseIfOverAll(w http.ResponseWriter, r *http.Request, t *anonTally, code string) bool {
+	retry, over := t.overAll(sourceIP(r), code, time.Now())
+	return over && s.refuseOver(w, r, retry)
+}
+
+// refuseOver answers 429 too_many_refusals, held, and reports true.
+func (s *Server) refuseOver(w http.ResponseWriter, r *http.Request, retry time.Duration) bool {
 	s.holdAnonymous(retry)
 	setRetryAfter(w, retry)
 	s.writeError(w, r, errTooManyRefusals)

@@ -69,6 +69,15 @@ type Config struct {
 	// 429 without a signature check. The zero value means
 	// DefaultAnonymousRefusals.
 	AnonymousRefusals Bucket
+	// AnonymousRefusalsTotal bounds the same denials for all sources
+	// together, so that a flood from many addresses, each within its
+	// share, cannot make the server audit (and check the tokens of) as
+	// many requests as it sends: past it, they are counted under one
+	// overflow tally, and tokens the server has not seen pass get 429
+	// too_many_refusals unchecked, whatever their address. Logins are
+	// bounded by FailedLogins and PasswordChecks instead. The zero value
+	// means DefaultAnonymousRefusalsTotal.
+	AnonymousRefusalsTotal Bucket
 	// FailedLogins bounds, per source address, the failed logins (each a
 	// password check of tens of milliseconds of CPU): past it, logins from
 	// that address get 429 too_many_refusals before any password is
@@ -157,6 +166,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.anon.bucket == (Bucket{}) {
 		s.anon.bucket = DefaultAnonymousRefusals
 	}
+	total := cfg.AnonymousRefusalsTotal
+	if total == (Bucket{}) {
+		total = DefaultAnonymousRefusalsTotal
+	}
+	s.anon.total = rate.NewLimiter(rate.Limit(total.Rate), total.Burst)
 	s.trusted = cfg.TrustedProxies
 	checks := cfg.PasswordChecks
 	if checks == (Bucket{}) {
@@ -324,13 +338,14 @@ type principalKey struct{}
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	verify := s.verifyToken(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// An address past its share of denials gets no more signature
-		// checks for tokens the server has not seen pass: each costs an
-		// Ed25519 check, and a flood of new forged tokens would otherwise
-		// cost that much per request whatever the share says. Tokens it
-		// has seen pass are checked and served as always.
+		// An address past its share of denials, or any address while the
+		// server is past its total, gets no signature checks for tokens
+		// the server has not seen pass: each costs an Ed25519 check, and a
+		// flood of new forged tokens would otherwise cost that much per
+		// request whatever the shares say. Tokens it has seen pass (and
+		// those it issued) are checked and served as always.
 		if tok, err := identity.ExtractBearer(r.Header); err == nil && !s.auth.Recognized(tok) &&
-			s.refuseIfOver(w, r, &s.anon, identity.ErrInvalidToken.Code) {
+			s.refuseIfOverAll(w, r, &s.anon, identity.ErrInvalidToken.Code) {
 			return
 		}
 		verify.ServeHTTP(w, r)

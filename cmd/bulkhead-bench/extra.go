@@ -69,7 +69,7 @@ type floodKind struct {
 }
 
 // floodKeys are the keys of the floods, in the order they run.
-var floodKeys = []string{"paced", "paced-niced", "404", "forged", "forged-new", "logins", "logins-spread", "closed-niced", "closed"}
+var floodKeys = []string{"paced", "paced-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "closed-niced", "closed"}
 
 func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d, lead time.Duration, floodRate, rounds int, only map[string]bool) (noisyReport, error) {
 	out := noisyReport{rounds: rounds}
@@ -100,6 +100,15 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		t.Header = http.Header{"Authorization": {"Bearer " + noisy.token[:sig+8] + fmt.Sprintf("%08x", i) + noisy.token[sig+16:]}}
 		unique = append(unique, t)
 	}
+	// The same new forged tokens, each from an address of its own, as a
+	// botnet would send them: no address reaches its share, so each is
+	// verified.
+	var uniqueSpread []vegeta.Target
+	for i, t := range unique {
+		t.Header = t.Header.Clone()
+		t.Header.Set("X-Forwarded-For", fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
+		uniqueSpread = append(uniqueSpread, t)
+	}
 	// Logins for a user who does not exist, from the same address: each
 	// costs a full password hash (the same work as a real check), unless
 	// the address's share of denials stops it first.
@@ -121,6 +130,7 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		{"404", fmt.Sprintf("%d rps of 404s (an unknown table)", floodRate), floodRate, false, misses},
 		{"forged", fmt.Sprintf("%d rps with one forged token (401)", floodRate), floodRate, false, forged},
 		{"forged-new", fmt.Sprintf("%d rps, a new forged token each time (401)", floodRate), floodRate, false, unique},
+		{"forged-spread", fmt.Sprintf("%d rps, a new forged token each time, each from its own address", floodRate), floodRate, false, uniqueSpread},
 		{"logins", fmt.Sprintf("%d rps of failed logins (401)", floodRate), floodRate, false, logins},
 		{"logins-spread", fmt.Sprintf("%d rps of failed logins, each from its own address", floodRate), floodRate, false, spread},
 		{"closed-niced", "32 clients, closed loop, load process niced", 0, true, getTargets(bulk, noisy)},

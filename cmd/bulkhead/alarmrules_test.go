@@ -75,6 +75,8 @@ func TestAlarmRulesReplaceFlags(t *testing.T) {
 		{[]string{"--anonymous-denials", "0"}, false},
 		{[]string{"--anonymous-denials", "-1"}, false},
 		{[]string{"--anonymous-denials", "1000001"}, false},
+		{[]string{"--anonymous-denials-total", "500"}, true},
+		{[]string{"--anonymous-denials-total", "0"}, false},
 		{[]string{"--password-checks", "50"}, true},
 		{[]string{"--password-checks", "0"}, false},
 		{[]string{"--password-checks", "1000001"}, false},

@@ -39,6 +39,7 @@ type serveOptions struct {
 	pgLog       string
 	alarmFile   string
 	anonDenials int
+	anonTotal   int
 	failedLogin int
 	checks      int
 	proxies     string
@@ -66,6 +67,7 @@ func (o *serveOptions) register(fs interface {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this separate (admin) address, e.g. 127.0.0.1:9090; none by default")
 	fs.IntVar(&o.anonDenials, "anonymous-denials", int(httpapi.DefaultAnonymousRefusals.Rate), "denials per second (burst ten times as many) each client address may get for requests without valid credentials; past it, 429 too_many_refusals (see docs/api.md#limits-per-plan)")
 	fs.IntVar(&o.checks, "password-checks", int(httpapi.DefaultPasswordChecks().Rate), "password checks per second (burst twice as many) the whole server may start, for logins and new users' passwords; past it, 503 password_checks_busy before any password is checked (the default is 2 for each CPU)")
+	fs.IntVar(&o.anonTotal, "anonymous-denials-total", int(httpapi.DefaultAnonymousRefusalsTotal.Rate), "denials per second (burst ten times as many) the whole server gives to requests without valid credentials, from all addresses together; past it, 429 too_many_refusals, and tokens the server has not seen pass are not checked")
 	fs.IntVar(&o.failedLogin, "failed-logins", int(httpapi.DefaultFailedLogins.Rate), "failed logins per second (burst ten times as many) each client address may have; past it, its logins get 429 too_many_refusals before any password is checked")
 	fs.StringVar(&o.proxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the reverse proxies in front of the server: a request from one of them is put down to the rightmost address in X-Forwarded-For that is not one of them (none by default: the header is never read)")
 	fs.StringVar(&o.auditLog, "audit-log", "", `also write chained audit events and signed checkpoints as JSON lines to this file ("-" for stdout), for log shippers and as an anchor outside the database`)
@@ -209,10 +211,11 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 		return nil, err
 	}
 	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer, Metrics: metrics, Alarms: alarms,
-		AnonymousRefusals: httpapi.Bucket{Rate: float64(o.anonDenials), Burst: 10 * o.anonDenials},
-		FailedLogins:      httpapi.Bucket{Rate: float64(o.failedLogin), Burst: 10 * o.failedLogin},
-		PasswordChecks:    httpapi.Bucket{Rate: float64(o.checks), Burst: 2 * o.checks},
-		TrustedProxies:    trusted})
+		AnonymousRefusals:      httpapi.Bucket{Rate: float64(o.anonDenials), Burst: 10 * o.anonDenials},
+		AnonymousRefusalsTotal: httpapi.Bucket{Rate: float64(o.anonTotal), Burst: 10 * o.anonTotal},
+		FailedLogins:           httpapi.Bucket{Rate: float64(o.failedLogin), Burst: 10 * o.failedLogin},
+		PasswordChecks:         httpapi.Bucket{Rate: float64(o.checks), Burst: 2 * o.checks},
+		TrustedProxies:         trusted})
 	if err != nil {
 		writer.Close()
 		db.Close()
@@ -330,6 +333,9 @@ func (o *serveOptions) checkFlags(fs *flag.FlagSet) error {
 	}
 	if o.failedLogin < 1 || o.failedLogin > 1_000_000 {
 		return usageError{"--failed-logins must be 1 to 1000000 per second"}
+	}
+	if o.anonTotal < 1 || o.anonTotal > 1_000_000 {
+		return usageError{"--anonymous-denials-total must be 1 to 1000000 per second"}
 	}
 	if o.checks < 1 || o.checks > 1_000_000 {
 		return usageError{"--password-checks must be 1 to 1000000 per second"}

@@ -693,26 +693,30 @@ func TestLoginPastTheShareHashesNothing(t *testing.T) {
 func TestPasswordChecksBudget(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
-		c.PasswordChecks = httpapi.Bucket{Rate: 0.001, Burst: 8}
+		c.PasswordChecks = httpapi.Bucket{Rate: 0.001, Burst: 12} // shares of 3
 		c.RefusalPause = -1
 	}})
-	s.CreateTenant(t, "acme", "pool") // creates and logs in two users: four checks
+	// Each creates and logs in two users: four checks, two of the
+	// tenant's share of logins.
+	s.CreateTenant(t, "acme", "pool")
+	s.CreateTenant(t, "globex", "pool")
 	// A tenant without users yet, whose share of the budget is untouched.
 	if r := s.Do(t, "POST", "/v1/tenants", s.AdminToken, map[string]string{"id": "initech", "name": "Initech", "tier": "pool"}); r.Status != http.StatusCreated {
 		t.Fatalf("create initech: %s", r)
 	}
-	login := func(pw string) *apitest.Response {
-		return s.Do(t, "POST", "/v1/auth/token", "", map[string]string{"tenant": "acme", "email": "admin@acme.test", "password": pw})
+	login := func(slug, pw string) *apitest.Response {
+		return s.Do(t, "POST", "/v1/auth/token", "", map[string]string{"tenant": slug, "email": "admin@" + slug + ".test", "password": pw})
 	}
-	for range 2 {
-		if r := login("wrong"); r.Status != http.StatusUnauthorized {
-			t.Fatalf("a failed login within the budget: %s", r)
-		}
-		if r := login("pw-admin@acme.test"); r.Status != http.StatusOK {
-			t.Fatalf("a login within the budget: %s", r)
+	for _, slug := range []string{"acme", "umbrella", "umbrella"} {
+		if r := login(slug, "wrong"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("a failed login to %s within the budget: %s", slug, r)
 		}
 	}
-	wrong, right := login("wrong"), login("pw-admin@acme.test")
+	if r := login("globex", "pw-admin@globex.test"); r.Status != http.StatusOK {
+		t.Fatalf("a login within the budget: %s", r)
+	}
+	// Twelve checks: the budget is spent, and every tenant's share has room.
+	wrong, right := login("acme", "wrong"), login("globex", "pw-admin@globex.test")
 	newUser := s.Do(t, "POST", "/v1/tenants/initech/users", s.AdminToken, map[string]string{"email": "new@initech.test", "password": "a-long-password"})
 	for _, r := range []*apitest.Response{wrong, right, newUser} {
 		if r.Status != http.StatusServiceUnavailable || r.Code() != "password_checks_busy" || r.Header.Get("Retry-After") == "" {
@@ -729,6 +733,57 @@ func TestPasswordChecksBudget(t *testing.T) {
 	if r := s.Do(t, "POST", "/v1/tenants/initech/users", s.AdminToken, map[string]string{"email": "new@initech.test", "password": ""}); r.Status != http.StatusBadRequest {
 		t.Fatalf("an empty password past the budget: %s; want its 400", r)
 	}
+}
+
+// TestLoginShareOfATenant: logins naming one tenant take at most a
+// quarter of the server's budget of password checks; past that share they
+// get 503 tenant_logins_busy before any lookup, the same answer for the
+// right password and the wrong one, and take nothing from the budget, so
+// the other tenants' users still log in. A name no tenant has gets a share
+// of its own, as a tenant's does: the answers do not say which exist.
+func TestLoginShareOfATenant(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.PasswordChecks = httpapi.Bucket{Rate: 0.001, Burst: 16} // shares of 4
+		c.RefusalPause = -1
+	}})
+	s.CreateTenant(t, "acme", "pool") // four checks, two of acme's logins
+	login := func(slug, pw string) *apitest.Response {
+		return s.Do(t, "POST", "/v1/auth/token", "", map[string]string{"tenant": slug, "email": "admin@acme.test", "password": pw})
+	}
+	for range 2 {
+		if r := login("acme", "wrong"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("a failed login to acme within its share: %s; want 401", r)
+		}
+	}
+	busy := func(what string, r *apitest.Response) {
+		t.Helper()
+		if r.Status != http.StatusServiceUnavailable || r.Code() != "tenant_logins_busy" || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s past its share: %s; want 503 tenant_logins_busy with Retry-After", what, r)
+		}
+	}
+	for i := range 10 {
+		busy(fmt.Sprintf("acme's failed login %d", i), login("acme", "wrong"))
+	}
+	wrong, right := login("acme", "wrong"), login("acme", "pw-admin@acme.test")
+	busy("acme's wrong password", wrong)
+	busy("acme's right password", right)
+	if string(wrong.Body) != strings.Replace(string(right.Body), right.Header.Get("X-Request-Id"), wrong.Header.Get("X-Request-Id"), 1) {
+		t.Fatalf("the 503 differs with the right password:\n%s\n%s", wrong.Body, right.Body)
+	}
+	if r := login("umbrella", "wrong"); r.Status != http.StatusUnauthorized {
+		t.Fatalf("a login naming no tenant: %s; want 401 from a share of its own", r)
+	}
+	// Seven checks taken so far: had acme's twelve refused logins taken
+	// from the budget, globex's users could not be created or log in.
+	s.CreateTenant(t, "globex", "pool")
+	// Names that are not tenant names share one share.
+	for i, name := range []string{"ACME", "x", "acme-", "globex!"} {
+		if r := login(name, "wrong"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("login %d naming %q within the invalid names' share: %s; want 401", i, name, r)
+		}
+	}
+	busy("a fifth invalid name", login("-", "wrong"))
 }
 
 // TestPasswordChecksShareOfATenant: the users one tenant creates take at

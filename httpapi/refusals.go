@@ -51,6 +51,8 @@ func DefaultPasswordChecks() Bucket {
 
 var errPasswordChecksBusy = fault.E(fault.Unavailable, "password_checks_busy", "The server is checking as many passwords as it allows; retry after the indicated time.")
 
+var errTenantLoginsBusy = fault.E(fault.Unavailable, "tenant_logins_busy", "Logins to this tenant are using all of its share of the server's password checks; retry after the indicated time.")
+
 var errTooManyRefusals = fault.E(fault.TooMany, "too_many_refusals", "Too many requests without valid credentials came from this address; retry after the indicated time.")
 
 // maxSources bounds the sources tallied at once; beyond it, refusals from
@@ -362,12 +364,91 @@ func (s *Server) passwordCheck(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	res.CancelAt(now)
-	if !res.OK() {
+	s.checksBusy(w, r, errPasswordChecksBusy, res.OK(), retry)
+	return false
+}
+
+// loginCheck takes one password check from the server's budget and one
+// from the share of it that logins naming this tenant get (a quarter).
+// Past either it answers 503 with Retry-After, password_checks_busy or
+// tenant_logins_busy, and reports false: the caller looks nothing up and
+// checks no password. The answer depends only on the name the login
+// gives and the time, never on whether that tenant, its user or the
+// password exist. A login refused by its tenant's share takes nothing
+// from the server's budget, so a flood naming one tenant leaves the rest
+// to the other tenants' logins.
+func (s *Server) loginCheck(w http.ResponseWriter, r *http.Request, name string) bool {
+	now := time.Now()
+	all := s.checks.ReserveN(now, 1)
+	if retry := all.DelayFrom(now); !all.OK() || retry > 0 {
+		all.CancelAt(now)
+		s.checksBusy(w, r, errPasswordChecksBusy, all.OK(), retry)
+		return false
+	}
+	one := s.loginShares.reserve(name, now)
+	if retry := one.DelayFrom(now); !one.OK() || retry > 0 {
+		one.CancelAt(now)
+		all.CancelAt(now)
+		s.checksBusy(w, r, errTenantLoginsBusy, one.OK(), retry)
+		return false
+	}
+	return true
+}
+
+// checksBusy answers err with its Retry-After: retry, or a second when
+// the bucket could never grant the check (ok false).
+func (s *Server) checksBusy(w http.ResponseWriter, r *http.Request, err error, ok bool, retry time.Duration) {
+	if !ok {
 		retry = time.Second
 	}
 	setRetryAfter(w, retry)
-	s.writeError(w, r, errPasswordChecksBusy)
-	return false
+	s.writeError(w, r, err)
+}
+
+// loginShares holds, for each tenant name logins give, that name's share
+// of the server's budget of password checks. It is keyed by the name as
+// given, whether or not a tenant has it, so that a share's state says
+// nothing about which tenants exist; names that are not valid slugs share
+// one. A share is made only for a login the server's budget admitted, so
+// at most that many are made a second, and a share idle long enough to
+// be full again is dropped: the map stays small.
+type loginShares struct {
+	mu     sync.Mutex
+	bucket Bucket
+	m      map[string]*loginShare
+	swept  time.Time
+}
+
+type loginShare struct {
+	lim  *rate.Limiter
+	used time.Time
+}
+
+// reserve takes one check from name's share at now.
+func (l *loginShares) reserve(name string, now time.Time) *rate.Reservation {
+	if _, err := tenant.ParseSlug(name); err != nil {
+		name = ""
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string]*loginShare{} //bulkhead:ok counters keyed by a login's tenant name, no tenant data
+	}
+	if now.Sub(l.swept) > time.Minute {
+		for k, x := range l.m {
+			if now.Sub(x.used) > time.Minute && x.lim.TokensAt(now) >= float64(x.lim.Burst()) {
+				delete(l.m, k) //bulkhead:ok drops a full, idle share: the same as a new one
+			}
+		}
+		l.swept = now //bulkhead:ok counters keyed by a login's tenant name, no tenant data
+	}
+	x, ok := l.m[name]
+	if !ok {
+		x = &loginShare{lim: rate.NewLimiter(rate.Limit(l.bucket.Rate), l.bucket.Burst)}
+		l.m[name] = x //bulkhead:ok counters keyed by a login's tenant name, no tenant data
+	}
+	x.used = now
+	return x.lim.ReserveN(now, 1)
 }
 
 // holdAnonymous holds a 429 for a source past its share, as a tenant's

@@ -91,8 +91,12 @@ type Config struct {
 	// bound each address; this bounds a flood from many addresses, which
 	// would otherwise keep the hasher's slots (half the CPUs) busy for as
 	// long as it lasts. The users one tenant creates may take a quarter of
-	// it at most; past that share, 429 too_many_new_passwords. The zero
-	// value means DefaultPasswordChecks().
+	// it at most; past that share, 429 too_many_new_passwords. Logins
+	// naming one tenant (by the name they give, whether or not it exists)
+	// may take another quarter at most; past that share, 503
+	// tenant_logins_busy, so that a flood of logins naming one tenant
+	// leaves the rest of the budget to the others. The zero value means
+	// DefaultPasswordChecks().
 	PasswordChecks Bucket
 	// TrustedProxies are the reverse proxies and load balancers in front of
 	// the server. A request whose TCP peer is one of them is put down to
@@ -126,7 +130,9 @@ type Server struct {
 	anon    anonTally
 	logins  anonTally
 	checks  *rate.Limiter // Config.PasswordChecks
-	trusted []netip.Prefix
+	// loginShares is each tenant name's share of checks for logins.
+	loginShares loginShares
+	trusted     []netip.Prefix
 	// anonHeld bounds the 429s held at once for sources without
 	// credentials, apart from the tenants' (quota.held).
 	anonHeld chan struct{}
@@ -178,6 +184,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.checks = rate.NewLimiter(rate.Limit(checks.Rate), checks.Burst)
 	s.quota.passwords = Bucket{Rate: checks.Rate / 4, Burst: max(1, checks.Burst/4)}
+	s.loginShares.bucket = s.quota.passwords
 	s.logins.bucket = cfg.FailedLogins
 	if s.logins.bucket == (Bucket{}) {
 		s.logins.bucket = DefaultFailedLogins

@@ -69,7 +69,7 @@ type floodKind struct {
 }
 
 // floodKeys are the keys of the floods, in the order they run.
-var floodKeys = []string{"paced", "paced-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "closed-niced", "closed"}
+var floodKeys = []string{"paced", "paced-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "closed-niced", "closed"}
 
 func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d, lead time.Duration, floodRate, rounds int, only map[string]bool) (noisyReport, error) {
 	out := noisyReport{rounds: rounds}
@@ -124,6 +124,15 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		t.Header = http.Header{"Content-Type": {"application/json"}, "X-Forwarded-For": {fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)}}
 		spread = append(spread, t)
 	}
+	// The same logins from many addresses, each naming a tenant of its
+	// own (tenants that do not exist, which get the same answers and
+	// shares as those that do): no tenant's share of the password checks
+	// stops them, only the server's budget.
+	var spreadTenants []vegeta.Target
+	for i, t := range spread {
+		t.Body = []byte(fmt.Sprintf(`{"tenant":"bench-guess-%d","email":"nobody@bench-noisy.test","password":"guess"}`, i))
+		spreadTenants = append(spreadTenants, t)
+	}
 	all := []floodKind{
 		{"paced", fmt.Sprintf("%d rps (%dx its plan)", floodRate, floodRate/50), floodRate, false, getTargets(bulk, noisy)},
 		{"paced-niced", fmt.Sprintf("%d rps, load process niced", floodRate), floodRate, true, getTargets(bulk, noisy)},
@@ -133,6 +142,7 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		{"forged-spread", fmt.Sprintf("%d rps, a new forged token each time, each from its own address", floodRate), floodRate, false, uniqueSpread},
 		{"logins", fmt.Sprintf("%d rps of failed logins (401)", floodRate), floodRate, false, logins},
 		{"logins-spread", fmt.Sprintf("%d rps of failed logins, each from its own address", floodRate), floodRate, false, spread},
+		{"logins-tenants", fmt.Sprintf("%d rps of failed logins, each from its own address and naming its own tenant", floodRate), floodRate, false, spreadTenants},
 		{"closed-niced", "32 clients, closed loop, load process niced", 0, true, getTargets(bulk, noisy)},
 		{"closed", "32 clients, closed loop", 0, false, getTargets(bulk, noisy)},
 	}

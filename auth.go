@@ -16,6 +16,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/fresh"
 	"github.com/bulkhead-dev/bulkhead/internal/strictjson"
+	"github.com/bulkhead-dev/bulkhead/internal/tokencache"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -55,9 +56,9 @@ type Auth struct {
 	external *identity.Verifier
 
 	users    userCache
-	verified tokenCache
-	rejected digestCache // tokens that failed for good
-	accepted digestCache // tokens that passed lately, for Recognized
+	verified tokencache.Cache[tenant.Principal] // built-in tenant tokens
+	rejected digestCache                        // tokens that failed for good
+	accepted digestCache                        // tokens that passed lately, for Recognized
 
 	mu       sync.Mutex
 	kids     string
@@ -77,7 +78,7 @@ func (db *DB) NewAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
 	if cfg.AdminTokenTTL == 0 {
 		cfg.AdminTokenTTL = DefaultAdminTokenTTL
 	}
-	a := &Auth{db: db, cfg: cfg,
+	a := &Auth{db: db, cfg: cfg, verified: tokencache.Cache[tenant.Principal]{Max: tokenCacheMax},
 		rejected: digestCache{max: rejectCacheMax, age: rejectCacheAge},
 		accepted: digestCache{max: acceptedCacheMax, age: acceptedCacheAge}}
 	a.users.MaxAge, a.users.Now, a.users.Load = userCacheAge, db.now, a.loadUser
@@ -90,7 +91,7 @@ func (db *DB) NewAuth(ctx context.Context, cfg AuthConfig) (*Auth, error) {
 		}
 	}
 	if len(cfg.External) > 0 {
-		a.external = &identity.Verifier{Trusted: cfg.External, Now: db.now, Logger: db.log}
+		a.external = &identity.Verifier{Trusted: cfg.External, Now: db.now, Logger: db.log, CacheSize: externalCacheMax}
 		if err := a.external.Validate(); err != nil {
 			return nil, err
 		}
@@ -155,7 +156,7 @@ func (a *Auth) current(ctx context.Context) (issuers, error) {
 	}
 	a.internal, a.user, a.admin, a.kids = v, user, admin, sig.String()
 	// A rotation or retirement changes what verifies: forget what did.
-	a.verified.clear()
+	a.verified.Clear()
 	return issuers{v, user, admin}, nil
 }
 
@@ -194,9 +195,11 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 	}
 	v := cur.internal
 	builtin := true
-	// The cache holds only built-in tokens, by their exact text: a hit
-	// needs no issuer check (and no parse of the payload) at all.
-	p, ok := a.verified.get(token, a.db.now())
+	// This cache holds only built-in tokens, by their exact text: a hit
+	// needs no issuer check (and no parse of the payload) at all. The
+	// external verifier has a cache of its own, which checks each hit
+	// against the provider's current keys.
+	p, ok := a.verified.Get(token, a.db.now())
 	// A token in the reject cache failed bulkhead's own verifier for good
 	// (the same text always reads the same issuer): refused again at once.
 	if !ok && a.rejected.has(token, a.db.now()) {
@@ -222,7 +225,7 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 			// Isolation: only the signature and claims checks are cached,
 			// keyed by the exact token text, until the token expires; the
 			// tenant and user checks below run every time.
-			a.verified.put(token, p, a.db.now())
+			a.verified.Put(token, p, p.Expires, a.db.now())
 		}
 	}
 	if p.Platform {
@@ -259,7 +262,7 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 // it has seen pass does; one it has not may wait.
 func (a *Auth) Recognized(token string) bool {
 	now := a.db.now()
-	if _, ok := a.verified.get(token, now); ok {
+	if _, ok := a.verified.Get(token, now); ok {
 		return true
 	}
 	return a.accepted.has(token, now)
@@ -426,52 +429,18 @@ func (a *Auth) ForgetTenant(id tenant.ID) {
 	a.users.ForgetFunc(func(k userKey, _ struct{}) bool { return k.tenant == id })
 }
 
-// tokenCache remembers bulkhead's own tenant tokens whose signature and
-// claims verified, until they expire or the keys change, so that a
-// client's repeated requests (and a flood that a rate limit will refuse)
-// do not each cost a signature check. Platform tokens are checked against
-// the revocation list every time, and external tokens against their
-// provider's current keys.
-type tokenCache struct {
-	mu sync.Mutex
-	m  map[string]tenant.Principal
-}
-
+// tokenCacheMax bounds the verified cache: bulkhead's own tenant tokens
+// whose signature and claims verified, held until they expire or the keys
+// change, so that a client's repeated requests (and a flood that a rate
+// limit will refuse) do not each cost a signature check. Platform tokens
+// are checked against the revocation list every time.
 const tokenCacheMax = 50000
 
-func (c *tokenCache) get(token string, now time.Time) (tenant.Principal, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p, ok := c.m[token]
-	if !ok || !now.Before(p.Expires) {
-		return tenant.Principal{}, false
-	}
-	return p, true
-}
-
-// put remembers p for token. A full cache first drops the tokens that have
-// expired; if that frees less than a quarter of it, it starts empty.
-func (c *tokenCache) put(token string, p tenant.Principal, now time.Time) {
-	if p.Expires.IsZero() {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]tenant.Principal{}
-	}
-	if _, ok := c.m[token]; !ok && len(c.m) >= tokenCacheMax {
-		for t, q := range c.m {
-			if !now.Before(q.Expires) {
-				delete(c.m, t)
-			}
-		}
-		if len(c.m) > tokenCacheMax-tokenCacheMax/4 {
-			c.m = map[string]tenant.Principal{}
-		}
-	}
-	c.m[token] = p
-}
+// externalCacheMax bounds the external verifier's cache of verified
+// tokens (identity.Verifier.CacheSize), which checks each hit against the
+// provider's current keys. External tokens can be large (up to 8 KiB), so
+// it holds fewer.
+const externalCacheMax = 10000
 
 // digestCache remembers tokens by a hash of their text, each for age, at
 // most max at once. As the reject cache it holds, for a minute, built-in
@@ -523,10 +492,4 @@ func (c *digestCache) put(token string, now time.Time) {
 		}
 	}
 	c.m[k] = now.Add(c.age)
-}
-
-func (c *tokenCache) clear() {
-	c.mu.Lock()
-	c.m = nil
-	c.mu.Unlock()
 }

@@ -5,6 +5,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/bulkhead-dev/bulkhead/identity"
 )
 
 // BenchmarkVerify verifies a valid token, and tokens whose signature is
@@ -40,5 +45,38 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkVerifyExternal verifies an external provider's tokens, RS256
+// and ES256, with fetched keys: what each request of a user signed in
+// through Supabase, Auth0 or Cognito costs the server, without a cache and
+// with one (Verifier.CacheSize), whose hit still checks the key.
+func BenchmarkVerifyExternal(b *testing.B) {
+	keys := mustIdPKeys(b)
+	p := newIdP(b,
+		mustJWK(b, &keys.rsa.PublicKey, "rsa-1", jwkset.AlgRS256),
+		mustJWK(b, &keys.ec.PublicKey, "ec-1", jwkset.AlgES256),
+	)
+	const iss = "https://idp.test/"
+	ctx := context.Background()
+	for _, cache := range []int{0, 10000} {
+		v := &identity.Verifier{Now: clock, Trusted: []identity.Trust{p.trust(iss, "tenant_id")}, CacheSize: cache}
+		b.Cleanup(func() { v.Close() })
+		for _, tt := range []struct {
+			name string
+			tok  string
+		}{
+			{"RS256", idpToken(b, jwt.SigningMethodRS256, "rsa-1", keys.rsa, iss, jwt.MapClaims{"tenant_id": string(tenantA)})},
+			{"ES256", idpToken(b, jwt.SigningMethodES256, "ec-1", keys.ec, iss, jwt.MapClaims{"tenant_id": string(tenantA)})},
+		} {
+			b.Run(fmt.Sprintf("%s/cache=%d", tt.name, cache), func(b *testing.B) {
+				for b.Loop() {
+					if _, err := v.Verify(ctx, tt.tok); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

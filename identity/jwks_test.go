@@ -1,6 +1,7 @@
 package identity_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -424,5 +425,76 @@ func TestJWKSOfIssuer(t *testing.T) {
 	}
 	if got.TenantID != tenantA || got.Role != tenant.Admin || got.Subject != "user-1" {
 		t.Errorf("Verify() = %+v, want user-1, admin of %s", got, tenantA)
+	}
+}
+
+// TestVerifyCacheFollowsKeys: a verifier with a cache still checks, on
+// every Verify of a remembered token, that its trust holds the same key
+// under that kid (a rotation that replaces or drops the key ends the
+// token at once), that the token has not expired, and asks Revoked.
+func TestVerifyCacheFollowsKeys(t *testing.T) {
+	t.Parallel()
+	keys := mustIdPKeys(t)
+	oldEC, newEC := keys.ec, must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+	p := newIdP(t, mustJWK(t, &keys.rsa.PublicKey, "rsa-1", jwkset.AlgRS256), mustJWK(t, &oldEC.PublicKey, "ec-1", jwkset.AlgES256))
+	const iss = "https://idp.test/"
+	var mu sync.Mutex
+	at, revoked, asked := now, false, 0
+	v := &identity.Verifier{
+		Now:       func() time.Time { mu.Lock(); defer mu.Unlock(); return at },
+		Trusted:   []identity.Trust{p.trust(iss, "tenant_id")},
+		CacheSize: 10,
+		Revoked: func(context.Context, identity.TokenInfo) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			asked++
+			return revoked, nil
+		},
+	}
+	t.Cleanup(func() { v.Close() })
+	ctx := t.Context()
+	claims := jwt.MapClaims{"tenant_id": string(tenantA)}
+	tokRSA := idpToken(t, jwt.SigningMethodRS256, "rsa-1", keys.rsa, iss, claims)
+	tokEC := idpToken(t, jwt.SigningMethodES256, "ec-1", oldEC, iss, claims)
+	short := idpToken(t, jwt.SigningMethodES256, "ec-1", oldEC, iss, jwt.MapClaims{"tenant_id": string(tenantA), "exp": now.Add(time.Minute).Unix()})
+	for _, tok := range []string{tokRSA, tokEC, short, tokRSA, tokEC, short} {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			t.Fatalf("Verify() = %v", err)
+		}
+	}
+	if asked != 6 {
+		t.Fatalf("Revoked asked %d times for 6 Verifies, want every time", asked)
+	}
+	set := func(b bool) { mu.Lock(); revoked = b; mu.Unlock() }
+	set(true)
+	p2, err := v.Verify(ctx, tokRSA)
+	wantInvalidToken(t, p2, err)
+	set(false)
+
+	// Past its expiry and the leeway, a remembered token is refused.
+	mu.Lock()
+	at = now.Add(time.Minute + identity.MaxLeeway)
+	mu.Unlock()
+	p2, err = v.Verify(ctx, short)
+	wantInvalidToken(t, p2, err)
+	mu.Lock()
+	at = now
+	mu.Unlock()
+
+	// The provider rotates: ec-1 now names another key, rsa-1 is gone, and
+	// a token of a new kid makes the verifier refetch.
+	p.setKeys(t, mustJWK(t, &newEC.PublicKey, "ec-1", jwkset.AlgES256), mustJWK(t, &newEC.PublicKey, "ec-2", jwkset.AlgES256))
+	if _, err := v.Verify(ctx, idpToken(t, jwt.SigningMethodES256, "ec-2", newEC, iss, claims)); err != nil {
+		t.Fatalf("Verify(token of the new kid) = %v", err)
+	}
+	for name, tok := range map[string]string{"a token of a key replaced under its kid": tokEC, "a token of a dropped key": tokRSA} {
+		p2, err := v.Verify(ctx, tok)
+		if err == nil {
+			t.Fatalf("%s verified from the cache after the rotation", name)
+		}
+		wantInvalidToken(t, p2, err)
+	}
+	if _, err := v.Verify(ctx, idpToken(t, jwt.SigningMethodES256, "ec-1", newEC, iss, claims)); err != nil {
+		t.Fatalf("Verify(token of the replacing key) = %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/bulkhead-dev/bulkhead/internal/tokencache"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -107,6 +109,16 @@ type Verifier struct {
 	// Logger receives JWKS refresh failures at Warn; nil discards them.
 	Logger *slog.Logger
 
+	// CacheSize, if positive, is how many verified tokens Verify remembers,
+	// by their exact text, until they expire, so that a client's repeated
+	// requests do not each cost a signature check (an RS256 or ES256 check
+	// is 50 to 100 µs). A remembered token still has its key checked on
+	// every Verify: the key that verified it must still be the one its
+	// trust holds under that kid for that alg (a JWKS refresh that drops
+	// or replaces the key, or a built-in key's retirement, ends it), and
+	// Revoked is still asked. Zero remembers nothing.
+	CacheSize int
+
 	once  sync.Once
 	state *verifierState
 	err   error
@@ -114,6 +126,7 @@ type Verifier struct {
 
 type verifierState struct {
 	trusts map[string]*trust
+	cache  tokencache.Cache[verified] // Verifier.CacheSize
 	leeway time.Duration
 	logger *slog.Logger
 	ctx    context.Context // the lifetime of background JWKS refreshes
@@ -223,7 +236,41 @@ func (v *Verifier) build() (*verifierState, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &verifierState{trusts: byIssuer, leeway: leeway, logger: logger, ctx: ctx, cancel: cancel}, nil
+	st := &verifierState{trusts: byIssuer, leeway: leeway, logger: logger, ctx: ctx, cancel: cancel}
+	st.cache.Max = v.CacheSize
+	return st, nil
+}
+
+// verified is what a token verified to, and with which key.
+type verified struct {
+	p        tenant.Principal
+	info     TokenInfo
+	tr       *trust
+	kid, alg string
+	key      any
+}
+
+// sameKey reports whether a and b are the same public key.
+func sameKey(a, b any) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
+
+// remembered returns what token verified to, if the cache holds it and
+// its trust still gives the same key for its kid and alg.
+func (st *verifierState) remembered(ctx context.Context, token string, now time.Time) (verified, bool) {
+	if st.cache.Max <= 0 {
+		return verified{}, false
+	}
+	c, ok := st.cache.Get(token, now)
+	if !ok {
+		return verified{}, false
+	}
+	if k, err := c.tr.key(ctx, st, c.kid, c.alg, now); err != nil || !sameKey(k, c.key) {
+		st.cache.Delete(token)
+		return verified{}, false
+	}
+	return c, true
 }
 
 func newTrust(t Trust) (*trust, error) {
@@ -440,6 +487,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (tenant.Principal, 
 
 func (v *Verifier) verify(ctx context.Context, token string) (tenant.Principal, TokenInfo, error) {
 	st := v.state
+	now := v.now()
+	if c, ok := st.remembered(ctx, token, now); ok {
+		return c.p, c.info, nil
+	}
 	c, err := parseCompact(token)
 	if err != nil {
 		return tenant.Principal{}, TokenInfo{}, &malformedError{err}
@@ -451,7 +502,6 @@ func (v *Verifier) verify(ctx context.Context, token string) (tenant.Principal, 
 	if tr == nil {
 		return tenant.Principal{}, TokenInfo{}, fmt.Errorf("issuer %q is not trusted", iss)
 	}
-	now := v.now()
 	parser := jwt.NewParser(
 		jwt.WithValidMethods(tr.Algorithms),
 		jwt.WithIssuer(tr.Issuer),
@@ -462,8 +512,11 @@ func (v *Verifier) verify(ctx context.Context, token string) (tenant.Principal, 
 		jwt.WithTimeFunc(func() time.Time { return now }),
 		jwt.WithStrictDecoding(),
 	)
+	var key any
 	parsed, err := parser.Parse(token, func(t *jwt.Token) (any, error) {
-		return tr.key(ctx, st, c.kid, t.Method.Alg(), now)
+		k, err := tr.key(ctx, st, c.kid, t.Method.Alg(), now)
+		key = k
+		return k, err
 	})
 	if err != nil {
 		return tenant.Principal{}, TokenInfo{}, err
@@ -514,7 +567,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (tenant.Principal, 
 	}
 	if tr.Platform {
 		p.Platform = true
-		return p, info, nil
+		return st.remember(token, verified{p, info, tr, c.kid, parsed.Method.Alg(), key}, now)
 	}
 	tv, ok := tr.tenantPath.Lookup(claims)
 	if !ok {
@@ -529,7 +582,13 @@ func (v *Verifier) verify(ctx context.Context, token string) (tenant.Principal, 
 			p.Role = tenant.Role(r)
 		}
 	}
-	return p, info, nil
+	return st.remember(token, verified{p, info, tr, c.kid, parsed.Method.Alg(), key}, now)
+}
+
+// remember caches what token verified to, until it expires, and returns it.
+func (st *verifierState) remember(token string, c verified, now time.Time) (tenant.Principal, TokenInfo, error) {
+	st.cache.Put(token, c, c.info.Expires, now)
+	return c.p, c.info, nil
 }
 
 // checkBuiltin applies the rules that hold for bulkhead's own tokens only.

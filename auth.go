@@ -209,7 +209,11 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 		// Only with an external provider is there a verifier to choose;
 		// without one, every token goes to bulkhead's own, which reads the
 		// issuer itself, so it is not parsed twice.
-		if iss := unverifiedIssuer(token); iss != TokenIssuer && iss != AdminTokenIssuer {
+		// A token the external verifier remembers is its own: no need to
+		// decode the payload again to read the issuer.
+		if a.external.Remembers(token) {
+			v, builtin = a.external, false
+		} else if iss := unverifiedIssuer(token); iss != TokenIssuer && iss != AdminTokenIssuer {
 			v, builtin = a.external, false
 		}
 	}

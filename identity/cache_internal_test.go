@@ -32,8 +32,11 @@ func TestVerifyCacheRemembers(t *testing.T) {
 				t.Fatalf("CacheSize %d: Verify() = %v", size, err)
 			}
 		}
-		if n, want := v.state.cache.Len(), min(size, 1); n != want {
-			t.Fatalf("CacheSize %d: %d tokens remembered, want %d", size, n, want)
+		if n, want := v.state.cache.Len(), min(size, 1); n != want || v.Remembers(tok) != (want == 1) {
+			t.Fatalf("CacheSize %d: %d tokens remembered (Remembers %v), want %d", size, n, v.Remembers(tok), want)
+		}
+		if v.Remembers(tok + "x") {
+			t.Fatalf("CacheSize %d: Remembers a token it never saw", size)
 		}
 	}
 	v := &Verifier{Trusted: []Trust{tr}, Now: clock, CacheSize: 4}

@@ -256,6 +256,19 @@ func sameKey(a, b any) bool {
 	return ok && k.Equal(b)
 }
 
+// Remembers reports whether Verify remembers token as verified (see
+// CacheSize), without checking it: a caller with several verifiers can
+// send a token to the one that knows it without reading its issuer. Only
+// Verify says whether the token is still good.
+func (v *Verifier) Remembers(token string) bool {
+	v.init()
+	if v.state == nil {
+		return false
+	}
+	_, ok := v.state.cache.Get(token, v.now())
+	return ok
+}
+
 // remembered returns what token verified to, if the cache holds it and
 // its trust still gives the same key for its kid and alg.
 func (st *verifierState) remembered(ctx context.Context, token string, now time.Time) (verified, bool) {

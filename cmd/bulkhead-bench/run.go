@@ -39,9 +39,10 @@ import (
 )
 
 type benchTenant struct {
-	t     *tenant.Tenant
-	token string
-	ids   []string
+	t        *tenant.Tenant
+	token    string
+	idpToken string // the same tenant's admin, signed in through an external provider
+	ids      []string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -57,8 +58,9 @@ func run(ctx context.Context, args []string) error {
 	tax := fs.Bool("tax", true, "compare bulkhead with the baseline server on the three scenarios (--tax=false to skip)")
 	rounds := fs.Int("rounds", 1, "run each scenario's two sides this many times, in turn, and report the round with the median throughput ratio and the range over all rounds; --noisy repeats its alone-then-flood pairs as many times and reports the median p99 ratio")
 	pgb := fs.Bool("pgbench", true, "also compare at the SQL level with pgbench")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the servers) while one side of get by id runs")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the servers) while one side of one scenario runs (--profile-scenario)")
 	profileSide := fs.String("profile-side", "bulkhead", "the side --cpuprofile covers: bulkhead or baseline")
+	profileScenario := fs.String("profile-scenario", "get by id", "the scenario --cpuprofile covers: "+strings.Join(scenarioNames, ", "))
 	noisy := fs.Bool("noisy", true, "measure a quiet tenant's p99 alone and while a basic-plan tenant floods the API")
 	floodRate := fs.Int("flood-rate", 2000, "requests per second of the paced flood in --noisy (the basic plan allows 50)")
 	lead := fs.Duration("flood-lead", 200*time.Millisecond, "how long each flood of --noisy runs before the quiet tenant is measured; longer leads measure the flood after its bursts are spent")
@@ -77,6 +79,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *profileSide != "bulkhead" && *profileSide != "baseline" {
 		return errors.New("--profile-side must be bulkhead or baseline")
+	}
+	if !slices.Contains(scenarioNames, *profileScenario) {
+		return fmt.Errorf("--profile-scenario must be one of: %s", strings.Join(scenarioNames, ", "))
 	}
 	maxRequests = *maxReq
 	dir, err := os.MkdirTemp("", "bulkhead-bench-")
@@ -114,7 +119,12 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	auth, err := db.NewAuth(ctx, bulkhead.AuthConfig{})
+	idp, err := startIdP()
+	if err != nil {
+		return err
+	}
+	defer idp.close()
+	auth, err := db.NewAuth(ctx, bulkhead.AuthConfig{External: []identity.Trust{idp.trust()}})
 	if err != nil {
 		return err
 	}
@@ -123,6 +133,11 @@ func run(ctx context.Context, args []string) error {
 	ts, err := seed(ctx, db, auth, *tenants, *rows)
 	if err != nil {
 		return err
+	}
+	for i := range ts {
+		if ts[i].idpToken, err = idp.token(ts[i].t); err != nil {
+			return err
+		}
 	}
 	bulk, err := serveBulkhead(ctx, db, auth)
 	if err != nil {
@@ -157,7 +172,7 @@ func run(ctx context.Context, args []string) error {
 				} else {
 					logf("%s: %s for %s with %d clients", sc.name, side.name, *duration, *workers)
 				}
-				profiling := *cpuprofile != "" && side.name == *profileSide && sc.name == "get by id" && round == 1
+				profiling := *cpuprofile != "" && side.name == *profileSide && sc.name == *profileScenario && round == 1
 				var pf *os.File
 				if profiling {
 					if pf, err = os.Create(*cpuprofile); err != nil {
@@ -363,14 +378,17 @@ func serveBaseline(ctx context.Context, adminURL string) (string, error) {
 	return listen(mux)
 }
 
+// scenarioNames are the scenarios of the tax, in the order they run.
+var scenarioNames = []string{"list with a filter", "get by id", "get by id, external IdP", "insert"}
+
 type scenario struct {
 	name               string
 	baseline, bulkhead []vegeta.Target
 }
 
 func scenarios(bulk, base string, ts []benchTenant) []scenario {
-	var list, get, ins scenario
-	list.name, get.name, ins.name = "list with a filter", "get by id", "insert"
+	var list, get, ext, ins scenario
+	list.name, get.name, ext.name, ins.name = scenarioNames[0], scenarioNames[1], scenarioNames[2], scenarioNames[3]
 	for _, t := range ts {
 		auth := http.Header{"Authorization": {"Bearer " + t.token}}
 		tid := url.QueryEscape(string(t.t.ID))
@@ -381,6 +399,8 @@ func scenarios(bulk, base string, ts []benchTenant) []scenario {
 		for _, id := range t.ids[:min(10, len(t.ids))] {
 			get.baseline = append(get.baseline, vegeta.Target{Method: "GET", URL: fmt.Sprintf("%s/projects/%s?tenant=%s", base, id, tid)})
 			get.bulkhead = append(get.bulkhead, vegeta.Target{Method: "GET", URL: fmt.Sprintf("%s/rest/v1/projects?id=eq.%s", bulk, id), Header: auth})
+			ext.bulkhead = append(ext.bulkhead, vegeta.Target{Method: "GET", URL: fmt.Sprintf("%s/rest/v1/projects?id=eq.%s", bulk, id),
+				Header: http.Header{"Authorization": {"Bearer " + t.idpToken}}})
 		}
 		body := []byte(`{"name":"bench insert"}`)
 		jh := http.Header{"Content-Type": {"application/json"}}
@@ -389,7 +409,8 @@ func scenarios(bulk, base string, ts []benchTenant) []scenario {
 		bh.Set("Content-Type", "application/json")
 		ins.bulkhead = append(ins.bulkhead, vegeta.Target{Method: "POST", URL: bulk + "/rest/v1/projects", Body: body, Header: bh})
 	}
-	return []scenario{list, get, ins}
+	ext.baseline = get.baseline
+	return []scenario{list, get, ext, ins}
 }
 
 // runAttack runs the load from a separate process: this binary's attack

@@ -233,6 +233,7 @@ func run(ctx context.Context, args []string) error {
 	printSpread(os.Stdout, results, spreads)
 	printLadder(os.Stdout, ladder)
 	printExtra(os.Stdout, noisyRes, scaleRes, siloRes)
+	printTargets(os.Stdout, verdicts(results, sql, noisyRes, scaleRes))
 	return nil
 }
 

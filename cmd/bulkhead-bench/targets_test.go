@@ -16,12 +16,12 @@ func side(name string, rps float64, p99 time.Duration) attackResult {
 func TestVerdicts(t *testing.T) {
 	t.Parallel()
 	results := [][2]attackResult{
-		{side("list/baseline", 1000, time.Millisecond), side("list/bulkhead", 900, 1200 * time.Microsecond)},
-		{side("get/baseline", 1000, time.Millisecond), side("get/bulkhead", 850, 1300 * time.Microsecond)},
+		{side("list/baseline", 1000, time.Millisecond), side("list/bulkhead", 900, 1200*time.Microsecond)},
+		{side("get/baseline", 1000, time.Millisecond), side("get/bulkhead", 850, 1300*time.Microsecond)},
 	}
 	sql := []pgbenchResult{{name: "4", clients: 4, plain: 100, isolated: 95}, {name: "1", clients: 1, plain: 100, isolated: 10}}
-	scale := []scalePoint{{tenants: 10, res: side("", 0, time.Millisecond)}, {tenants: 1000, res: side("", 0, 1200 * time.Microsecond)}}
-	noisy := noisyReport{floods: []floodResult{{name: "paced", alone: side("", 0, time.Millisecond), quiet: side("", 0, 1500 * time.Microsecond)}}}
+	scale := []scalePoint{{tenants: 10, res: side("", 0, time.Millisecond)}, {tenants: 1000, res: side("", 0, 1200*time.Microsecond)}}
+	noisy := noisyReport{floods: []floodResult{{name: "paced", alone: side("", 0, time.Millisecond), quiet: side("", 0, 1500*time.Microsecond)}}}
 	vs := verdicts(results, sql, noisy, scale)
 	if len(vs) != 5 {
 		t.Fatalf("%d verdicts, want 5: %+v", len(vs), vs)

@@ -32,6 +32,8 @@ bench:
 	./bin/bulkhead-bench $(BENCHFLAGS)
 	$(GO) test ./postgres -run '^$$' -bench IsolationTax -benchtime 3s
 	$(GO) test ./policy -run '^$$' -bench Evaluate
+	$(GO) test ./identity -run '^$$' -bench 'Verify'
+	$(GO) test ./httpapi -run '^$$' -bench Refused
 
 ## fuzz: run each fuzz target for a short while
 fuzz:

@@ -119,6 +119,10 @@ func (s *Server) changeCtx(r *http.Request) context.Context {
 		RequestID: e.RequestID, SourceIP: e.SourceIP, UserAgent: e.UserAgent, Statement: e.Statement})
 }
 
+// auditScanWindow is how many of its events one GET /v1/audit by a
+// tenant's user examines at most (postgres.EventFilter.MaxScan).
+const auditScanWindow = 5000
+
 // listAudit serves GET /v1/audit: platform admins see every tenant's
 // events (and cross-tenant probe findings); a tenant admin sees only its
 // own tenant's, and never those visible to platform admins only.
@@ -190,6 +194,26 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if !p.Platform {
+		// Isolation of load: a tenant's read examines at most a window of
+		// its events, so a filter that matches little costs each request
+		// about what a page costs, however long the tenant's trail; and
+		// it holds one of the tenant's transaction slots, as a data
+		// request does.
+		f.MaxScan = auditScanWindow
+		t, err := s.callerTenant(r.Context(), p)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		release, retry, err := s.quota.slot(t) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+		if err != nil {
+			setRetryAfter(w, retry)
+			s.writeError(w, r, err)
+			return
+		}
+		defer release()
+	}
 	evs, last, err := s.pg.FindEvents(r.Context(), f)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -197,7 +221,9 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	if evs == nil {
 		evs = []json.RawMessage{}
-		last = f.After // an empty page: the next one starts where this one did
+	}
+	if last == 0 {
+		last = f.After // nothing examined: the next page starts where this one did
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": evs, "next_after": last})
 }

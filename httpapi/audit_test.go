@@ -2,14 +2,18 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bulkhead-dev/bulkhead/audit"
+	"github.com/bulkhead-dev/bulkhead/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 )
 
@@ -167,5 +171,114 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %s\n%s", want, b)
 		}
+	}
+}
+
+// TestAuditReadBounded: a tenant's admin reading the trail with a filter
+// gets pages that examine at most a window of its events: a match beyond
+// it comes on a later page, from the next_after the empty page gave. A
+// platform administrator's read is not bounded.
+func TestAuditReadBounded(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	a := seed(t, s, "acme", "pool")
+	var evs []audit.Event
+	for i := range 6000 {
+		ev := audit.Event{EventID: uuid.NewString(), At: time.Now(), TenantID: a.UUID, Action: "data:Select", Decision: audit.Allow, Visibility: audit.VisibleTenant}
+		if i == 5500 {
+			ev.Action = "data:Truncate"
+		}
+		evs = append(evs, ev)
+	}
+	if err := s.DB.Postgres().AppendEvents(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	s.Sequence(t)
+	type page struct {
+		Events []struct {
+			EventID string `json:"event_id"`
+		} `json:"events"`
+		NextAfter int64 `json:"next_after"`
+	}
+	read := func(token string, after int64) page {
+		t.Helper()
+		r := s.Do(t, "GET", fmt.Sprintf("/v1/audit?action=data:Truncate&limit=10&after=%d", after), token, nil)
+		var p page
+		if r.Status != http.StatusOK {
+			t.Fatalf("reading the trail: %s", r)
+		}
+		r.JSON(t, &p)
+		return p
+	}
+	first := read(a.AdminToken, 0)
+	if len(first.Events) != 0 || first.NextAfter == 0 {
+		t.Fatalf("the first window: %d events, next_after %d; want none, and where it stopped", len(first.Events), first.NextAfter)
+	}
+	second := read(a.AdminToken, first.NextAfter)
+	if len(second.Events) != 1 || second.Events[0].EventID != evs[5500].EventID {
+		t.Fatalf("the next window: %+v; want the match", second.Events)
+	}
+	if end := read(a.AdminToken, second.NextAfter); len(end.Events) != 0 || end.NextAfter != second.NextAfter {
+		t.Fatalf("past the end: %+v; want no events and next_after %d", end, second.NextAfter)
+	}
+	if all := read(s.AdminToken, 0); len(all.Events) != 1 {
+		t.Fatalf("the platform administrator's read: %d events, want the match at once", len(all.Events))
+	}
+}
+
+// TestAuditReadHoldsASlot: reading the trail takes one of the tenant's
+// transaction slots, as a data request does, so a tenant cannot run more
+// of them at once than its plan allows; other tenants are not affected.
+func TestAuditReadHoldsASlot(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.RequestTimeout = time.Minute
+		c.RefusalPause = -1
+		c.Limits = map[string]httpapi.Limit{"premium": {Rate: 1000, Burst: 1000, Concurrent: 1, StatementTimeout: 30 * time.Second}}
+	}})
+	a := seed(t, s, "acme", "pool")
+	g := seed(t, s, "globex", "pool")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE app.projects IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	// acme's one slot: a data request waiting on the lock.
+	done := make(chan *apitest.Response, 1)
+	go func() { done <- s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil) }()
+	for i := 0; ; i++ {
+		var waiting int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if i == 200 {
+			t.Fatal("the data request never waited on the lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := s.Do(t, "GET", "/v1/audit", a.AdminToken, nil); r.Status != http.StatusTooManyRequests || r.Code() != "too_many_transactions" {
+		t.Fatalf("acme's audit read while its slot is held: %s; want 429 too_many_transactions", r)
+	}
+	if r := s.Do(t, "GET", "/v1/audit", g.AdminToken, nil); r.Status != http.StatusOK {
+		t.Fatalf("globex's audit read meanwhile: %s", r)
+	}
+	tx.Rollback(ctx)
+	if r := <-done; r.Status != http.StatusOK {
+		t.Fatalf("the data request after the lock: %s", r)
+	}
+	if r := s.Do(t, "GET", "/v1/audit", a.AdminToken, nil); r.Status != http.StatusOK {
+		t.Fatalf("acme's audit read once its slot is free: %s", r)
 	}
 }

@@ -288,23 +288,50 @@ type EventFilter struct {
 	PlatformOnly bool
 	After        int64 // seq
 	Limit        int
+	// MaxScan, when positive, bounds the events one call examines: the
+	// first MaxScan visible events after After (of TenantID, when set),
+	// whatever the other filters say. A page that finds fewer than Limit
+	// among them ends at the last one examined, so that a filter that
+	// matches little costs each call at most MaxScan rows however long
+	// the trail is; the caller pages on until a call examines nothing.
+	MaxScan int
 }
 
-// FindEvents returns chained events in sequence order.
+// FindEvents returns chained events in sequence order, and where the next
+// page starts: the seq of the last event returned, or with MaxScan of the
+// last one examined when that is further; 0 when it returned none and,
+// with MaxScan, examined none.
 func (db *DB) FindEvents(ctx context.Context, f EventFilter) ([]json.RawMessage, int64, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100
 	}
-	rows, err := db.admin.Query(ctx, `SELECT seq, body FROM bulkhead_audit.events
+	// The window: the visible events after After, in order, at most
+	// MaxScan of them. The page: those of the window that pass the other
+	// filters.
+	const window = `SELECT seq, at, sub, action, decision, body FROM bulkhead_audit.events
 		WHERE seq > $1
 		  AND ($2::uuid IS NULL OR tenant_id = $2)
-		  AND ($3::text IS NULL OR sub = $3)
+		  AND ($8 OR visibility = 'tenant')
+		ORDER BY seq LIMIT $10`
+	const filters = `($3::text IS NULL OR sub = $3)
 		  AND ($4::text IS NULL OR action = $4)
 		  AND ($5::text IS NULL OR decision = $5)
 		  AND ($6::timestamptz IS NULL OR at >= $6)
-		  AND ($7::timestamptz IS NULL OR at < $7)
+		  AND ($7::timestamptz IS NULL OR at < $7)`
+	args := []any{f.After, f.TenantID, f.Subject, f.Action, f.Decision, f.Since, f.Until, f.PlatformOnly, f.Limit}
+	// Without a bound, one flat query, which the planner may run however
+	// it likes; with one, the filters apply to the window.
+	sql := `SELECT seq, body FROM bulkhead_audit.events
+		WHERE seq > $1
+		  AND ($2::uuid IS NULL OR tenant_id = $2)
 		  AND ($8 OR visibility = 'tenant')
-		ORDER BY seq LIMIT $9`, f.After, f.TenantID, f.Subject, f.Action, f.Decision, f.Since, f.Until, f.PlatformOnly, f.Limit)
+		  AND ` + filters + `
+		ORDER BY seq LIMIT $9`
+	if f.MaxScan > 0 {
+		sql = `SELECT seq, body FROM (` + window + `) AS w WHERE ` + filters + ` ORDER BY seq LIMIT $9`
+		args = append(args, f.MaxScan)
+	}
+	rows, err := db.admin.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, 0, Translate(err)
 	}
@@ -318,7 +345,23 @@ func (db *DB) FindEvents(ctx context.Context, f EventFilter) ([]json.RawMessage,
 		}
 		out = append(out, json.RawMessage(fmt.Sprintf(`{"seq":%d,%s`, last, body[1:])))
 	}
-	return out, last, Translate(rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, 0, Translate(err)
+	}
+	if f.MaxScan <= 0 || len(out) == f.Limit {
+		return out, last, nil
+	}
+	// A short page examined the whole window: the next starts after it.
+	var end *int64
+	if err := db.admin.QueryRow(ctx, `SELECT max(seq) FROM (SELECT seq FROM bulkhead_audit.events
+		WHERE seq > $1 AND ($2::uuid IS NULL OR tenant_id = $2) AND ($3 OR visibility = 'tenant')
+		ORDER BY seq LIMIT $4) AS w`, f.After, f.TenantID, f.PlatformOnly, f.MaxScan).Scan(&end); err != nil {
+		return nil, 0, Translate(err)
+	}
+	if end != nil && *end > last {
+		last = *end
+	}
+	return out, last, nil
 }
 
 // OwnersOf returns, for each id, the tenant other than except whose rows

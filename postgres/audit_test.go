@@ -304,3 +304,92 @@ func TestZeroRowWritesVerifyLess(t *testing.T) {
 		}
 	}
 }
+
+// TestFindEventsWindow: with MaxScan, a read examines at most that many of
+// a tenant's visible events, whatever the filters; paging on from where
+// each read stopped finds every matching event, and never one of another
+// tenant or one the tenant may not see.
+func TestFindEventsWindow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	sequenced(t, e) // the setup's own events first
+	pa, pb := string(e.tenants["pa"].ID), string(e.tenants["pb"].ID)
+	var evs []audit.Event
+	for i := range 30 {
+		ev := audit.Event{EventID: uuid.NewString(), At: time.Now(), TenantID: pa, Action: "data:Select", Decision: audit.Allow, Visibility: audit.VisibleTenant}
+		switch {
+		case i == 12 || i == 27:
+			ev.Action = "data:Delete"
+		case i%7 == 3:
+			ev.TenantID = pb // another tenant's, interleaved
+			ev.Action = "data:Delete"
+		case i%5 == 4:
+			ev.Visibility = audit.VisiblePlatform // the tenant may not see it
+			ev.Action = "data:Delete"
+		}
+		evs = append(evs, ev)
+	}
+	if err := e.db.AppendEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	sequenced(t, e)
+	// The tenant's visible events, in order, read without a bound.
+	var visible []int64
+	for after := int64(0); ; {
+		page, last, err := e.db.FindEvents(ctx, postgres.EventFilter{TenantID: &pa, After: after, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, raw := range page {
+			var ev struct{ Seq int64 }
+			json.Unmarshal(raw, &ev)
+			visible = append(visible, ev.Seq)
+		}
+		if len(page) < 1000 {
+			break
+		}
+		after = last
+	}
+	const window = 4
+	action := "data:Delete"
+	var found []string
+	var after int64
+	calls := 0
+	for calls = 1; calls < 100; calls++ {
+		page, last, err := e.db.FindEvents(ctx, postgres.EventFilter{TenantID: &pa, Action: &action, After: after, Limit: 10, MaxScan: window})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// It examined at most window events after after, and stopped at
+		// the last one examined.
+		examined := 0
+		for _, s := range visible {
+			if s > after && s <= last {
+				examined++
+			}
+		}
+		if examined > window || (last != 0 && examined == 0) {
+			t.Fatalf("a read after %d ended at %d: %d events examined, window %d", after, last, examined, window)
+		}
+		for _, raw := range page {
+			var ev audit.Event
+			json.Unmarshal(raw, &ev)
+			if ev.TenantID != pa || ev.Visibility != audit.VisibleTenant || ev.Action != action {
+				t.Fatalf("a read returned %+v", ev)
+			}
+			found = append(found, ev.EventID)
+		}
+		if last == 0 {
+			break // nothing left to examine
+		}
+		after = last
+	}
+	want := []string{evs[12].EventID, evs[27].EventID}
+	if strings.Join(found, ",") != strings.Join(want, ",") {
+		t.Fatalf("paging through the windows found %v, want %v", found, want)
+	}
+	if min := (len(visible)+window-1)/window + 1; calls != min {
+		t.Fatalf("%d reads for %d visible events in windows of %d, want %d", calls, len(visible), window, min)
+	}
+}

@@ -182,8 +182,16 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var err error
-	if v := q.Get("after"); v != "" {
-		if f.After, err = strconv.ParseInt(v, 10, 64); err != nil || f.After < 0 {
+	after := q.Get("after")
+	switch {
+	case after == "":
+	case !p.Platform:
+		// Isolation: a tenant's user pages by its own events' ids. The
+		// chain's sequence numbers count every tenant's events, so they
+		// would tell it how much the others do.
+		f.AfterEvent = &after
+	default:
+		if f.After, err = strconv.ParseInt(after, 10, 64); err != nil || f.After < 0 {
 			s.writeError(w, r, fault.E(fault.Invalid, "invalid_parameter", "after must be a sequence number."))
 			return
 		}
@@ -195,6 +203,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !p.Platform {
+		f.OmitSeq = true
 		// Isolation of load: a tenant's read examines at most a window of
 		// its events, so a filter that matches little costs each request
 		// about what a page costs, however long the tenant's trail; and
@@ -214,18 +223,25 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		}
 		defer release()
 	}
-	evs, last, err := s.pg.FindEvents(r.Context(), f)
+	page, err := s.pg.FindEvents(r.Context(), f)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if evs == nil {
-		evs = []json.RawMessage{}
+	if page.Events == nil {
+		page.Events = []json.RawMessage{}
 	}
-	if last == 0 {
-		last = f.After // nothing examined: the next page starts where this one did
+	// When nothing was examined, the next page starts where this one did.
+	var next any = page.Next
+	switch {
+	case !p.Platform && page.NextEvent != "":
+		next = page.NextEvent
+	case !p.Platform:
+		next = after
+	case page.Next == 0:
+		next = f.After
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": evs, "next_after": last})
+	writeJSON(w, http.StatusOK, map[string]any{"events": page.Events, "next_after": next})
 }
 
 // listAlarms serves GET /v1/alarms: every alarm's state (firing or

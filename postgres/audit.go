@@ -287,7 +287,12 @@ type EventFilter struct {
 	// PlatformOnly includes events visible to platform admins only.
 	PlatformOnly bool
 	After        int64 // seq
-	Limit        int
+	// AfterEvent, when set, starts after this event instead of After: the
+	// event_id of an event the filter's tenant and visibility allow. Any
+	// other id, of another tenant's event or of none, is ErrUnknownEvent,
+	// the same for both.
+	AfterEvent *string
+	Limit      int
 	// MaxScan, when positive, bounds the events one call examines: the
 	// first MaxScan visible events after After (of TenantID, when set),
 	// whatever the other filters say. A page that finds fewer than Limit
@@ -295,20 +300,49 @@ type EventFilter struct {
 	// matches little costs each call at most MaxScan rows however long
 	// the trail is; the caller pages on until a call examines nothing.
 	MaxScan int
+	// OmitSeq leaves the chain's sequence numbers out of the events. They
+	// count every tenant's events, so a tenant that saw them would learn
+	// how much the others do; it pages with event ids instead.
+	OmitSeq bool
 }
 
-// FindEvents returns chained events in sequence order, and where the next
-// page starts: the seq of the last event returned, or with MaxScan of the
-// last one examined when that is further; 0 when it returned none and,
-// with MaxScan, examined none.
-func (db *DB) FindEvents(ctx context.Context, f EventFilter) ([]json.RawMessage, int64, error) {
+// EventPage is what FindEvents found, and where the next page starts.
+type EventPage struct {
+	Events []json.RawMessage
+	// Next and NextEvent are the seq and the event_id of the last event
+	// returned, or with MaxScan of the last one examined when that is
+	// further; 0 and "" when the call examined no event.
+	Next      int64
+	NextEvent string
+}
+
+// ErrUnknownEvent is FindEvents' answer to an AfterEvent it may not use.
+var ErrUnknownEvent = fault.E(fault.Invalid, "invalid_parameter", "after must be the next_after of an earlier page of this trail.")
+
+// FindEvents returns chained events in sequence order.
+func (db *DB) FindEvents(ctx context.Context, f EventFilter) (EventPage, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100
+	}
+	if f.AfterEvent != nil {
+		id, err := uuid.Parse(*f.AfterEvent)
+		if err != nil {
+			return EventPage{}, ErrUnknownEvent
+		}
+		err = db.admin.QueryRow(ctx, `SELECT seq FROM bulkhead_audit.events
+			WHERE event_id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) AND ($3 OR visibility = 'tenant')`,
+			id, f.TenantID, f.PlatformOnly).Scan(&f.After)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return EventPage{}, ErrUnknownEvent
+		}
+		if err != nil {
+			return EventPage{}, Translate(err)
+		}
 	}
 	// The window: the visible events after After, in order, at most
 	// MaxScan of them. The page: those of the window that pass the other
 	// filters.
-	const window = `SELECT seq, at, sub, action, decision, body FROM bulkhead_audit.events
+	const window = `SELECT seq, event_id, at, sub, action, decision, body FROM bulkhead_audit.events
 		WHERE seq > $1
 		  AND ($2::uuid IS NULL OR tenant_id = $2)
 		  AND ($8 OR visibility = 'tenant')
@@ -321,47 +355,53 @@ func (db *DB) FindEvents(ctx context.Context, f EventFilter) ([]json.RawMessage,
 	args := []any{f.After, f.TenantID, f.Subject, f.Action, f.Decision, f.Since, f.Until, f.PlatformOnly, f.Limit}
 	// Without a bound, one flat query, which the planner may run however
 	// it likes; with one, the filters apply to the window.
-	sql := `SELECT seq, body FROM bulkhead_audit.events
+	sql := `SELECT seq, event_id::text, body FROM bulkhead_audit.events
 		WHERE seq > $1
 		  AND ($2::uuid IS NULL OR tenant_id = $2)
 		  AND ($8 OR visibility = 'tenant')
 		  AND ` + filters + `
 		ORDER BY seq LIMIT $9`
 	if f.MaxScan > 0 {
-		sql = `SELECT seq, body FROM (` + window + `) AS w WHERE ` + filters + ` ORDER BY seq LIMIT $9`
+		sql = `SELECT seq, event_id::text, body FROM (` + window + `) AS w WHERE ` + filters + ` ORDER BY seq LIMIT $9`
 		args = append(args, f.MaxScan)
 	}
 	rows, err := db.admin.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, 0, Translate(err)
+		return EventPage{}, Translate(err)
 	}
 	defer rows.Close()
-	var out []json.RawMessage
-	var last int64
+	var page EventPage
 	for rows.Next() {
 		var body string
-		if err := rows.Scan(&last, &body); err != nil {
-			return nil, 0, err
+		if err := rows.Scan(&page.Next, &page.NextEvent, &body); err != nil {
+			return EventPage{}, err
 		}
-		out = append(out, json.RawMessage(fmt.Sprintf(`{"seq":%d,%s`, last, body[1:])))
+		ev := json.RawMessage(body)
+		if !f.OmitSeq {
+			ev = json.RawMessage(fmt.Sprintf(`{"seq":%d,%s`, page.Next, body[1:]))
+		}
+		page.Events = append(page.Events, ev)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, Translate(err)
+		return EventPage{}, Translate(err)
 	}
-	if f.MaxScan <= 0 || len(out) == f.Limit {
-		return out, last, nil
+	if f.MaxScan <= 0 || len(page.Events) == f.Limit {
+		return page, nil
 	}
 	// A short page examined the whole window: the next starts after it.
-	var end *int64
-	if err := db.admin.QueryRow(ctx, `SELECT max(seq) FROM (SELECT seq FROM bulkhead_audit.events
+	var end int64
+	var endEvent string
+	err = db.admin.QueryRow(ctx, `SELECT seq, event_id::text FROM (SELECT seq, event_id FROM bulkhead_audit.events
 		WHERE seq > $1 AND ($2::uuid IS NULL OR tenant_id = $2) AND ($3 OR visibility = 'tenant')
-		ORDER BY seq LIMIT $4) AS w`, f.After, f.TenantID, f.PlatformOnly, f.MaxScan).Scan(&end); err != nil {
-		return nil, 0, Translate(err)
+		ORDER BY seq LIMIT $4) AS w ORDER BY seq DESC LIMIT 1`, f.After, f.TenantID, f.PlatformOnly, f.MaxScan).Scan(&end, &endEvent)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return EventPage{}, Translate(err)
+	case end > page.Next:
+		page.Next, page.NextEvent = end, endEvent
 	}
-	if end != nil && *end > last {
-		last = *end
-	}
-	return out, last, nil
+	return page, nil
 }
 
 // OwnersOf returns, for each id, the tenant other than except whose rows

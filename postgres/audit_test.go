@@ -337,19 +337,19 @@ func TestFindEventsWindow(t *testing.T) {
 	// The tenant's visible events, in order, read without a bound.
 	var visible []int64
 	for after := int64(0); ; {
-		page, last, err := e.db.FindEvents(ctx, postgres.EventFilter{TenantID: &pa, After: after, Limit: 1000})
+		page, err := e.db.FindEvents(ctx, postgres.EventFilter{TenantID: &pa, After: after, Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, raw := range page {
+		for _, raw := range page.Events {
 			var ev struct{ Seq int64 }
 			json.Unmarshal(raw, &ev)
 			visible = append(visible, ev.Seq)
 		}
-		if len(page) < 1000 {
+		if len(page.Events) < 1000 {
 			break
 		}
-		after = last
+		after = page.Next
 	}
 	const window = 4
 	action := "data:Delete"
@@ -357,10 +357,11 @@ func TestFindEventsWindow(t *testing.T) {
 	var after int64
 	calls := 0
 	for calls = 1; calls < 100; calls++ {
-		page, last, err := e.db.FindEvents(ctx, postgres.EventFilter{TenantID: &pa, Action: &action, After: after, Limit: 10, MaxScan: window})
+		page, err := e.db.FindEvents(ctx, postgres.EventFilter{TenantID: &pa, Action: &action, After: after, Limit: 10, MaxScan: window})
 		if err != nil {
 			t.Fatal(err)
 		}
+		last := page.Next
 		// It examined at most window events after after, and stopped at
 		// the last one examined.
 		examined := 0
@@ -372,7 +373,7 @@ func TestFindEventsWindow(t *testing.T) {
 		if examined > window || (last != 0 && examined == 0) {
 			t.Fatalf("a read after %d ended at %d: %d events examined, window %d", after, last, examined, window)
 		}
-		for _, raw := range page {
+		for _, raw := range page.Events {
 			var ev audit.Event
 			json.Unmarshal(raw, &ev)
 			if ev.TenantID != pa || ev.Visibility != audit.VisibleTenant || ev.Action != action {
@@ -391,5 +392,39 @@ func TestFindEventsWindow(t *testing.T) {
 	}
 	if min := (len(visible)+window-1)/window + 1; calls != min {
 		t.Fatalf("%d reads for %d visible events in windows of %d, want %d", calls, len(visible), window, min)
+	}
+
+	// The same, paging by event ids without sequence numbers, as a tenant
+	// reads: the same events, and no seq in them.
+	found = nil
+	var afterEvent *string
+	for calls = 1; calls < 100; calls++ {
+		page, err := e.db.FindEvents(ctx, postgres.EventFilter{TenantID: &pa, Action: &action, AfterEvent: afterEvent, Limit: 10, MaxScan: window, OmitSeq: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, raw := range page.Events {
+			if strings.Contains(string(raw), `"seq"`) {
+				t.Fatalf("an event with its sequence number: %s", raw)
+			}
+			var ev audit.Event
+			json.Unmarshal(raw, &ev)
+			found = append(found, ev.EventID)
+		}
+		if page.NextEvent == "" {
+			break
+		}
+		afterEvent = &page.NextEvent
+	}
+	if strings.Join(found, ",") != strings.Join(want, ",") {
+		t.Fatalf("paging by event ids found %v, want %v", found, want)
+	}
+	// An event id the tenant may not page from is refused, the same way
+	// whether it is another tenant's, one it may not see, or none.
+	for what, id := range map[string]string{"another tenant's event": evs[3].EventID, "an event it may not see": evs[4].EventID,
+		"no event": uuid.NewString(), "not an id": "12"} {
+		if _, err := e.db.FindEvents(ctx, postgres.EventFilter{TenantID: &pa, AfterEvent: &id, MaxScan: window, OmitSeq: true}); err != postgres.ErrUnknownEvent {
+			t.Fatalf("after %s: %v; want ErrUnknownEvent", what, err)
+		}
 	}
 }

@@ -92,10 +92,11 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// Start n events before the end.
 		var all []json.RawMessage
 		for {
-			evs, last, err := db.FindEvents(ctx, f)
+			page, err := db.FindEvents(ctx, f)
 			if err != nil {
 				return err
 			}
+			evs, last := page.Events, page.Next
 			all = append(all, evs...)
 			if len(all) > *n {
 				all = all[len(all)-*n:]
@@ -117,10 +118,11 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return nil
 			case <-time.After(time.Second):
 			}
-			evs, last, err := db.FindEvents(ctx, f)
+			page, err := db.FindEvents(ctx, f)
 			if err != nil {
 				return err
 			}
+			evs, last := page.Events, page.Next
 			for _, e := range evs {
 				fmt.Fprintln(stdout, string(e))
 			}

@@ -138,6 +138,13 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
+		// Isolation of load: a tenant's read holds one of its transaction
+		// slots, as a data request does.
+		release, ok := s.holdSlot(w, r, t)
+		if !ok {
+			return
+		}
+		defer release()
 	}
 	q := r.URL.Query()
 	f := postgres.EventFilter{PlatformOnly: p.Platform}
@@ -206,22 +213,8 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		f.OmitSeq = true
 		// Isolation of load: a tenant's read examines at most a window of
 		// its events, so a filter that matches little costs each request
-		// about what a page costs, however long the tenant's trail; and
-		// it holds one of the tenant's transaction slots, as a data
-		// request does.
+		// about what a page costs, however long the tenant's trail.
 		f.MaxScan = auditScanWindow
-		t, err := s.callerTenant(r.Context(), p)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		release, retry, err := s.quota.slot(t) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
-		if err != nil {
-			setRetryAfter(w, retry)
-			s.writeError(w, r, err)
-			return
-		}
-		defer release()
 	}
 	page, err := s.pg.FindEvents(r.Context(), f)
 	if err != nil {

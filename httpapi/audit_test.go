@@ -266,19 +266,7 @@ func TestAuditReadHoldsASlot(t *testing.T) {
 	a := seed(t, s, "acme", "pool")
 	g := seed(t, s, "globex", "pool")
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `LOCK TABLE app.projects IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	conn, unlock := lockProjects(t, s)
 	// acme's one slot: a data request waiting on the lock.
 	done := make(chan *apitest.Response, 1)
 	go func() { done <- s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil) }()
@@ -301,7 +289,7 @@ func TestAuditReadHoldsASlot(t *testing.T) {
 	if r := s.Do(t, "GET", "/v1/audit", g.AdminToken, nil); r.Status != http.StatusOK {
 		t.Fatalf("globex's audit read meanwhile: %s", r)
 	}
-	tx.Rollback(ctx)
+	unlock()
 	if r := <-done; r.Status != http.StatusOK {
 		t.Fatalf("the data request after the lock: %s", r)
 	}

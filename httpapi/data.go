@@ -92,10 +92,8 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 	// Noisy neighbours slow only themselves: a number of transactions in
 	// flight per tenant, by plan (the tenant's token bucket was taken
 	// when the request was authenticated).
-	release, retry, err := s.quota.slot(t) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
-	if err != nil {
-		setRetryAfter(w, retry)
-		s.writeError(w, r, err)
+	release, ok := s.holdSlot(w, r, t)
+	if !ok {
 		return
 	}
 	defer release()
@@ -202,6 +200,19 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Length", strconv.Itoa(len(*out)))
 	w.WriteHeader(status)
 	w.Write([]byte(*out))
+}
+
+// holdSlot takes one of t's transaction slots for the request, or answers
+// 429 too_many_transactions with Retry-After and reports false. The
+// caller calls release when its transaction is done.
+func (s *Server) holdSlot(w http.ResponseWriter, r *http.Request, t *tenant.Tenant) (release func(), ok bool) {
+	release, retry, err := s.quota.slot(t) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+	if err != nil {
+		setRetryAfter(w, retry)
+		s.writeError(w, r, err)
+		return nil, false
+	}
+	return release, true
 }
 
 func contentRange(offset, rows int64, total *int64) string {

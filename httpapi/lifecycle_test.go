@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -388,26 +389,37 @@ func TestMethodNotAllowed(t *testing.T) {
 	}
 }
 
+// lockProjects holds an ACCESS EXCLUSIVE lock on the pool's projects
+// table, through a connection of its own, until the returned unlock or the
+// test's end: whatever needs the table waits.
+func lockProjects(t *testing.T, s *apitest.Server) (conn *pgx.Conn, unlock func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE app.projects IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	unlock = func() { once.Do(func() { tx.Rollback(ctx) }) }
+	t.Cleanup(unlock)
+	return conn, unlock
+}
+
 // TestRequestDeadline holds a lock that the request must wait for: when
 // its deadline passes, the answer is a 503, not an empty 200.
 func TestRequestDeadline(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) { c.RequestTimeout = 500 * time.Millisecond }})
 	a := seed(t, s, "acme", "pool")
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `LOCK TABLE app.projects IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	lockProjects(t, s)
 	r := s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil)
 	if r.Status != http.StatusServiceUnavailable || r.Code() != "timeout" {
 		t.Fatalf("request past its deadline: %s", r)
@@ -1002,20 +1014,7 @@ func TestStatementTimeoutByPlan(t *testing.T) {
 		c.Limits = map[string]httpapi.Limit{"premium": {Rate: 100, Burst: 100, Concurrent: 4, StatementTimeout: 200 * time.Millisecond}}
 	}})
 	a := seed(t, s, "acme", "pool")
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `LOCK TABLE app.projects IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	lockProjects(t, s)
 	if r := s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil); r.Status != http.StatusServiceUnavailable || r.Code() != "statement_timeout" {
 		t.Fatalf("statement past the plan's timeout: %s", r)
 	}

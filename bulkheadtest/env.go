@@ -102,7 +102,8 @@ type Env struct {
 // Start starts bulkhead on a fresh, migrated database and stops it, and
 // drops the database, when tb ends. It needs [Main] in TestMain.
 //
-// The server's per-tenant rate limits, its shares of denials and of
+// The server's per-tenant rate limits and budgets of statement time, its
+// shares of denials and of
 // failed logins for requests without valid credentials (all of a suite's
 // come from one address), and its budget of password checks, are raised so that a suite of many requests, such as
 // [Env.AssertIsolated] with its forged tokens, is never throttled; the

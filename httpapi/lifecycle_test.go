@@ -1051,3 +1051,49 @@ func TestBatchOnboarding(t *testing.T) {
 		}
 	}
 }
+
+// TestStatementTimeBudget: a tenant whose requests took more database time
+// than its plan's budget gets 429 statement_time_spent, with Retry-After,
+// until the debt is repaid; another tenant is served meanwhile.
+func TestStatementTimeBudget(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.RequestTimeout = time.Minute
+		c.RefusalPause = -1
+		c.Limits = map[string]httpapi.Limit{
+			"basic":   {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTimeout: 30 * time.Second, StatementTime: 50 * time.Millisecond},
+			"premium": {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTimeout: 30 * time.Second, StatementTime: 50 * time.Millisecond},
+		}
+	}})
+	a := seedOnPlan(t, s, "acme", "pool", "basic")
+	g := seedOnPlan(t, s, "globex", "pool", "basic")
+	conn, unlock := lockProjects(t, s)
+	// One request of acme's that takes at least 300 ms: it waits on the lock.
+	done := make(chan *apitest.Response, 1)
+	go func() { done <- s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil) }()
+	for i := 0; ; i++ {
+		var waiting int
+		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if i == 200 {
+			t.Fatal("the request never waited on the lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	unlock()
+	if r := <-done; r.Status != http.StatusOK {
+		t.Fatalf("the long request: %s", r)
+	}
+	r := s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil)
+	if r.Status != http.StatusTooManyRequests || r.Code() != "statement_time_spent" || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("acme after spending its budget: %s; want 429 statement_time_spent with Retry-After", r)
+	}
+	if r := s.Do(t, "GET", "/rest/v1/projects", g.AdminToken, nil); r.Status != http.StatusOK {
+		t.Fatalf("globex meanwhile: %s", r)
+	}
+}

@@ -21,17 +21,28 @@ type Limit struct {
 	Burst            int           // bucket size
 	Concurrent       int           // data transactions at once (at most half the app pool, whatever this says)
 	StatementTimeout time.Duration // per statement, set in the transaction
+	// StatementTime is the database time the tenant's data requests may
+	// take per second, measured around each one's transaction, with a
+	// burst of one second's worth. Each request is charged what the
+	// tenant's recent requests took when it starts, and settled with
+	// what it took when it ends; one that does not fit gets 429
+	// statement_time_spent. Zero means no such budget. It bounds what a
+	// tenant's expensive queries (filters no index serves, over many
+	// rows) cost the others, which the rate and the transactions at once
+	// do not: a few requests a second can each take a second.
+	StatementTime time.Duration
 }
 
 // DefaultLimits are the limits per plan.
 var DefaultLimits = map[string]Limit{
-	"basic":   {Rate: 50, Burst: 100, Concurrent: 4, StatementTimeout: 5 * time.Second},
-	"premium": {Rate: 200, Burst: 400, Concurrent: 16, StatementTimeout: 15 * time.Second},
+	"basic":   {Rate: 50, Burst: 100, Concurrent: 4, StatementTimeout: 5 * time.Second, StatementTime: 200 * time.Millisecond},
+	"premium": {Rate: 200, Burst: 400, Concurrent: 16, StatementTimeout: 15 * time.Second, StatementTime: 500 * time.Millisecond},
 }
 
 type tenantLimiter struct {
 	bucket    *rate.Limiter
 	passwords *rate.Limiter // the tenant's share of the server's password checks, for new users
+	dbTime    *timeBudget   // Limit.StatementTime; nil without a budget
 	slots     chan struct{}
 	used      time.Time
 	refused   atomic.Int64 // when this tenant was last refused, in Unix nanoseconds
@@ -65,6 +76,7 @@ const maxHeld = 1024
 var errTooMany = fault.E(fault.TooMany, "rate_limited", "This tenant is sending requests faster than its plan allows; retry after the indicated time.")
 var errTooManyPasswords = fault.E(fault.TooMany, "too_many_new_passwords", "This tenant is setting new passwords faster than its share of the server's password checks allows; retry after the indicated time.")
 var errBusy = fault.E(fault.TooMany, "too_many_transactions", "This tenant has too many requests in progress; retry shortly.")
+var errStatementTime = fault.E(fault.TooMany, "statement_time_spent", "This tenant's requests have used the database time its plan allows per second; retry after the indicated time.")
 
 // admit takes a token from t's bucket, or says how long to wait. Every
 // request of a tenant's user takes one, whatever it asks for: one the
@@ -93,6 +105,80 @@ func (l *limiters) slot(t *tenant.Tenant) (release func(), retry time.Duration, 
 		l.refused(tl, busyRetry)
 		return nil, busyRetry, errBusy
 	}
+}
+
+// beginTime admits a data request of t if its budget of statement time
+// holds what one is expected to take, and charges that; otherwise it says
+// how long until it will. The caller passes charged to endTime.
+func (l *limiters) beginTime(t *tenant.Tenant) (charged time.Duration, retry time.Duration, err error) {
+	tl := l.get(t)
+	if tl.dbTime == nil {
+		return 0, 0, nil
+	}
+	charged, retry, ok := tl.dbTime.begin(time.Now())
+	if !ok {
+		l.refused(tl, retry)
+		return 0, retry, errStatementTime
+	}
+	return charged, 0, nil
+}
+
+// endTime settles a request of t that was charged charged and took took.
+func (l *limiters) endTime(t *tenant.Tenant, charged, took time.Duration) {
+	if tl := l.get(t); tl.dbTime != nil {
+		tl.dbTime.end(time.Now(), charged, took)
+	}
+}
+
+// timeBudget is a tenant's budget of statement time: a bucket of time
+// that refills at rate, up to burst, and may run into debt. A request is
+// charged, when it starts, what the tenant's requests have lately taken
+// (at most a burst), so that expensive requests are admitted one at a
+// time as the budget allows, not as many as arrive before the first
+// ends; it is settled with what it took when it ends.
+type timeBudget struct {
+	mu       sync.Mutex
+	rate     float64 // seconds of statement time per second
+	burst    float64 // seconds
+	tokens   float64 // seconds; negative is debt
+	last     time.Time
+	expected float64 // seconds: a moving average of what requests took
+}
+
+func newTimeBudget(perSecond time.Duration, now time.Time) *timeBudget {
+	r := perSecond.Seconds()
+	return &timeBudget{rate: r, burst: r, tokens: r, last: now}
+}
+
+func (b *timeBudget) refill(now time.Time) {
+	if now.After(b.last) {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+		b.last = now
+	}
+}
+
+// begin charges what a request is expected to take, if the budget holds
+// it; otherwise it reports how long until it will.
+func (b *timeBudget) begin(now time.Time) (charged, retry time.Duration, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refill(now)
+	need := min(b.expected, b.burst)
+	if b.tokens < need {
+		return 0, time.Duration((need - b.tokens) / b.rate * float64(time.Second)), false
+	}
+	b.tokens -= need
+	return time.Duration(need * float64(time.Second)), 0, true
+}
+
+// end settles a request charged charged that took took, and learns from
+// it what the next one is expected to take.
+func (b *timeBudget) end(now time.Time, charged, took time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refill(now)
+	b.tokens -= (took - charged).Seconds()
+	b.expected += (took.Seconds() - b.expected) / 4
 }
 
 // password takes one from t's share of the server's password checks, for
@@ -159,6 +245,9 @@ func (l *limiters) get(t *tenant.Tenant) *tenantLimiter {
 		}
 		tl = &tenantLimiter{bucket: rate.NewLimiter(rate.Limit(lim.Rate), lim.Burst), slots: make(chan struct{}, slots),
 			passwords: rate.NewLimiter(rate.Limit(l.passwords.Rate), l.passwords.Burst)}
+		if lim.StatementTime > 0 {
+			tl.dbTime = newTimeBudget(lim.StatementTime, now)
+		}
 		l.m[t.ID] = tl //bulkhead:ok keyed by the verified tenant's UUID; holds counters, no tenant data
 	}
 	tl.used = now

@@ -114,3 +114,50 @@ func TestHoldSlotsApart(t *testing.T) {
 		t.Fatalf("an anonymous 429 with the tenants' slots full: holds %v; want it held", holds)
 	}
 }
+
+// TestTimeBudget: a request is charged, when it starts, what the tenant's
+// recent requests took, so that expensive ones are admitted one at a time
+// as the budget refills; a debt makes the next wait until it is repaid;
+// cheap requests are not held back.
+func TestTimeBudget(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	b := newTimeBudget(200*time.Millisecond, t0) // 0.2 s a second, burst 0.2 s
+	// Nothing learned yet: requests cost nothing up front.
+	c1, _, ok1 := b.begin(at(0))
+	c2, _, ok2 := b.begin(at(0))
+	if !ok1 || !ok2 || c1 != 0 || c2 != 0 {
+		t.Fatalf("the first requests: %v %v, %v %v; want both admitted, charged nothing", c1, ok1, c2, ok2)
+	}
+	// Each took 400 ms: a debt of 0.6 s, and 400 ms expected of the next.
+	b.end(at(400), c1, 400*time.Millisecond)
+	b.end(at(400), c2, 400*time.Millisecond)
+	_, retry, ok := b.begin(at(400))
+	if ok || retry <= 0 {
+		t.Fatalf("in debt: admitted %v, retry %v; want a wait", ok, retry)
+	}
+	// After retry the debt is repaid and the expected cost (a moving
+	// average: 175 ms) is there: admitted then, not before.
+	if _, _, ok := b.begin(at(400).Add(retry - time.Millisecond)); ok {
+		t.Fatal("admitted before the retry it was told")
+	}
+	then := at(400).Add(retry + time.Millisecond)
+	c3, _, ok := b.begin(then)
+	if !ok || c3 < 170*time.Millisecond || c3 > 180*time.Millisecond {
+		t.Fatalf("after the retry: admitted %v, charged %v; want about 175 ms up front", ok, c3)
+	}
+	// Charged up front, a second expensive request waits for the first.
+	if _, _, ok := b.begin(then); ok {
+		t.Fatal("a second expensive request admitted while the first runs")
+	}
+	// A tenant whose requests are cheap is never held back at its pace.
+	cheap := newTimeBudget(200*time.Millisecond, t0)
+	for i := range 1000 {
+		now := t0.Add(time.Duration(i) * 10 * time.Millisecond) // 100 a second
+		c, retry, ok := cheap.begin(now)
+		if !ok {
+			t.Fatalf("cheap request %d refused, retry %v", i, retry)
+		}
+		cheap.end(now, c, time.Millisecond)
+	}
+}

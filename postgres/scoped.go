@@ -128,6 +128,10 @@ func ScopedStatement(ctx context.Context, pool *pgxpool.Pool, token, sql string,
 	if err != nil {
 		return Translate(err)
 	}
+	if o.took != nil {
+		began := time.Now()
+		defer func() { *o.took = time.Since(began) }()
+	}
 	defer func() {
 		// Isolation: a connection is only returned outside any transaction.
 		pc := conn.Conn().PgConn()
@@ -210,9 +214,18 @@ var errStatementTimeout = errors.New("postgres: statement timeout")
 // StatementOption tunes ScopedStatement.
 type StatementOption func(*statementOptions)
 
-type statementOptions struct{ timeout time.Duration }
+type statementOptions struct {
+	timeout time.Duration
+	took    *time.Duration
+}
 
 // StatementTimeout bounds the statement (a tenant's plan limit).
 func StatementTimeout(d time.Duration) StatementOption {
 	return func(o *statementOptions) { o.timeout = d }
+}
+
+// Took stores in d how long the statement's transaction took once it had
+// a connection: the database's time, without the wait for the pool.
+func Took(d *time.Duration) StatementOption {
+	return func(o *statementOptions) { o.took = d }
 }

@@ -69,7 +69,7 @@ type floodKind struct {
 }
 
 // floodKeys are the keys of the floods, in the order they run.
-var floodKeys = []string{"paced", "paced-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "closed-niced", "closed"}
+var floodKeys = []string{"paced", "paced-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "expensive", "closed-niced", "closed"}
 
 func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d, lead time.Duration, floodRate, rounds int, only map[string]bool) (noisyReport, error) {
 	out := noisyReport{rounds: rounds}
@@ -78,6 +78,24 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		return out, err
 	}
 	quiet := attackSpec{Name: "quiet alone", Targets: getTargets(bulk, ts[0]), Workers: 2, Duration: d}
+	// A basic-plan tenant with many rows, whose requests are each as
+	// expensive as the plan lets them be: a filter no index serves, over
+	// all of its rows, within the plan's rate, its transactions at once
+	// and its statement timeout.
+	var heavy []vegeta.Target
+	if only == nil || only["expensive"] {
+		h, err := oneTenant(ctx, db, auth, "bench-heavy", tenant.Pool, "basic", 1)
+		if err != nil {
+			return out, err
+		}
+		if _, err := db.Postgres().Admin().Exec(ctx, `SET session_replication_role = replica;
+			INSERT INTO app.projects (tenant_id, name, description) SELECT '`+string(h.t.ID)+`', 'h' || g, repeat('x', 200) FROM generate_series(1, 300000) g;
+			RESET session_replication_role; ANALYZE app.projects`); err != nil {
+			return out, fmt.Errorf("seed the heavy tenant: %w", err)
+		}
+		heavy = []vegeta.Target{{Method: "GET", URL: bulk + "/rest/v1/projects?select=id&description=like.*zzz*&limit=1",
+			Header: http.Header{"Authorization": {"Bearer " + h.token}}}}
+	}
 	// A flood of requests the server refuses before any SQL (an unknown
 	// table: 404, audited) must be held to the plan as well.
 	misses := []vegeta.Target{{Method: "GET", URL: bulk + "/rest/v1/no_such_table", Header: http.Header{"Authorization": {"Bearer " + noisy.token}}}}
@@ -143,6 +161,7 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		{"logins", fmt.Sprintf("%d rps of failed logins (401)", floodRate), floodRate, false, logins},
 		{"logins-spread", fmt.Sprintf("%d rps of failed logins, each from its own address", floodRate), floodRate, false, spread},
 		{"logins-tenants", fmt.Sprintf("%d rps of failed logins, each from its own address and naming its own tenant", floodRate), floodRate, false, spreadTenants},
+		{"expensive", fmt.Sprintf("%d rps of queries that scan all of a tenant's 300,000 rows", floodRate), floodRate, false, heavy},
 		{"closed-niced", "32 clients, closed loop, load process niced", 0, true, getTargets(bulk, noisy)},
 		{"closed", "32 clients, closed loop", 0, false, getTargets(bulk, noisy)},
 	}

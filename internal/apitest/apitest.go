@@ -59,7 +59,14 @@ func Start(tb testing.TB, o Options) *Server {
 	// Hashes are cheap here, so the server's budget of password checks
 	// is lifted; tests of the budget set their own.
 	cfg := httpapi.Config{DB: db, Auth: auth, Audit: w, Metrics: httpapi.NewMetrics(), Hasher: &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}},
-		PasswordChecks: httpapi.Bucket{Rate: 1e6, Burst: 1e6}}
+		PasswordChecks: httpapi.Bucket{Rate: 1e6, Burst: 1e6}, Limits: map[string]httpapi.Limit{}}
+	// The plans' limits, without their budgets of statement time: a test's
+	// requests, on a busy machine, can take long enough to spend them.
+	// Tests of the budget set their own.
+	for plan, l := range httpapi.DefaultLimits {
+		l.StatementTime = 0
+		cfg.Limits[plan] = l
+	}
 	cfg.MaxBodyBytes = o.MaxBody
 	if o.Config != nil {
 		o.Config(&cfg)

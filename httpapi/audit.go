@@ -128,12 +128,14 @@ const auditScanWindow = 5000
 // own tenant's, and never those visible to platform admins only.
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	p := mustPrincipal(r)
+	var caller *tenant.Tenant // a tenant's user's tenant; nil for platform admins
 	if !p.Platform {
 		t, err := s.callerTenant(r.Context(), p)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
+		caller = t
 		if _, err := s.decide(r, p, t, policy.AuditRead, policy.ControlResource(string(t.ID), policy.KindAudit, ""), nil); err != nil {
 			s.writeError(w, r, err)
 			return
@@ -216,7 +218,22 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		// about what a page costs, however long the tenant's trail.
 		f.MaxScan = auditScanWindow
 	}
+	// A tenant's read is charged to its budget of statement time, as its
+	// data requests are.
+	var charged time.Duration
+	if caller != nil {
+		var retry time.Duration
+		if charged, retry, err = s.quota.beginTime(caller); err != nil { //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+			setRetryAfter(w, retry)
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	began := time.Now()
 	page, err := s.pg.FindEvents(r.Context(), f)
+	if caller != nil {
+		s.quota.endTime(caller, charged, time.Since(began)) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -1054,7 +1054,8 @@ func TestBatchOnboarding(t *testing.T) {
 
 // TestStatementTimeBudget: a tenant whose requests took more database time
 // than its plan's budget gets 429 statement_time_spent, with Retry-After,
-// until the debt is repaid; another tenant is served meanwhile.
+// for its data requests and its reads of the audit trail, until the debt
+// is repaid; another tenant is served meanwhile.
 func TestStatementTimeBudget(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
@@ -1065,7 +1066,7 @@ func TestStatementTimeBudget(t *testing.T) {
 			"premium": {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTimeout: 30 * time.Second, StatementTime: 50 * time.Millisecond},
 		}
 	}})
-	a := seedOnPlan(t, s, "acme", "pool", "basic")
+	a := seedOnPlan(t, s, "acme", "pool", "premium") // whose admins read the audit trail
 	g := seedOnPlan(t, s, "globex", "pool", "basic")
 	conn, unlock := lockProjects(t, s)
 	// One request of acme's that takes at least 300 ms: it waits on the lock.
@@ -1089,9 +1090,11 @@ func TestStatementTimeBudget(t *testing.T) {
 	if r := <-done; r.Status != http.StatusOK {
 		t.Fatalf("the long request: %s", r)
 	}
-	r := s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil)
-	if r.Status != http.StatusTooManyRequests || r.Code() != "statement_time_spent" || r.Header.Get("Retry-After") == "" {
-		t.Fatalf("acme after spending its budget: %s; want 429 statement_time_spent with Retry-After", r)
+	for _, path := range []string{"/rest/v1/projects", "/v1/audit"} {
+		r := s.Do(t, "GET", path, a.AdminToken, nil)
+		if r.Status != http.StatusTooManyRequests || r.Code() != "statement_time_spent" || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("acme's GET %s after spending its budget: %s; want 429 statement_time_spent with Retry-After", path, r)
+		}
 	}
 	if r := s.Do(t, "GET", "/rest/v1/projects", g.AdminToken, nil); r.Status != http.StatusOK {
 		t.Fatalf("globex meanwhile: %s", r)

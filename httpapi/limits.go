@@ -21,8 +21,9 @@ type Limit struct {
 	Burst            int           // bucket size
 	Concurrent       int           // data transactions at once (at most half the app pool, whatever this says)
 	StatementTimeout time.Duration // per statement, set in the transaction
-	// StatementTime is the database time the tenant's data requests may
-	// take per second, measured around each one's transaction, with a
+	// StatementTime is the database time the tenant's data requests and
+	// audit reads may take per second, measured around each one's
+	// transaction, with a
 	// burst of one second's worth. Each request is charged what the
 	// tenant's recent requests took when it starts, and settled with
 	// what it took when it ends; one that does not fit gets 429

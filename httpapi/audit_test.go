@@ -265,24 +265,11 @@ func TestAuditReadHoldsASlot(t *testing.T) {
 	}})
 	a := seed(t, s, "acme", "pool")
 	g := seed(t, s, "globex", "pool")
-	ctx := context.Background()
 	conn, unlock := lockProjects(t, s)
 	// acme's one slot: a data request waiting on the lock.
 	done := make(chan *apitest.Response, 1)
 	go func() { done <- s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil) }()
-	for i := 0; ; i++ {
-		var waiting int
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		if i == 200 {
-			t.Fatal("the data request never waited on the lock")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	awaitLockWait(t, conn)
 	if r := s.Do(t, "GET", "/v1/audit", a.AdminToken, nil); r.Status != http.StatusTooManyRequests || r.Code() != "too_many_transactions" {
 		t.Fatalf("acme's audit read while its slot is held: %s; want 429 too_many_transactions", r)
 	}

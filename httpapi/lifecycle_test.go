@@ -413,6 +413,26 @@ func lockProjects(t *testing.T, s *apitest.Server) (conn *pgx.Conn, unlock func(
 	return conn, unlock
 }
 
+// awaitLockWait returns once a backend of conn's database waits on a lock
+// (at most 2 s): a request started before it is then holding what it
+// took, a transaction slot and its connection, while it waits.
+func awaitLockWait(t *testing.T, conn *pgx.Conn) {
+	t.Helper()
+	for i := 0; ; i++ {
+		var waiting int
+		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			return
+		}
+		if i == 200 {
+			t.Fatal("no request waited on the lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestRequestDeadline holds a lock that the request must wait for: when
 // its deadline passes, the answer is a 503, not an empty 200.
 func TestRequestDeadline(t *testing.T) {
@@ -1072,19 +1092,7 @@ func TestStatementTimeBudget(t *testing.T) {
 	// One request of acme's that takes at least 300 ms: it waits on the lock.
 	done := make(chan *apitest.Response, 1)
 	go func() { done <- s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil) }()
-	for i := 0; ; i++ {
-		var waiting int
-		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		if i == 200 {
-			t.Fatal("the request never waited on the lock")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	awaitLockWait(t, conn)
 	time.Sleep(300 * time.Millisecond)
 	unlock()
 	if r := <-done; r.Status != http.StatusOK {

@@ -38,6 +38,7 @@ type serveOptions struct {
 	anchorHook  string
 	pgLog       string
 	alarmFile   string
+	planFile    string
 	anonDenials int
 	anonTotal   int
 	failedLogin int
@@ -60,6 +61,7 @@ func (o *serveOptions) register(fs interface {
 	fs.BoolVar(&o.jsonLogs, "log-json", false, "log JSON lines instead of text")
 	fs.IntVar(&o.alarmLimit, "alarm-denials", 20, "fire an alarm when one principal is denied more than this many times within --alarm-window (0: off)")
 	fs.DurationVar(&o.alarmWindow, "alarm-window", time.Minute, "the window of --alarm-denials")
+	fs.StringVar(&o.planFile, "plan-limits", "", "read each plan's limits (rate, burst, concurrent, statement_timeout, statement_time) from this JSON file; those left out keep their defaults (see docs/api.md#limits-per-plan)")
 	fs.StringVar(&o.alarmFile, "alarm-rules", "", "read the alarm rules from this JSON file instead of --alarm-denials and --alarm-window (see docs/audit.md#alarms)")
 	fs.StringVar(&o.alarmHook, "alarm-webhook", "", "POST alarm transitions as JSON to this URL, signed with BULKHEAD_ALARM_WEBHOOK_SECRET (X-Bulkhead-Signature: sha256=<hex HMAC>)")
 	fs.StringVar(&o.anchorHook, "checkpoint-webhook", "", "also POST each signed audit checkpoint to this URL (signed like --alarm-webhook, with BULKHEAD_ALARM_WEBHOOK_SECRET), an anchor outside the database")
@@ -210,7 +212,13 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 		db.Close()
 		return nil, err
 	}
-	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer, Metrics: metrics, Alarms: alarms,
+	limits, err := planLimits(o.planFile)
+	if err != nil {
+		writer.Close()
+		db.Close()
+		return nil, err
+	}
+	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer, Metrics: metrics, Alarms: alarms, Limits: limits,
 		AnonymousRefusals:      httpapi.Bucket{Rate: float64(o.anonDenials), Burst: 10 * o.anonDenials},
 		AnonymousRefusalsTotal: httpapi.Bucket{Rate: float64(o.anonTotal), Burst: 10 * o.anonTotal},
 		FailedLogins:           httpapi.Bucket{Rate: float64(o.failedLogin), Burst: 10 * o.failedLogin},
@@ -350,6 +358,9 @@ func (o *serveOptions) checkFlags(fs *flag.FlagSet) error {
 		}
 	})
 	if err != nil {
+		return err
+	}
+	if _, err := planLimits(o.planFile); err != nil {
 		return err
 	}
 	_, err = alarmRules(o.alarmFile, o.alarmLimit, o.alarmWindow)

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/httpapi"
+)
+
+// TestPlanLimits: --plan-limits changes the limits it names and keeps the
+// defaults of the others; a file with an unknown plan or field, a value
+// out of range or a malformed duration is a usage error, before anything
+// starts.
+func TestPlanLimits(t *testing.T) {
+	t.Parallel()
+	write := func(body string) string {
+		p := filepath.Join(t.TempDir(), "plans.json")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	got, err := planLimits(write(`{"basic": {"rate": 10, "statement_time": "50ms"}, "premium": {"concurrent": 8, "statement_time": "0s", "statement_timeout": "1m"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, p := got["basic"], got["premium"]
+	if b.Rate != 10 || b.StatementTime != 50*time.Millisecond || b.Burst != httpapi.DefaultLimits["basic"].Burst ||
+		b.StatementTimeout != httpapi.DefaultLimits["basic"].StatementTimeout {
+		t.Errorf("basic = %+v", b)
+	}
+	if p.Concurrent != 8 || p.StatementTime != 0 || p.StatementTimeout != time.Minute || p.Rate != httpapi.DefaultLimits["premium"].Rate {
+		t.Errorf("premium = %+v", p)
+	}
+	if httpapi.DefaultLimits["basic"].Rate == 10 {
+		t.Error("the defaults were changed in place")
+	}
+	if d, err := planLimits(""); err != nil || d["basic"] != httpapi.DefaultLimits["basic"] {
+		t.Errorf("without a file: %+v, %v", d, err)
+	}
+	for _, body := range []string{
+		`{"gold": {"rate": 1}}`,
+		`{"basic": {"rate": 1, "speed": 2}}`,
+		`{"basic": {"rate": 0}}`,
+		`{"basic": {"burst": 0}}`,
+		`{"basic": {"concurrent": 5000}}`,
+		`{"basic": {"statement_timeout": "0s"}}`,
+		`{"basic": {"statement_timeout": "2h"}}`,
+		`{"basic": {"statement_time": "fast"}}`,
+		`{"basic": {"statement_time": "-1s"}}`,
+		`{"basic": {"rate": "ten"}}`,
+		`[]`,
+	} {
+		_, err := planLimits(write(body))
+		var ue usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("%s: %v; want a usage error", body, err)
+		}
+	}
+	if _, err := planLimits(filepath.Join(t.TempDir(), "missing.json")); err == nil || !strings.Contains(err.Error(), "--plan-limits") {
+		t.Errorf("a missing file: %v", err)
+	}
+	// serve checks the file with its other flags.
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var o serveOptions
+	o.register(fs)
+	if err := fs.Parse([]string{"--plan-limits", write(`{"basic": {"rate": -1}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.checkFlags(fs); err == nil {
+		t.Error("checkFlags accepted a bad --plan-limits file")
+	}
+}

@@ -700,7 +700,7 @@ func TestLoginPastTheShareHashesNothing(t *testing.T) {
 					t.Fatalf("a login past the share: %s; want 429 too_many_refusals with Retry-After, before any password check", r)
 				}
 			}
-			if string(wrong.Body) != strings.Replace(string(right.Body), right.Header.Get("X-Request-Id"), wrong.Header.Get("X-Request-Id"), 1) {
+			if !sameAnswer(wrong, right) {
 				t.Fatalf("the 429 differs with the right password:\n%s\n%s", wrong.Body, right.Body)
 			}
 			forged := s.Do(t, "GET", "/rest/v1/projects", "eyJhbGciOiJFZERTQSJ9.e30.AAAA", nil)
@@ -724,10 +724,7 @@ func TestLoginPastTheShareHashesNothing(t *testing.T) {
 // logins' share of the address is not touched.
 func TestPasswordChecksBudget(t *testing.T) {
 	t.Parallel()
-	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
-		c.PasswordChecks = httpapi.Bucket{Rate: 0.001, Burst: 12} // shares of 3
-		c.RefusalPause = -1
-	}})
+	s := startWithChecks(t, 12) // shares of 3
 	// Each creates and logs in two users: four checks, two of the
 	// tenant's share of logins.
 	s.CreateTenant(t, "acme", "pool")
@@ -755,7 +752,7 @@ func TestPasswordChecksBudget(t *testing.T) {
 			t.Fatalf("past the budget: %s; want 503 password_checks_busy with Retry-After", r)
 		}
 	}
-	if string(wrong.Body) != strings.Replace(string(right.Body), right.Header.Get("X-Request-Id"), wrong.Header.Get("X-Request-Id"), 1) {
+	if !sameAnswer(wrong, right) {
 		t.Fatalf("the 503 differs with the right password:\n%s\n%s", wrong.Body, right.Body)
 	}
 	// Nothing was created, and bad input is still refused as such.
@@ -767,6 +764,23 @@ func TestPasswordChecksBudget(t *testing.T) {
 	}
 }
 
+// sameAnswer reports whether two responses have the same body but for
+// their request ids: what a client could tell them apart by.
+func sameAnswer(a, b *apitest.Response) bool {
+	return string(a.Body) == strings.Replace(string(b.Body), b.Header.Get("X-Request-Id"), a.Header.Get("X-Request-Id"), 1)
+}
+
+// startWithChecks starts a server whose budget of password checks is a
+// burst of n that never refills (each tenant share a quarter of it), and
+// whose refusals are answered at once.
+func startWithChecks(t *testing.T, n int) *apitest.Server {
+	t.Helper()
+	return apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.PasswordChecks = httpapi.Bucket{Rate: 0.001, Burst: n}
+		c.RefusalPause = -1
+	}})
+}
+
 // TestLoginShareOfATenant: logins naming one tenant take at most a
 // quarter of the server's budget of password checks; past that share they
 // get 503 tenant_logins_busy before any lookup, the same answer for the
@@ -775,10 +789,7 @@ func TestPasswordChecksBudget(t *testing.T) {
 // of its own, as a tenant's does: the answers do not say which exist.
 func TestLoginShareOfATenant(t *testing.T) {
 	t.Parallel()
-	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
-		c.PasswordChecks = httpapi.Bucket{Rate: 0.001, Burst: 16} // shares of 4
-		c.RefusalPause = -1
-	}})
+	s := startWithChecks(t, 16)       // shares of 4
 	s.CreateTenant(t, "acme", "pool") // four checks, two of acme's logins
 	login := func(slug, pw string) *apitest.Response {
 		return s.Do(t, "POST", "/v1/auth/token", "", map[string]string{"tenant": slug, "email": "admin@acme.test", "password": pw})
@@ -800,7 +811,7 @@ func TestLoginShareOfATenant(t *testing.T) {
 	wrong, right := login("acme", "wrong"), login("acme", "pw-admin@acme.test")
 	busy("acme's wrong password", wrong)
 	busy("acme's right password", right)
-	if string(wrong.Body) != strings.Replace(string(right.Body), right.Header.Get("X-Request-Id"), wrong.Header.Get("X-Request-Id"), 1) {
+	if !sameAnswer(wrong, right) {
 		t.Fatalf("the 503 differs with the right password:\n%s\n%s", wrong.Body, right.Body)
 	}
 	if r := login("umbrella", "wrong"); r.Status != http.StatusUnauthorized {
@@ -824,10 +835,7 @@ func TestLoginShareOfATenant(t *testing.T) {
 // users and logins.
 func TestPasswordChecksShareOfATenant(t *testing.T) {
 	t.Parallel()
-	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
-		c.PasswordChecks = httpapi.Bucket{Rate: 0.001, Burst: 12} // a share of 3
-		c.RefusalPause = -1
-	}})
+	s := startWithChecks(t, 12)               // a share of 3
 	acme := s.CreateTenant(t, "acme", "pool") // two users of its three
 	create := func(tn *apitest.Tenant, email string) *apitest.Response {
 		return s.Do(t, "POST", "/v1/tenants/"+tn.Slug+"/users", tn.AdminToken, map[string]string{"email": email, "password": "a-long-password"})

@@ -357,15 +357,7 @@ func (s *Server) beginLogin(w http.ResponseWriter, r *http.Request) (done func(f
 // (Config.PasswordChecks). Past it, it answers 503 password_checks_busy
 // with Retry-After and reports false: the caller checks no password.
 func (s *Server) passwordCheck(w http.ResponseWriter, r *http.Request) bool {
-	now := time.Now()
-	res := s.checks.ReserveN(now, 1)
-	retry := res.DelayFrom(now)
-	if res.OK() && retry == 0 {
-		return true
-	}
-	res.CancelAt(now)
-	s.checksBusy(w, r, errPasswordChecksBusy, res.OK(), retry)
-	return false
+	return s.takeCheck(w, r, nil)
 }
 
 // loginCheck takes one password check from the server's budget and one
@@ -378,6 +370,13 @@ func (s *Server) passwordCheck(w http.ResponseWriter, r *http.Request) bool {
 // from the server's budget, so a flood naming one tenant leaves the rest
 // to the other tenants' logins.
 func (s *Server) loginCheck(w http.ResponseWriter, r *http.Request, name string) bool {
+	return s.takeCheck(w, r, func(now time.Time) *rate.Reservation { return s.loginShares.reserve(name, now) })
+}
+
+// takeCheck takes one check from the server's budget and, when share is
+// not nil, one from the share it reserves; if either has none, it gives
+// back what it took, answers 503, and reports false.
+func (s *Server) takeCheck(w http.ResponseWriter, r *http.Request, share func(time.Time) *rate.Reservation) bool {
 	now := time.Now()
 	all := s.checks.ReserveN(now, 1)
 	if retry := all.DelayFrom(now); !all.OK() || retry > 0 {
@@ -385,7 +384,10 @@ func (s *Server) loginCheck(w http.ResponseWriter, r *http.Request, name string)
 		s.checksBusy(w, r, errPasswordChecksBusy, all.OK(), retry)
 		return false
 	}
-	one := s.loginShares.reserve(name, now)
+	if share == nil {
+		return true
+	}
+	one := share(now)
 	if retry := one.DelayFrom(now); !one.OK() || retry > 0 {
 		one.CancelAt(now)
 		all.CancelAt(now)

@@ -571,10 +571,7 @@ func TestRefusedRequestsCountAgainstThePlan(t *testing.T) {
 // principal's denials are audited one by one.
 func TestAnonymousRefusalsBounded(t *testing.T) {
 	t.Parallel()
-	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
-		c.AnonymousRefusals = httpapi.Bucket{Rate: 0.001, Burst: 3}
-		c.RefusalPause = -1
-	}})
+	s := startWithAnonShare(t, 3)
 	a := seed(t, s, "acme", "pool")
 	b := s.CreateTenant(t, "globex", "pool")
 	forged := a.AdminToken[:len(a.AdminToken)-4] + "AAAA"
@@ -781,6 +778,17 @@ func startWithChecks(t *testing.T, n int) *apitest.Server {
 	}})
 }
 
+// startWithAnonShare starts a server whose share of denials for each
+// source without valid credentials is a burst of n that never refills,
+// and whose refusals are answered at once.
+func startWithAnonShare(t *testing.T, n int) *apitest.Server {
+	t.Helper()
+	return apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.AnonymousRefusals = httpapi.Bucket{Rate: 0.001, Burst: n}
+		c.RefusalPause = -1
+	}})
+}
+
 // TestLoginShareOfATenant: logins naming one tenant take at most a
 // quarter of the server's budget of password checks; past that share they
 // get 503 tenant_logins_busy before any lookup, the same answer for the
@@ -864,10 +872,7 @@ func TestPasswordChecksShareOfATenant(t *testing.T) {
 // user's and a platform admin's, are served as before.
 func TestUnseenTokensPastTheShare(t *testing.T) {
 	t.Parallel()
-	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
-		c.AnonymousRefusals = httpapi.Bucket{Rate: 0.001, Burst: 3}
-		c.RefusalPause = -1
-	}})
+	s := startWithAnonShare(t, 3)
 	acme := s.CreateTenant(t, "acme", "pool")
 	seen := func(what string, r *apitest.Response) {
 		t.Helper()

@@ -3,7 +3,11 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/identity"
@@ -181,10 +185,20 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	f := postgres.TenantFilter{After: tenant.Slug(r.URL.Query().Get("after"))}
-	if tier := r.URL.Query().Get("tier"); tier != "" {
+	q := r.URL.Query()
+	f := postgres.TenantFilter{After: tenant.Slug(q.Get("after"))}
+	if tier := q.Get("tier"); tier != "" {
 		tt := tenant.Tier(tier)
+		if !tt.Valid() {
+			s.writeError(w, r, fault.E(fault.Invalid, "invalid_tier", `The tier must be "pool" or "silo".`))
+			return
+		}
 		f.Tier = &tt
+	}
+	var err error
+	if f.Limit, err = pageLimit(q); err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	ts, err := s.pg.FindTenants(r.Context(), f)
 	if err != nil {
@@ -351,7 +365,17 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	us, err := s.pg.FindUsers(r.Context(), t.ID)
+	q := r.URL.Query()
+	f := postgres.UserFilter{After: q.Get("after")}
+	if len(f.After) > postgres.MaxEmail || !utf8.ValidString(f.After) || strings.ContainsRune(f.After, 0) {
+		s.writeError(w, r, fault.Errorf(fault.Invalid, "invalid_parameter", "after must be an email: UTF-8, at most %d bytes.", postgres.MaxEmail))
+		return
+	}
+	if f.Limit, err = pageLimit(q); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	us, err := s.pg.FindUsers(r.Context(), t.ID, f)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -361,4 +385,18 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		out = append(out, userJSON{ID: u.ID, Tenant: string(t.Slug), Email: u.Email, Role: string(u.Role)})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// pageLimit reads a list's optional limit parameter: 1 to 1000, and 0
+// (the list's default, 1000) when it is absent.
+func pageLimit(q url.Values) (int, error) {
+	v := q.Get("limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, fault.E(fault.Invalid, "invalid_parameter", "limit must be between 1 and 1000.")
+	}
+	return n, nil
 }

@@ -23,6 +23,9 @@ type User struct {
 	PasswordHash string // never log
 }
 
+// MaxEmail is the longest email a user may have, in bytes.
+const MaxEmail = 320
+
 // ErrUserExists is returned for a second user with the same email in one tenant.
 var ErrUserExists = fault.E(fault.Conflict, "user_exists", "A user with that email already exists in this tenant.")
 
@@ -30,7 +33,7 @@ var ErrUserExists = fault.E(fault.Conflict, "user_exists", "A user with that ema
 func (db *DB) CreateUser(ctx context.Context, tid tenant.ID, email, hash string, role tenant.Role) (u *User, err error) {
 	defer fault.Wrap(&err, "postgres.CreateUser(%s)", tid)
 	email = strings.TrimSpace(email)
-	if len(email) < 3 || len(email) > 320 || !strings.Contains(email, "@") {
+	if len(email) < 3 || len(email) > MaxEmail || !strings.Contains(email, "@") {
 		return nil, fault.E(fault.Invalid, "invalid_email", "The email address is not valid.")
 	}
 	if !role.Valid() {
@@ -93,9 +96,26 @@ func (db *DB) UserActive(ctx context.Context, userID string, tid tenant.ID) (boo
 	return ok, Translate(err)
 }
 
-// FindUsers lists a tenant's users (without hashes).
-func (db *DB) FindUsers(ctx context.Context, tid tenant.ID) ([]User, error) {
-	rows, err := db.admin.Query(ctx, `SELECT id, tenant_id, email, role FROM bulkhead_control.users WHERE tenant_id = $1 ORDER BY email`, string(tid))
+// UserFilter pages FindUsers.
+type UserFilter struct {
+	// After lists only users whose email sorts after this one, compared
+	// without regard to case, as the emails' uniqueness is.
+	After string
+	Limit int // 0 means 1000
+}
+
+// FindUsers lists a tenant's users (without hashes), ordered by email
+// without regard to case, at most f.Limit of them.
+func (db *DB) FindUsers(ctx context.Context, tid tenant.ID, f UserFilter) ([]User, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 1000
+	}
+	// The order and the bound match the unique index on
+	// (tenant_id, lower(email)), so a page costs what a page costs
+	// however many users the tenant has.
+	rows, err := db.admin.Query(ctx, `SELECT id, tenant_id, email, role FROM bulkhead_control.users
+		WHERE tenant_id = $1 AND lower(email) > lower($2)
+		ORDER BY lower(email) LIMIT $3`, string(tid), f.After, f.Limit)
 	if err != nil {
 		return nil, Translate(err)
 	}

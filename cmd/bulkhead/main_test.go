@@ -21,6 +21,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
+	"github.com/bulkhead-dev/bulkhead/postgres"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -255,6 +256,20 @@ func TestTenantsCommand(t *testing.T) {
 `), 0o600)
 	if out, err := cmd("tenants", "import", imp); err == nil || !strings.Contains(out, "2 created, 1 already there, 1 failed") {
 		t.Fatalf("import: %q %v", out, err)
+	}
+	// The list reads page by page and misses none.
+	db, err := postgres.Open(ctx, postgres.Config{AdminURL: pg.AdminURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	all, err := allTenants(ctx, db, 1)
+	var slugs []string
+	for _, tn := range all {
+		slugs = append(slugs, string(tn.Slug))
+	}
+	if err != nil || strings.Join(slugs, " ") != "acme globex imp-1 imp-2" {
+		t.Fatalf("tenants a page of one at a time: %q %v", slugs, err)
 	}
 	if out, err := cmd("tenants", "show", "imp-2", "--json"); err != nil || !strings.Contains(out, `"plan":"premium"`) || !strings.Contains(out, `"tier":"silo"`) {
 		t.Fatalf("imported tenant: %q %v", out, err)

@@ -71,7 +71,7 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return importTenants(ctx, db, id, *concurrency, stdout, stderr)
 	case "list":
-		ts, err := db.FindTenants(ctx, postgres.TenantFilter{})
+		ts, err := allTenants(ctx, db, 1000)
 		if err != nil {
 			return err
 		}
@@ -230,4 +230,22 @@ func importTenants(ctx context.Context, db *postgres.DB, path string, concurrenc
 		return fmt.Errorf("%d tenants were not created", len(failed))
 	}
 	return ctx.Err()
+}
+
+// allTenants reads every tenant that is not offboarded, page by page, so
+// that a list of 100,000 tenants is whole and no one query is large.
+func allTenants(ctx context.Context, db *postgres.DB, page int) ([]*tenant.Tenant, error) {
+	var all []*tenant.Tenant
+	f := postgres.TenantFilter{Limit: page}
+	for {
+		ts, err := db.FindTenants(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("list tenants after %q: %w", f.After, err)
+		}
+		all = append(all, ts...)
+		if len(ts) < page {
+			return all, nil
+		}
+		f.After = ts[len(ts)-1].Slug
+	}
 }

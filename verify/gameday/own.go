@@ -162,7 +162,9 @@ func RunOwn(ctx context.Context, c OwnConfig) (rep *Report, err error) {
 // setup finds the canary tenants and function of an earlier run kept
 // with --keep, or makes new ones, and returns the login role's password.
 func (e *ownEnv) setup(ctx context.Context) (string, error) {
-	ts, err := e.pg.FindTenants(ctx, postgres.TenantFilter{Limit: 10000})
+	// The canaries' slugs sort after "gameday-": start there, so that they
+	// are found however many tenants sort before them.
+	ts, err := e.pg.FindTenants(ctx, postgres.TenantFilter{After: "gameday-", Limit: 10000})
 	if err != nil {
 		return "", err
 	}

@@ -49,6 +49,18 @@ func TestOwnDatabase(t *testing.T) {
 	}
 	checkOwn(t, first)
 
+	// More tenants than one page, all sorting before the canaries: the
+	// second run still finds what the first kept.
+	conn, err := pgx.Connect(t.Context(), d.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `INSERT INTO bulkhead_control.tenants (slug, name, tier, placement)
+		SELECT 'filler-' || g, 'filler', 'pool', 'pool' FROM generate_series(1, 10001) g`); err != nil {
+		t.Fatal(err)
+	}
+
 	cfg.Keep = false
 	second, err := gameday.RunOwn(t.Context(), cfg)
 	if err != nil {
@@ -62,11 +74,6 @@ func TestOwnDatabase(t *testing.T) {
 	}
 
 	// Nothing is left behind.
-	conn, err := pgx.Connect(t.Context(), d.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
 	var tenants, roles, functions int
 	err = conn.QueryRow(t.Context(), `SELECT
 		(SELECT count(*) FROM bulkhead_control.tenants WHERE slug LIKE 'gameday-%' AND status <> 'offboarded'),

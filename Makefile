@@ -43,6 +43,7 @@ fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz FuzzParse -fuzztime 30s
 	$(GO) test ./policy -run '^$$' -fuzz FuzzEvaluate -fuzztime 30s
 	$(GO) test ./tenant -run '^$$' -fuzz FuzzParseSlug -fuzztime 10s
+	$(GO) test ./httpapi -run '^$$' -fuzz FuzzAPI -fuzztime 60s -parallel 2
 
 clean:
 	rm -rf bin

@@ -68,7 +68,10 @@ type Event struct {
 
 // Canonical returns the event's canonical encoding: JSON with fields in
 // declaration order, times in UTC with microseconds (PostgreSQL's
-// precision), no insignificant space, and detail compacted.
+// precision), no insignificant space, and detail compacted. A NUL
+// character in any string (a request's path can carry one as %00) is
+// written as U+FFFD, since PostgreSQL's jsonb cannot hold U+0000; invalid
+// UTF-8 is written as U+FFFD by encoding/json already.
 func (e Event) Canonical() ([]byte, error) {
 	e.At = e.At.UTC().Truncate(time.Microsecond)
 	if e.Visibility == "" {
@@ -81,7 +84,36 @@ func (e Event) Canonical() ([]byte, error) {
 		}
 		e.Detail = b.Bytes()
 	}
-	return json.Marshal(e)
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	return scrubNUL(b), nil
+}
+
+// scrubNUL rewrites each \u0000 escape in the JSON text b as \ufffd. In
+// JSON a backslash starts an escape only inside a string, and an escaped
+// backslash (\\) is skipped whole, so text that merely spells \u0000 is
+// left as it is.
+func scrubNUL(b []byte) []byte {
+	if !bytes.Contains(b, []byte(`\u0000`)) {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			out = append(out, b[i])
+			continue
+		}
+		if bytes.HasPrefix(b[i:], []byte(`\u0000`)) {
+			out = append(out, `\ufffd`...)
+			i += len(`\u0000`) - 1
+			continue
+		}
+		out = append(out, b[i], b[i+1])
+		i++
+	}
+	return out
 }
 
 // Genesis is the hash before the first event.

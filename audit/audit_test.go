@@ -101,3 +101,31 @@ func TestCheckpoint(t *testing.T) {
 		t.Fatal("a checkpoint verifies under another key")
 	}
 }
+
+// TestCanonicalScrubsNUL: a NUL from a request (a path with %00) is
+// written as U+FFFD wherever it is, since PostgreSQL's jsonb cannot hold
+// U+0000; text that only spells \u0000 stays as it is.
+func TestCanonicalScrubsNUL(t *testing.T) {
+	e := Event{EventID: "x", At: time.Unix(0, 0), Action: "data:Select", Decision: Deny, Resource: "bulkhead:acme:data:\x00/\x00",
+		UserAgent: `spells \u0000`, Detail: json.RawMessage(`{"q":"a\u0000b","lit":"\\u0000"}`)}
+	b, err := e.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Event
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("not JSON: %s: %v", b, err)
+	}
+	var detail map[string]string
+	json.Unmarshal(back.Detail, &detail)
+	switch {
+	case strings.ContainsRune(string(b), 0) || strings.Contains(strings.ReplaceAll(string(b), `\\`, ``), `\u0000`):
+		t.Fatalf("a NUL is left: %s", b)
+	case back.Resource != "bulkhead:acme:data:\uFFFD/\uFFFD":
+		t.Fatalf("resource %q", back.Resource)
+	case detail["q"] != "a\uFFFDb":
+		t.Fatalf("detail %q", detail["q"])
+	case back.UserAgent != `spells \u0000` || detail["lit"] != `\u0000`:
+		t.Fatalf("text that spells \\u0000 changed: %q %q", back.UserAgent, detail["lit"])
+	}
+}

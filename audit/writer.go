@@ -33,6 +33,13 @@ type pending struct {
 // ErrClosed is returned by Record after Close.
 var ErrClosed = errors.New("audit: writer closed")
 
+// ErrRejected is in the chain of a Store's error when the store refused
+// the content of an event (PostgreSQL's data exceptions), not the commit as
+// such. The Writer then commits each event of the batch on its own, so
+// that one event the store cannot hold fails only its own caller, never
+// the other requests, of any tenant, whose events shared its commit.
+var ErrRejected = errors.New("audit: the store rejected an event's content")
+
 // NewWriter starts a writer. queue bounds the events waiting to be
 // committed; maxBatch bounds one commit.
 func NewWriter(store Store, queue, maxBatch int) *Writer {
@@ -110,6 +117,12 @@ func (w *Writer) commit(batch []pending) {
 		events[i] = p.e
 	}
 	err := w.store.AppendEvents(context.Background(), events)
+	if err != nil && len(batch) > 1 && errors.Is(err, ErrRejected) {
+		for _, p := range batch {
+			p.ack <- w.store.AppendEvents(context.Background(), []Event{p.e})
+		}
+		return
+	}
 	for _, p := range batch {
 		p.ack <- err
 	}

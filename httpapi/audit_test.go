@@ -284,3 +284,29 @@ func TestAuditReadHoldsASlot(t *testing.T) {
 		t.Fatalf("acme's audit read once its slot is free: %s", r)
 	}
 }
+
+// TestAuditHoldsNUL: a request whose path or parameters carry a NUL (%00)
+// is answered as any other bad request, and audited with U+FFFD in its
+// place. Before, PostgreSQL's jsonb refused the event, the request got
+// 503 audit_unavailable, and so did every other request, of any tenant,
+// whose event shared its commit.
+func TestAuditHoldsNUL(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	a := seed(t, s, "acme", "pool")
+	for _, path := range []string{"/%00", "/rest/v1/pro%00jects", "/rest/v1/projects?id=eq.%00", "/v1/tenants/ac%00me"} {
+		r := s.Do(t, "GET", path, a.AdminToken, nil)
+		if r.Status >= 500 || r.Status < 400 || r.Code() == "" {
+			t.Errorf("GET %s: %s; want a 4xx problem", path, r)
+		}
+	}
+	s.Sequence(t)
+	r := s.Do(t, "GET", "/v1/audit?limit=1000", s.AdminToken, nil)
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `pro\ufffdjects`) && !strings.Contains(string(r.Body), "pro\uFFFDjects") {
+		t.Fatalf("the trail lacks the request for pro%%00jects: %s", r)
+	}
+	rep, err := s.DB.Postgres().VerifyAudit(context.Background(), nil, nil)
+	if err != nil || rep.Break != nil {
+		t.Fatalf("VerifyAudit = %+v %v", rep, err)
+	}
+}

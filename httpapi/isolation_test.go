@@ -27,12 +27,12 @@ type canary struct {
 	ProjectID, ProjectName, TaskID, TaskTitle string
 }
 
-func seed(t *testing.T, s *apitest.Server, slug, tier string) *canary {
+func seed(t testing.TB, s *apitest.Server, slug, tier string) *canary {
 	t.Helper()
 	return seedOnPlan(t, s, slug, tier, "premium")
 }
 
-func seedOnPlan(t *testing.T, s *apitest.Server, slug, tier, plan string) *canary {
+func seedOnPlan(t testing.TB, s *apitest.Server, slug, tier, plan string) *canary {
 	t.Helper()
 	tn := s.CreateTenantOnPlan(t, slug, tier, plan)
 	c := &canary{Tenant: tn, ProjectName: "canary-project-" + slug, TaskTitle: "canary-task-" + slug}
@@ -155,7 +155,7 @@ func leaks(t *testing.T, s *apitest.Server, a, b *canary) []string {
 }
 
 // snapshot is everything b can see, as b.
-func snapshot(t *testing.T, s *apitest.Server, b *canary) string {
+func snapshot(t testing.TB, s *apitest.Server, b *canary) string {
 	t.Helper()
 	p := s.Do(t, "GET", "/rest/v1/projects?select=*&order=id", b.AdminToken, nil)
 	k := s.Do(t, "GET", "/rest/v1/tasks?select=*&order=id", b.AdminToken, nil)

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/fault"
@@ -34,11 +36,18 @@ func (db *DB) AppendEvents(ctx context.Context, events []audit.Event) (err error
 		}
 		b, err := e.Canonical()
 		if err != nil {
-			return err
+			return fmt.Errorf("event %d of %d: %w", i+1, len(events), errors.Join(audit.ErrRejected, err))
 		}
 		docs[i] = string(b)
 	}
 	_, err = db.admin.Exec(ctx, `INSERT INTO bulkhead_audit.inbox (event) SELECT e::jsonb FROM unnest($1::text[]) e`, docs)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "54")) {
+		// A data exception or a program limit: an event's content, not
+		// the commit; the writer retries the batch's events one by one.
+		return &fault.Error{Kind: fault.Invalid, Code: "audit_event_rejected", Message: "The audit trail cannot hold this event.",
+			Err: errors.Join(audit.ErrRejected, err)}
+	}
 	return Translate(err)
 }
 

@@ -428,3 +428,29 @@ func TestFindEventsWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendEventsRejects: an event whose content the trail cannot hold
+// is refused with audit.ErrRejected in the chain, so that the writer
+// commits the events it shared a commit with on their own; a NUL is not
+// such content.
+func TestAppendEventsRejects(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	good := audit.Event{EventID: uuid.NewString(), At: time.Now(), Action: "data:Select", Decision: audit.Deny, Resource: "path\x00with a NUL"}
+	bad := audit.Event{EventID: uuid.NewString(), At: time.Now(), Action: "data:Select", Decision: audit.Deny, Detail: json.RawMessage(`{"unclosed":`)}
+	if err := e.db.AppendEvents(ctx, []audit.Event{good, bad}); !errors.Is(err, audit.ErrRejected) {
+		t.Fatalf("a batch with an event that cannot be encoded: %v; want audit.ErrRejected", err)
+	}
+	if err := e.db.AppendEvents(ctx, []audit.Event{good}); err != nil {
+		t.Fatalf("an event with a NUL: %v", err)
+	}
+	for _, ev := range sequenced(t, e) {
+		if ev.EventID == bad.EventID {
+			t.Fatal("the refused batch's bad event is in the trail")
+		}
+		if ev.EventID == good.EventID && ev.Resource != "path\uFFFDwith a NUL" {
+			t.Fatalf("the NUL came back as %q", ev.Resource)
+		}
+	}
+}

@@ -73,6 +73,20 @@ func resourceOf(r *http.Request, p tenant.Principal) string {
 	return "brn:bulkhead:control:" + t + ":" + r.URL.Path
 }
 
+// maxResource bounds an event's resource, which carries the request's
+// path: a tenant's user sending long paths (up to the server's 64 KiB of
+// headers) would otherwise write that much to the trail with each denial.
+const maxResource = 512
+
+// clip cuts s to at most n bytes, marking the cut. A cut inside a UTF-8
+// sequence is recorded as U+FFFD.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…(clipped)"
+}
+
 // event builds an audit event for r.
 func event(r *http.Request, decision, code string, status int) audit.Event {
 	p, _ := tenant.FromContext(r.Context())
@@ -80,10 +94,7 @@ func event(r *http.Request, decision, code string, status int) audit.Event {
 	if a := sourceIP(r); a.IsValid() {
 		ip = a.String()
 	}
-	ua := r.UserAgent()
-	if len(ua) > 200 {
-		ua = ua[:200]
-	}
+	ua := clip(r.UserAgent(), 200)
 	var stmt string
 	if n, ok := r.Context().Value(decisionKey{}).(*decisionNote); ok {
 		stmt = n.statement
@@ -91,7 +102,7 @@ func event(r *http.Request, decision, code string, status int) audit.Event {
 	return audit.Event{
 		Statement: stmt,
 		At:        time.Now(), RequestID: requestIDFrom(r.Context()), TenantID: string(p.TenantID), Tenant: string(p.Tenant),
-		Subject: p.Subject, Role: string(p.Role), Action: actionOf(r), Resource: resourceOf(r, p),
+		Subject: p.Subject, Role: string(p.Role), Action: actionOf(r), Resource: clip(resourceOf(r, p), maxResource),
 		Decision: decision, Code: code, Status: status, SourceIP: ip, UserAgent: ua, Visibility: audit.VisibleTenant,
 	}
 }

@@ -310,3 +310,28 @@ func TestAuditHoldsNUL(t *testing.T) {
 		t.Fatalf("VerifyAudit = %+v %v", rep, err)
 	}
 }
+
+// TestAuditClipsLongPaths: a denial's event holds at most 512 bytes of the
+// request's path, so that a tenant's long paths do not fill the trail.
+func TestAuditClipsLongPaths(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	a := seed(t, s, "acme", "pool")
+	long := strings.Repeat("x", 20000)
+	for _, path := range []string{"/rest/v1/" + long, "/v1/tenants/" + long, "/" + long} {
+		if r := s.Do(t, "GET", path, a.AdminToken, nil, "User-Agent", long); r.Status != http.StatusNotFound {
+			t.Fatalf("GET %.40s…: %s; want 404", path, r)
+		}
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n, longest int
+	if err := conn.QueryRow(ctx, `SELECT count(*), max(octet_length(event::text)) FROM bulkhead_audit.inbox
+		WHERE event->>'resource' LIKE '%xxxxxxxxxx%'`).Scan(&n, &longest); err != nil || n != 3 || longest > 2000 {
+		t.Fatalf("%d events for the long paths, the longest %d bytes (%v); want 3 of at most 2000", n, longest, err)
+	}
+}

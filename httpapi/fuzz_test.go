@@ -24,7 +24,7 @@ var busy5xx = map[string]bool{
 
 // FuzzAPI sends arbitrary requests, to every endpoint and to none, as a
 // tenant's admin, its member, a forged token, no token and a platform
-// administrator, to a real server and PostgreSQL with three tenants, and
+// administrator, and a function's credential, to a real server and PostgreSQL with three tenants, and
 // holds the rules that no input may break:
 //
 //   - no answer is a 500, or any 5xx other than the documented busy ones;
@@ -35,7 +35,8 @@ var busy5xx = map[string]bool{
 //     refused write changes nothing of acme's either.
 //
 // Placeholders in the path, query and body ({B}, {B_UUID}, {B_PROJECT},
-// {B_TASK}, {C}, {C_PROJECT}, {A_PROJECT}) are replaced with the tenants'
+// {B_TASK}, {C}, {C_PROJECT}, {A_PROJECT}, and {A_TOKEN}, an acme user's
+// token for the function to vend a context with) are replaced with the tenants'
 // real slugs and ids, so that the fuzzer aims at another tenant's rows by
 // every position it finds. Run it with
 //
@@ -57,16 +58,24 @@ func FuzzAPI(f *testing.F) {
 	b := seed(f, s, "umbrella", "pool") // shares acme's tables
 	c := seed(f, s, "globex", "silo")   // a schema of its own
 	forged := a.AdminToken[:len(a.AdminToken)-2] + flip(a.AdminToken[len(a.AdminToken)-2:])
+	// A function, whose credential vends contexts for the user tokens it is
+	// given (login roles are cluster-wide: the name is unique per run).
+	fn, err := s.DB.Postgres().CreateFunction(context.Background(), "fuzz_"+strings.ReplaceAll(a.UUID[:8], "-", ""))
+	if err != nil {
+		f.Fatal(err)
+	}
 	callers := []struct {
 		name, token string
 		writes      bool // platform administrators may change any tenant: reads only
 	}{
 		{"acme admin", a.AdminToken, true}, {"acme member", a.MemberToken, true},
 		{"forged", forged, true}, {"anonymous", "", true}, {"platform admin", s.AdminToken, false},
+		{"function", fn.Token, true},
 	}
 	fill := strings.NewReplacer(
 		"{B}", b.Slug, "{B_UUID}", b.UUID, "{B_PROJECT}", b.ProjectID, "{B_TASK}", b.TaskID,
 		"{C}", c.Slug, "{C_PROJECT}", c.ProjectID, "{A_PROJECT}", a.ProjectID,
+		"{A_TOKEN}", a.MemberToken,
 	)
 	// What acme's callers must never see, unless they sent it.
 	secrets := []string{
@@ -112,6 +121,9 @@ func FuzzAPI(f *testing.F) {
 		{1, 0, "/v1/policies/simulate", "tenant={B}", `{"action":"data:Read","resource":"bulkhead:{B}:data:projects/*"}`, ""},
 		{1, 3, "/v1/auth/token", "", `{"tenant":"{B}","email":"admin@{B}.test","password":"x"}`, ""},
 		{1, 0, "/v1/auth/context", "", `{"token":"x"}`, ""},
+		{1, 5, "/v1/auth/context", "", `{"token":"{A_TOKEN}"}`, ""},
+		{1, 5, "/v1/auth/context", "tenant={B}", `{"token":"{A_TOKEN}","tenant":"{B}","schema":"{C}"}`, ""},
+		{0, 5, "/rest/v1/projects", "", "", ""},
 		{1, 4, "/v1/tenants/batch", "", `[{"id":"new-one"},{"id":"{B}"}]`, ""},
 		{0, 2, "/rest/v1/projects", "select=*", "", ""},
 		{0, 0, "/rest/v1/bulkhead_control.keys", "", "", ""},

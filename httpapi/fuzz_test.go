@@ -23,9 +23,10 @@ var busy5xx = map[string]bool{
 }
 
 // FuzzAPI sends arbitrary requests, to every endpoint and to none, as a
-// tenant's admin, its member, a forged token, no token and a platform
-// administrator, and a function's credential, to a real server and PostgreSQL with three tenants, and
-// holds the rules that no input may break:
+// tenant's admin, its member, a forged token, no token, a platform
+// administrator and a function's credential, to a real server and
+// PostgreSQL with three tenants, and holds the rules that no input may
+// break:
 //
 //   - no answer is a 500, or any 5xx other than the documented busy ones;
 //   - every error is a problem document with a code;

@@ -67,12 +67,17 @@ func FuzzAPI(f *testing.F) {
 	}
 	callers := []struct {
 		name, token string
-		writes      bool // platform administrators may change any tenant: reads only
+		// A platform administrator may change any tenant: its writes are
+		// sent only when they name none of the three tenants, so that
+		// they reach the tenants the fuzzer makes and the validation of
+		// every body, and leave the three as they are.
+		platform bool
 	}{
-		{"acme admin", a.AdminToken, true}, {"acme member", a.MemberToken, true},
-		{"forged", forged, true}, {"anonymous", "", true}, {"platform admin", s.AdminToken, false},
-		{"function", fn.Token, true},
+		{"acme admin", a.AdminToken, false}, {"acme member", a.MemberToken, false},
+		{"forged", forged, false}, {"anonymous", "", false}, {"platform admin", s.AdminToken, true},
+		{"function", fn.Token, false},
 	}
+	seeded := []string{a.Slug, b.Slug, c.Slug, a.UUID, b.UUID, c.UUID}
 	fill := strings.NewReplacer(
 		"{B}", b.Slug, "{B_UUID}", b.UUID, "{B_PROJECT}", b.ProjectID, "{B_TASK}", b.TaskID,
 		"{C}", c.Slug, "{C_PROJECT}", c.ProjectID, "{A_PROJECT}", a.ProjectID,
@@ -132,6 +137,12 @@ func FuzzAPI(f *testing.F) {
 		{0, 0, "/.well-known/jwks.json", "", "", ""},
 		{0, 1, "/rest/v1/tasks", "created_at=gt.not-a-time&done=is.true", "", ""},
 		{6, 3, "/rest/v1/projects", "", "", ""},
+		{1, 4, "/v1/tenants", "", `{"id":"fuzzco","name":"Fuzz Co","tier":"silo","plan":"basic"}`, ""},
+		{1, 4, "/v1/tenants/batch", "", `[{"id":"fuzz-a"},{"id":"fuzz-b","tier":"silo"},{"id":"Bad"}]`, ""},
+		{2, 4, "/v1/tenants/fuzzco", "", `{"status":"suspended"}`, ""},
+		{1, 4, "/v1/tenants/fuzzco/users", "", `{"email":"u@fuzz.test","password":"long-enough","role":"member"}`, ""},
+		{4, 4, "/v1/policies/p", "tenant=fuzzco", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"data:*","Resource":"*"}]}`, ""},
+		{3, 4, "/v1/tenants/fuzzco", "", "", ""},
 	} {
 		f.Add(seed.method, seed.who, seed.path, seed.query, []byte(seed.body), seed.prefer)
 	}
@@ -139,11 +150,16 @@ func FuzzAPI(f *testing.F) {
 	f.Fuzz(func(t *testing.T, method, who uint8, path, query string, body []byte, prefer string) {
 		m := methods[int(method)%len(methods)]
 		caller := callers[int(who)%len(callers)]
-		if !caller.writes && m != "GET" && m != "HEAD" && m != "OPTIONS" {
-			m = "GET"
-		}
 		path, query = fill.Replace(path), fill.Replace(query)
 		body = []byte(fill.Replace(string(body)))
+		if caller.platform && m != "GET" && m != "HEAD" && m != "OPTIONS" {
+			all := strings.ToLower(path + "?" + query + string(body))
+			for _, name := range seeded {
+				if strings.Contains(all, strings.ToLower(name)) {
+					m = "GET"
+				}
+			}
+		}
 		if !strings.HasPrefix(path, "/") {
 			path = "/" + path
 		}
@@ -181,7 +197,7 @@ func FuzzAPI(f *testing.F) {
 		// globex's id), so it may come back in any later answer. Rows,
 		// names and descriptions are never sent: those stay secret.
 		for _, secret := range secrets {
-			if caller.token != s.AdminToken && strings.Contains(path+"?"+query+string(body)+prefer, secret) {
+			if !caller.platform && strings.Contains(path+"?"+query+string(body)+prefer, secret) {
 				sent[secret] = true
 			}
 		}
@@ -202,7 +218,7 @@ func FuzzAPI(f *testing.F) {
 				t.Fatalf("%s: %d with %q and no problem code: %s", what, r.Status, ct, r.Body)
 			}
 		}
-		if caller.token == s.AdminToken {
+		if caller.platform {
 			return
 		}
 		answer := string(r.Body) + strings.Join(flatten(r.Header), "\n")

@@ -30,6 +30,8 @@ var busy5xx = map[string]bool{
 //
 //   - no answer is a 500, or any 5xx other than the documented busy ones;
 //   - every error is a problem document with a code;
+//   - without valid credentials, nothing but the public paths succeeds (a
+//     CORS preflight aside);
 //   - acme's callers never see the other tenants' rows, names or UUIDs,
 //     unless the request itself carried them;
 //   - nothing acme's callers send changes another tenant's rows, and a
@@ -201,7 +203,7 @@ func FuzzAPI(f *testing.F) {
 				sent[secret] = true
 			}
 		}
-		res, err := http.DefaultClient.Do(req)
+		res, err := noRedirects.Do(req)
 		if err != nil {
 			return // refused by the client (a header it will not send)
 		}
@@ -221,6 +223,9 @@ func FuzzAPI(f *testing.F) {
 		if caller.platform {
 			return
 		}
+		if (caller.name == "forged" || caller.name == "anonymous") && r.Status < 300 && m != "OPTIONS" && !public[req.URL.Path] {
+			t.Fatalf("%s: %s; want no success without valid credentials", what, r)
+		}
 		answer := string(r.Body) + strings.Join(flatten(r.Header), "\n")
 		for _, secret := range secrets {
 			if strings.Contains(answer, secret) && !sent[secret] {
@@ -239,6 +244,13 @@ func FuzzAPI(f *testing.F) {
 		}
 	})
 }
+
+// noRedirects answers with a redirect as it is, so that each answer is
+// checked as the path it was sent to.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// public are the paths that answer without credentials.
+var public = map[string]bool{"/healthz": true, "/.well-known/jwks.json": true, "/v1/auth/token": true}
 
 // flip changes the characters of s, keeping them in the base64url
 // alphabet, so that a token's signature no longer verifies.

@@ -38,10 +38,11 @@ var busy5xx = map[string]bool{
 //     refused write changes nothing of acme's either.
 //
 // Placeholders in the path, query and body ({B}, {B_UUID}, {B_PROJECT},
-// {B_TASK}, {C}, {C_PROJECT}, {A_PROJECT}, and {A_TOKEN}, an acme user's
-// token for the function to vend a context with) are replaced with the tenants'
+// {B_TASK}, {C}, {C_PROJECT}, {C_SCHEMA}, {A_PROJECT}, and {A_TOKEN}, an
+// acme user's token for the function to vend a context with) are replaced with the tenants'
 // real slugs and ids, so that the fuzzer aims at another tenant's rows by
-// every position it finds. Run it with
+// every position it finds. The last argument is the request's extra
+// headers (Prefer, Range, Accept-Profile, X-Forwarded-For, …). Run it with
 //
 //	go test ./httpapi -run '^$' -fuzz FuzzAPI -fuzztime 5m -parallel 1
 //
@@ -80,22 +81,26 @@ func FuzzAPI(f *testing.F) {
 		{"function", fn.Token, false},
 	}
 	seeded := []string{a.Slug, b.Slug, c.Slug, a.UUID, b.UUID, c.UUID}
-	fill := strings.NewReplacer(
-		"{B}", b.Slug, "{B_UUID}", b.UUID, "{B_PROJECT}", b.ProjectID, "{B_TASK}", b.TaskID,
-		"{C}", c.Slug, "{C_PROJECT}", c.ProjectID, "{A_PROJECT}", a.ProjectID,
-		"{A_TOKEN}", a.MemberToken,
-	)
-	// What acme's callers must never see, unless they sent it.
-	secrets := []string{
-		b.UUID, b.ProjectID, b.TaskID, b.ProjectName, b.TaskTitle, "secret of umbrella",
-		c.UUID, c.ProjectID, c.TaskID, c.ProjectName, c.TaskTitle, "secret of globex",
-		"admin@umbrella.test", "member@umbrella.test", "admin@globex.test", "member@globex.test",
-	}
 	conn, err := pgx.Connect(context.Background(), s.PG.AdminURL)
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { conn.Close(context.Background()) })
+	var placement string // globex's schema
+	if err := conn.QueryRow(context.Background(), `SELECT placement FROM bulkhead_control.tenants WHERE id = $1`, c.UUID).Scan(&placement); err != nil {
+		f.Fatal(err)
+	}
+	fill := strings.NewReplacer(
+		"{B}", b.Slug, "{B_UUID}", b.UUID, "{B_PROJECT}", b.ProjectID, "{B_TASK}", b.TaskID,
+		"{C}", c.Slug, "{C_PROJECT}", c.ProjectID, "{A_PROJECT}", a.ProjectID,
+		"{A_TOKEN}", a.MemberToken, "{C_SCHEMA}", placement,
+	)
+	// What acme's callers must never see, unless they sent it.
+	secrets := []string{
+		b.UUID, b.ProjectID, b.TaskID, b.ProjectName, b.TaskTitle, "secret of umbrella",
+		c.UUID, c.ProjectID, c.TaskID, c.ProjectName, c.TaskTitle, "secret of globex", placement,
+		"admin@umbrella.test", "member@umbrella.test", "admin@globex.test", "member@globex.test",
+	}
 	victims := []*canary{b, c}
 	before := map[*canary]string{}
 	for _, v := range victims {
@@ -136,6 +141,10 @@ func FuzzAPI(f *testing.F) {
 		{0, 2, "/rest/v1/projects", "select=*", "", ""},
 		{0, 0, "/rest/v1/bulkhead_control.keys", "", "", ""},
 		{0, 0, "/rest/v1/projects", "select=id::text,name->>0&name=ilike.%25%00", "", "count=exact"},
+		{0, 0, "/rest/v1/projects", "", "", "Accept-Profile: {C_SCHEMA}\nRange: 0-1000\nAccept: application/vnd.pgrst.object+json"},
+		{1, 1, "/rest/v1/tasks", "", `{"title":"t"}`, "Content-Profile: {C_SCHEMA}\nreturn=representation\nX-Forwarded-For: 10.0.0.1, {B_UUID}"},
+		{2, 0, "/rest/v1/projects", "id=eq.{A_PROJECT}", `{"name":"n"}`, "Content-Type: application/x-www-form-urlencoded"},
+		{0, 3, "/rest/v1/projects", "", "", "apikey: {A_TOKEN}"},
 		{0, 0, "/.well-known/jwks.json", "", "", ""},
 		{0, 1, "/rest/v1/tasks", "created_at=gt.not-a-time&done=is.true", "", ""},
 		{6, 3, "/rest/v1/projects", "", "", ""},
@@ -182,11 +191,19 @@ func FuzzAPI(f *testing.F) {
 		if len(body) > 0 {
 			req.Header.Set("Content-Type", "application/json")
 		}
-		if prefer != "" {
-			req.Header.Set("Prefer", prefer)
-		}
-		if _, err := http.NewRequest(m, target, nil); err != nil || req.Header.Get("Prefer") != prefer {
-			return // a header net/http would not send as given
+		// The last argument is headers, one per line as "Name: value"; a
+		// line without a colon is the Prefer header. The caller's
+		// credentials are its own: Authorization is not taken from here.
+		for _, line := range strings.Split(fill.Replace(prefer), "\n") {
+			name, value, ok := strings.Cut(line, ":")
+			if !ok {
+				name, value = "Prefer", line
+			}
+			name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+			if name == "" || value == "" || strings.EqualFold(name, "Authorization") {
+				continue
+			}
+			req.Header.Add(name, value)
 		}
 		// acme's own policies may deny it everything; what it put is
 		// taken away, so that the next input reaches the handlers.
@@ -199,7 +216,7 @@ func FuzzAPI(f *testing.F) {
 		// globex's id), so it may come back in any later answer. Rows,
 		// names and descriptions are never sent: those stay secret.
 		for _, secret := range secrets {
-			if !caller.platform && strings.Contains(path+"?"+query+string(body)+prefer, secret) {
+			if !caller.platform && strings.Contains(path+"?"+query+string(body)+fill.Replace(prefer), secret) {
 				sent[secret] = true
 			}
 		}

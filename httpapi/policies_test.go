@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/policy"
 )
 
 func TestPolicies(t *testing.T) {
@@ -158,5 +160,52 @@ func TestPoliciesReachDirectSQL(t *testing.T) {
 	time.Sleep(2100 * time.Millisecond) // the policy cache holds parsed policies for 2 s
 	if r := s.Do(t, "GET", "/rest/v1/projects", b.AdminToken, nil); r.Status != http.StatusForbidden {
 		t.Fatalf("with a broken stored policy: %s", r)
+	}
+}
+
+// TestPolicyDocumentsBounded: a tenant has at most policy.MaxDocuments
+// documents, since every decision for its users evaluates all of them; a
+// new one past the bound is a 409 that changes nothing, a document it has
+// can still be replaced, and another tenant's documents are its own.
+func TestPolicyDocumentsBounded(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	a := seed(t, s, "acme", "pool")
+	b := seed(t, s, "globex", "pool")
+	doc := func(i int) string {
+		return fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Sid":"S%d","Effect":"Deny","Action":"data:Delete","Resource":"brn:bulkhead:data:*:table/t%d"}]}`, i, i)
+	}
+	for i := range policy.MaxDocuments {
+		if r := s.Do(t, "PUT", fmt.Sprintf("/v1/policies/p%d", i), a.AdminToken, doc(i)); r.Status != http.StatusCreated {
+			t.Fatalf("document %d of %d: %s", i+1, policy.MaxDocuments, r)
+		}
+	}
+	r := s.Do(t, "PUT", "/v1/policies/one-more", a.AdminToken, doc(99))
+	if r.Status != http.StatusConflict || r.Code() != "too_many_policies" {
+		t.Fatalf("a document past the bound: %s; want 409 too_many_policies", r)
+	}
+	var got struct {
+		Policies []struct{ Name string } `json:"policies"`
+	}
+	s.Do(t, "GET", "/v1/policies", a.AdminToken, nil).JSON(t, &got)
+	if len(got.Policies) != policy.MaxDocuments {
+		t.Fatalf("%d documents after the refusal; want %d", len(got.Policies), policy.MaxDocuments)
+	}
+	if r := s.Do(t, "PUT", "/v1/policies/p3", a.AdminToken, doc(42)); r.Status != http.StatusOK {
+		t.Fatalf("replacing a document at the bound: %s", r)
+	}
+	// A platform administrator is held to the same bound.
+	if r := s.Do(t, "PUT", "/v1/policies/by-admin?tenant=acme", s.AdminToken, doc(7)); r.Status != http.StatusConflict {
+		t.Fatalf("a platform admin's document past the bound: %s", r)
+	}
+	// The bound is per tenant.
+	if r := s.Do(t, "PUT", "/v1/policies/one-more", b.AdminToken, doc(99)); r.Status != http.StatusCreated {
+		t.Fatalf("globex's first document while acme is at its bound: %s", r)
+	}
+	if r := s.Do(t, "DELETE", "/v1/policies/p0", a.AdminToken, nil); r.Status >= 300 {
+		t.Fatalf("delete: %s", r)
+	}
+	if r := s.Do(t, "PUT", "/v1/policies/one-more", a.AdminToken, doc(99)); r.Status != http.StatusCreated {
+		t.Fatalf("a new document once one was deleted: %s", r)
 	}
 }

@@ -35,12 +35,30 @@ func (db *DB) FindPolicies(ctx context.Context, tid tenant.ID) ([]StoredPolicy, 
 	})
 }
 
+// ErrTooManyPolicies refuses a tenant's document past [policy.MaxDocuments].
+var ErrTooManyPolicies = fault.Errorf(fault.Conflict, "too_many_policies",
+	"A tenant has at most %d policy documents: delete one, or put these statements into one it has.", policy.MaxDocuments)
+
 // PutPolicy creates or replaces a tenant's policy. The caller validates
 // the document first.
 func (db *DB) PutPolicy(ctx context.Context, tid tenant.ID, name, document string) (created bool, err error) {
 	defer fault.Wrap(&err, "postgres.PutPolicy(%s)", tid)
 	err = db.ownerTx(ctx, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `INSERT INTO bulkhead_control.policies (tenant_id, name, document)
+		// The tenant's row, locked, serialises its puts, so that two at
+		// once cannot both pass the bound on its documents.
+		var others int
+		var exists bool
+		err := tx.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM bulkhead_control.policies WHERE tenant_id = t.id AND name <> $2),
+			EXISTS (SELECT 1 FROM bulkhead_control.policies WHERE tenant_id = t.id AND name = $2)
+			FROM bulkhead_control.tenants t WHERE t.id = $1 FOR NO KEY UPDATE OF t`, string(tid), name).Scan(&others, &exists)
+		if err != nil {
+			return err
+		}
+		if !exists && others >= policy.MaxDocuments {
+			return ErrTooManyPolicies
+		}
+		err = tx.QueryRow(ctx, `INSERT INTO bulkhead_control.policies (tenant_id, name, document)
 			SELECT id, $2, $3 FROM bulkhead_control.tenants WHERE id = $1 AND status = 'active'
 			ON CONFLICT (tenant_id, name) DO UPDATE SET document = EXCLUDED.document, updated_at = now()
 			RETURNING (xmax = 0)`, string(tid), name, document).Scan(&created)
@@ -52,6 +70,9 @@ func (db *DB) PutPolicy(ctx context.Context, tid tenant.ID, name, document strin
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, tenant.ErrNotFound
+	}
+	if errors.Is(err, ErrTooManyPolicies) {
+		return false, err
 	}
 	if err != nil {
 		if fault.KindOf(Translate(err)) == fault.Invalid {

@@ -30,7 +30,9 @@ const (
 	// decision for the tenant's users evaluates all of them, so without
 	// a bound a tenant's admin could make each of its requests cost the
 	// server milliseconds of CPU (1,000 documents: 8.7 ms against 1.3 ms
-	// for a one-row read), which the other tenants would pay. AWS attaches
+	// for a one-row read, and over a second to parse them again at each
+	// reload of the tenant's policies), which the other tenants would
+	// pay. AWS attaches
 	// at most 10 managed policies to a role by default.
 	MaxDocuments = 10
 )

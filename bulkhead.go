@@ -14,6 +14,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/fresh"
+	"github.com/bulkhead-dev/bulkhead/internal/tokencache"
+	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -55,6 +57,7 @@ type DB struct {
 	now      func() time.Time
 	tenants  *tenantCache // minter only
 	policies fresh.Cache[policiesKey, *TenantPolicies]
+	parsed   tokencache.Cache[*policy.Document] // see loadPolicies
 }
 
 // ErrNotMinter is returned when a DB opened for business code is asked to
@@ -93,6 +96,7 @@ func Open(ctx context.Context, cfg Config) (db *DB, err error) {
 		db.pg, db.app, db.appRole = pg, pg.App(), pg.AppRole
 		db.tenants = newTenantCache(pg, cfg.TenantCacheTTL, cfg.Now)
 		db.policies.MaxAge, db.policies.Now, db.policies.Load = policiesAge, cfg.Now, db.loadPolicies
+		db.parsed.Max = parsedPoliciesMax
 		return db, nil
 	}
 	pcfg, err := postgres.AppPoolConfig(cfg.AppDatabaseURL)

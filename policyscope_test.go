@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -58,5 +59,57 @@ func TestMintFollowsPolicies(t *testing.T) {
 	raw, _ := base64.RawURLEncoding.DecodeString(strings.Split(s.Token, ".")[2])
 	if strings.Contains(string(raw), `"delete"`) {
 		t.Fatalf("a context minted under a Deny on data:Delete carries delete: %s", raw)
+	}
+}
+
+// TestPoliciesParsedOnce: a tenant's stored documents, read again at each
+// reload, are parsed once while their text is the same; a changed
+// document is parsed again and applies; the same text under another
+// tenant is that tenant's own parse.
+func TestPoliciesParsedOnce(t *testing.T) {
+	ctx := context.Background()
+	db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: databaseURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var tenants []*tenant.Tenant
+	for _, slug := range []string{"parsed-a", "parsed-b"} {
+		tn, _, err := db.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(slug), Tier: tenant.Pool, Plan: "premium"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tenants = append(tenants, tn)
+	}
+	a, b := tenants[0], tenants[1]
+	const noDeletes = `{"Version":"2012-10-17","Statement":[{"Sid":"NoDeletes","Effect":"Deny","Action":"data:Delete","Resource":"*"}]}`
+	const noInserts = `{"Version":"2012-10-17","Statement":[{"Sid":"NoInserts","Effect":"Deny","Action":"data:Insert","Resource":"*"}]}`
+	doc := func(tn *tenant.Tenant) *policy.Document {
+		t.Helper()
+		db.ForgetPolicies(tn.ID) // as a reload after policiesAge would
+		tp, err := db.Policies(ctx, tn)
+		if err != nil || len(tp.Policies) != 2 {
+			t.Fatalf("policies of %s: %+v %v; want the template and one document", tn.Slug, tp, err)
+		}
+		return tp.Policies[1]
+	}
+	for _, tn := range tenants {
+		if _, err := db.Postgres().PutPolicy(ctx, tn.ID, "p", noDeletes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := doc(a)
+	if again := doc(a); again != first {
+		t.Fatal("an unchanged document was parsed again at the reload")
+	}
+	if other := doc(b); other == first {
+		t.Fatal("another tenant's document with the same text is the same parse")
+	}
+	if _, err := db.Postgres().PutPolicy(ctx, a.ID, "p", noInserts); err != nil {
+		t.Fatal(err)
+	}
+	changed := doc(a)
+	if changed == first || changed.Statement[0].Sid != "NoInserts" {
+		t.Fatalf("after the change: %+v; want the new document", changed.Statement[0])
 	}
 }

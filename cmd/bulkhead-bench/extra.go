@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"sort"
@@ -33,8 +34,9 @@ func getTargets(bulk string, t benchTenant) []vegeta.Target {
 // noisyReport is, for each kind of flood, the quiet tenant alone and
 // during the flood, paired.
 type noisyReport struct {
-	floods []floodResult
-	rounds int
+	floods    []floodResult
+	rounds    int
+	quietRate int // 0: the quiet tenant is a closed loop of 2 clients
 }
 
 // floodResult is one kind of flood: the round with the median p99 ratio
@@ -71,13 +73,20 @@ type floodKind struct {
 // floodKeys are the keys of the floods, in the order they run.
 var floodKeys = []string{"paced", "paced-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "expensive", "closed-niced", "closed"}
 
-func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d, lead time.Duration, floodRate, rounds int, only map[string]bool) (noisyReport, error) {
-	out := noisyReport{rounds: rounds}
+func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d, lead time.Duration, floodRate, quietRate, rounds int, only map[string]bool) (noisyReport, error) {
+	out := noisyReport{rounds: rounds, quietRate: quietRate}
 	noisy, err := oneTenant(ctx, db, auth, "bench-noisy", tenant.Pool, "basic", 20)
 	if err != nil {
 		return out, err
 	}
+	// The quiet tenant is a closed loop of 2 clients, which on its own
+	// keeps the machine busy, so that any work the flood adds shows in its
+	// latency; or, with quietRate, an open loop at that pace, as a tenant
+	// within its plan sends.
 	quiet := attackSpec{Name: "quiet alone", Targets: getTargets(bulk, ts[0]), Workers: 2, Duration: d}
+	if quietRate > 0 {
+		quiet.Rate, quiet.Workers = quietRate, 64
+	}
 	// A basic-plan tenant with many rows, whose requests are each as
 	// expensive as the plan lets them be: a filter no index serves, over
 	// all of its rows, within the plan's rate, its transactions at once
@@ -381,32 +390,9 @@ func rssKB() int {
 	return 0
 }
 
-func printExtra(w *os.File, noisy noisyReport, scale []scalePoint, silos *siloReport) {
+func printExtra(w io.Writer, noisy noisyReport, scale []scalePoint, silos *siloReport) {
 	if len(noisy.floods) > 0 {
-		fmt.Fprintf(w, "\nnoisy neighbour (a quiet premium tenant, 2 clients; a basic-plan tenant, 50 rps burst 100, flooding; each flood paired with the quiet tenant alone just before it")
-		if noisy.rounds > 1 {
-			fmt.Fprintf(w, "; the round with the median p99 ratio of %d, and the range", noisy.rounds)
-		}
-		fmt.Fprintln(w, ")")
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-		head := "flood\tflood rps\trefused (429, 503)\tquiet rps alone\tduring\tquiet p50 alone\tduring\tquiet p99 alone\tduring\tp99 ratio\t"
-		if noisy.rounds > 1 {
-			head += "lowest\thighest\t"
-		}
-		fmt.Fprintln(tw, head)
-		for _, f := range noisy.floods {
-			share := 0.0
-			if f.flood.Requests > 0 {
-				share = float64(f.flood.Status["429"]+f.flood.Status["503"]) / float64(f.flood.Requests)
-			}
-			fmt.Fprintf(tw, "%s\t%.0f\t%.0f%%\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%.2f\t", f.name, f.flood.Rate, 100*share,
-				f.alone.Throughput, f.quiet.Throughput, round(f.alone.P50), round(f.quiet.P50), round(f.alone.P99), round(f.quiet.P99), f.ratio())
-			if noisy.rounds > 1 {
-				fmt.Fprintf(tw, "%.2f\t%.2f\t", f.minRatio, f.maxRatio)
-			}
-			fmt.Fprintln(tw)
-		}
-		tw.Flush()
+		printNoisy(w, noisy)
 	}
 	if len(scale) > 0 {
 		fmt.Fprintf(w, "\ntenants present (get by id, 4 clients)\n")
@@ -423,4 +409,36 @@ func printExtra(w *os.File, noisy noisyReport, scale []scalePoint, silos *siloRe
 			silos.silos, silos.onboard.Round(time.Millisecond), float64(silos.silos)/silos.onboard.Seconds(), silos.res.Throughput,
 			round(silos.res.P50), round(silos.res.P99), silos.connections, silos.poolMax, silos.total, silos.rssKB/1024)
 	}
+}
+
+// printNoisy prints the noisy-neighbour table.
+func printNoisy(w io.Writer, noisy noisyReport) {
+	quiet := "2 clients, closed loop"
+	if noisy.quietRate > 0 {
+		quiet = fmt.Sprintf("paced at %d rps", noisy.quietRate)
+	}
+	fmt.Fprintf(w, "\nnoisy neighbour (a quiet premium tenant, %s; a basic-plan tenant, 50 rps burst 100, flooding; each flood paired with the quiet tenant alone just before it", quiet)
+	if noisy.rounds > 1 {
+		fmt.Fprintf(w, "; the round with the median p99 ratio of %d, and the range", noisy.rounds)
+	}
+	fmt.Fprintln(w, ")")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	head := "flood\tflood rps\trefused (429, 503)\tquiet rps alone\tduring\tquiet p50 alone\tduring\tquiet p99 alone\tduring\tp99 ratio\t"
+	if noisy.rounds > 1 {
+		head += "lowest\thighest\t"
+	}
+	fmt.Fprintln(tw, head)
+	for _, f := range noisy.floods {
+		share := 0.0
+		if f.flood.Requests > 0 {
+			share = float64(f.flood.Status["429"]+f.flood.Status["503"]) / float64(f.flood.Requests)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f%%\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%.2f\t", f.name, f.flood.Rate, 100*share,
+			f.alone.Throughput, f.quiet.Throughput, round(f.alone.P50), round(f.quiet.P50), round(f.alone.P99), round(f.quiet.P99), f.ratio())
+		if noisy.rounds > 1 {
+			fmt.Fprintf(tw, "%.2f\t%.2f\t", f.minRatio, f.maxRatio)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
 }

@@ -64,14 +64,15 @@ func run(ctx context.Context, args []string) error {
 	noisy := fs.Bool("noisy", true, "measure a quiet tenant's p99 alone and while a basic-plan tenant floods the API")
 	floodRate := fs.Int("flood-rate", 2000, "requests per second of the paced flood in --noisy (the basic plan allows 50)")
 	lead := fs.Duration("flood-lead", 200*time.Millisecond, "how long each flood of --noisy runs before the quiet tenant is measured; longer leads measure the flood after its bursts are spent")
+	quietRate := fs.Int("quiet-rate", 0, "pace the quiet tenant of --noisy at this many requests per second (an open loop; 200 is its premium plan's rate) instead of a closed loop of 2 clients, which saturates the machine on its own")
 	floods := fs.String("floods", "", "comma-separated floods for --noisy to run (default all): "+strings.Join(floodKeys, ", "))
 	scale := fs.String("scale", "", "comma-separated tenant counts (e.g. 10,1000,100000): onboard pool tenants up to each and measure get-by-id latency")
 	silos := fs.Int("silos", 0, "onboard this many silo tenants, spread the load over them, and report connections and memory")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *duration <= 0 || *duration > 5*time.Minute || *workers == 0 || *workers > 256 || *tenants < 1 || *rows < 1 || *floodRate < 50 || *floodRate > 100000 || *maxReq < 1000 || *rate < 0 || *rate > 100000 || *warmup < 0 || *warmup > time.Minute || *rounds < 1 || *rounds > 20 || *lead < 0 || *lead > time.Minute {
-		return errors.New("flags out of range: 0 < duration <= 5m, 1 <= workers <= 256, tenants >= 1, rows >= 1, 50 <= flood-rate <= 100000, max-requests >= 1000, 0 <= rate <= 100000, 0 <= warmup <= 1m, 1 <= rounds <= 20, 0 <= flood-lead <= 1m")
+	if *duration <= 0 || *duration > 5*time.Minute || *workers == 0 || *workers > 256 || *tenants < 1 || *rows < 1 || *floodRate < 50 || *floodRate > 100000 || *maxReq < 1000 || *rate < 0 || *rate > 100000 || *warmup < 0 || *warmup > time.Minute || *rounds < 1 || *rounds > 20 || *lead < 0 || *lead > time.Minute || *quietRate < 0 || *quietRate > 100000 {
+		return errors.New("flags out of range: 0 < duration <= 5m, 1 <= workers <= 256, tenants >= 1, rows >= 1, 50 <= flood-rate <= 100000, max-requests >= 1000, 0 <= rate <= 100000, 0 <= warmup <= 1m, 1 <= rounds <= 20, 0 <= flood-lead <= 1m, 0 <= quiet-rate <= 100000")
 	}
 	only, err := parseFloods(*floods)
 	if err != nil {
@@ -206,7 +207,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	var noisyRes noisyReport
 	if *noisy {
-		if noisyRes, err = runNoisy(ctx, db, auth, bulk, ts, *duration, *lead, *floodRate, *rounds, only); err != nil {
+		if noisyRes, err = runNoisy(ctx, db, auth, bulk, ts, *duration, *lead, *floodRate, *quietRate, *rounds, only); err != nil {
 			return err
 		}
 	}

@@ -59,3 +59,23 @@ func TestVerdicts(t *testing.T) {
 		t.Errorf("verdicts for parts that did not run: %+v", vs)
 	}
 }
+
+// TestQuietRateFlag: the quiet tenant's pace is checked before anything
+// starts, and the noisy table says how the quiet tenant was loaded.
+func TestQuietRateFlag(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"-1", "100001"} {
+		err := run(t.Context(), []string{"--quiet-rate", v})
+		if err == nil || !strings.Contains(err.Error(), "quiet-rate") {
+			t.Errorf("--quiet-rate %s: %v, want an error naming the flag", v, err)
+		}
+	}
+	f := floodResult{name: "paced", alone: side("", 0, time.Millisecond), quiet: side("", 0, 1500*time.Microsecond)}
+	for rate, want := range map[int]string{0: "a quiet premium tenant, 2 clients, closed loop", 200: "a quiet premium tenant, paced at 200 rps"} {
+		var buf bytes.Buffer
+		printNoisy(&buf, noisyReport{floods: []floodResult{f}, rounds: 1, quietRate: rate})
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("quiet rate %d: the table says\n%s\nwant %q in it", rate, buf.String(), want)
+		}
+	}
+}

@@ -72,7 +72,11 @@ func verdicts(results [][2]attackResult, sql []pgbenchResult, noisy noisyReport,
 		if len(over) > 0 {
 			detail = fmt.Sprintf("%d of %d floods above: %s", len(over), len(noisy.floods), strings.Join(over, "; "))
 		}
-		out = append(out, verdict{fmt.Sprintf("a flood leaves the quiet tenant's p99 within %.1f times its value alone", targetNoisy), len(over) == 0, detail})
+		quiet := "the quiet tenant's"
+		if noisy.quietRate > 0 {
+			quiet = fmt.Sprintf("the quiet tenant's (paced at %d rps)", noisy.quietRate)
+		}
+		out = append(out, verdict{fmt.Sprintf("a flood leaves %s p99 within %.1f times its value alone", quiet, targetNoisy), len(over) == 0, detail})
 	}
 	return out
 }

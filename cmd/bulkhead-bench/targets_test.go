@@ -71,11 +71,19 @@ func TestQuietRateFlag(t *testing.T) {
 		}
 	}
 	f := floodResult{name: "paced", alone: side("", 0, time.Millisecond), quiet: side("", 0, 1500*time.Microsecond)}
-	for rate, want := range map[int]string{0: "a quiet premium tenant, 2 clients, closed loop", 200: "a quiet premium tenant, paced at 200 rps"} {
+	for rate, want := range map[int][2]string{
+		0:   {"a quiet premium tenant, 2 clients, closed loop", "leaves the quiet tenant's p99"},
+		200: {"a quiet premium tenant, paced at 200 rps", "leaves the quiet tenant's (paced at 200 rps) p99"},
+	} {
+		noisy := noisyReport{floods: []floodResult{f}, rounds: 1, quietRate: rate}
 		var buf bytes.Buffer
-		printNoisy(&buf, noisyReport{floods: []floodResult{f}, rounds: 1, quietRate: rate})
-		if !strings.Contains(buf.String(), want) {
-			t.Errorf("quiet rate %d: the table says\n%s\nwant %q in it", rate, buf.String(), want)
+		printNoisy(&buf, noisy)
+		if !strings.Contains(buf.String(), want[0]) {
+			t.Errorf("quiet rate %d: the table says\n%s\nwant %q in it", rate, buf.String(), want[0])
+		}
+		vs := verdicts(nil, nil, noisy, nil)
+		if len(vs) != 1 || !strings.Contains(vs[0].target, want[1]) {
+			t.Errorf("quiet rate %d: verdicts %+v, want one whose target says %q", rate, vs, want[1])
 		}
 	}
 }

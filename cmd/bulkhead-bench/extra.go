@@ -411,11 +411,19 @@ func printExtra(w io.Writer, noisy noisyReport, scale []scalePoint, silos *siloR
 	}
 }
 
+// pace says how the quiet tenant was paced, or "" for the closed loop.
+func (n noisyReport) pace() string {
+	if n.quietRate > 0 {
+		return fmt.Sprintf("paced at %d rps", n.quietRate)
+	}
+	return ""
+}
+
 // printNoisy prints the noisy-neighbour table.
 func printNoisy(w io.Writer, noisy noisyReport) {
 	quiet := "2 clients, closed loop"
-	if noisy.quietRate > 0 {
-		quiet = fmt.Sprintf("paced at %d rps", noisy.quietRate)
+	if p := noisy.pace(); p != "" {
+		quiet = p
 	}
 	fmt.Fprintf(w, "\nnoisy neighbour (a quiet premium tenant, %s; a basic-plan tenant, 50 rps burst 100, flooding; each flood paired with the quiet tenant alone just before it", quiet)
 	if noisy.rounds > 1 {

@@ -73,8 +73,8 @@ func verdicts(results [][2]attackResult, sql []pgbenchResult, noisy noisyReport,
 			detail = fmt.Sprintf("%d of %d floods above: %s", len(over), len(noisy.floods), strings.Join(over, "; "))
 		}
 		quiet := "the quiet tenant's"
-		if noisy.quietRate > 0 {
-			quiet = fmt.Sprintf("the quiet tenant's (paced at %d rps)", noisy.quietRate)
+		if p := noisy.pace(); p != "" {
+			quiet = "the quiet tenant's (" + p + ")"
 		}
 		out = append(out, verdict{fmt.Sprintf("a flood leaves %s p99 within %.1f times its value alone", quiet, targetNoisy), len(over) == 0, detail})
 	}

@@ -28,6 +28,7 @@ fmt-check:
 
 ## bench: the isolation tax against a raw net/http + pgx server, on a private PostgreSQL (see docs/PERFORMANCE.md)
 bench:
+	$(GO) build -o bin/bulkhead ./cmd/bulkhead
 	$(GO) build -o bin/bulkhead-bench ./cmd/bulkhead-bench
 	./bin/bulkhead-bench $(BENCHFLAGS)
 	$(GO) test ./postgres -run '^$$' -bench IsolationTax -benchtime 3s

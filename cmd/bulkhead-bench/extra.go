@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -274,13 +276,15 @@ func oneTenant(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, slug s
 
 type scalePoint struct {
 	tenants int
+	added   int           // tenants onboarded through the API for this step
+	took    time.Duration // onboarding them
 	res     attackResult
-	took    time.Duration
 }
 
-// runScale onboards pool tenants up to each count and measures get-by-id
-// latency for the first tenants at each.
-func runScale(ctx context.Context, db *bulkhead.DB, bulk string, ts []benchTenant, spec string, d time.Duration) ([]scalePoint, error) {
+// runScale onboards pool tenants up to each count, through the API's
+// POST /v1/tenants/batch, and measures get-by-id latency for the first
+// tenants at each.
+func runScale(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, spec string, d time.Duration) ([]scalePoint, error) {
 	var out []scalePoint
 	have := len(ts)
 	for _, f := range strings.Split(spec, ",") {
@@ -289,18 +293,14 @@ func runScale(ctx context.Context, db *bulkhead.DB, bulk string, ts []benchTenan
 			return nil, fmt.Errorf("--scale: %q is not a count", f)
 		}
 		start := time.Now()
-		for i := have; i < n; i++ {
-			if _, _, err := db.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(fmt.Sprintf("scale-%06d", i)), Tier: tenant.Pool}); err != nil {
+		added := max(0, n-have)
+		if added > 0 {
+			if err := onboardBatch(ctx, auth, bulk, func(i int) string { return fmt.Sprintf("scale-%06d", i) }, have, n); err != nil {
 				return nil, err
 			}
-			if (i+1)%1000 == 0 {
-				fmt.Fprintf(os.Stderr, "\rbench: onboarded %d/%d tenants", i+1, n)
-			}
-		}
-		took := time.Since(start)
-		if n > have {
 			fmt.Fprintln(os.Stderr)
 		}
+		took := time.Since(start)
 		have = max(have, n)
 		// Measure the steady state, not autovacuum catching up with the
 		// rows just written: vacuum, analyze and checkpoint first, at
@@ -317,7 +317,7 @@ func runScale(ctx context.Context, db *bulkhead.DB, bulk string, ts []benchTenan
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, scalePoint{tenants: have, res: r, took: took})
+		out = append(out, scalePoint{tenants: have, res: r, took: took, added: added})
 	}
 	return out, nil
 }
@@ -330,30 +330,51 @@ type siloReport struct {
 	poolMax     int32
 	total       int // every connection to the database: also the admin pool and the baseline server's
 	rssKB       int
+	migrate     siloMigration
 }
 
-// runSilos onboards silo tenants, spreads get-by-id over a sample of them,
-// and reports how many connections the server holds and its memory.
-func runSilos(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, n int, d time.Duration, workers uint64) (*siloReport, error) {
-	start := time.Now()
-	var sample []benchTenant
-	for i := 0; i < n; i++ {
-		slug := fmt.Sprintf("silo-%05d", i)
-		if i%(max(n/50, 1)) == 0 {
-			bt, err := oneTenant(ctx, db, auth, slug, tenant.Silo, "premium", 10)
-			if err != nil {
-				return nil, err
-			}
-			sample = append(sample, bt)
-		} else if _, _, err := db.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(slug), Tier: tenant.Silo}); err != nil {
-			return nil, err
-		}
-		if (i+1)%100 == 0 {
-			fmt.Fprintf(os.Stderr, "\rbench: onboarded %d/%d silos", i+1, n)
+// siloMigration is the time `bulkhead migrate` took to bring every silo
+// forward.
+type siloMigration struct {
+	silos       int // silos that were behind
+	from, to    int // tenant-table versions
+	concurrency int
+	took        time.Duration
+}
+
+// runSilos onboards silo tenants through `bulkhead tenants import`, gives
+// a sample of them a user and rows, spreads get-by-id over the sample, and
+// reports how many connections the server holds, its memory, and how long
+// migrating every silo takes.
+func runSilos(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bin, adminURL, dir, bulk string, n int, d time.Duration, workers uint64) (*siloReport, error) {
+	slug := func(i int) string { return fmt.Sprintf("silo-%05d", i) }
+	sampled := func(i int) bool { return i%(max(n/50, 1)) == 0 }
+	lines := make([]importLine, n)
+	for i := range lines {
+		lines[i] = importLine{ID: slug(i), Tier: string(tenant.Silo), Plan: "basic"}
+		if sampled(i) {
+			lines[i].Plan = "premium"
 		}
 	}
-	fmt.Fprintln(os.Stderr)
-	rep := &siloReport{silos: n, onboard: time.Since(start)}
+	logf("silos: onboarding %d silos with %s tenants import", n, bin)
+	start := time.Now()
+	if err := importTenants(ctx, bin, adminURL, dir, lines); err != nil {
+		return nil, err
+	}
+	took := time.Since(start)
+	var sample []benchTenant
+	for i := range n {
+		if !sampled(i) {
+			continue
+		}
+		// The tenant is there: oneTenant finds it, and adds a user and rows.
+		bt, err := oneTenant(ctx, db, auth, slug(i), tenant.Silo, "premium", 10)
+		if err != nil {
+			return nil, err
+		}
+		sample = append(sample, bt)
+	}
+	rep := &siloReport{silos: n, onboard: took}
 	var targets []vegeta.Target
 	for _, t := range sample {
 		targets = append(targets, getTargets(bulk, t)...)
@@ -371,7 +392,52 @@ func runSilos(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 	}
 	rep.poolMax = db.Postgres().App().Config().MaxConns
 	rep.rssKB = rssKB()
+	if rep.migrate, err = migrateSilos(ctx, db, bin, adminURL, n); err != nil {
+		return nil, err
+	}
 	return rep, nil
+}
+
+// migrateSilos puts every silo back on tenant-table version 1 in the
+// catalog and times `bin migrate`, the command an operator runs to
+// upgrade, bringing them all to the latest version: each silo re-applies
+// every later version's DDL in its own transaction (the steps are
+// idempotent, so this is real work on real schemas), after the command's
+// own pass over the database (roles, hardening, migrations, keys). It
+// checks the command's summary and the catalog: all n silos made it.
+func migrateSilos(ctx context.Context, db *bulkhead.DB, bin, adminURL string, n int) (siloMigration, error) {
+	m := siloMigration{from: 1, to: postgres.TenantSchemaVersion, concurrency: 4}
+	tag, err := db.Postgres().Admin().Exec(ctx, `UPDATE bulkhead_control.tenants SET schema_version = $1 WHERE tier = 'silo'`, m.from)
+	if err != nil {
+		return m, fmt.Errorf("put the silos back on version %d: %w", m.from, err)
+	}
+	if int(tag.RowsAffected()) != n {
+		return m, fmt.Errorf("%d silos in the catalog, want %d", tag.RowsAffected(), n)
+	}
+	logf("silos: %s migrate, %d silos from tenant-table version %d to %d, %d at once", bin, n, m.from, m.to, m.concurrency)
+	var stdout bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, "migrate", "--database-url", adminURL, "--concurrency", strconv.Itoa(m.concurrency))
+	cmd.Stdout = &stdout
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	err = cmd.Run()
+	m.took = time.Since(start)
+	if err != nil {
+		return m, fmt.Errorf("%s migrate: %w\n%s", bin, err, stdout.Bytes())
+	}
+	want := fmt.Sprintf("silos: %d behind, %d migrated to version %d, 0 failed", n, n, m.to)
+	if !strings.Contains(stdout.String(), want) {
+		return m, fmt.Errorf("%s migrate did not say %q:\n%s", bin, want, stdout.Bytes())
+	}
+	var behind int
+	if err := db.Postgres().Admin().QueryRow(ctx, `SELECT count(*) FROM bulkhead_control.tenants WHERE tier = 'silo' AND schema_version <> $1`, m.to).Scan(&behind); err != nil {
+		return m, err
+	}
+	if behind != 0 {
+		return m, fmt.Errorf("after %s migrate the catalog has %d silos not on version %d", bin, behind, m.to)
+	}
+	m.silos = n
+	return m, nil
 }
 
 func rssKB() int {
@@ -395,19 +461,22 @@ func printExtra(w io.Writer, noisy noisyReport, scale []scalePoint, silos *siloR
 		printNoisy(w, noisy)
 	}
 	if len(scale) > 0 {
-		fmt.Fprintf(w, "\ntenants present (get by id, 4 clients)\n")
+		fmt.Fprintf(w, "\ntenants present (get by id, 4 clients; tenants onboarded through POST /v1/tenants/batch, %d a request)\n", batchSize)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "tenants\tonboarding\trps\tp50\tp99\tp99 / first\t")
+		fmt.Fprintln(tw, "tenants\tonboarded\tin\trate\trps\tp50\tp99\tp99 / first\t")
 		for _, p := range scale {
-			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%.2f\t\n", p.tenants, p.took.Round(time.Millisecond), p.res.Throughput, round(p.res.P50), round(p.res.P99),
-				float64(p.res.P99)/float64(scale[0].res.P99))
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%.0f/s\t%.0f\t%s\t%s\t%.2f\t\n", p.tenants, p.added, p.took.Round(time.Millisecond), perSecond(p.added, p.took),
+				p.res.Throughput, round(p.res.P50), round(p.res.P99), float64(p.res.P99)/float64(scale[0].res.P99))
 		}
 		tw.Flush()
 	}
 	if silos != nil {
-		fmt.Fprintf(w, "\n%d silo tenants: onboarded in %s (%.0f/s); get by id over a sample: %.0f rps, p50 %s, p99 %s; the server's app pool holds %d PostgreSQL connections (at most %d) for all of them, %d to the database in all (with the admin pool, the pool the bench seeds through and the baseline's); bench process RSS %d MiB\n",
-			silos.silos, silos.onboard.Round(time.Millisecond), float64(silos.silos)/silos.onboard.Seconds(), silos.res.Throughput,
+		fmt.Fprintf(w, "\n%d silo tenants: onboarded through bulkhead tenants import in %s (%.0f/s); get by id over a sample: %.0f rps, p50 %s, p99 %s; the server's app pool holds %d PostgreSQL connections (at most %d) for all of them, %d to the database in all (with the admin pool, the pool the bench seeds through and the baseline's); bench process RSS %d MiB\n",
+			silos.silos, silos.onboard.Round(time.Millisecond), perSecond(silos.silos, silos.onboard), silos.res.Throughput,
 			round(silos.res.P50), round(silos.res.P99), silos.connections, silos.poolMax, silos.total, silos.rssKB/1024)
+		m := silos.migrate
+		fmt.Fprintf(w, "bulkhead migrate --concurrency %d, every silo from tenant-table version %d to %d: %d silos in %s (%.0f/s), the command's pass over the database included\n",
+			m.concurrency, m.from, m.to, m.silos, m.took.Round(time.Millisecond), perSecond(m.silos, m.took))
 	}
 }
 

@@ -67,7 +67,8 @@ func run(ctx context.Context, args []string) error {
 	quietRate := fs.Int("quiet-rate", 0, "pace the quiet tenant of --noisy at this many requests per second (an open loop; 200 is its premium plan's rate) instead of a closed loop of 2 clients, which saturates the machine on its own")
 	floods := fs.String("floods", "", "comma-separated floods for --noisy to run (default all): "+strings.Join(floodKeys, ", "))
 	scale := fs.String("scale", "", "comma-separated tenant counts (e.g. 10,1000,100000): onboard pool tenants up to each and measure get-by-id latency")
-	silos := fs.Int("silos", 0, "onboard this many silo tenants, spread the load over them, and report connections and memory")
+	silos := fs.Int("silos", 0, "onboard this many silo tenants through bulkhead tenants import, spread the load over them, report connections and memory, and time migrating them all")
+	bulkheadBin := fs.String("bulkhead-bin", "", "the bulkhead command --silos onboards through (default: bulkhead next to this executable, as make bench builds it, else on PATH)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -77,6 +78,12 @@ func run(ctx context.Context, args []string) error {
 	only, err := parseFloods(*floods)
 	if err != nil {
 		return err
+	}
+	var bin string
+	if *silos > 0 {
+		if bin, err = bulkheadBinary(*bulkheadBin); err != nil {
+			return err
+		}
 	}
 	if *profileSide != "bulkhead" && *profileSide != "baseline" {
 		return errors.New("--profile-side must be bulkhead or baseline")
@@ -213,13 +220,13 @@ func run(ctx context.Context, args []string) error {
 	}
 	var scaleRes []scalePoint
 	if *scale != "" {
-		if scaleRes, err = runScale(ctx, db, bulk, ts, *scale, *duration); err != nil {
+		if scaleRes, err = runScale(ctx, db, auth, bulk, ts, *scale, *duration); err != nil {
 			return err
 		}
 	}
 	var siloRes *siloReport
 	if *silos > 0 {
-		if siloRes, err = runSilos(ctx, db, auth, bulk, *silos, *duration, *workers); err != nil {
+		if siloRes, err = runSilos(ctx, db, auth, bin, adminURL, dir, bulk, *silos, *duration, *workers); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +87,67 @@ func TestQuietRateFlag(t *testing.T) {
 		vs := verdicts(nil, nil, noisy, nil)
 		if len(vs) != 1 || !strings.Contains(vs[0].target, want[1]) {
 			t.Errorf("quiet rate %d: verdicts %+v, want one whose target says %q", rate, vs, want[1])
+		}
+	}
+}
+
+// TestBulkOnboardingAndMigrate runs the bench end to end, small, on its own
+// PostgreSQL: the pool tenants of --scale go through POST
+// /v1/tenants/batch (two requests' worth), the silos of --silos through
+// `bulkhead tenants import`, and `bulkhead migrate` brings every silo back
+// to the latest version. The bench checks each path's answers itself and
+// exits 1 on any shortfall; this checks that it ran them and said so.
+func TestBulkOnboardingAndMigrate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bench, bulkhead := filepath.Join(dir, "bulkhead-bench"), filepath.Join(dir, "bulkhead")
+	for bin, pkg := range map[string]string{bench: ".", bulkhead: "../bulkhead"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	cmd := exec.CommandContext(t.Context(), bench, "--duration", "1s", "--warmup", "0", "--tenants", "1", "--rows", "10",
+		"--tax=false", "--pgbench=false", "--noisy=false", "--scale", "1,1200", "--silos", "4", "--bulkhead-bin", bulkhead)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^\s+1200\s+1199\s+\S+\s+\d+/s\s`),
+		regexp.MustCompile(`4 silo tenants: onboarded through bulkhead tenants import in \S+ \(\d+/s\)`),
+		regexp.MustCompile(`bulkhead migrate --concurrency 4, every silo from tenant-table version 1 to \d+: 4 silos in \S+ \(\d+/s\)`),
+	} {
+		if !want.MatchString(stdout.String()) {
+			t.Errorf("the report has no line matching %s:\n%s", want, stdout.String())
+		}
+	}
+	if !strings.Contains(stderr.String(), "imported 4/4 tenants") || !strings.Contains(stderr.String(), "4/4 silos") {
+		t.Errorf("the commands' progress is not on stderr:\n%s", stderr.String())
+	}
+}
+
+// TestCheckBatch: a batch answer counts only when every item was created
+// or already there, one result per item.
+func TestCheckBatch(t *testing.T) {
+	t.Parallel()
+	ok := `{"results":[{"id":"a","result":"created"},{"id":"b","result":"exists"}]}`
+	if err := checkBatch(200, []byte(ok), 2); err != nil {
+		t.Errorf("a whole batch refused: %v", err)
+	}
+	for _, c := range []struct {
+		status int
+		body   string
+		items  int
+		want   string
+	}{
+		{200, ok, 3, "2 results for 3 tenants"},
+		{200, `{"results":[{"id":"a","result":"created"},{"id":"b","result":"failed","code":"tenant_exists","message":"taken"}]}`, 2, "b: failed tenant_exists: taken"},
+		{413, `{"code":"too_many_rows"}`, 2, "status 413"},
+		{200, `[`, 2, "answer"},
+	} {
+		if err := checkBatch(c.status, []byte(c.body), c.items); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("checkBatch(%d, %s): %v, want an error with %q", c.status, c.body, err, c.want)
 		}
 	}
 }

@@ -230,7 +230,26 @@ END $$`)
 func migrate(ctx context.Context, cfg *pgx.ConnConfig) ([]int64, error) {
 	db := stdlib.OpenDB(*cfg)
 	defer db.Close()
-	store, err := database.NewStore(database.DialectPostgres, "bulkhead_control.schema_migrations")
+	p, err := newProvider(db)
+	if err != nil {
+		return nil, err
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	var applied []int64
+	for _, r := range res {
+		applied = append(applied, r.Source.Version)
+	}
+	return applied, nil
+}
+
+// newProvider is goose's view of the database's versioned migrations:
+// the embedded SQL files and the Go migrations, recorded in
+// bulkhead_control.schema_migrations.
+func newProvider(db *sql.DB) (*goose.Provider, error) {
+	store, err := database.NewStore(database.DialectPostgres, migrationsTable)
 	if err != nil {
 		return nil, err
 	}
@@ -250,16 +269,11 @@ func migrate(ctx context.Context, cfg *pgx.ConnConfig) ([]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
-	res, err := p.Up(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("migrations: %w", err)
-	}
-	var applied []int64
-	for _, r := range res {
-		applied = append(applied, r.Source.Version)
-	}
-	return applied, nil
+	return p, nil
 }
+
+// migrationsTable records which versioned migrations a database has.
+const migrationsTable = "bulkhead_control.schema_migrations"
 
 // poolTablesMigration builds the pool tenant tables from the same
 // definitions as every silo.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -257,6 +258,12 @@ func TestTenantsCommand(t *testing.T) {
 	if out, err := cmd("tenants", "import", imp); err == nil || !strings.Contains(out, "2 created, 1 already there, 1 failed") {
 		t.Fatalf("import: %q %v", out, err)
 	}
+	// The import's two new tenants are audited like create's.
+	if err := adm.QueryRow(ctx, `SELECT count(*) FROM (SELECT event FROM bulkhead_audit.inbox
+		UNION ALL SELECT body::jsonb FROM bulkhead_audit.events) e(ev)
+		WHERE ev->>'action' = 'tenants:Create' AND ev->>'sub' LIKE 'cli%' AND ev->>'tenant' LIKE 'imp-%'`).Scan(&audited); err != nil || audited != 2 {
+		t.Fatalf("%d tenants:Create events by the CLI's import, want 2 (%v)", audited, err)
+	}
 	// The list reads page by page and misses none.
 	db, err := postgres.Open(ctx, postgres.Config{AdminURL: pg.AdminURL})
 	if err != nil {
@@ -460,4 +467,55 @@ func get(t *testing.T, url, token string) string {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return string(b)
+}
+
+// TestMigrateStatus: `migrate --status` names the silos that are behind
+// and their versions, and changes nothing; `migrate` then brings them
+// forward, and `--status` says all is current.
+func TestMigrateStatus(t *testing.T) {
+	pg := pgtest.NewDB(t)
+	ctx := context.Background()
+	cmd := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(ctx, append(args, "--database-url", pg.AdminURL), &out, io.Discard)
+		return out.String(), err
+	}
+	for _, id := range []string{"wayne", "stark"} {
+		if _, err := cmd("tenants", "create", id, "--tier", "silo"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm, err := pgx.Connect(ctx, pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close(ctx)
+	if _, err := adm.Exec(ctx, `UPDATE bulkhead_control.tenants SET schema_version = 1 WHERE slug = 'wayne'`); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd("migrate", "--status")
+	cur := strconv.Itoa(postgres.TenantSchemaVersion)
+	for _, want := range []string{"database: up to date", "silos: 2, 1 behind: 1 on version " + cur + " (current), 1 on version 1", "  wayne: version 1 of " + cur, "bulkhead migrate brings them up to date"} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Fatalf("migrate --status: %v, want %q in:\n%s", err, want, out)
+		}
+	}
+	if strings.Contains(out, "stark") {
+		t.Fatalf("a current silo listed as behind:\n%s", out)
+	}
+	var v int
+	if err := adm.QueryRow(ctx, `SELECT schema_version FROM bulkhead_control.tenants WHERE slug = 'wayne'`).Scan(&v); err != nil || v != 1 {
+		t.Fatalf("--status changed wayne's version to %d (%v)", v, err)
+	}
+	if out, err := cmd("migrate"); err != nil || !strings.Contains(out, "silos: 1 behind, 1 migrated") {
+		t.Fatalf("migrate: %q %v", out, err)
+	}
+	if out, err := cmd("migrate", "--status"); err != nil || !strings.Contains(out, "silos: 2, 0 behind: 2 on version "+cur+" (current)") || strings.Contains(out, "brings them") {
+		t.Fatalf("migrate --status after migrate: %q %v", out, err)
+	}
+	for _, c := range []string{"0", "65"} {
+		if _, err := cmd("migrate", "--concurrency", c); !errors.As(err, new(usageError)) {
+			t.Errorf("--concurrency %s: %v, want a usage error", c, err)
+		}
+	}
 }

@@ -1,0 +1,121 @@
+package postgres_test
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// TestStatus: a set-up database is current; silos put back on older
+// versions are listed as behind with their versions, offboarded ones are
+// not; a migration this build does not know is reported; and reading the
+// status changes nothing, not even on a database bulkhead never set up.
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	db, pg := pgtest.Open(t)
+	ctx := t.Context()
+	st, err := postgres.Status(ctx, pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.SetUp || !st.Current() || len(st.Applied) == 0 || len(st.Pending) != 0 || len(st.Unknown) != 0 || len(st.Silos) != 0 {
+		t.Fatalf("a freshly set-up database: %+v", st)
+	}
+	var silos []*tenant.Tenant
+	for i := range 4 {
+		s, _, err := db.CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(fmt.Sprintf("silo-%d", i)), Tier: tenant.Silo})
+		if err != nil {
+			t.Fatal(err)
+		}
+		silos = append(silos, s)
+	}
+	if _, _, err := db.CreateTenant(ctx, postgres.TenantCreate{Slug: "pooled", Tier: tenant.Pool}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// silo-1 and silo-2 behind; silo-3 behind but offboarded.
+	exec(`UPDATE bulkhead_control.tenants SET schema_version = 1 WHERE id = $1`, string(silos[1].ID))
+	exec(`UPDATE bulkhead_control.tenants SET schema_version = 2 WHERE id = $1`, string(silos[2].ID))
+	exec(`UPDATE bulkhead_control.tenants SET schema_version = 1, status = 'offboarded' WHERE id = $1`, string(silos[3].ID))
+	snapshot := func() string {
+		t.Helper()
+		var s string
+		if err := conn.QueryRow(ctx, `SELECT (SELECT string_agg(slug || ':' || schema_version || ':' || status, ',' ORDER BY slug) FROM bulkhead_control.tenants)
+			|| '|' || (SELECT count(*) FROM bulkhead_control.schema_migrations)`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	before := snapshot()
+	st, err = postgres.Status(ctx, pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []postgres.SiloVersion{{Slug: "silo-1", Version: 1}, {Slug: "silo-2", Version: 2}}
+	if st.Current() || !slices.Equal(st.Behind, want) || st.Silos[postgres.TenantSchemaVersion] != 1 || st.Silos[1] != 1 || st.Silos[2] != 1 || len(st.Silos) != 3 {
+		t.Fatalf("with two silos behind: %+v", st)
+	}
+	if after := snapshot(); after != before {
+		t.Fatalf("Status changed the catalog:\n%s\n%s", before, after)
+	}
+	// MigrateSilos agrees: it brings exactly those two forward.
+	rep, err := db.MigrateSilos(ctx, postgres.MigrateOptions{})
+	if err != nil || rep.Total != 2 || rep.Migrated != 2 {
+		t.Fatalf("MigrateSilos after Status: %+v %v", rep, err)
+	}
+	if st, err = postgres.Status(ctx, pg.AdminURL); err != nil || !st.Current() {
+		t.Fatalf("after MigrateSilos: %+v %v", st, err)
+	}
+
+	// A migration from a newer build.
+	exec(`INSERT INTO bulkhead_control.schema_migrations (version_id, is_applied) VALUES (999999, true)`)
+	if st, err = postgres.Status(ctx, pg.AdminURL); err != nil || !slices.Equal(st.Unknown, []int64{999999}) || len(st.Pending) != 0 {
+		t.Fatalf("with a migration this build does not know: %+v %v", st, err)
+	}
+	// A migration rolled back (goose's later row says not applied) is pending.
+	last := st.Applied[len(st.Applied)-2]
+	exec(`INSERT INTO bulkhead_control.schema_migrations (version_id, is_applied) VALUES ($1, false)`, last)
+	if st, err = postgres.Status(ctx, pg.AdminURL); err != nil || !slices.Equal(st.Pending, []int64{last}) {
+		t.Fatalf("with migration %d's latest row not applied: %+v %v", last, st, err)
+	}
+
+	// A database bulkhead never set up: all pending, nothing created.
+	u, err := url.Parse(pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := pg.Name + "_empty"
+	exec(`CREATE DATABASE ` + empty)
+	t.Cleanup(func() { conn.Exec(ctx, `DROP DATABASE IF EXISTS `+empty+` WITH (FORCE)`) })
+	u.Path = "/" + empty
+	st, err = postgres.Status(ctx, u.String())
+	if err != nil || st.SetUp || st.Current() || len(st.Pending) == 0 || len(st.Applied) != 0 {
+		t.Fatalf("a database never set up: %+v %v", st, err)
+	}
+	ec, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ec.Close(ctx)
+	var schemas int
+	if err := ec.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bulkhead%'`).Scan(&schemas); err != nil || schemas != 0 {
+		t.Fatalf("Status created %d bulkhead schemas in a database it only read (%v)", schemas, err)
+	}
+}

@@ -34,7 +34,7 @@ func TestAlarmRules(t *testing.T) {
 			audit.Rules{DenialLimit: 5, DenialWindow: 30 * time.Second, RowSecurity: true, Quiet: 2 * time.Minute}, ""},
 		{"bursts off", write(`{"denials":{"limit":0}}`), audit.Rules{DenialWindow: time.Minute, Probe: true, RowSecurity: true, InvalidContext: true}, ""},
 		{"unknown rule", write(`{"probes":true}`), audit.Rules{}, `unknown field "probes"`},
-		{"unknown nested field", write(`{"denials":{"limt":3}}`), audit.Rules{}, "does not match"},
+		{"unknown nested field", write(`{"denials":{"limt":3}}`), audit.Rules{}, `unknown field "limt"`},
 		{"bad window", write(`{"denials":{"window":"soon"}}`), audit.Rules{}, `"soon" is not a duration`},
 		{"negative limit", write(`{"denials":{"limit":-1}}`), audit.Rules{}, "0 (off) or more"},
 		{"zero quiet", write(`{"quiet":"0s"}`), audit.Rules{}, "positive duration"},

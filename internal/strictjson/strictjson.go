@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strconv"
 	"strings"
 )
 
@@ -90,7 +91,7 @@ func Decode(data []byte, v any) error {
 	names := fieldNames(reflect.TypeOf(v))
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
-		return errors.New("the body must be a JSON object")
+		return errors.New("not a JSON object")
 	}
 	for k := range top {
 		if names != nil && !names[k] {
@@ -104,7 +105,14 @@ func Decode(data []byte, v any) error {
 		if errors.As(err, &te) {
 			return fmt.Errorf("field %q has the wrong type", te.Field)
 		}
-		return errors.New("the body does not match the expected shape")
+		// A nested object's unknown key: encoding/json says which only in
+		// its message.
+		if q, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			if k, uerr := strconv.Unquote(q); uerr == nil {
+				return fmt.Errorf("unknown field %q", truncate(k))
+			}
+		}
+		return errors.New("not of the expected shape")
 	}
 	return nil
 }

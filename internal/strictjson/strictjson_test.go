@@ -1,6 +1,9 @@
 package strictjson
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestCheck(t *testing.T) {
 	for _, tt := range []struct {
@@ -48,6 +51,36 @@ func TestDecode(t *testing.T) {
 				t.Fatalf("Decode(%s) = %v, want ok=%v", tt.in, err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestDecodeMessages: each refusal says what is wrong without naming a
+// body it may not be about (a file's line, a batch's item), and an
+// unknown key, nested or not, is named, cut short when long.
+func TestDecodeMessages(t *testing.T) {
+	type inner struct {
+		Limit int `json:"limit"`
+	}
+	type req struct {
+		ID    string `json:"id"`
+		Inner inner  `json:"inner"`
+	}
+	long := strings.Repeat("k", 10000)
+	for _, tt := range []struct{ in, want string }{
+		{`["id"]`, "not a JSON object"},
+		{`{"inner":{"limt":3}}`, `unknown field "limt"`},
+		{`{"inner":{"` + long + `":3}}`, `unknown field "` + truncate(long) + `"`},
+		{`{"evil":1}`, `unknown field "evil"`},
+		{`{"id":5}`, `field "id" has the wrong type`},
+	} {
+		var r req
+		err := Decode([]byte(tt.in), &r)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("Decode(%.40s) = %v, want %q", tt.in, err, tt.want)
+		}
+	}
+	if len(truncate(long)) >= 200 {
+		t.Errorf("a long key is not cut short: %d bytes", len(truncate(long)))
 	}
 }
 

@@ -72,13 +72,9 @@ func SetupWith(ctx context.Context, adminURL string, o SetupOptions) (rep *Setup
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg, err := pgx.ParseConfig(adminURL)
+	conn, cfg, err := connectAdmin(ctx, adminURL)
 	if err != nil {
-		return nil, fault.E(fault.Invalid, "invalid_database_url", "The database URL could not be parsed.")
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect as admin: %w", err)
+		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	rep = &SetupReport{}
@@ -112,6 +108,20 @@ func SetupWith(ctx context.Context, adminURL string, o SetupOptions) (rep *Setup
 		log.WarnContext(ctx, "hardening step skipped", "why", w)
 	}
 	return rep, nil
+}
+
+// connectAdmin opens one connection as the role of adminURL, and returns
+// its parsed config too.
+func connectAdmin(ctx context.Context, adminURL string) (*pgx.Conn, *pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(adminURL)
+	if err != nil {
+		return nil, nil, fault.E(fault.Invalid, "invalid_database_url", "The database URL could not be parsed.")
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect as admin: %w", err)
+	}
+	return conn, cfg, nil
 }
 
 // createRoles makes the cluster roles if they are missing. Concurrent

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -47,13 +46,9 @@ func (s *MigrationStatus) Current() bool {
 // changes nothing: no roles, no schemas, not even goose's version table.
 func Status(ctx context.Context, adminURL string) (st *MigrationStatus, err error) {
 	defer fault.Wrap(&err, "postgres.Status")
-	cfg, err := pgx.ParseConfig(adminURL)
+	conn, cfg, err := connectAdmin(ctx, adminURL)
 	if err != nil {
-		return nil, fault.E(fault.Invalid, "invalid_database_url", "The database URL could not be parsed.")
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect as admin: %w", err)
+		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 

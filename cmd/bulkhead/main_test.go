@@ -69,6 +69,16 @@ func start(t *testing.T, args ...string) (stdout, stderr *syncBuffer, stop func(
 	return stdout, stderr, stop
 }
 
+// cli runs one command against the database at url and returns its
+// stdout.
+func cli(url string) func(args ...string) (string, error) {
+	return func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(context.Background(), append(args, "--database-url", url), &out, io.Discard)
+		return out.String(), err
+	}
+}
+
 // waitFor polls until f is true (bounded, not a timing assertion).
 func waitFor(t *testing.T, what string, stderr *syncBuffer, f func() bool) {
 	t.Helper()
@@ -202,11 +212,7 @@ func TestServe(t *testing.T) {
 func TestTenantsCommand(t *testing.T) {
 	pg := pgtest.NewDB(t)
 	ctx := context.Background()
-	cmd := func(args ...string) (string, error) {
-		var out bytes.Buffer
-		err := run(ctx, append(args, "--database-url", pg.AdminURL), &out, io.Discard)
-		return out.String(), err
-	}
+	cmd := cli(pg.AdminURL)
 	if out, err := cmd("tenants", "create", "acme"); err != nil || !strings.Contains(out, "created: acme tier=pool") {
 		t.Fatalf("create acme: %q %v", out, err)
 	}
@@ -475,11 +481,7 @@ func get(t *testing.T, url, token string) string {
 func TestMigrateStatus(t *testing.T) {
 	pg := pgtest.NewDB(t)
 	ctx := context.Background()
-	cmd := func(args ...string) (string, error) {
-		var out bytes.Buffer
-		err := run(ctx, append(args, "--database-url", pg.AdminURL), &out, io.Discard)
-		return out.String(), err
-	}
+	cmd := cli(pg.AdminURL)
 	for _, id := range []string{"wayne", "stark"} {
 		if _, err := cmd("tenants", "create", id, "--tier", "silo"); err != nil {
 			t.Fatal(err)

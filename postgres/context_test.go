@@ -172,6 +172,10 @@ func TestContextVerifiedByDatabase(t *testing.T) {
 		{"padded mac", parts[0] + "." + parts[1] + "." + parts[2] + "." + parts[3] + "="},
 		{"mac in standard base64", parts[0] + "." + parts[1] + "." + parts[2] + "." + strings.NewReplacer("-", "+", "_", "/").Replace(parts[3][:42]) + "+"},
 		{"fifth part", valid + ".x"},
+		// pb's own context with its MAC's last character changed in the
+		// two bits base64url leaves unused: the same bytes to a lenient
+		// decoder, so it must be refused for its text.
+		{"mac with its spare bits set", spareBits(e.mint(t, "pb", nil))},
 		{"other version", "v2." + parts[1] + "." + parts[2] + "." + parts[3]},
 		{"oversized", parts[0] + "." + parts[1] + "." + parts[2] + strings.Repeat("A", 4096) + "." + parts[3]},
 		{"raw tenant uuid", string(e.tenants["pb"].ID)},
@@ -619,4 +623,12 @@ func TestContextFormCheckedFirst(t *testing.T) {
 	if got := reason(e.signRaw(t, "pa", func(m map[string]any) { delete(m, "exp") })); !strings.Contains(got, "(exp or iat missing or not a number)") {
 		t.Errorf("signed claims without exp: %q, want exp or iat missing", got)
 	}
+}
+
+// spareBits returns tok with the lowest of the two unused bits of its
+// MAC's last base64url character set.
+func spareBits(tok string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	i := strings.IndexByte(alphabet, tok[len(tok)-1])
+	return tok[:len(tok)-1] + string(alphabet[i|1])
 }

@@ -92,6 +92,8 @@ func TestCheckpoint(t *testing.T) {
 		func() Checkpoint { x := c; x.Seq = 6; return x }(),
 		func() Checkpoint { x := c; x.Hash = "ac"; return x }(),
 		func() Checkpoint { x := c; x.At = x.At.Add(time.Second); return x }(),
+		// The same signature bytes, spelled in uppercase hex.
+		func() Checkpoint { x := c; x.Signature = strings.ToUpper(x.Signature); return x }(),
 	} {
 		if bad.Valid([]byte("secret-secret-secret-secret-1234")) {
 			t.Fatalf("an edited checkpoint verifies: %+v", bad)
@@ -99,6 +101,14 @@ func TestCheckpoint(t *testing.T) {
 	}
 	if c.Valid([]byte("another-secret-another-secret-12")) {
 		t.Fatal("a checkpoint verifies under another key")
+	}
+	r := Retention{ThroughSeq: 7, ThroughHash: "ab", Removed: 7, Before: time.Unix(50, 0), At: time.Unix(100, 0)}.Sign("k1", []byte("secret-secret-secret-secret-1234"))
+	if !r.Valid([]byte("secret-secret-secret-secret-1234")) {
+		t.Fatal("a signed retention record does not verify")
+	}
+	r.Signature = strings.ToUpper(r.Signature)
+	if r.Valid([]byte("secret-secret-secret-secret-1234")) {
+		t.Fatal("a retention record verifies with its signature in uppercase hex")
 	}
 }
 

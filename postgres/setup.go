@@ -18,6 +18,8 @@ import (
 	"github.com/pressly/goose/v3/database"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/policy"
+	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 //go:embed migrations/*.sql
@@ -48,6 +50,16 @@ const (
 type SetupReport struct {
 	Applied  []int64  // migration versions applied now
 	Warnings []string // hardening steps that need a superuser and were skipped
+	// OverBound lists the tenants with more policy documents than
+	// policy.MaxDocuments (attached before the bound existed): they keep
+	// them all, and every decision for their users evaluates them all.
+	OverBound []TenantDocuments
+}
+
+// TenantDocuments is a tenant and how many policy documents it has.
+type TenantDocuments struct {
+	Slug      tenant.Slug
+	Documents int
 }
 
 // Setup brings the database at adminURL to the current version: roles,
@@ -104,10 +116,33 @@ func SetupWith(ctx context.Context, adminURL string, o SetupOptions) (rep *Setup
 	if err := ensureKeys(ctx, conn); err != nil {
 		return nil, err
 	}
+	if rep.OverBound, err = overBound(ctx, conn); err != nil {
+		return nil, err
+	}
 	for _, w := range rep.Warnings {
 		log.WarnContext(ctx, "hardening step skipped", "why", w)
 	}
+	for _, t := range rep.OverBound {
+		log.WarnContext(ctx, "tenant over the bound of policy documents; each of its requests evaluates them all",
+			"tenant", t.Slug, "documents", t.Documents, "bound", policy.MaxDocuments)
+	}
 	return rep, nil
+}
+
+// overBound lists the tenants (not offboarded) with more policy documents
+// than policy.MaxDocuments, most first.
+func overBound(ctx context.Context, conn *pgx.Conn) ([]TenantDocuments, error) {
+	rows, err := conn.Query(ctx, `SELECT t.slug, count(*)::int FROM bulkhead_control.policies p
+		JOIN bulkhead_control.tenants t ON t.id = p.tenant_id
+		WHERE t.status <> 'offboarded' GROUP BY t.slug HAVING count(*) > $1 ORDER BY 2 DESC, 1`, policy.MaxDocuments)
+	if err != nil {
+		return nil, fmt.Errorf("count policy documents: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TenantDocuments, error) {
+		var t TenantDocuments
+		err := r.Scan(&t.Slug, &t.Documents)
+		return t, err
+	})
 }
 
 // connectAdmin opens one connection as the role of adminURL, and returns

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
+	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 )
 
@@ -509,8 +511,20 @@ func TestMigrateStatus(t *testing.T) {
 	if err := adm.QueryRow(ctx, `SELECT schema_version FROM bulkhead_control.tenants WHERE slug = 'wayne'`).Scan(&v); err != nil || v != 1 {
 		t.Fatalf("--status changed wayne's version to %d (%v)", v, err)
 	}
-	if out, err := cmd("migrate"); err != nil || !strings.Contains(out, "silos: 1 behind, 1 migrated") {
+	// Documents attached before the bound existed: stark over it, wayne
+	// at it. migrate names stark alone.
+	if _, err := adm.Exec(ctx, `INSERT INTO bulkhead_control.policies (tenant_id, name, document)
+		SELECT t.id, 'p' || g, '{}' FROM bulkhead_control.tenants t, generate_series(1, CASE t.slug WHEN 'stark' THEN $1::int ELSE $2::int END) g`,
+		policy.MaxDocuments+2, policy.MaxDocuments); err != nil {
+		t.Fatal(err)
+	}
+	out, err = cmd("migrate")
+	if err != nil || !strings.Contains(out, "silos: 1 behind, 1 migrated") {
 		t.Fatalf("migrate: %q %v", out, err)
+	}
+	over := fmt.Sprintf("warning: tenant stark has %d policy documents, over the bound of %d", policy.MaxDocuments+2, policy.MaxDocuments)
+	if !strings.Contains(out, over) || strings.Contains(out, "tenant wayne") {
+		t.Fatalf("migrate did not name stark alone as over the bound:\n%s", out)
 	}
 	if out, err := cmd("migrate", "--status"); err != nil || !strings.Contains(out, "silos: 2, 0 behind: 2 on version "+cur+" (current)") || strings.Contains(out, "brings them") {
 		t.Fatalf("migrate --status after migrate: %q %v", out, err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 )
 
@@ -47,6 +48,10 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	for _, w := range rep.Warnings {
 		fmt.Fprintln(stdout, "warning:", w)
+	}
+	for _, t := range rep.OverBound {
+		fmt.Fprintf(stdout, "warning: tenant %s has %d policy documents, over the bound of %d that new ones are held to; each of its requests evaluates them all (remove some with bulkhead policy delete)\n",
+			t.Slug, t.Documents, policy.MaxDocuments)
 	}
 	return migrateSilos(ctx, u, *concurrency, stdout, stderr)
 }

@@ -118,16 +118,30 @@ func (db *DB) Sweep(ctx context.Context, o WatchdogOptions) (out []Finding, err 
 	if err != nil {
 		return nil, err
 	}
+	// Each backend is terminated once, however many findings name it, and
+	// the sweep waits for it to exit: "terminated" means its locks are
+	// released and it is gone from pg_stat_activity, so the next sweep
+	// does not find it again.
+	done := map[int32]string{}
 	for _, f := range found {
-		var ok bool
-		f.Action = "terminated"
-		if err := db.admin.QueryRow(ctx, `SELECT pg_terminate_backend($1)`, f.PID).Scan(&ok); err != nil || !ok {
-			f.Action = "reported (could not terminate)"
+		action, ok := done[f.PID]
+		if !ok {
+			action = "terminated"
+			var exited bool
+			if err := db.admin.QueryRow(ctx, `SELECT pg_terminate_backend($1, $2)`, f.PID, terminateWait.Milliseconds()).Scan(&exited); err != nil || !exited {
+				action = "reported (could not terminate)"
+			}
+			done[f.PID] = action
 		}
+		f.Action = action
 		out = append(out, f)
 	}
 	return out, nil
 }
+
+// terminateWait bounds how long a sweep waits for a terminated backend to
+// exit.
+const terminateWait = 2 * time.Second
 
 // resetRole removes every setting of an app role and puts back bulkhead's.
 func (db *DB) resetRole(ctx context.Context, role string) error {

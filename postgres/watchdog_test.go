@@ -39,6 +39,7 @@ func TestWatchdog(t *testing.T) {
 	if _, err := conn.Exec(ctx, `LOCK TABLE app.projects IN ACCESS EXCLUSIVE MODE`); err != nil {
 		t.Fatalf("LOCK TABLE as an app role: %v", err)
 	}
+	holder := conn.PgConn().PID()
 	got, err := e.db.Sweep(ctx, postgres.WatchdogOptions{MaxIdleInTransaction: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +56,11 @@ func TestWatchdog(t *testing.T) {
 	}
 	if err := conn.Ping(ctx); err == nil {
 		t.Fatal("the lock holder's connection survived")
+	}
+	// "terminated" means gone: the sweep waited for the backend to exit.
+	var left int
+	if err := e.db.Admin().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, holder).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("the terminated lock holder is still in pg_stat_activity (%d, %v)", left, err)
 	}
 	var settings []string
 	if err := e.db.Admin().QueryRow(ctx, `SELECT coalesce(array_agg(c), '{}') FROM pg_db_role_setting s, unnest(s.setconfig) c

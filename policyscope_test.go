@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
 	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -18,6 +19,8 @@ import (
 // scope carries only what the tenant's plan and policies allow: what
 // POST /v1/auth/context, the Lambda authorizer and DB.Tx hand out.
 func TestMintFollowsPolicies(t *testing.T) {
+	// A database of its own, so that the test can run again (-count).
+	databaseURL := pgtest.NewDB(t).AdminURL
 	ctx := context.Background()
 	db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: databaseURL})
 	if err != nil {
@@ -67,6 +70,8 @@ func TestMintFollowsPolicies(t *testing.T) {
 // document is parsed again and applies; the same text under another
 // tenant is that tenant's own parse.
 func TestPoliciesParsedOnce(t *testing.T) {
+	// A database of its own, so that the test can run again (-count).
+	databaseURL := pgtest.NewDB(t).AdminURL
 	ctx := context.Background()
 	db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: databaseURL})
 	if err != nil {

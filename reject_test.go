@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -20,6 +21,8 @@ import (
 // a signature check; one that could pass later (an unknown key) is not;
 // and a valid token is untouched by either.
 func TestRejectedTokensRemembered(t *testing.T) {
+	// A database of its own, so that the test can run again (-count).
+	databaseURL := pgtest.NewDB(t).AdminURL
 	ctx := context.Background()
 	db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: databaseURL})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead"
 	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -20,6 +21,8 @@ import (
 // session state; none of it reaches them or the next user of the
 // connection (one connection, so the next user gets the very same one).
 func TestTxBusinessPool(t *testing.T) {
+	// A database of its own, so that the test can run again (-count).
+	databaseURL := pgtest.NewDB(t).AdminURL
 	ctx := context.Background()
 	sep := "?"
 	if strings.Contains(databaseURL, "?") {
@@ -155,6 +158,8 @@ func TestTxBusinessPool(t *testing.T) {
 // forgetting a tenant is harmless. The minter's policies cache serves its
 // copy until told to forget it (its clock stands still here).
 func TestBusinessHandleHasNoCatalog(t *testing.T) {
+	// A database of its own, so that the test can run again (-count).
+	databaseURL := pgtest.NewDB(t).AdminURL
 	ctx := context.Background()
 	now := time.Now()
 	minter, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: databaseURL, Now: func() time.Time { return now }})

@@ -19,7 +19,7 @@ type Finding struct {
 	Role   string
 	PID    int32
 	Detail string
-	Action string // "reset", "terminated", or "reported"
+	Action string // "reset", "terminated", "gone" (ended before it was signalled), or "reported (why)"
 }
 
 func (f Finding) String() string {
@@ -126,11 +126,7 @@ func (db *DB) Sweep(ctx context.Context, o WatchdogOptions) (out []Finding, err 
 	for _, f := range found {
 		action, ok := done[f.PID]
 		if !ok {
-			action = "terminated"
-			var exited bool
-			if err := db.admin.QueryRow(ctx, `SELECT pg_terminate_backend($1, $2)`, f.PID, terminateWait.Milliseconds()).Scan(&exited); err != nil || !exited {
-				action = "reported (could not terminate)"
-			}
+			action = db.terminate(ctx, f.PID)
 			done[f.PID] = action
 		}
 		f.Action = action
@@ -142,6 +138,31 @@ func (db *DB) Sweep(ctx context.Context, o WatchdogOptions) (out []Finding, err 
 // terminateWait bounds how long a sweep waits for a terminated backend to
 // exit.
 const terminateWait = 2 * time.Second
+
+// terminate ends the backend pid, waiting up to terminateWait for it to
+// exit, and says what happened: "terminated" (it has exited), "gone" (it
+// ended on its own before it could be signalled), or a "reported (…)"
+// saying why it may still be there.
+func (db *DB) terminate(ctx context.Context, pid int32) string {
+	var exited bool
+	err := db.admin.QueryRow(ctx, `SELECT pg_terminate_backend($1, $2)`, pid, terminateWait.Milliseconds()).Scan(&exited)
+	switch {
+	case err != nil:
+		return "reported (could not terminate: " + err.Error() + ")"
+	case exited:
+		return "terminated"
+	}
+	// false: either pid is no longer a backend (it ended between the query
+	// that found it and the signal), or it did not exit in time.
+	var alive bool
+	if err := db.admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`, pid).Scan(&alive); err != nil {
+		return "reported (could not terminate: " + err.Error() + ")"
+	}
+	if !alive {
+		return "gone"
+	}
+	return "reported (signalled, still running after " + terminateWait.String() + ")"
+}
 
 // resetRole removes every setting of an app role and puts back bulkhead's.
 func (db *DB) resetRole(ctx context.Context, role string) error {

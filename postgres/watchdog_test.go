@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 )
 
@@ -87,5 +88,53 @@ func TestWatchdog(t *testing.T) {
 	got, err = e.db.Sweep(ctx, postgres.WatchdogOptions{MaxIdleInTransaction: time.Nanosecond})
 	if err != nil || len(got) != 1 || got[0].Kind != "idle_in_transaction" || got[0].Action != "terminated" {
 		t.Fatalf("idle sweep: %v %v", got, err)
+	}
+}
+
+// TestWatchdogTerminate checks what a sweep says it did to a backend: one
+// that ended on its own before the signal is "gone", not a failure to
+// terminate, and a live one is "terminated" once it has exited.
+func TestWatchdogTerminate(t *testing.T) {
+	t.Parallel()
+	db, pg := pgtest.Open(t)
+	ctx := t.Context()
+	fn, err := db.CreateFunction(ctx, "wdt_"+strings.TrimPrefix(pg.Name, "bulkhead_test_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := func() (*pgx.Conn, int32) {
+		c, err := pgx.Connect(ctx, pg.URL(fn.LoginRole, fn.Password))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		return c, int32(c.PgConn().PID())
+	}
+	alive := func(pid int32) bool {
+		var n int
+		if err := db.Admin().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, pid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+
+	live, pid := backend()
+	if got := postgres.Terminate(db, ctx, pid); got != "terminated" {
+		t.Fatalf("a live backend: %q, want terminated", got)
+	}
+	if alive(pid) || live.Ping(ctx) == nil {
+		t.Fatal("the terminated backend is still there")
+	}
+
+	ended, pid := backend()
+	ended.Close(ctx)
+	for i := 0; alive(pid); i++ {
+		if i == 600 {
+			t.Fatal("a closed connection's backend did not exit")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := postgres.Terminate(db, ctx, pid); got != "gone" {
+		t.Fatalf("a backend that had already ended: %q, want gone", got)
 	}
 }

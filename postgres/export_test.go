@@ -1,0 +1,4 @@
+package postgres
+
+// Terminate exposes the watchdog's termination of one backend to the tests.
+var Terminate = (*DB).terminate

@@ -164,8 +164,9 @@ func (s *Server) vendContext(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Isolation: Mint's default scope is what the tenant's policies allow on
-	// every tenant table, so a function cannot do through direct SQL what
-	// the data API would refuse.
+	// every tenant table, so a function cannot insert, update or delete
+	// through direct SQL what the data API would refuse. (Reads need only a
+	// valid context: policies.md says so.)
 	sc, err := s.db.Mint(r.Context(), p, bulkhead.MintOptions{Audience: fn.LoginRole, RequestID: requestIDFrom(r.Context())})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -1044,7 +1044,9 @@ func TestStatementTimeoutByPlan(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
 		c.RequestTimeout = time.Minute
-		c.Limits = map[string]httpapi.Limit{"premium": {Rate: 100, Burst: 100, Concurrent: 4, StatementTimeout: 200 * time.Millisecond}}
+		// Long enough that seeding never meets it on a loaded machine, far
+		// below the request deadline.
+		c.Limits = map[string]httpapi.Limit{"premium": {Rate: 100, Burst: 100, Concurrent: 4, StatementTimeout: 2 * time.Second}}
 	}})
 	a := seed(t, s, "acme", "pool")
 	lockProjects(t, s)
@@ -1081,6 +1083,53 @@ func TestBatchOnboarding(t *testing.T) {
 	for _, bad := range []string{`{"id":"x"}`, `[]`, `[{"id":"x","ID":"y"}]`} {
 		if r := s.Do(t, "POST", "/v1/tenants/batch", s.AdminToken, bad); r.Status < 400 || r.Status >= 500 {
 			t.Fatalf("bad batch %s: %s", bad, r)
+		}
+	}
+}
+
+// TestBatchPastDeadline holds a lock that creating a tenant needs: when
+// the request's time runs out, the answer still lists every item, each
+// failed as "timeout" (the one that was waiting, and the rest, which are
+// not tried), and none of them exists afterwards.
+func TestBatchPastDeadline(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) { c.RequestTimeout = 500 * time.Millisecond }})
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.PG.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reads of the catalog go on; inserts into it wait.
+	if _, err := tx.Exec(ctx, `LOCK TABLE bulkhead_control.tenants IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	r := s.Do(t, "POST", "/v1/tenants/batch", s.AdminToken, `[{"id":"late-1"},{"id":"late-2","tier":"silo"},{"id":"late-3"}]`)
+	tx.Rollback(ctx)
+	var out struct {
+		Results []struct{ ID, Result, Code, Message string } `json:"results"`
+	}
+	if r.Status != http.StatusOK {
+		t.Fatalf("batch past its deadline: %s", r)
+	}
+	r.JSON(t, &out)
+	got := ""
+	for _, x := range out.Results {
+		got += x.ID + ":" + x.Result + ":" + x.Code + " "
+		if !strings.Contains(x.Message, "Send the batch again") {
+			t.Errorf("%s: message %q", x.ID, x.Message)
+		}
+	}
+	if got != "late-1:failed:timeout late-2:failed:timeout late-3:failed:timeout " {
+		t.Fatalf("batch = %s (%s)", got, r)
+	}
+	for _, id := range []string{"late-1", "late-2", "late-3"} {
+		if r := s.Do(t, "GET", "/v1/tenants/"+id, s.AdminToken, nil); r.Status != http.StatusNotFound {
+			t.Fatalf("%s after a batch that timed out: %s", id, r)
 		}
 	}
 }

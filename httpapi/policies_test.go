@@ -209,3 +209,23 @@ func TestPolicyDocumentsBounded(t *testing.T) {
 		t.Fatalf("a new document once one was deleted: %s", r)
 	}
 }
+
+// TestBadBytesRefusedByName: a document that is not UTF-8 is refused as an
+// invalid document (not as a bad name), and a user's email with a NUL as
+// an invalid email; neither is stored.
+func TestBadBytesRefusedByName(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{})
+	a := seed(t, s, "acme", "pool")
+	doc := []byte("{\"Version\":\"2012-10-17\",\"Id\":\"\xff\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"data:Select\",\"Resource\":\"*\"}]}")
+	if r := s.Do(t, "PUT", "/v1/policies/good-name", a.AdminToken, doc); r.Status != http.StatusBadRequest || r.Code() != "invalid_policy" {
+		t.Fatalf("a document that is not UTF-8: %s, want 400 invalid_policy", r)
+	}
+	if r := s.Do(t, "GET", "/v1/policies", a.AdminToken, nil); strings.Contains(string(r.Body), "good-name") {
+		t.Fatalf("the refused document was stored: %s", r)
+	}
+	body := map[string]string{"email": "a\u0000@acme.test", "password": "a long enough password", "role": "member"}
+	if r := s.Do(t, "POST", "/v1/tenants/acme/users", a.AdminToken, body); r.Status != http.StatusBadRequest || r.Code() != "invalid_email" {
+		t.Fatalf("an email with a NUL: %s, want 400 invalid_email", r)
+	}
+}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -103,6 +104,9 @@ type batchResult struct {
 // maxBatch bounds one batch of tenants.
 const maxBatch = 1000
 
+// batchTimeout is the message of a batch item the request's time ran out on.
+const batchTimeout = "The request's time ran out before this tenant was created; nothing was kept for it. Send the batch again: what exists is reported as such."
+
 // createTenants onboards up to maxBatch tenants in one request. Each is
 // created atomically and independently (one failing does not stop the
 // others), and retrying the same batch is safe: what already exists is
@@ -144,13 +148,25 @@ func (s *Server) createTenants(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]batchResult, len(reqs))
 	for i, req := range reqs {
+		res := batchResult{ID: req.ID}
+		if r.Context().Err() != nil {
+			// The request's time ran out: the rest are not tried.
+			res.Result, res.Code, res.Message = "failed", "timeout", batchTimeout
+			out[i] = res
+			continue
+		}
 		if req.Tier == "" {
 			req.Tier = string(tenant.Pool)
 		}
 		t, created, err := s.pg.CreateTenant(s.changeCtx(r), postgres.TenantCreate{Slug: tenant.Slug(req.ID), Name: req.Name, Tier: tenant.Tier(req.Tier), Plan: req.Plan})
-		res := batchResult{ID: req.ID}
 		switch {
+		case err != nil && fault.KindOf(err) == fault.Canceled:
+			res.Result, res.Code, res.Message = "failed", "timeout", batchTimeout
 		case err != nil:
+			if fault.KindOf(err) == fault.Internal {
+				s.log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("request_id", requestIDFrom(r.Context())),
+					slog.Int("batch_item", i), slog.String("err", err.Error()))
+			}
 			res.Result, res.Code, res.Message = "failed", fault.CodeOf(err), fault.MessageOf(err)
 		case created:
 			res.Result = "created"
@@ -328,6 +344,11 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Password == "" || len(req.Password) > identity.MaxPasswordLen {
 		s.writeError(w, r, identity.ErrInvalidPassword)
+		return
+	}
+	// Refused before the password is hashed: a bad email costs no hash.
+	if _, err := postgres.CheckEmail(req.Email); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	// Isolation: the tenant's share of the server's password checks first,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/internal/strictjson"
@@ -113,6 +114,10 @@ func (d *Document) UnmarshalJSON(b []byte) error {
 func (d *Document) decode(b []byte, op string) error {
 	if len(b) > MaxSize {
 		return invalid(op, "the document is %d bytes, more than the limit of %d", len(b), MaxSize)
+	}
+	if !utf8.Valid(b) {
+		// JSON text is UTF-8; the document is stored as text, as sent.
+		return invalid(op, "the document is not valid UTF-8")
 	}
 	if err := strictjson.Check(b); err != nil {
 		return invalid(op, "%s", jsonProblem(err))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/policy"
@@ -46,12 +47,20 @@ func (db *DB) PutPolicy(ctx context.Context, tid tenant.ID, name, document strin
 	err = db.ownerTx(ctx, func(tx pgx.Tx) error {
 		// The tenant's row, locked, serialises its puts, so that two at
 		// once cannot both pass the bound on its documents.
+		// The lock also waits for an offboarding that has begun, and the
+		// status is then read again: an offboarding or offboarded tenant
+		// gets no documents (offboarding deletes them). A suspended tenant
+		// can still have its policies changed, as they can be listed and
+		// deleted.
 		var others int
 		var exists bool
+		var slug string
 		err := tx.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM bulkhead_control.policies WHERE tenant_id = t.id AND name <> $2),
-			EXISTS (SELECT 1 FROM bulkhead_control.policies WHERE tenant_id = t.id AND name = $2)
-			FROM bulkhead_control.tenants t WHERE t.id = $1 FOR NO KEY UPDATE OF t`, string(tid), name).Scan(&others, &exists)
+			EXISTS (SELECT 1 FROM bulkhead_control.policies WHERE tenant_id = t.id AND name = $2),
+			t.slug
+			FROM bulkhead_control.tenants t WHERE t.id = $1 AND t.status IN ('active', 'suspended')
+			FOR NO KEY UPDATE OF t`, string(tid), name).Scan(&others, &exists, &slug)
 		if err != nil {
 			return err
 		}
@@ -59,13 +68,13 @@ func (db *DB) PutPolicy(ctx context.Context, tid tenant.ID, name, document strin
 			return ErrTooManyPolicies
 		}
 		err = tx.QueryRow(ctx, `INSERT INTO bulkhead_control.policies (tenant_id, name, document)
-			SELECT id, $2, $3 FROM bulkhead_control.tenants WHERE id = $1 AND status = 'active'
+			VALUES ($1, $2, $3)
 			ON CONFLICT (tenant_id, name) DO UPDATE SET document = EXCLUDED.document, updated_at = now()
 			RETURNING (xmax = 0)`, string(tid), name, document).Scan(&created)
 		if err != nil {
 			return err
 		}
-		return db.changeEvent(ctx, tx, "policies:Put", controlResource(string(tid), policy.KindPolicy, name), string(tid), "",
+		return db.changeEvent(ctx, tx, "policies:Put", controlResource(string(tid), policy.KindPolicy, name), string(tid), slug,
 			map[string]string{"policy": name})
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -75,7 +84,7 @@ func (db *DB) PutPolicy(ctx context.Context, tid tenant.ID, name, document strin
 		return false, err
 	}
 	if err != nil {
-		if fault.KindOf(Translate(err)) == fault.Invalid {
+		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23514" { // check_violation: the name's CHECK
 			return false, fault.E(fault.Invalid, "invalid_policy_name", "A policy name is 1 to 64 letters, digits, '_' or '-'.")
 		}
 		return false, Translate(err)
@@ -86,14 +95,16 @@ func (db *DB) PutPolicy(ctx context.Context, tid tenant.ID, name, document strin
 // DeletePolicy removes a tenant's policy.
 func (db *DB) DeletePolicy(ctx context.Context, tid tenant.ID, name string) error {
 	err := db.ownerTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM bulkhead_control.policies WHERE tenant_id = $1 AND name = $2`, string(tid), name)
+		var slug string
+		err := tx.QueryRow(ctx, `DELETE FROM bulkhead_control.policies p WHERE p.tenant_id = $1 AND p.name = $2
+			RETURNING (SELECT t.slug FROM bulkhead_control.tenants t WHERE t.id = p.tenant_id)`, string(tid), name).Scan(&slug)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrPolicyNotFound
+		}
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return ErrPolicyNotFound
-		}
-		return db.changeEvent(ctx, tx, "policies:Delete", controlResource(string(tid), policy.KindPolicy, name), string(tid), "",
+		return db.changeEvent(ctx, tx, "policies:Delete", controlResource(string(tid), policy.KindPolicy, name), string(tid), slug,
 			map[string]string{"policy": name})
 	})
 	return Translate(err)

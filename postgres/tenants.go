@@ -43,17 +43,16 @@ func scanTenant(row pgx.Row) (*tenant.Tenant, error) {
 	return &t, nil
 }
 
-// CreateTenant onboards a tenant. A pool tenant gets a catalog row; a silo
-// tenant also gets its own schema with the tenant tables, policies and
-// grants. All of it commits together or not at all. A retry with the same
-// slug, name and tier returns the existing tenant and created=false.
-func (db *DB) CreateTenant(ctx context.Context, c TenantCreate) (t *tenant.Tenant, created bool, err error) {
-	defer fault.Wrap(&err, "postgres.CreateTenant(%s)", c.Slug)
+// Normalized checks c and returns it with its defaults filled in: the
+// name defaults to the slug, the plan to "basic". CreateTenant refuses
+// exactly what it refuses, so a bulk import can check every line before it
+// creates anything.
+func (c TenantCreate) Normalized() (TenantCreate, error) {
 	if _, err := tenant.ParseSlug(string(c.Slug)); err != nil {
-		return nil, false, err
+		return c, err
 	}
 	if !c.Tier.Valid() {
-		return nil, false, fault.E(fault.Invalid, "invalid_tier", `The tier must be "pool" or "silo".`)
+		return c, fault.E(fault.Invalid, "invalid_tier", `The tier must be "pool" or "silo".`)
 	}
 	if c.Name == "" {
 		c.Name = string(c.Slug)
@@ -62,19 +61,26 @@ func (db *DB) CreateTenant(ctx context.Context, c TenantCreate) (t *tenant.Tenan
 		c.Plan = "basic"
 	}
 	if c.Plan != "basic" && c.Plan != "premium" {
-		return nil, false, fault.E(fault.Invalid, "invalid_plan", `The plan must be "basic" or "premium".`)
+		return c, fault.E(fault.Invalid, "invalid_plan", `The plan must be "basic" or "premium".`)
 	}
 	if len(c.Name) > 200 {
-		return nil, false, fault.E(fault.Invalid, "invalid_name", "A tenant name is at most 200 bytes.")
+		return c, fault.E(fault.Invalid, "invalid_name", "A tenant name is at most 200 bytes.")
 	}
-	if existing, err := db.FindTenantBySlug(ctx, c.Slug, true); err == nil {
-		if existing.Status != tenant.Offboarded && existing.Status != tenant.Offboarding &&
-			existing.Tier == c.Tier && existing.Name == c.Name && existing.Plan == c.Plan {
-			return existing, false, nil
-		}
-		return nil, false, ErrTenantExists
-	} else if !tenant.IsNotFound(err) {
+	return c, nil
+}
+
+// CreateTenant onboards a tenant. A pool tenant gets a catalog row; a silo
+// tenant also gets its own schema with the tenant tables, policies and
+// grants. All of it commits together or not at all. A retry with the same
+// slug, name and tier returns the existing tenant and created=false, also
+// when the retry races with the call that creates it.
+func (db *DB) CreateTenant(ctx context.Context, c TenantCreate) (t *tenant.Tenant, created bool, err error) {
+	defer fault.Wrap(&err, "postgres.CreateTenant(%s)", c.Slug)
+	if c, err = c.Normalized(); err != nil {
 		return nil, false, err
+	}
+	if existing, err := db.sameTenant(ctx, c); existing != nil || err != nil {
+		return existing, false, err
 	}
 	id := tenant.ID(uuid.New().String())
 	placement := "pool"
@@ -99,11 +105,34 @@ func (db *DB) CreateTenant(ctx context.Context, c TenantCreate) (t *tenant.Tenan
 	})
 	if err != nil {
 		if fault.KindOf(Translate(err)) == fault.Conflict {
+			// Another call created the slug since the check above: the
+			// same tenant is "already there", a different one is taken.
+			if existing, err := db.sameTenant(ctx, c); existing != nil || err != nil {
+				return existing, false, err
+			}
 			return nil, false, ErrTenantExists
 		}
 		return nil, false, Translate(err)
 	}
 	return t, true, nil
+}
+
+// sameTenant returns the tenant with c's slug when it is c (same tier,
+// name and plan, not offboarded), nil when there is none, and
+// ErrTenantExists when the slug belongs to another.
+func (db *DB) sameTenant(ctx context.Context, c TenantCreate) (*tenant.Tenant, error) {
+	existing, err := db.FindTenantBySlug(ctx, c.Slug, true)
+	if tenant.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if existing.Status != tenant.Offboarded && existing.Status != tenant.Offboarding &&
+		existing.Tier == c.Tier && existing.Name == c.Name && existing.Plan == c.Plan {
+		return existing, nil
+	}
+	return nil, ErrTenantExists
 }
 
 // createSilo makes the tenant's own schema. CREATE SCHEMA without IF NOT
@@ -212,8 +241,11 @@ type OffboardRecord struct {
 	DeletedRows   map[string]int64 `json:"deleted_rows"`
 	DroppedSchema string           `json:"dropped_schema,omitempty"`
 	DeletedUsers  int64            `json:"deleted_users"`
-	At            time.Time        `json:"at"`
-	Remains       []string         `json:"remains"`
+	// DeletedPolicies counts the tenant's policy documents, which its
+	// admins wrote and which may name its addresses, users or data.
+	DeletedPolicies int64     `json:"deleted_policies"`
+	At              time.Time `json:"at"`
+	Remains         []string  `json:"remains"`
 }
 
 // OffboardTenant removes a tenant, in this order: mark it offboarding (its
@@ -288,10 +320,16 @@ func (db *DB) OffboardTenant(ctx context.Context, id tenant.ID) (rec *OffboardRe
 			return err
 		}
 		rec.DeletedUsers = tag.RowsAffected()
+		tag, err = tx.Exec(ctx, `DELETE FROM bulkhead_control.policies WHERE tenant_id = $1`, string(t.ID))
+		if err != nil {
+			return err
+		}
+		rec.DeletedPolicies = tag.RowsAffected()
 		rec.Remains = []string{
 			"WAL segments and base backups taken before " + rec.At.Format(time.RFC3339) + " still hold the tenant's rows until they age out of retention",
 			"the tenant's catalog row remains as a tombstone (slug, UUID, dates) so the slug is never reused",
 			"server logs may name the tenant's slug and UUID until they are rotated",
+			"the audit trail keeps the tenant's events until bulkhead audit prune removes them",
 		}
 		body, err := json.Marshal(rec)
 		if err != nil {

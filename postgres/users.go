@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -29,27 +30,44 @@ const MaxEmail = 320
 // ErrUserExists is returned for a second user with the same email in one tenant.
 var ErrUserExists = fault.E(fault.Conflict, "user_exists", "A user with that email already exists in this tenant.")
 
+// CheckEmail returns email without surrounding space, or the error
+// CreateUser gives for it, so that a caller can refuse it before hashing a
+// password.
+func CheckEmail(email string) (string, error) {
+	email = strings.TrimSpace(email)
+	if len(email) < 3 || len(email) > MaxEmail || !strings.Contains(email, "@") ||
+		strings.ContainsRune(email, 0) || !utf8.ValidString(email) {
+		return "", fault.E(fault.Invalid, "invalid_email", "The email address is not valid.")
+	}
+	return email, nil
+}
+
 // CreateUser adds a user to an active tenant. hash is the argon2id hash.
 func (db *DB) CreateUser(ctx context.Context, tid tenant.ID, email, hash string, role tenant.Role) (u *User, err error) {
 	defer fault.Wrap(&err, "postgres.CreateUser(%s)", tid)
-	email = strings.TrimSpace(email)
-	if len(email) < 3 || len(email) > MaxEmail || !strings.Contains(email, "@") {
-		return nil, fault.E(fault.Invalid, "invalid_email", "The email address is not valid.")
+	if email, err = CheckEmail(email); err != nil {
+		return nil, err
 	}
 	if !role.Valid() {
 		return nil, fault.E(fault.Invalid, "invalid_role", `The role must be "admin" or "member".`)
 	}
 	u = &User{ID: uuid.New().String(), TenantID: tid, Email: email, Role: role, PasswordHash: hash}
 	err = db.ownerTx(ctx, func(tx pgx.Tx) error {
+		// The tenant's row, share-locked, holds off an offboarding until
+		// this commits (its deletion of the users then includes this one);
+		// one that has begun has changed the status, which the lock reads
+		// again.
 		var slug string
-		err := tx.QueryRow(ctx, `INSERT INTO bulkhead_control.users (id, tenant_id, email, password_hash, role)
-			SELECT $1, t.id, $3, $4, $5 FROM bulkhead_control.tenants t WHERE t.id = $2 AND t.status = 'active'
-			RETURNING (SELECT slug FROM bulkhead_control.tenants WHERE id = $2)`,
-			u.ID, string(tid), email, hash, string(role)).Scan(&slug)
+		err := tx.QueryRow(ctx, `SELECT t.slug FROM bulkhead_control.tenants t
+			WHERE t.id = $1 AND t.status = 'active' FOR SHARE OF t`, string(tid)).Scan(&slug)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return tenant.ErrNotFound
 		}
 		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO bulkhead_control.users (id, tenant_id, email, password_hash, role)
+			VALUES ($1, $2, $3, $4, $5)`, u.ID, string(tid), email, hash, string(role)); err != nil {
 			return err
 		}
 		return db.changeEvent(ctx, tx, "users:Create", controlResource(string(tid), policy.KindUser, u.ID), string(tid), slug,

@@ -71,11 +71,16 @@ func insertKeyAt(ctx context.Context, conn rowQuerier, purpose KeyPurpose, signi
 	if _, err := rand.Read(secret); err != nil {
 		return "", err
 	}
-	idb := make([]byte, 9)
-	if _, err := rand.Read(idb); err != nil {
-		return "", err
+	// A key id never starts with "-" or "_", so that it never reads as a
+	// flag on a command line (bulkhead keys retire KID).
+	var kid string
+	for kid == "" || kid[0] == '-' || kid[0] == '_' {
+		idb := make([]byte, 9)
+		if _, err := rand.Read(idb); err != nil {
+			return "", err
+		}
+		kid = base64.RawURLEncoding.EncodeToString(idb)
 	}
-	kid := base64.RawURLEncoding.EncodeToString(idb)
 	var got string
 	err := conn.QueryRow(ctx, `INSERT INTO bulkhead_control.keys (kid, purpose, secret, signing_since)
 		VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END) RETURNING kid`, kid, string(purpose), secret, signing).Scan(&got)

@@ -36,6 +36,12 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := noPositional(fs, ""); err != nil {
+		return err
+	}
+	if *n < 0 {
+		return usageError{fmt.Sprintf("-n must not be negative (%d)", *n)}
+	}
 	db, err := openStore(ctx, *dbURL)
 	if err != nil {
 		return err

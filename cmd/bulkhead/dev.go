@@ -68,7 +68,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fresh := fs.Bool("fresh", false, "delete the data dir first (only one bulkhead dev made)")
 	var o serveOptions
 	o.register(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if err := o.checkFlags(fs); err != nil {

@@ -23,6 +23,10 @@ func runFunctions(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := parse(fs, rest); err != nil {
 		return err
 	}
+	name, err := positional(fs, name)
+	if err != nil {
+		return err
+	}
 	if name == "" {
 		return usageError{"usage: bulkhead " + synopsis}
 	}

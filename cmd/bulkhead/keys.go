@@ -28,6 +28,21 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parse(fs, rest); err != nil {
 		return err
 	}
+	kid, err := positional(fs, kid)
+	if err != nil {
+		return err
+	}
+	if sub != "retire" && kid != "" {
+		return unexpectedArgument(kid)
+	}
+	graceSet := false
+	fs.Visit(func(f *flag.Flag) { graceSet = graceSet || f.Name == "grace" })
+	switch {
+	case *grace < 0:
+		return usageError{fmt.Sprintf("--grace must not be negative (%s); to retire every older key at once, use --retire-now", *grace)}
+	case graceSet && *retireNow:
+		return usageError{"--grace and --retire-now contradict each other; give one"}
+	}
 	db, err := openStore(ctx, *dbURL)
 	if err != nil {
 		return err

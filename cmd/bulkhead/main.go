@@ -130,6 +130,16 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseNoArgs parses flags for a command that takes no positional
+// argument: a stray one is refused rather than silently ending the flags
+// (flag parsing stops at the first argument that is not a flag).
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return noPositional(fs, "")
+}
+
 // databaseURL returns the flag's value or BULKHEAD_DATABASE_URL.
 func databaseURL(flagValue string) (string, error) {
 	if flagValue != "" {

@@ -261,9 +261,11 @@ func TestTenantsCommand(t *testing.T) {
 	os.WriteFile(imp, []byte(`{"id":"imp-1"}
 {"id":"imp-2","tier":"silo","plan":"premium"}
 {"id":"acme"}
-{"id":"Bad Slug"}
+{"id":"globex"}
 `), 0o600)
-	if out, err := cmd("tenants", "import", imp); err == nil || !strings.Contains(out, "2 created, 1 already there, 1 failed") {
+	// acme is as the file says; globex is a silo, not a pool tenant.
+	if out, err := cmd("tenants", "import", imp); err == nil || !strings.Contains(out, "2 created, 1 already there, 1 failed") ||
+		!strings.Contains(out, "globex: That tenant id is taken") {
 		t.Fatalf("import: %q %v", out, err)
 	}
 	// The import's two new tenants are audited like create's.

@@ -17,7 +17,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL (a superuser, or a role that may create roles and take bulkhead_owner)")
 	concurrency := fs.Int("concurrency", 4, "silos migrated at once (1 to 64)")
 	status := fs.Bool("status", false, "say which migrations the database lacks and which silos are behind, and change nothing")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *concurrency < 1 || *concurrency > 64 {

@@ -35,7 +35,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		slug := fs.String("tenant", "", "the tenant whose policies these are")
 		name := fs.String("name", "", "the policy's name (put, delete)")
 		file := fs.String("file", "", "the policy document (put)")
-		if err := parse(fs, args); err != nil {
+		if err := parseNoArgs(fs, args); err != nil {
 			return err
 		}
 		if *slug == "" || (sub != "list" && *name == "") || (sub == "put" && *file == "") {
@@ -120,7 +120,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		var ctxKV, files multiFlag
 		fs.Var(&ctxKV, "context", "a request key as key=value (repeat for more values or keys), e.g. data:LeadingKeys=<uuid>")
 		fs.Var(&files, "policy", "a policy document attached to the tenant (repeatable)")
-		if err := parse(fs, args); err != nil {
+		if err := parseNoArgs(fs, args); err != nil {
 			return err
 		}
 		if *tid == "" || *action == "" || *resource == "" {
@@ -174,7 +174,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		table := fs.String("table", "", "the DynamoDB table ARN or name")
 		var actions multiFlag
 		fs.Var(&actions, "action", "a DynamoDB action to allow (repeatable; default GetItem, PutItem, UpdateItem, DeleteItem, Query)")
-		if err := parse(fs, args); err != nil {
+		if err := parseNoArgs(fs, args); err != nil {
 			return err
 		}
 		if !*aws || *table == "" {

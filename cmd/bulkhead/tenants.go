@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -46,6 +49,13 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parse(fs, rest); err != nil {
 		return err
 	}
+	id, err := positional(fs, id)
+	if err != nil {
+		return err
+	}
+	if *concurrency < 1 || *concurrency > 64 {
+		return usageError{fmt.Sprintf("--concurrency must be between 1 and 64, not %d", *concurrency)}
+	}
 	db, err := openStore(ctx, *dbURL)
 	if err != nil {
 		return err
@@ -71,6 +81,9 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return importTenants(ctx, db, id, *concurrency, stdout, stderr)
 	case "list":
+		if id != "" {
+			return unexpectedArgument(id)
+		}
 		ts, err := allTenants(ctx, db, 1000)
 		if err != nil {
 			return err
@@ -136,13 +149,52 @@ func printTenant(w io.Writer, t *tenant.Tenant, asJSON bool, verb string) error 
 }
 
 // splitPositional takes a leading positional argument off args, so that
-// flags may follow it ("create acme --tier silo").
+// flags may follow it ("create acme --tier silo"). "-" (standard input) is
+// positional; anything else that starts with "-" is a flag, so a value
+// that starts with "-" goes after "--" (see positional).
 func splitPositional(args []string) (string, []string) {
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+	if len(args) > 0 && (args[0] == "-" || len(args[0]) > 0 && args[0][0] != '-') {
 		return args[0], args[1:]
 	}
 	return "", args
 }
+
+// positional returns the command's one positional argument once fs has
+// parsed the flags: the one splitPositional took, or else the first left
+// after the flags ("keys retire -- -Xyz" for a key id that starts with
+// "-"). Any more is a usage error.
+func positional(fs *flag.FlagSet, first string) (string, error) {
+	rest := fs.Args()
+	if first == "" && len(rest) > 0 {
+		first, rest = rest[0], rest[1:]
+	}
+	if len(rest) > 0 {
+		return "", unexpectedArgument(rest[0])
+	}
+	return first, nil
+}
+
+// noPositional refuses a positional argument: given is what
+// splitPositional took, if anything.
+func noPositional(fs *flag.FlagSet, given string) error {
+	if given != "" {
+		return unexpectedArgument(given)
+	}
+	if fs.NArg() > 0 {
+		return unexpectedArgument(fs.Arg(0))
+	}
+	return nil
+}
+
+func unexpectedArgument(arg string) error {
+	if len(arg) > 40 {
+		arg = arg[:40] + "…"
+	}
+	return usageError{fmt.Sprintf("unexpected argument %q", arg)}
+}
+
+// maxImportLine bounds one line of a tenants import file.
+const maxImportLine = 1 << 20
 
 // importTenants onboards every tenant of a JSON-lines file, several at
 // once, with progress on stderr. Each tenant is created atomically and a
@@ -158,9 +210,15 @@ func importTenants(ctx context.Context, db *postgres.DB, path string, concurrenc
 		defer f.Close()
 		in = f
 	}
+	// Every line is checked, as CreateTenant would check it, before any
+	// tenant is created: a bad line anywhere creates nothing.
 	var specs []postgres.TenantCreate
+	seen := map[tenant.Slug]int{}
 	sc := bufio.NewScanner(in)
-	for line := 1; sc.Scan(); line++ {
+	sc.Buffer(make([]byte, 0, 64<<10), maxImportLine)
+	line := 0
+	for sc.Scan() {
+		line++
 		if strings.TrimSpace(sc.Text()) == "" {
 			continue
 		}
@@ -176,13 +234,21 @@ func importTenants(ctx context.Context, db *postgres.DB, path string, concurrenc
 		if r.Tier == "" {
 			r.Tier = "pool"
 		}
-		specs = append(specs, postgres.TenantCreate{Slug: tenant.Slug(r.ID), Name: r.Name, Tier: tenant.Tier(r.Tier), Plan: r.Plan})
+		c, err := postgres.TenantCreate{Slug: tenant.Slug(r.ID), Name: r.Name, Tier: tenant.Tier(r.Tier), Plan: r.Plan}.Normalized()
+		if err != nil {
+			return usageError{fmt.Sprintf("%s:%d: %s (nothing was imported)", path, line, fault.MessageOf(err))}
+		}
+		if first, dup := seen[c.Slug]; dup {
+			return usageError{fmt.Sprintf("%s:%d: tenant id %q is also on line %d (nothing was imported)", path, line, c.Slug, first)}
+		}
+		seen[c.Slug] = line
+		specs = append(specs, c)
 	}
 	if err := sc.Err(); err != nil {
-		return err
-	}
-	if concurrency < 1 {
-		concurrency = 1
+		if errors.Is(err, bufio.ErrTooLong) {
+			return usageError{fmt.Sprintf("%s:%d: a line is longer than %d KiB (nothing was imported)", path, line+1, maxImportLine>>10)}
+		}
+		return fmt.Errorf("read %s: %w", path, err)
 	}
 	start := time.Now()
 	var mu sync.Mutex
@@ -223,8 +289,8 @@ func importTenants(ctx context.Context, db *postgres.DB, path string, concurrenc
 	wg.Wait()
 	fmt.Fprintln(stderr)
 	fmt.Fprintf(stdout, "%d created, %d already there, %d failed in %s\n", created, existed, len(failed), time.Since(start).Round(time.Millisecond))
-	for slug, why := range failed {
-		fmt.Fprintf(stdout, "  %s: %s\n", slug, why)
+	for _, slug := range slices.Sorted(maps.Keys(failed)) {
+		fmt.Fprintf(stdout, "  %s: %s\n", slug, failed[slug])
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("%d tenants were not created", len(failed))
@@ -235,7 +301,7 @@ func importTenants(ctx context.Context, db *postgres.DB, path string, concurrenc
 // allTenants reads every tenant that is not offboarded, page by page, so
 // that a list of 100,000 tenants is whole and no one query is large.
 func allTenants(ctx context.Context, db *postgres.DB, page int) ([]*tenant.Tenant, error) {
-	var all []*tenant.Tenant
+	all := []*tenant.Tenant{} // --json prints [] for none, not null
 	f := postgres.TenantFilter{Limit: page}
 	for {
 		ts, err := db.FindTenants(ctx, f)

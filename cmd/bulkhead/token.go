@@ -14,12 +14,12 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && args[0] == "revoke" {
 		return runTokenRevoke(ctx, args[1:], stdout, stderr)
 	}
-	fs := newFlags("token", "token --admin [--subject NAME] [--ttl 15m] | token revoke < TOKEN", stderr)
+	fs := newFlags("token", "token --admin [--subject NAME] [--ttl DURATION] | token revoke < TOKEN", stderr)
 	dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL")
 	admin := fs.Bool("admin", false, "issue a platform-admin token (required: tenant users log in through POST /v1/auth/token)")
 	subject := fs.String("subject", "cli-admin", "who the token is for (recorded as sub)")
 	ttl := fs.Duration("ttl", bulkhead.DefaultAdminTokenTTL, "lifetime, at most "+bulkhead.MaxAdminTokenTTL.String())
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if !*admin {
@@ -56,7 +56,7 @@ var stdin io.Reader = os.Stdin
 func runTokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("token revoke", "token revoke < TOKEN", stderr)
 	dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	b, err := io.ReadAll(io.LimitReader(stdin, 16<<10))

@@ -26,7 +26,7 @@ func runUsers(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tid := fs.String("tenant", "", "tenant id")
 	email := fs.String("email", "", "the user's email")
 	role := fs.String("role", "member", "admin or member")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parseNoArgs(fs, args[1:]); err != nil {
 		return err
 	}
 	pw := os.Getenv("BULKHEAD_USER_PASSWORD")

@@ -88,7 +88,10 @@ func (db *DB) Sequence(ctx context.Context, max int) (out []audit.Chained, err e
 		for _, it := range items {
 			var e audit.Event
 			if err := json.Unmarshal([]byte(it.raw), &e); err != nil {
-				return fmt.Errorf("inbox event %d: %w", it.id, err)
+				// An event that cannot be read must not stop the chain for
+				// every tenant: it is chained as what it is, with its text.
+				e = unreadableEvent(it.id, it.raw, err, db.now())
+				db.log.ErrorContext(ctx, "audit: an inbox event cannot be read; chained as audit:Unreadable", "inbox_id", it.id, "err", err)
 			}
 			if e.EventID == "" {
 				e.EventID = uuid.NewString()
@@ -121,6 +124,17 @@ func (db *DB) Sequence(ctx context.Context, max int) (out []audit.Chained, err e
 		return nil, Translate(err)
 	}
 	return out, nil
+}
+
+// unreadableEvent stands in the chain for an inbox row that does not
+// decode as an event: visible to platform administrators only (its text
+// may name any tenant), with the row's text cut to 4 KiB.
+func unreadableEvent(id int64, raw string, err error, now time.Time) audit.Event {
+	if len(raw) > 4096 {
+		raw = raw[:4096]
+	}
+	detail, _ := json.Marshal(map[string]any{"inbox_id": id, "error": err.Error(), "text": strings.ToValidUTF8(raw, "\ufffd")})
+	return audit.Event{At: now, Action: "audit:Unreadable", Decision: audit.Invalid, Detail: detail, Visibility: audit.VisiblePlatform}
 }
 
 func visibility(e audit.Event) string {

@@ -454,3 +454,58 @@ func TestAppendEventsRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestSequencerSurvivesSessionSettings: business code that changes its
+// session's TimeZone before a write cannot make an event the sequencer
+// fails on (which stopped the chain for every tenant), and an inbox row
+// that does not decode anyway is chained as audit:Unreadable, visible to
+// platform administrators only, rather than blocking the rows after it.
+func TestSequencerSurvivesSessionSettings(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	sequenced(t, e)
+	err := postgres.ScopedTx(ctx, e.db.App(), e.mint(t, "pa", nil), postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL TimeZone = 'XXX-100'`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO `+e.table("pa", "projects")+` (name) VALUES ('odd-clock')`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A row no writer of bulkhead's makes, as if the inbox were damaged.
+	conn, err := pgx.Connect(ctx, e.pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `INSERT INTO bulkhead_audit.inbox (event) VALUES ('{"at": "yesterday", "action": "data:Insert"}')`); err != nil {
+		t.Fatal(err)
+	}
+	e.exec(t, e.mint(t, "pb", nil), `INSERT INTO `+e.table("pb", "projects")+` (name) VALUES ('after')`)
+	var actions []string
+	for _, ev := range sequenced(t, e) {
+		switch {
+		case ev.Action == "data:Insert" && ev.Tenant == "pa":
+			if ev.At.Location() != time.UTC || time.Since(ev.At) > time.Hour || time.Since(ev.At) < -time.Hour {
+				t.Errorf("pa's insert at %v, want now in UTC", ev.At)
+			}
+			actions = append(actions, "pa:insert")
+		case ev.Action == "data:Insert" && ev.Tenant == "pb":
+			actions = append(actions, "pb:insert")
+		case ev.Action == "audit:Unreadable":
+			if ev.Visibility != audit.VisiblePlatform || ev.Decision != audit.Invalid || !strings.Contains(string(ev.Detail), "yesterday") {
+				t.Errorf("the unreadable row's event: %+v %s", ev, ev.Detail)
+			}
+			actions = append(actions, "unreadable")
+		}
+	}
+	if got := strings.Join(actions, ","); !strings.HasSuffix(got, "pa:insert,unreadable,pb:insert") {
+		t.Fatalf("chained %q, want pa's insert, the unreadable row, then pb's insert", got)
+	}
+	if rep, err := e.db.VerifyAudit(ctx, nil, nil); err != nil || rep.Break != nil {
+		t.Fatalf("verify: %v %v", rep.Break, err)
+	}
+}

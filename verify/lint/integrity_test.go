@@ -124,7 +124,7 @@ func TestTamperedVerifier(t *testing.T) {
 	got := l19()
 	for obj, want := range map[string]string{
 		"function bulkhead.context()":             "its body",
-		"function bulkhead_audit.record_change()": `its settings are "", not "search_path=pg_catalog, pg_temp"`,
+		"function bulkhead_audit.record_change()": `its settings are "TimeZone=UTC", not "search_path=pg_catalog, pg_temp; TimeZone=UTC"`,
 		"function bulkhead.tenant_id()":           "its volatility is v, not s",
 	} {
 		f, ok := got[obj]

@@ -136,28 +136,30 @@ func (db *DB) AppRole() string { return db.appRole }
 // the connection serves anyone else.
 func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	s, ok := tenant.SignedFromContext(ctx)
-	if !ok {
-		if db.pg == nil {
-			return tenant.ErrNoTenant
+	if !ok && db.pg == nil {
+		return tenant.ErrNoTenant
+	}
+	pool := db.app
+	if db.pg != nil {
+		// In a minter, business code gets a pool of its own, as a login
+		// role of its own: not the gateway's, whose statements are cached
+		// and whose password and session defaults business code must not
+		// be able to change (any role may change its own).
+		var err error
+		if pool, err = db.pg.Business(ctx); err != nil {
+			return err
 		}
+	}
+	if !ok {
 		p, ok := tenant.FromContext(ctx)
 		if !ok || p.Platform {
 			return tenant.ErrNoTenant
 		}
 		var err error
-		if s, err = db.Mint(ctx, p, MintOptions{}); err != nil {
+		if s, err = db.Mint(ctx, p, MintOptions{Audience: pool.Config().ConnConfig.User}); err != nil {
 			return err
 		}
 		ctx = tenant.WithSigned(ctx, s)
-	}
-	pool := db.app
-	if db.pg != nil {
-		// In a minter, business code gets its own pool: the gateway's
-		// caches its statements, and business code would reset them.
-		var err error
-		if pool, err = db.pg.Business(ctx); err != nil {
-			return err
-		}
 	}
 	return postgres.ScopedTx(ctx, pool, s.Token, postgres.ScopeOptions{Untrusted: true}, fn)
 }

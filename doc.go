@@ -7,7 +7,8 @@
 // verifies tenant context itself. The control plane (bulkhead serve, the
 // admin CLI) and any authorizer are trusted: they hold the signing keys.
 // Business code, your handlers and functions, is not: assume it is
-// compromised. It connects with its own login role, which owns nothing,
+// compromised. It connects with a login role of its own (a function's, or
+// in a minter the database's business role, never the data API's), which owns nothing,
 // bypasses nothing, can create nothing, and cannot read keys. All it holds
 // is the short-lived signed tenant contexts it was handed.
 //

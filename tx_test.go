@@ -65,13 +65,19 @@ func TestTxBusinessPool(t *testing.T) {
 	gw.Release()
 
 	err = db.Tx(actx, func(tx pgx.Tx) error {
-		var app string
+		var app, who string
 		var pid uint32
-		if err := tx.QueryRow(ctx, `SELECT current_setting('application_name'), pg_backend_pid()`).Scan(&app, &pid); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT current_setting('application_name'), pg_backend_pid(), current_user::text`).Scan(&app, &pid, &who); err != nil {
 			return err
 		}
 		if app != "bulkhead" || pid == gatewayPID {
 			t.Errorf("business code ran as application %q on backend %d (the gateway's is %d); want its own pool", app, pid, gatewayPID)
+		}
+		// Not as the gateway's role, which every tenant's data API
+		// requests use: any role may ALTER ROLE CURRENT_USER PASSWORD or
+		// SET defaults for itself.
+		if who == db.AppRole() || !strings.HasPrefix(who, postgres.BusinessRolePrefix) {
+			t.Errorf("business code runs as %q (the gateway is %q), want a %s… role of its own", who, db.AppRole(), postgres.BusinessRolePrefix)
 		}
 		var names []string
 		rows, err := tx.Query(ctx, `SELECT name FROM app.projects WHERE tenant_id = $1 OR name LIKE 'canary-%'`, string(c.TenantID))
@@ -218,5 +224,56 @@ func TestBusinessHandleHasNoCatalog(t *testing.T) {
 	}
 	if op, err := minter.Policies(ctx, other); err != nil || len(op.Policies) != 1 {
 		t.Fatalf("another tenant's policies: %d documents (%v), want its template alone", len(op.Policies), err)
+	}
+}
+
+// TestTxLeavesNoNotifications: a notification business code made arrive on
+// its connection (LISTEN, then NOTIFY, which any role may run) does not
+// wait in the driver for the next tenant's transaction on that connection.
+func TestTxLeavesNoNotifications(t *testing.T) {
+	databaseURL := pgtest.NewDB(t).AdminURL
+	ctx := context.Background()
+	sep := "?"
+	if strings.Contains(databaseURL, "?") {
+		sep = "&"
+	}
+	db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: databaseURL + sep + "pool_max_conns=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tctx := func(slug string) context.Context {
+		tn, _, err := db.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(slug), Tier: tenant.Pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tenant.NewContext(ctx, tenant.Principal{Subject: "u-" + slug, TenantID: tn.ID, Role: tenant.Admin})
+	}
+	actx, bctx := tctx("notify-a"), tctx("notify-b")
+	var pidA, pidB uint32
+	if err := db.Tx(actx, func(tx pgx.Tx) error {
+		pidA = tx.Conn().PgConn().PID()
+		for _, q := range []string{`LISTEN tenant_chan`, `NOTIFY tenant_chan, 'a-secret'`} {
+			if _, err := tx.Exec(actx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Tx(bctx, func(tx pgx.Tx) error {
+		pidB = tx.Conn().PgConn().PID()
+		wctx, cancel := context.WithTimeout(bctx, 300*time.Millisecond)
+		defer cancel()
+		if n, err := tx.Conn().WaitForNotification(wctx); err == nil {
+			t.Errorf("B's transaction received A's notification on %q: %q", n.Channel, n.Payload)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if pidA != pidB {
+		t.Fatalf("A and B ran on backends %d and %d; the test needs one connection", pidA, pidB)
 	}
 }

@@ -333,6 +333,7 @@ func TestAppRoleCannot(t *testing.T) {
 		{"terminate a backend", `SELECT pg_terminate_backend(pg_backend_pid() + 1)`},
 		{"cancel a backend", `SELECT pg_cancel_backend(pg_backend_pid() + 1)`},
 		{"notify", `SELECT pg_notify('x', 'y')`},
+		{"seed the backend's random generator", `SELECT setseed(0.42)`},
 		{"advisory lock", `SELECT pg_advisory_lock(1)`},
 		{"large object", `SELECT lo_create(0)`},
 		{"see other sessions", `SELECT query FROM pg_stat_activity`},

@@ -51,13 +51,15 @@ type Config struct {
 type DB struct {
 	admin *pgxpool.Pool
 	app   *pgxpool.Pool
-	// business is an exec-mode pool on the same role, for business code in
-	// this process, made on first use (see [DB.Business]).
+	// business is an exec-mode pool for business code in this process,
+	// as the database's business role, made on first use (see
+	// [DB.Business]).
 	business struct {
-		once sync.Once
-		cfg  *pgxpool.Config
-		pool *pgxpool.Pool
-		err  error
+		once     sync.Once
+		adminURL string // to connect as the business role
+		maxConns int32
+		pool     *pgxpool.Pool
+		err      error
 	}
 	log  *slog.Logger
 	now  func() time.Time
@@ -113,11 +115,7 @@ func Open(ctx context.Context, c Config) (db *DB, err error) {
 	case !strings.Contains(appURL, "pool_max_conns"):
 		pcfg.MaxConns = DefaultAppMaxConns()
 	}
-	if db.business.cfg, err = AppPoolConfig(appURL); err != nil {
-		admin.Close()
-		return nil, err
-	}
-	db.business.cfg.MaxConns = pcfg.MaxConns
+	db.business.adminURL, db.business.maxConns = c.AdminURL, pcfg.MaxConns
 	db.app, err = pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		admin.Close()
@@ -192,6 +190,12 @@ func tenantPoolConfig(appURL string) (*pgxpool.Config, error) {
 		pcfg.ConnConfig.RuntimeParams = map[string]string{}
 	}
 	pcfg.ConnConfig.RuntimeParams["application_name"] = "bulkhead"
+	// Isolation: pgx keeps notifications that arrive on a connection in a
+	// buffer of its own, which DISCARD ALL does not empty; the next
+	// tenant's transaction on the connection could read them. A
+	// connection that carries tenant work drops them (NOTIFY the command
+	// works for any role; a LISTEN lasts one transaction's scope anyway).
+	pcfg.ConnConfig.OnNotification = func(*pgconn.PgConn, *pgconn.Notification) {}
 	return pcfg, nil
 }
 
@@ -220,16 +224,40 @@ func (db *DB) Close() {
 	db.admin.Close()
 }
 
-// Business returns the pool for business code on the app role (the
-// library's DB.Tx in a process that also serves the API): unnamed
-// statements, as [AppPoolConfig] makes them, so the gateway's cached
-// statements are never reset by business code and business statements
-// cost one round trip. It is made on first use, the size of the app pool.
+// Business returns the pool for business code in this process (the Go
+// library's DB.Tx in a minter), made on first use. It logs in as the
+// database's business role (bulkhead_tx_…), never the gateway's: any role
+// can change its own password and session defaults, and business code must
+// not be able to do that to the role the data API serves every tenant
+// with. Contexts for it must name that role as their audience: the pool's
+// ConnConfig.User.
 func (db *DB) Business(ctx context.Context) (*pgxpool.Pool, error) {
 	db.business.once.Do(func() {
-		db.business.pool, db.business.err = pgxpool.NewWithConfig(ctx, db.business.cfg)
+		db.business.pool, db.business.err = db.openBusiness(ctx)
 	})
 	return db.business.pool, db.business.err
+}
+
+func (db *DB) openBusiness(ctx context.Context) (*pgxpool.Pool, error) {
+	var role, pw string
+	err := db.admin.QueryRow(ctx, `SELECT role, password FROM bulkhead_control.role_credentials WHERE starts_with(role, $1)`, BusinessRolePrefix).Scan(&role, &pw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errors.New("this database has no business role (bulkhead_tx_…) yet: run `bulkhead migrate`")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the business role's credential: %w", err)
+	}
+	u, err := url.Parse(db.business.adminURL)
+	if err != nil || u.Scheme == "" {
+		return nil, fault.E(fault.Invalid, "invalid_database_url", "The database URL must be a postgres:// URL.")
+	}
+	u.User = url.UserPassword(role, pw)
+	cfg, err := AppPoolConfig(u.String())
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = db.business.maxConns
+	return pgxpool.NewWithConfig(ctx, cfg)
 }
 
 // Admin returns the admin pool, for tools that inspect the database as the

@@ -44,6 +44,12 @@ const (
 	GatewayRolePrefix = "bulkhead_gw_"
 	// FunctionRolePrefix starts the login role of every registered function.
 	FunctionRolePrefix = "bulkhead_fn_"
+	// BusinessRolePrefix starts the login role that business code runs as
+	// in a minter's process ([DB.Business], the Go library's DB.Tx). It is
+	// not the gateway's: any role can change its own password and session
+	// defaults, and business code must not be able to do that to the
+	// role every tenant's data API requests use.
+	BusinessRolePrefix = "bulkhead_tx_"
 )
 
 // SetupReport says what Setup did and what it could not do.
@@ -110,7 +116,10 @@ func SetupWith(ctx context.Context, adminURL string, o SetupOptions) (rep *Setup
 		return nil, err
 	}
 	rep.Applied = applied
-	if err := ensureGateway(ctx, conn, super); err != nil {
+	if err := ensureLoginRole(ctx, conn, super, GatewayRolePrefix); err != nil {
+		return nil, err
+	}
+	if err := ensureLoginRole(ctx, conn, super, BusinessRolePrefix); err != nil {
 		return nil, err
 	}
 	if err := ensureKeys(ctx, conn); err != nil {
@@ -221,7 +230,8 @@ func createSchemas(ctx context.Context, conn *pgx.Conn) error {
 
 // Harden applies the database-level revokes: no TEMP or CREATE for PUBLIC,
 // no signalling, notification, large-object or advisory-lock functions for
-// PUBLIC, and no statistics or lock views for PUBLIC (pg_monitor keeps
+// PUBLIC, no setseed (the random generator belongs to the backend, which
+// serves one tenant after another, and DISCARD ALL does not reseed it), and no statistics or lock views for PUBLIC (pg_monitor keeps
 // them). Some steps need a superuser; without one they are returned as
 // warnings. It must run on every database, since database privileges are
 // not copied by CREATE DATABASE … TEMPLATE.
@@ -243,7 +253,7 @@ func Harden(ctx context.Context, conn *pgx.Conn) (warnings []string, err error) 
 	}
 	if !super {
 		return append(warnings,
-			"not a superuser: EXECUTE on pg_terminate_backend, pg_cancel_backend, pg_notify, lo_* and advisory-lock functions and SELECT on pg_stat_*/pg_locks stay granted to PUBLIC",
+			"not a superuser: EXECUTE on pg_terminate_backend, pg_cancel_backend, pg_notify, setseed, lo_* and advisory-lock functions and SELECT on pg_stat_*/pg_locks stay granted to PUBLIC",
 			"not a superuser: log_parameter_max_length = 0 is not set for the app login roles"), nil
 	}
 	_, err = conn.Exec(ctx, `DO $$
@@ -251,7 +261,7 @@ DECLARE r record;
 BEGIN
   FOR r IN SELECT p.oid::regprocedure AS sig FROM pg_proc p
             WHERE p.pronamespace = 'pg_catalog'::regnamespace
-              AND (p.proname IN ('pg_terminate_backend', 'pg_cancel_backend', 'pg_notify',
+              AND (p.proname IN ('pg_terminate_backend', 'pg_cancel_backend', 'pg_notify', 'setseed',
                                  'loread', 'lowrite', 'pg_read_file', 'pg_read_binary_file', 'pg_ls_dir')
                    OR p.proname LIKE 'lo\_%' OR p.proname LIKE 'pg\_advisory%' OR p.proname LIKE 'pg\_try\_advisory%')
   LOOP
@@ -387,12 +397,13 @@ func noTenantStatisticsMigration(ctx context.Context, tx *sql.Tx) error {
 	return err
 }
 
-// ensureGateway gives this database its own gateway login role the first
-// time: a member of bulkhead_app with a random scram password, stored where
-// only the owner can read, and parameters kept out of the server log.
-func ensureGateway(ctx context.Context, conn *pgx.Conn, super bool) error {
+// ensureLoginRole gives this database its own login role of a kind (the
+// gateway's, or business code's in a minter) the first time: a member of
+// bulkhead_app with a random scram password, stored where only the owner
+// can read, and parameters kept out of the server log.
+func ensureLoginRole(ctx context.Context, conn *pgx.Conn, super bool, prefix string) error {
 	var existing string
-	err := conn.QueryRow(ctx, `SELECT role FROM bulkhead_control.role_credentials WHERE role LIKE 'bulkhead\_gw\_%'`).Scan(&existing)
+	err := conn.QueryRow(ctx, `SELECT role FROM bulkhead_control.role_credentials WHERE starts_with(role, $1)`, prefix).Scan(&existing)
 	if err == nil {
 		// Keep parameters out of the server log, also for a gateway made
 		// by a set-up that ran without a superuser.
@@ -420,7 +431,7 @@ func ensureGateway(ctx context.Context, conn *pgx.Conn, super bool) error {
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return err
 	}
-	role := GatewayRolePrefix + randomSecret(6)
+	role := prefix + randomSecret(6)
 	pw := randomSecret(24)
 	tx, err := conn.Begin(ctx)
 	if err != nil {
@@ -429,7 +440,7 @@ func ensureGateway(ctx context.Context, conn *pgx.Conn, super bool) error {
 	defer tx.Rollback(ctx)
 	if _, err := tx.Exec(ctx, `CREATE ROLE `+quoteIdent(role)+` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB INHERIT
 		CONNECTION LIMIT 200 IN ROLE bulkhead_app PASSWORD `+quoteLiteral(pw)); err != nil {
-		return fmt.Errorf("create the gateway role: %w", err)
+		return fmt.Errorf("create the login role %s: %w", role, err)
 	}
 	if super {
 		for s := range ownSettings {

@@ -2,12 +2,19 @@ package postgres
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
 )
@@ -15,7 +22,7 @@ import (
 // Finding is one thing the watchdog saw on an app login role, and what it
 // did about it.
 type Finding struct {
-	Kind   string // "role_setting", "strong_lock", "idle_in_transaction"
+	Kind   string // "role_setting", "role_password", "strong_lock", "idle_in_transaction"
 	Role   string
 	PID    int32
 	Detail string
@@ -45,6 +52,10 @@ var ownSettings = map[string]bool{"log_parameter_max_length": true, "log_paramet
 //   - a role setting bulkhead did not make (ALTER ROLE CURRENT_USER SET …
 //     plants read-only mode, tiny timeouts, huge work_mem or a search_path
 //     into every future session of that role) is reset;
+//   - the password of a login role whose credential bulkhead keeps (the
+//     gateway's, business code's) changed: any role may ALTER ROLE
+//     CURRENT_USER PASSWORD, which would lock every server out of the
+//     data API's role; it is set back to the stored one;
 //   - a backend holding a lock stronger than ROW EXCLUSIVE on a tenant
 //     table (LOCK TABLE needs only UPDATE or DELETE, and row security does
 //     not apply to it: it stalls every tenant) is terminated;
@@ -88,6 +99,17 @@ func (db *DB) Sweep(ctx context.Context, o WatchdogOptions) (out []Finding, err 
 				f.Action = "reported (reset failed: " + err.Error() + ")"
 			}
 			reset[st.role] = true
+		}
+		out = append(out, f)
+	}
+	changed, err := db.changedPasswords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, role := range changed {
+		f := Finding{Kind: "role_password", Role: role.name, Detail: "its password is not the one bulkhead stored", Action: "reset"}
+		if _, err := db.admin.Exec(ctx, `ALTER ROLE `+quoteIdent(role.name)+` PASSWORD `+quoteLiteral(role.password)); err != nil {
+			f.Action = "reported (reset failed: " + err.Error() + ")"
 		}
 		out = append(out, f)
 	}
@@ -198,4 +220,77 @@ func (db *DB) Watch(ctx context.Context, interval time.Duration, o WatchdogOptio
 		case <-t.C:
 		}
 	}
+}
+
+// storedCredential is a login role bulkhead made and keeps the password of.
+type storedCredential struct{ name, password string }
+
+// changedPasswords returns the roles in role_credentials whose SCRAM
+// verifier no longer matches the stored password. Reading verifiers needs
+// a superuser; without one the check is skipped.
+func (db *DB) changedPasswords(ctx context.Context) ([]storedCredential, error) {
+	rows, err := db.admin.Query(ctx, `SELECT c.role, c.password, coalesce(a.rolpassword, '')
+		FROM bulkhead_control.role_credentials c JOIN pg_authid a ON a.rolname = c.role ORDER BY c.role`)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege: not a superuser
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []storedCredential
+	for rows.Next() {
+		var c storedCredential
+		var verifier string
+		if err := rows.Scan(&c.name, &c.password, &verifier); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if !scramMatches(verifier, c.password) {
+			out = append(out, c)
+		}
+	}
+	rows.Close()
+	return out, rows.Err()
+}
+
+// scramMatches reports whether a PostgreSQL SCRAM-SHA-256 verifier
+// ("SCRAM-SHA-256$iterations:salt$StoredKey:ServerKey") was made from
+// password (RFC 5802: StoredKey = SHA-256(HMAC(SaltedPassword, "Client
+// Key")), SaltedPassword = PBKDF2-HMAC-SHA-256). bulkhead's passwords are
+// ASCII, which SASLprep leaves as they are.
+func scramMatches(verifier, password string) bool {
+	rest, ok := strings.CutPrefix(verifier, "SCRAM-SHA-256$")
+	if !ok {
+		return false
+	}
+	params, keys, ok := strings.Cut(rest, "$")
+	if !ok {
+		return false
+	}
+	iterText, saltText, ok := strings.Cut(params, ":")
+	if !ok {
+		return false
+	}
+	storedText, _, ok := strings.Cut(keys, ":")
+	if !ok {
+		return false
+	}
+	iter, err := strconv.Atoi(iterText)
+	if err != nil || iter < 1 || iter > 1<<20 {
+		return false
+	}
+	salt, err1 := base64.StdEncoding.DecodeString(saltText)
+	stored, err2 := base64.StdEncoding.DecodeString(storedText)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	salted, err := pbkdf2.Key(sha256.New, password, salt, iter, sha256.Size)
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, salted)
+	mac.Write([]byte("Client Key"))
+	sum := sha256.Sum256(mac.Sum(nil))
+	return hmac.Equal(sum[:], stored)
 }

@@ -138,3 +138,64 @@ func TestWatchdogTerminate(t *testing.T) {
 		t.Fatalf("a backend that had already ended: %q, want gone", got)
 	}
 }
+
+// TestWatchdogRestoresPasswords: any role may change its own password, so
+// business code running as a role whose password bulkhead keeps (the
+// gateway's, the business role's) could lock every server out of it. A
+// sweep sees the SCRAM verifier no longer match the stored password and
+// sets it back.
+func TestWatchdogRestoresPasswords(t *testing.T) {
+	t.Parallel()
+	db, pg := pgtest.Open(t)
+	ctx := t.Context()
+	role := "bulkhead_tx_wd" + strings.ReplaceAll(strings.TrimPrefix(pg.Name, "bulkhead_test_"), "-", "")
+	const stored = "stored-password-0123456789abcdef"
+	adm := db.Admin()
+	if _, err := adm.Exec(ctx, `CREATE ROLE `+role+` LOGIN IN ROLE bulkhead_app PASSWORD '`+stored+`'`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { adm.Exec(context.Background(), `DROP ROLE IF EXISTS `+role) })
+	if _, err := adm.Exec(ctx, `INSERT INTO bulkhead_control.role_credentials (role, password) VALUES ($1, $2)`, role, stored); err != nil {
+		t.Fatal(err)
+	}
+	passwordFindings := func() []postgres.Finding {
+		got, err := db.Sweep(ctx, postgres.WatchdogOptions{MaxIdleInTransaction: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []postgres.Finding
+		for _, f := range got {
+			if f.Kind == "role_password" {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	if got := passwordFindings(); len(got) != 0 {
+		t.Fatalf("passwords as stored: %v", got)
+	}
+	conn, err := pgx.Connect(ctx, pg.URL(role, stored))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `ALTER ROLE CURRENT_USER PASSWORD 'chosen-by-business-code'`); err != nil {
+		t.Fatalf("a role changing its own password: %v", err)
+	}
+	conn.Close(ctx)
+	if c, err := pgx.Connect(ctx, pg.URL(role, stored)); err == nil {
+		c.Close(ctx)
+		t.Fatal("the stored password still works after the change; the test proves nothing")
+	}
+	got := passwordFindings()
+	if len(got) != 1 || got[0].Role != role || got[0].Action != "reset" {
+		t.Fatalf("findings %v, want %s's password reset", got, role)
+	}
+	c, err := pgx.Connect(ctx, pg.URL(role, stored))
+	if err != nil {
+		t.Fatalf("the stored password after the sweep: %v", err)
+	}
+	c.Close(ctx)
+	if got := passwordFindings(); len(got) != 0 {
+		t.Fatalf("after the reset: %v", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,18 +32,16 @@ var dataAction = map[string]string{
 }
 
 // leadingKeys are the tenants a data request names: the caller's own, and
-// any tenant_id a filter asks for.
-func leadingKeys(r *http.Request, t *tenant.Tenant) []string {
+// every value a filter compares tenant_id with, however the filter is
+// spelled (a quoted name, in an or/and tree, eq(any), under not), read from
+// the parsed query. A value that is not the caller's own UUID (in any case)
+// counts as another tenant.
+func leadingKeys(tbl *rest.Table, r *http.Request, t *tenant.Tenant) []string {
 	keys := []string{string(t.ID)}
-	for _, v := range r.URL.Query()["tenant_id"] {
-		for _, op := range []string{"eq.", "in.("} {
-			if strings.HasPrefix(v, op) {
-				for _, id := range strings.Split(strings.TrimSuffix(strings.TrimPrefix(v, op), ")"), ",") {
-					if id = strings.ToLower(strings.Trim(id, `" `)); id != "" && id != string(t.ID) {
-						keys = append(keys, id)
-					}
-				}
-			}
+	vals, _ := rest.Compared(tbl, r.Method, r.URL.Query(), "tenant_id")
+	for _, v := range vals {
+		if id := strings.ToLower(v); id != "" && id != string(t.ID) && !slices.Contains(keys, id) {
+			keys = append(keys, id)
 		}
 	}
 	return keys
@@ -102,7 +101,7 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 	// carries the commands the policies allow on the table, so the
 	// database refuses anything more even to direct SQL.
 	resource := policy.DataResource(string(t.ID), base.Name)
-	leading := leadingKeys(r, t)
+	leading := leadingKeys(base, r, t)
 	if _, err := s.decide(r, p, t, dataAction[r.Method], resource, leading); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -176,7 +175,7 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 		postgres.StatementTimeout(lim.StatementTimeout), postgres.Took(&took))
 	s.quota.endTime(t, charged, took) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
 	if (err == nil || fault.KindOf(err) == fault.NotFound) && rows == 0 {
-		defer s.checkProbe(r, p, base.Name, probedIDs(r))
+		defer s.checkProbe(r, p, base.Name, probedIDs(base, r))
 	}
 	if err != nil && !errors.Is(err, errRollback) {
 		s.writeError(w, r, err)

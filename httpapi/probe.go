@@ -9,26 +9,18 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/audit"
+	"github.com/bulkhead-dev/bulkhead/rest"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 var uuidText = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// probedIDs are the row ids a data request asked for by id (id=eq.X or
-// id=in.(X,Y)): when it found none of them, it may be probing for another
-// tenant's rows.
-func probedIDs(r *http.Request) []string {
-	var ids []string
-	for _, v := range r.URL.Query()["id"] {
-		switch {
-		case strings.HasPrefix(v, "eq."):
-			ids = append(ids, strings.TrimPrefix(v, "eq."))
-		case strings.HasPrefix(v, "in.(") && strings.HasSuffix(v, ")"):
-			for _, id := range strings.Split(v[4:len(v)-1], ",") {
-				ids = append(ids, strings.Trim(id, `" `))
-			}
-		}
-	}
+// probedIDs are the row ids a data request named in a filter on id, in
+// any spelling the parser accepts (id=eq.X, id=in.(X,Y), "id"=eq.X,
+// or=(id.eq.X), id=eq(any).{X}, …): when it found none of them, it may be
+// probing for another tenant's rows.
+func probedIDs(tbl *rest.Table, r *http.Request) []string {
+	ids, _ := rest.Compared(tbl, r.Method, r.URL.Query(), "id")
 	out := ids[:0]
 	for _, id := range ids {
 		if uuidText.MatchString(id) && len(out) < 100 {

@@ -288,6 +288,7 @@ func (db *DB) ownerTx(ctx context.Context, fn func(pgx.Tx) error) error {
 //   - 42501 insufficient privilege, including a row-security WITH CHECK
 //     violation (a write aimed outside the caller's tenant) → Denied
 //   - 22xxx data exceptions, 23502 not-null, 23514 check → Invalid
+//   - 21000 cardinality violation (an upsert naming a key twice) → Invalid
 //   - 57014 statement timeout → Unavailable
 func Translate(err error) error {
 	if err == nil {
@@ -322,6 +323,10 @@ func Translate(err error) error {
 		return &fault.Error{Kind: fault.Invalid, Code: "check_violation", Message: "A value is out of the allowed range.", Err: err}
 	case len(pe.Code) == 5 && pe.Code[:2] == "22":
 		return &fault.Error{Kind: fault.Invalid, Code: "invalid_value", Message: "A value has the wrong type or format.", Err: err}
+	case pe.Code == "21000":
+		// cardinality_violation: an upsert whose body names one key twice
+		// ("ON CONFLICT DO UPDATE command cannot affect row a second time").
+		return &fault.Error{Kind: fault.Invalid, Code: "duplicate_key_in_body", Message: "The body names the same key more than once; an upsert can change a row only once.", Err: err}
 	case pe.Code == "42P10":
 		return &fault.Error{Kind: fault.Invalid, Code: "invalid_conflict_target", Message: "on_conflict must name the columns of a unique key (for tenant tables: tenant_id and id).", Err: err}
 	case pe.Code == "57014":

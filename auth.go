@@ -42,8 +42,15 @@ type AuthConfig struct {
 	// External are identity providers whose tokens are accepted besides
 	// bulkhead's own (each with a JWKS URL, issuer, audience and the claim
 	// path of the tenant).
-	External      []identity.Trust
-	TokenTTL      time.Duration
+	External []identity.Trust
+	// TokenTTL is the lifetime of tenant users' tokens; zero means
+	// DefaultTokenTTL. It is also the longest lifetime a tenant token of
+	// bulkhead's own issuer may have (to the second) to verify, so every
+	// replica must be given the same one, and lowering it ends longer
+	// tokens already issued.
+	TokenTTL time.Duration
+	// AdminTokenTTL is the default lifetime of platform-admin tokens;
+	// zero means DefaultAdminTokenTTL.
 	AdminTokenTTL time.Duration
 }
 
@@ -60,11 +67,11 @@ type Auth struct {
 	rejected digestCache                        // tokens that failed for good
 	accepted digestCache                        // tokens that passed lately, for Recognized
 
-	mu       sync.Mutex
-	kids     string
-	internal *identity.Verifier
-	user     *identity.Issuer
-	admin    *identity.Issuer
+	mu   sync.Mutex
+	cur  issuers // the installed key set
+	gen  uint64  // generation of cur; 0 before the first
+	seq  uint64  // postgres.KeySet.Seq of cur's keys
+	kids string  // what changes when cur's keys do
 }
 
 // NewAuth returns the minter's token service.
@@ -109,21 +116,30 @@ func (a *Auth) Close() {
 	}
 }
 
+// issuers is one installed key set: the verifier of bulkhead's own tokens
+// and the issuers that sign them.
 type issuers struct {
+	gen         uint64 // Auth.gen when it was installed
 	internal    *identity.Verifier
 	user, admin *identity.Issuer
 }
 
-// current returns issuers and a verifier for the keys now in the database.
+// tokenLifetimeSlack is how much longer than AuthConfig.TokenTTL a
+// built-in tenant token's lifetime may be: iat and exp are whole seconds.
+const tokenLifetimeSlack = time.Second
+
+// current returns the installed key set, first installing the keys now in
+// the database if they changed. Each installation has a generation of its
+// own; it empties the verified cache, and only a verification made under
+// the installed generation may fill it again (see remember). A key set
+// read before the installed one (by a caller that waited for a.mu) is
+// never installed over it.
 func (a *Auth) current(ctx context.Context) (issuers, error) {
-	uk, err := a.db.pg.Keys(ctx, postgres.KeyJWT)
+	ks, err := a.db.pg.KeySet(ctx, postgres.KeyJWT, postgres.KeyAdminJWT)
 	if err != nil {
 		return issuers{}, err
 	}
-	ak, err := a.db.pg.Keys(ctx, postgres.KeyAdminJWT)
-	if err != nil {
-		return issuers{}, err
-	}
+	uk, ak := ks.Keys[postgres.KeyJWT], ks.Keys[postgres.KeyAdminJWT]
 	var sig strings.Builder
 	for _, k := range append(append([]postgres.Key{}, uk...), ak...) {
 		sig.WriteString(k.ID)
@@ -135,8 +151,10 @@ func (a *Auth) current(ctx context.Context) (issuers, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.internal != nil && sig.String() == a.kids {
-		return issuers{a.internal, a.user, a.admin}, nil
+	if a.gen > 0 && (ks.Seq < a.seq || sig.String() == a.kids) {
+		// What is installed was read as late as ks, or later.
+		a.seq = max(a.seq, ks.Seq)
+		return a.cur, nil
 	}
 	user := &identity.Issuer{Issuer: TokenIssuer, Audience: TokenAudience, Keys: signingKeys(uk, a.db.now()), TTL: a.cfg.TokenTTL, Now: a.db.now}
 	admin := &identity.Issuer{Issuer: AdminTokenIssuer, Audience: AdminTokenAudience, Keys: signingKeys(ak, a.db.now()),
@@ -144,7 +162,11 @@ func (a *Auth) current(ctx context.Context) (issuers, error) {
 	if len(user.Keys) == 0 || len(admin.Keys) == 0 {
 		return issuers{}, fault.E(fault.Unavailable, "no_signing_key", "No token signing key is available; run `bulkhead keys rotate`.")
 	}
-	v := &identity.Verifier{Trusted: []identity.Trust{user.Trust(), admin.Trust()}, Now: a.db.now, Logger: a.db.log,
+	ut := user.Trust()
+	// A tenant token is refused if it lives longer than this server
+	// issues them for (not merely longer than identity.MaxTTL).
+	ut.MaxLifetime = a.cfg.TokenTTL + tokenLifetimeSlack
+	v := &identity.Verifier{Trusted: []identity.Trust{ut, admin.Trust()}, Now: a.db.now, Logger: a.db.log,
 		Revoked: func(ctx context.Context, t identity.TokenInfo) (bool, error) {
 			if !t.Platform {
 				return false, nil
@@ -154,10 +176,25 @@ func (a *Auth) current(ctx context.Context) (issuers, error) {
 	if err := v.Validate(); err != nil {
 		return issuers{}, err
 	}
-	a.internal, a.user, a.admin, a.kids = v, user, admin, sig.String()
+	a.gen++
+	a.cur = issuers{a.gen, v, user, admin}
+	a.kids, a.seq = sig.String(), ks.Seq
 	// A rotation or retirement changes what verifies: forget what did.
 	a.verified.Clear()
-	return issuers{v, user, admin}, nil
+	return a.cur, nil
+}
+
+// remember puts a built-in tenant token that verified under the key set of
+// generation gen in the verified cache, unless another key set has been
+// installed since: the cache was emptied then, and a token checked against
+// the older keys (perhaps under a key now retired) must not return to it.
+// It holds a.mu, as current does while it installs and empties the cache.
+func (a *Auth) remember(gen uint64, token string, p tenant.Principal) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if gen == a.gen {
+		a.verified.Put(token, p, p.Expires, a.db.now())
+	}
 }
 
 // signingKeys turns stored keys into identity keys, the current signer
@@ -229,7 +266,7 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 			// Isolation: only the signature and claims checks are cached,
 			// keyed by the exact token text, until the token expires; the
 			// tenant and user checks below run every time.
-			a.verified.Put(token, p, p.Expires, a.db.now())
+			a.remember(cur.gen, token, p)
 		}
 	}
 	if p.Platform {

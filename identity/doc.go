@@ -53,9 +53,9 @@
 //     are not in the future, all with [Verifier.Leeway] of clock skew;
 //   - the claims the principal is built from have the expected types;
 //   - for bulkhead's own tokens (trusts with Keys), iat is present, the
-//     lifetime is no longer than [MaxTTL] ([MaxPlatformTTL] for platform
-//     tokens), and the "platform" claim is true exactly when the trust is a
-//     platform trust.
+//     lifetime is no longer than the trust's MaxLifetime (at most [MaxTTL],
+//     or [MaxPlatformTTL] for platform tokens), and the "platform" claim is
+//     true exactly when the trust is a platform trust.
 //
 // # Tenants in tokens
 //

@@ -45,6 +45,14 @@ type Trust struct {
 	Keys    []PublicKey // built-in: Ed25519 keys by kid
 	JWKSURL string      // external: an https URL serving the provider's JWKS
 
+	// MaxLifetime, for a built-in trust only, is the longest time from iat
+	// to exp that a token may have: the lifetime its issuer actually gives
+	// tokens, so that a token signed for longer (by a misconfigured issuer
+	// or a leaked key) is refused. Zero, or anything longer than [MaxTTL]
+	// ([MaxPlatformTTL] for a platform trust), means that limit. A token's
+	// iat and exp are whole seconds: allow for that.
+	MaxLifetime time.Duration
+
 	// Algorithms pins the accepted alg values. Only asymmetric algorithms
 	// (EdDSA, RS*, PS*, ES*) are allowed, and only EdDSA with Keys. The
 	// default is EdDSA with Keys and RS256 and ES256 with a JWKSURL.
@@ -294,6 +302,16 @@ func newTrust(t Trust) (*trust, error) {
 		return nil, errors.New("no audience")
 	}
 	tr := &trust{Trust: t}
+	limit := MaxTTL
+	if t.Platform {
+		limit = MaxPlatformTTL
+	}
+	switch {
+	case t.MaxLifetime < 0:
+		return nil, fmt.Errorf("negative max lifetime %v", t.MaxLifetime)
+	case t.MaxLifetime == 0 || t.MaxLifetime > limit:
+		tr.MaxLifetime = limit
+	}
 	switch {
 	case len(t.Keys) > 0 && t.JWKSURL != "":
 		return nil, errors.New("both keys and a JWKS URL")
@@ -317,6 +335,8 @@ func newTrust(t Trust) (*trust, error) {
 		if len(t.Algorithms) == 0 {
 			tr.Algorithms = []string{"EdDSA"}
 		}
+	case t.JWKSURL != "" && t.MaxLifetime != 0:
+		return nil, errors.New("a max lifetime with a JWKS URL (it is for built-in trusts only)")
 	case t.JWKSURL != "":
 		if err := checkJWKSURL(t.JWKSURL, t.AllowPrivateJWKS); err != nil {
 			return nil, err
@@ -621,11 +641,7 @@ func checkBuiltin(tr *trust, claims map[string]any, info TokenInfo) error {
 	if platform != tr.Platform {
 		return fmt.Errorf("platform claim %t under a trust with platform %t", platform, tr.Platform)
 	}
-	limit := MaxTTL
-	if tr.Platform {
-		limit = MaxPlatformTTL
-	}
-	if info.IssuedAt.IsZero() || info.Expires.Sub(info.IssuedAt) > limit {
+	if info.IssuedAt.IsZero() || info.Expires.Sub(info.IssuedAt) > tr.MaxLifetime {
 		return fmt.Errorf("lifetime from iat %v to exp %v is longer than any this issuer signs", info.IssuedAt, info.Expires)
 	}
 	return nil

@@ -361,6 +361,10 @@ func TestVerifierConfig(t *testing.T) {
 		{"BadTenantClaim", &identity.Verifier{Trusted: []identity.Trust{tr(func(t *identity.Trust) { t.TenantClaim = "app_metadata..tenant" })}}},
 		{"BadRoleClaim", &identity.Verifier{Trusted: []identity.Trust{tr(func(t *identity.Trust) { t.RoleClaim = "role\\" })}}},
 		{"LeewayTooLarge", &identity.Verifier{Trusted: []identity.Trust{w.tenant.Trust()}, Leeway: time.Hour}},
+		{"NegativeMaxLifetime", &identity.Verifier{Trusted: []identity.Trust{tr(func(t *identity.Trust) { t.MaxLifetime = -time.Second })}}},
+		{"MaxLifetimeWithJWKS", &identity.Verifier{Trusted: []identity.Trust{
+			{Issuer: "a", Audience: "a", JWKSURL: "https://idp.example.com/jwks", MaxLifetime: time.Hour},
+		}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			v := tt.v
@@ -481,5 +485,28 @@ func TestPermanent(t *testing.T) {
 	}
 	if identity.Permanent(errors.New("token signature is invalid")) || identity.Permanent(context.Canceled) {
 		t.Fatal("an error that is not ErrInvalidToken counted as permanent")
+	}
+}
+
+// TestVerifyMaxLifetime: a built-in trust with MaxLifetime refuses a token
+// that lives longer, however well signed; zero keeps MaxTTL.
+func TestVerifyMaxLifetime(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	long := *w.tenant
+	long.TTL = time.Hour
+	short := *w.tenant
+	short.TTL = 10 * time.Minute
+	limited := w.tenant.Trust()
+	limited.MaxLifetime = 10*time.Minute + time.Second
+	v := &identity.Verifier{Trusted: []identity.Trust{limited}, Now: clock}
+	if _, err := v.Verify(t.Context(), MustIssue(t, &short, tenantClaims)); err != nil {
+		t.Fatalf("a token of the trust's lifetime: %v", err)
+	}
+	if _, err := v.Verify(t.Context(), MustIssue(t, &long, tenantClaims)); !errors.Is(err, identity.ErrInvalidToken) {
+		t.Fatalf("a token living longer than MaxLifetime: %v; want ErrInvalidToken", err)
+	}
+	if _, err := verifier(t, w.tenant).Verify(t.Context(), MustIssue(t, &long, tenantClaims)); err != nil {
+		t.Fatalf("a token of an hour with no MaxLifetime: %v", err)
 	}
 }

@@ -342,6 +342,7 @@ func Translate(err error) error {
 type keyCache struct {
 	db     *DB
 	mu     sync.Mutex
+	seq    uint64 // loads so far, of any purpose
 	loaded map[KeyPurpose]time.Time
 	keys   map[KeyPurpose][]Key
 }
@@ -354,6 +355,42 @@ func (db *DB) Keys(ctx context.Context, purpose KeyPurpose) ([]Key, error) {
 	c := &db.keys
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.get(ctx, db, purpose)
+}
+
+// KeySet is the verifying keys of some purposes as the key cache held them
+// at one moment. Seq orders key sets read from one DB: a set with a higher
+// Seq was read later, and none of its purposes' keys were loaded earlier
+// than in a set with a lower Seq; two sets with the same Seq hold the same
+// keys.
+type KeySet struct {
+	Seq  uint64
+	Keys map[KeyPurpose][]Key // by purpose, each as Keys returns it
+}
+
+// KeySet returns the verifying keys of purposes, read together from the
+// cache that Keys reads, with their place in the order of reads (see
+// [KeySet]): a caller that builds something from keys can tell a set read
+// before the one it already has.
+func (db *DB) KeySet(ctx context.Context, purposes ...KeyPurpose) (KeySet, error) {
+	c := &db.keys
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	set := KeySet{Keys: make(map[KeyPurpose][]Key, len(purposes))}
+	for _, p := range purposes {
+		ks, err := c.get(ctx, db, p)
+		if err != nil {
+			return KeySet{}, err
+		}
+		set.Keys[p] = ks
+	}
+	set.Seq = c.seq
+	return set, nil
+}
+
+// get returns the keys of purpose, loading them if the cache has none
+// younger than keyCacheAge. c.mu must be held.
+func (c *keyCache) get(ctx context.Context, db *DB, purpose KeyPurpose) ([]Key, error) {
 	now := db.now()
 	if t, ok := c.loaded[purpose]; ok && now.Sub(t) < keyCacheAge {
 		return c.keys[purpose], nil
@@ -363,8 +400,12 @@ func (db *DB) Keys(ctx context.Context, purpose KeyPurpose) ([]Key, error) {
 		return nil, err
 	}
 	if c.loaded == nil {
-		c.loaded, c.keys = map[KeyPurpose]time.Time{}, map[KeyPurpose][]Key{}
+		c.loaded = map[KeyPurpose]time.Time{}
 	}
+	if c.keys == nil {
+		c.keys = map[KeyPurpose][]Key{}
+	}
+	c.seq++
 	c.loaded[purpose], c.keys[purpose] = now, ks
 	return ks, nil
 }

@@ -117,11 +117,45 @@ func (a *Auth) Close() {
 }
 
 // issuers is one installed key set: the verifier of bulkhead's own tokens
-// and the issuers that sign them.
+// and each purpose's keys to sign with.
 type issuers struct {
-	gen         uint64 // Auth.gen when it was installed
-	internal    *identity.Verifier
-	user, admin *identity.Issuer
+	gen      uint64             // Auth.gen when it was installed
+	internal *identity.Verifier // nil when no key verifies either purpose
+	user     keyring
+	admin    keyring
+}
+
+// keyring is one purpose's verifying keys, ordered as postgres.DB.Keys
+// orders them (the newest signer first), with their private halves.
+type keyring struct {
+	stored []postgres.Key
+	keys   []identity.SigningKey
+}
+
+func newKeyring(ks []postgres.Key) keyring {
+	r := keyring{stored: ks, keys: make([]identity.SigningKey, len(ks))}
+	for i, k := range ks {
+		r.keys[i] = identity.SigningKey{ID: k.ID, Private: ed25519.NewKeyFromSeed(k.Secret[:ed25519.SeedSize])}
+		if k.NotAfter != nil {
+			r.keys[i].NotAfter = *k.NotAfter
+		}
+	}
+	return r
+}
+
+// signing returns the keys with the current signer (the first that may
+// sign at now) first and the others after it, verify-only; nil if none
+// may sign.
+func (r keyring) signing(now time.Time) []identity.SigningKey {
+	for i, k := range r.stored {
+		if k.Signing(now) {
+			out := make([]identity.SigningKey, 0, len(r.keys))
+			out = append(out, r.keys[i])
+			out = append(out, r.keys[:i]...)
+			return append(out, r.keys[i+1:]...)
+		}
+	}
+	return nil
 }
 
 // tokenLifetimeSlack is how much longer than AuthConfig.TokenTTL a
@@ -156,32 +190,39 @@ func (a *Auth) current(ctx context.Context) (issuers, error) {
 		a.seq = max(a.seq, ks.Seq)
 		return a.cur, nil
 	}
-	user := &identity.Issuer{Issuer: TokenIssuer, Audience: TokenAudience, Keys: signingKeys(uk, a.db.now()), TTL: a.cfg.TokenTTL, Now: a.db.now}
-	admin := &identity.Issuer{Issuer: AdminTokenIssuer, Audience: AdminTokenAudience, Keys: signingKeys(ak, a.db.now()),
-		TTL: a.cfg.AdminTokenTTL, Platform: true, Now: a.db.now}
-	if len(user.Keys) == 0 || len(admin.Keys) == 0 {
-		return issuers{}, fault.E(fault.Unavailable, "no_signing_key", "No token signing key is available; run `bulkhead keys rotate`.")
+	cur := issuers{user: newKeyring(uk), admin: newKeyring(ak)}
+	var trusts []identity.Trust
+	if len(uk) > 0 {
+		ut := (&identity.Issuer{Issuer: TokenIssuer, Audience: TokenAudience, Keys: cur.user.keys}).Trust()
+		// A tenant token is refused if it lives longer than this
+		// server issues them for (not merely longer than identity.MaxTTL).
+		ut.MaxLifetime = a.cfg.TokenTTL + tokenLifetimeSlack
+		trusts = append(trusts, ut)
 	}
-	ut := user.Trust()
-	// A tenant token is refused if it lives longer than this server
-	// issues them for (not merely longer than identity.MaxTTL).
-	ut.MaxLifetime = a.cfg.TokenTTL + tokenLifetimeSlack
-	v := &identity.Verifier{Trusted: []identity.Trust{ut, admin.Trust()}, Now: a.db.now, Logger: a.db.log,
-		Revoked: func(ctx context.Context, t identity.TokenInfo) (bool, error) {
-			if !t.Platform {
-				return false, nil
-			}
-			return a.db.pg.TokenRevoked(ctx, t.ID)
-		}}
-	if err := v.Validate(); err != nil {
-		return issuers{}, err
+	if len(ak) > 0 {
+		// Admin tokens are issued for up to MaxAdminTokenTTL each
+		// (IssueAdminToken's ttl), which is the trust's own limit.
+		trusts = append(trusts, (&identity.Issuer{Issuer: AdminTokenIssuer, Audience: AdminTokenAudience, Keys: cur.admin.keys, Platform: true}).Trust())
+	}
+	if len(trusts) > 0 {
+		v := &identity.Verifier{Trusted: trusts, Now: a.db.now, Logger: a.db.log,
+			Revoked: func(ctx context.Context, t identity.TokenInfo) (bool, error) {
+				if !t.Platform {
+					return false, nil
+				}
+				return a.db.pg.TokenRevoked(ctx, t.ID)
+			}}
+		if err := v.Validate(); err != nil {
+			return issuers{}, err
+		}
+		cur.internal = v
 	}
 	a.gen++
-	a.cur = issuers{a.gen, v, user, admin}
-	a.kids, a.seq = sig.String(), ks.Seq
+	cur.gen = a.gen
+	a.cur, a.kids, a.seq = cur, sig.String(), ks.Seq
 	// A rotation or retirement changes what verifies: forget what did.
 	a.verified.Clear()
-	return a.cur, nil
+	return cur, nil
 }
 
 // remember puts a built-in tenant token that verified under the key set of
@@ -197,27 +238,16 @@ func (a *Auth) remember(gen uint64, token string, p tenant.Principal) {
 	}
 }
 
-// signingKeys turns stored keys into identity keys, the current signer
-// (the newest key that may sign now; ks is ordered newest signer first)
-// first and the others after it, verify-only.
-func signingKeys(ks []postgres.Key, now time.Time) []identity.SigningKey {
-	var signer []identity.SigningKey
-	var rest []identity.SigningKey
-	for _, k := range ks {
-		sk := identity.SigningKey{ID: k.ID, Private: ed25519.NewKeyFromSeed(k.Secret[:ed25519.SeedSize])}
-		if k.NotAfter != nil {
-			sk.NotAfter = *k.NotAfter
-		}
-		if signer == nil && k.Signing(now) {
-			signer = []identity.SigningKey{sk}
-		} else {
-			rest = append(rest, sk)
-		}
-	}
-	if signer == nil {
-		return nil
-	}
-	return append(signer, rest...)
+// errNoBuiltinKey answers a token of bulkhead's own issuers when no key of
+// either purpose verifies any more (all retired).
+var errNoBuiltinKey = fault.From(identity.ErrInvalidToken, errors.New("no key verifies bulkhead's own tokens"))
+
+// noSigningKey is the error of issuing for a purpose with no key that may
+// sign (its signer retired, or only published keys left): the other
+// purpose, and the keys that still verify, are not affected.
+func noSigningKey(purpose postgres.KeyPurpose) error {
+	return fault.Errorf(fault.Unavailable, "no_signing_key",
+		"No %s signing key is available; run `bulkhead keys rotate --purpose %s`.", purpose, purpose)
 }
 
 // Verify turns a bearer token into a principal: bulkhead's own tokens
@@ -253,6 +283,11 @@ func (a *Auth) Verify(ctx context.Context, token string) (tenant.Principal, erro
 		} else if iss := unverifiedIssuer(token); iss != TokenIssuer && iss != AdminTokenIssuer {
 			v, builtin = a.external, false
 		}
+	}
+	if !ok && v == nil {
+		// No key of either purpose verifies: none of bulkhead's own
+		// tokens can pass (not permanent: a key may be published).
+		return tenant.Principal{}, errNoBuiltinKey
 	}
 	if !ok {
 		var err error
@@ -329,13 +364,20 @@ func unverifiedIssuer(token string) string {
 	return c.Iss
 }
 
-// IssueUserToken issues a tenant user's access token.
+// IssueUserToken issues a tenant user's access token. It fails with
+// no_signing_key when no tenant-token key may sign (all retired or only
+// published); tokens already issued still verify while their key does.
 func (a *Auth) IssueUserToken(ctx context.Context, u *postgres.User, t *tenant.Tenant) (string, time.Time, error) {
 	cur, err := a.current(ctx)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	tok, exp, err := cur.user.Issue(identity.Claims{Subject: u.ID, Email: u.Email, Tenant: t.Slug, TenantID: t.ID, Role: u.Role})
+	keys := cur.user.signing(a.db.now())
+	if keys == nil {
+		return "", time.Time{}, noSigningKey(postgres.KeyJWT)
+	}
+	iss := identity.Issuer{Issuer: TokenIssuer, Audience: TokenAudience, Keys: keys, TTL: a.cfg.TokenTTL, Now: a.db.now}
+	tok, exp, err := iss.Issue(identity.Claims{Subject: u.ID, Email: u.Email, Tenant: t.Slug, TenantID: t.ID, Role: u.Role})
 	if err == nil {
 		// Recognized: a token this server issued is checked even while
 		// its sender's address floods (it is still verified in full).
@@ -345,7 +387,8 @@ func (a *Auth) IssueUserToken(ctx context.Context, u *postgres.User, t *tenant.T
 }
 
 // IssueAdminToken issues a platform-admin token for subject, living ttl
-// (zero: the default; at most MaxAdminTokenTTL).
+// (zero: the default; at most MaxAdminTokenTTL). It fails with
+// no_signing_key when no admin-token key may sign.
 func (a *Auth) IssueAdminToken(ctx context.Context, subject string, ttl time.Duration) (string, time.Time, error) {
 	if ttl < 0 || ttl > MaxAdminTokenTTL {
 		return "", time.Time{}, fault.Errorf(fault.Invalid, "invalid_ttl", "An admin token lives at most %s.", MaxAdminTokenTTL)
@@ -354,7 +397,12 @@ func (a *Auth) IssueAdminToken(ctx context.Context, subject string, ttl time.Dur
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	iss := *cur.admin
+	keys := cur.admin.signing(a.db.now())
+	if keys == nil {
+		return "", time.Time{}, noSigningKey(postgres.KeyAdminJWT)
+	}
+	iss := identity.Issuer{Issuer: AdminTokenIssuer, Audience: AdminTokenAudience, Keys: keys,
+		TTL: a.cfg.AdminTokenTTL, Platform: true, Now: a.db.now}
 	if ttl > 0 {
 		iss.TTL = ttl
 	}
@@ -393,7 +441,11 @@ func (a *Auth) JWKS(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cur.user.JWKS()
+	keys := cur.user.signing(a.db.now())
+	if keys == nil {
+		keys = cur.user.keys // verify-only: still published while they verify
+	}
+	return (&identity.Issuer{Keys: keys, Now: a.db.now}).JWKS()
 }
 
 // TokenVerifier turns a bearer token into a principal. *Auth and

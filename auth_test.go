@@ -3,11 +3,13 @@ package bulkhead_test
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
 	"github.com/bulkhead-dev/bulkhead/postgres"
@@ -88,6 +90,90 @@ func TestRetiredKeyNotCached(t *testing.T) {
 		if passed > 0 {
 			t.Fatalf("round %d: %d of %d tokens signed by a retired key still verify", round, passed, n)
 		}
+	}
+}
+
+// TestRetiredSignerOtherPurpose: retiring one purpose's only signing key
+// stops only that purpose's issuing. The other purpose's tokens still
+// verify and are still issued; issuing for the retired purpose fails with
+// no_signing_key; and its tokens stop verifying.
+func TestRetiredSignerOtherPurpose(t *testing.T) {
+	env := newAuthEnv(t, bulkhead.AuthConfig{})
+	ctx := context.Background()
+	pg := env.db.Postgres()
+	retireSigner := func(purpose postgres.KeyPurpose) {
+		t.Helper()
+		k, err := pg.SigningKey(ctx, purpose)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pg.RetireKey(ctx, k.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	userTok, _, err := env.auth.IssueUserToken(ctx, env.user, env.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminTok, _, err := env.auth.IssueAdminToken(ctx, "ops", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	retireSigner(postgres.KeyAdminJWT)
+	if p, err := env.auth.Verify(ctx, userTok); err != nil || p.TenantID != env.tenant.ID {
+		t.Fatalf("tenant token with the admin signer retired: %+v, %v", p, err)
+	}
+	if _, _, err := env.auth.IssueUserToken(ctx, env.user, env.tenant); err != nil {
+		t.Fatalf("issuing a tenant token with the admin signer retired: %v", err)
+	}
+	if _, _, err := env.auth.IssueAdminToken(ctx, "ops", 0); fault.CodeOf(err) != "no_signing_key" {
+		t.Fatalf("issuing an admin token without its signer: %v; want no_signing_key", err)
+	}
+	if _, err := env.auth.Verify(ctx, adminTok); !errors.Is(err, identity.ErrInvalidToken) {
+		t.Fatalf("admin token under a retired key: %v; want invalid_token", err)
+	}
+	if _, err := env.auth.JWKS(ctx); err != nil {
+		t.Fatalf("JWKS with the admin signer retired: %v", err)
+	}
+
+	// And the other way round.
+	if _, err := pg.RotateKey(ctx, postgres.KeyAdminJWT, 0); err != nil {
+		t.Fatal(err)
+	}
+	adminTok, _, err = env.auth.IssueAdminToken(ctx, "ops", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retireSigner(postgres.KeyJWT)
+	if p, err := env.auth.Verify(ctx, adminTok); err != nil || !p.Platform {
+		t.Fatalf("admin token with the tenant signer retired: %+v, %v", p, err)
+	}
+	if _, _, err := env.auth.IssueAdminToken(ctx, "ops", 0); err != nil {
+		t.Fatalf("issuing an admin token with the tenant signer retired: %v", err)
+	}
+	if _, _, err := env.auth.IssueUserToken(ctx, env.user, env.tenant); fault.CodeOf(err) != "no_signing_key" {
+		t.Fatalf("issuing a tenant token without its signer: %v; want no_signing_key", err)
+	}
+	if _, err := env.auth.Verify(ctx, userTok); !errors.Is(err, identity.ErrInvalidToken) {
+		t.Fatalf("tenant token under a retired key: %v; want invalid_token", err)
+	}
+
+	// With no key of either purpose left, bulkhead's tokens are invalid
+	// (not a server error), and a new signer makes issuing work again.
+	retireSigner(postgres.KeyAdminJWT)
+	if _, err := env.auth.Verify(ctx, adminTok); !errors.Is(err, identity.ErrInvalidToken) {
+		t.Fatalf("admin token with no key left: %v; want invalid_token", err)
+	}
+	if _, err := pg.RotateKey(ctx, postgres.KeyJWT, 0); err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := env.auth.IssueUserToken(ctx, env.user, env.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.auth.Verify(ctx, tok); err != nil {
+		t.Fatalf("a token of the new signer: %v", err)
 	}
 }
 

@@ -72,15 +72,20 @@
 //
 // # External JWKS
 //
-// A trust with a JWKSURL fetches its keys with keyfunc and jwkset. The URL
-// must be https, and the connection is refused at dial time if the address
-// it resolved to is loopback, private, link-local, multicast or otherwise
-// not publicly routable, so DNS rebinding cannot point it inward
+// A trust with a JWKSURL fetches its keys with jwkset. The URL must be
+// https, and the connection is refused at dial time if the address it
+// resolved to is loopback, private, link-local, multicast or otherwise not
+// publicly routable, so DNS rebinding cannot point it inward
 // (AllowPrivateJWKS lifts this for tests only). The key set is refreshed
 // every hour. A token whose kid is unknown triggers at most one refetch per
-// trust every five minutes ([JWKSUnknownKIDInterval]); other unknown kids
-// fail at once without waiting and without network traffic, so a stream of
-// made-up kids cannot turn the verifier into a traffic generator. Responses
-// are limited to 1 MiB, redirects to three, and requests bypass any proxy.
-// [Verifier.Close] stops the background refresh.
+// trust every five minutes ([JWKSUnknownKIDInterval]), so a stream of
+// made-up kids cannot turn the verifier into a traffic generator. The
+// refetch runs on its own, for at most twenty seconds, whatever the
+// context of the Verify that started it: a caller that gives up does not
+// waste the slot, and the provider's new key verifies for the callers after
+// it. Any token with an unknown kid waits, within its own context, for a
+// refetch in progress; with none in progress and no slot free, it fails at
+// once without network traffic. Responses are limited to 1 MiB, redirects
+// to three, and requests bypass any proxy. [Verifier.Close] stops the
+// background refresh.
 package identity

@@ -14,11 +14,11 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/MicahParks/jwkset"
-	"github.com/MicahParks/keyfunc/v3"
 	"golang.org/x/time/rate"
 )
 
@@ -31,14 +31,16 @@ const (
 
 	// JWKSUnknownKIDInterval is the least time between two refetches of a
 	// trust's JWKS caused by a token whose kid is not in the cached set.
-	// Within it, unknown kids fail at once, without network traffic and
-	// without waiting: the limiter is asked with a deadline far shorter than
-	// the interval, and golang.org/x/time/rate refuses instead of sleeping.
+	// Within it, unknown kids fail without network traffic: the limiter
+	// is asked with a deadline far shorter than the interval, and
+	// golang.org/x/time/rate refuses instead of sleeping. A token whose
+	// kid is unknown while a refetch is in progress waits for that one.
 	JWKSUnknownKIDInterval = 5 * time.Minute
 
-	jwksTimeout      = 10 * time.Second // each fetch, including connecting
-	jwksMaxBody      = 1 << 20          // bytes of JWKS response
-	jwksMaxRedirects = 3
+	jwksTimeout        = 10 * time.Second // each fetch, including connecting
+	jwksRefetchTimeout = 2 * jwksTimeout  // an unknown kid's refetch: a wait for the limiter, then a fetch
+	jwksMaxBody        = 1 << 20          // bytes of JWKS response
+	jwksMaxRedirects   = 3
 )
 
 // checkJWKSURL checks a trust's JWKS URL before anything is fetched: https,
@@ -208,39 +210,111 @@ func (b *maxBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// newRemoteKeys starts fetching a trust's JWKS. The background refresh runs
-// until ctx ends.
-func newRemoteKeys(ctx context.Context, t *trust, logger *slog.Logger) (jwkset.Storage, error) {
+// remoteKeys is a trust's JWKS: the set last fetched, refreshed in the
+// background, and refetched (rate-limited) for a kid it does not hold.
+type remoteKeys struct {
+	cached  jwkset.Storage // the set last fetched; reading it fetches nothing
+	refetch jwkset.Storage // reads cached, refetching it first for an unknown kid
+
+	mu      sync.Mutex
+	pending *refetchCall // the unknown-kid refetch in progress, if any
+}
+
+// refetchCall is one refetch for an unknown kid, which any number of
+// callers wait for.
+type refetchCall struct {
+	done chan struct{}
+	err  error // why the kid it was started for is still unknown; set before done closes
+}
+
+// newRemoteKeys starts fetching a trust's JWKS: the first fetch is made
+// now (a failure is logged, and retried as for an unknown kid), and the
+// background refresh runs until ctx ends.
+func newRemoteKeys(ctx context.Context, t *trust, logger *slog.Logger) (*remoteKeys, error) {
 	client, err := jwksClient(t.HTTPClient, t.AllowPrivateJWKS)
 	if err != nil {
 		return nil, err
 	}
-	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{t.JWKSURL}, keyfunc.Override{
-		Client:      client,
-		HTTPTimeout: jwksTimeout,
+	cached, err := jwkset.NewStorageFromHTTP(t.JWKSURL, jwkset.HTTPClientStorageOptions{
+		Client:                    client,
+		Ctx:                       ctx,
+		HTTPTimeout:               jwksTimeout,
+		NoErrorReturnFirstHTTPReq: true,
+		RefreshInterval:           JWKSRefreshInterval,
+		RefreshErrorHandler: func(ctx context.Context, err error) {
+			logger.WarnContext(ctx, "jwks refresh failed", "jwks_url", t.JWKSURL, "err", err)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("JWKS %s: %w", t.JWKSURL, err)
+	}
+	refetch, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs: map[string]jwkset.Storage{t.JWKSURL: cached},
 		// Isolation of load: at most one refetch per interval for unknown
 		// kids. RateLimitWaitMax is the deadline given to the limiter, which
 		// refuses at once when the next slot is further away than that.
 		RefreshUnknownKID: rate.NewLimiter(rate.Every(JWKSUnknownKIDInterval), 1),
 		RateLimitWaitMax:  jwksTimeout,
-		RefreshInterval:   JWKSRefreshInterval,
-		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
-			return func(ctx context.Context, err error) {
-				logger.WarnContext(ctx, "jwks refresh failed", "jwks_url", u, "err", err)
-			}
-		},
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("JWKS %s: %w", t.JWKSURL, err)
 	}
-	return kf.Storage(), nil
+	return &remoteKeys{cached: cached, refetch: refetch}, nil
+}
+
+// read returns the key named kid from the set last fetched. For a kid the
+// set does not hold, it starts a refetch unless one is in progress, and
+// waits for it as long as ctx allows. The refetch runs under a context of
+// its own (ctx's values, without its end, for at most jwksRefetchTimeout):
+// a caller that gives up does not cancel it, so the rate-limited slot it
+// took still brings in the provider's new keys for the callers after it.
+func (r *remoteKeys) read(ctx context.Context, kid string) (jwkset.JWK, error) {
+	k, err := r.cached.KeyRead(ctx, kid)
+	if !errors.Is(err, jwkset.ErrKeyNotFound) {
+		return k, err
+	}
+	c := r.startRefetch(ctx, kid)
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return jwkset.JWK{}, fmt.Errorf("waiting for the JWKS refetch: %w", context.Cause(ctx))
+	}
+	k, err = r.cached.KeyRead(ctx, kid)
+	if errors.Is(err, jwkset.ErrKeyNotFound) && c.err != nil {
+		err = fmt.Errorf("%w (refetch: %v)", err, c.err)
+	}
+	return k, err
+}
+
+// startRefetch returns the refetch in progress, or starts one for kid.
+func (r *remoteKeys) startRefetch(ctx context.Context, kid string) *refetchCall {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending != nil {
+		return r.pending
+	}
+	c := &refetchCall{done: make(chan struct{})}
+	r.pending = c
+	go func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jwksRefetchTimeout)
+		defer cancel()
+		// Refetches only if kid is still unknown, and only if the
+		// limiter has a slot.
+		_, err := r.refetch.KeyRead(fctx, kid)
+		r.mu.Lock()
+		r.pending = nil
+		r.mu.Unlock()
+		c.err = err
+		close(c.done)
+	}()
+	return c
 }
 
 // remoteKey returns the verification key for a token from a JWKS trust: the
 // key named by kid, whose own alg (if it has one) equals the token's, whose
 // use (if given) is "sig", and whose type fits the token's alg.
-func remoteKey(ctx context.Context, store jwkset.Storage, kid, alg string) (any, error) {
-	k, err := store.KeyRead(ctx, kid)
+func remoteKey(ctx context.Context, store *remoteKeys, kid, alg string) (any, error) {
+	k, err := store.read(ctx, kid)
 	if err != nil {
 		return nil, fmt.Errorf("kid %q: %w", kid, err)
 	}

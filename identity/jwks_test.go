@@ -38,6 +38,7 @@ type idp struct {
 
 	mu   sync.Mutex
 	body []byte
+	gate chan struct{} // if set, each answer waits until it closes (or the client gives up)
 }
 
 func newIdP(tb testing.TB, keys ...jwkset.JWK) *idp {
@@ -47,8 +48,15 @@ func newIdP(tb testing.TB, keys ...jwkset.JWK) *idp {
 	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.fetches.Add(1)
 		p.mu.Lock()
-		body := p.body
+		body, gate := p.body, p.gate
 		p.mu.Unlock()
+		if gate != nil {
+			select {
+			case <-gate:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
 	}))
@@ -277,6 +285,44 @@ func TestJWKSUnknownKID(t *testing.T) {
 	}
 	if got := p.fetches.Load(); got != 2 {
 		t.Errorf("fetches after 50 unknown kids = %d, want still 2", got)
+	}
+}
+
+// TestJWKSUnknownKIDCallerGivesUp: a caller with a short deadline whose
+// token has an unknown kid starts a refetch and gives up before the
+// provider answers. The refetch must go on without it, so that a token
+// under a key the provider has just rotated in verifies right after,
+// rather than waiting for the next slot (JWKSUnknownKIDInterval) or the
+// hourly refresh.
+func TestJWKSUnknownKIDCallerGivesUp(t *testing.T) {
+	t.Parallel()
+	keys := mustIdPKeys(t)
+	p := newIdP(t, mustJWK(t, &keys.ec.PublicKey, "ec-1", jwkset.AlgES256))
+	v := &identity.Verifier{Now: clock, Trusted: []identity.Trust{p.trust("https://idp.test/", "tenant_id")}}
+	t.Cleanup(func() { v.Close() })
+	claims := jwt.MapClaims{"tenant_id": string(tenantA)}
+	if _, err := v.Verify(t.Context(), idpToken(t, jwt.SigningMethodES256, "ec-1", keys.ec, "https://idp.test/", claims)); err != nil {
+		t.Fatalf("Verify() = %v", err)
+	}
+
+	// The provider rotates a key in, and answers only when released.
+	p.setKeys(t, mustJWK(t, &keys.ec.PublicKey, "ec-1", jwkset.AlgES256), mustJWK(t, &keys.rsa.PublicKey, "rsa-2", jwkset.AlgRS256))
+	gate := make(chan struct{})
+	p.mu.Lock()
+	p.gate = gate
+	p.mu.Unlock()
+
+	short, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	p1, err := v.Verify(short, idpToken(t, jwt.SigningMethodES256, "made-up", keys.ec, "https://idp.test/", claims))
+	wantInvalidToken(t, p1, err)
+	close(gate) // the provider answers only once that caller has gone
+
+	if _, err := v.Verify(t.Context(), idpToken(t, jwt.SigningMethodRS256, "rsa-2", keys.rsa, "https://idp.test/", claims)); err != nil {
+		t.Fatalf("Verify(token of the rotated-in key) after a caller gave up on the refetch = %v", err)
+	}
+	if got := p.fetches.Load(); got != 2 {
+		t.Errorf("fetches = %d, want 2 (the first, and one refetch)", got)
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/bulkhead-dev/bulkhead/internal/tokencache"
@@ -149,7 +148,7 @@ type trust struct {
 	keys       map[string]PublicKey
 
 	mu     sync.Mutex
-	remote jwkset.Storage // created on first use
+	remote *remoteKeys // created on first use
 }
 
 func (v *Verifier) now() time.Time {
@@ -397,7 +396,7 @@ func (t *trust) key(ctx context.Context, st *verifierState, kid, alg string, now
 	return k.Key, nil
 }
 
-func (t *trust) store(st *verifierState) (jwkset.Storage, error) {
+func (t *trust) store(st *verifierState) (*remoteKeys, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.remote == nil {

@@ -66,9 +66,11 @@
 // caller must resolve either one through the tenant catalog (which also says
 // whether the tenant is active) before scoping any work to it. bulkhead's own
 // tokens always carry the immutable UUID, so a slug re-created after an
-// offboarding can never inherit an old tenant's tokens. Where users can edit
-// their own claims at the identity provider, prefer mapping (iss, sub) to a
-// tenant through bulkhead's membership table over trusting a claim.
+// offboarding can never inherit an old tenant's tokens. The tenant of an
+// external token is whatever the configured claim holds, and nothing else is
+// consulted: there is no table mapping (iss, sub) to tenants. Trust a
+// provider only with a claim its users cannot edit themselves (an
+// administrator-set attribute such as app_metadata, not user_metadata).
 //
 // # External JWKS
 //

@@ -422,7 +422,7 @@ func (db *DB) SigningKey(ctx context.Context, purpose KeyPurpose) (Key, error) {
 			return k, nil
 		}
 	}
-	return Key{}, fmt.Errorf("no signing key for %s (run `bulkhead keys rotate --purpose %s`)", purpose, purpose)
+	return Key{}, fault.Errorf(fault.Unavailable, "no_signing_key", "No %s key can sign; run `bulkhead keys rotate --purpose %s`.", purpose, purpose)
 }
 
 func (c *keyCache) invalidate() {

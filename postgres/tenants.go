@@ -259,6 +259,11 @@ type OffboardRecord struct {
 // leaves the tenant "offboarding" and a retry resumes.
 func (db *DB) OffboardTenant(ctx context.Context, id tenant.ID) (rec *OffboardRecord, err error) {
 	defer fault.Wrap(&err, "postgres.OffboardTenant(%s)", id)
+	// The key that signs the record first: without one, nothing changes.
+	key, err := db.SigningKey(ctx, KeyRecord)
+	if err != nil {
+		return nil, err
+	}
 	t, err := scanTenant(db.admin.QueryRow(ctx, `UPDATE bulkhead_control.tenants SET status = 'offboarding'
 		WHERE id = $1 AND status <> 'offboarded' RETURNING `+tenantColumns, string(id)))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -266,10 +271,6 @@ func (db *DB) OffboardTenant(ctx context.Context, id tenant.ID) (rec *OffboardRe
 	}
 	if err != nil {
 		return nil, Translate(err)
-	}
-	key, err := db.SigningKey(ctx, KeyRecord)
-	if err != nil {
-		return nil, err
 	}
 	rec = &OffboardRecord{TenantID: t.ID, Slug: t.Slug, Tier: t.Tier, DeletedRows: map[string]int64{}, At: db.now().UTC()}
 	err = pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -48,5 +49,32 @@ func TestCreateTenantRetryRace(t *testing.T) {
 		if _, _, err := db.CreateTenant(ctx, c); !errors.Is(err, postgres.ErrTenantExists) {
 			t.Fatalf("%s as a pool tenant: %v, want ErrTenantExists", c.Slug, err)
 		}
+	}
+}
+
+// TestOffboardingWithoutARecordKey: with no key to sign the offboarding
+// record, offboarding refuses before it changes anything (the tenant was
+// left "offboarding" before), and says what to do.
+func TestOffboardingWithoutARecordKey(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.Open(t)
+	ctx := t.Context()
+	tn, _, err := db.CreateTenant(ctx, postgres.TenantCreate{Slug: "keeps", Tier: tenant.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := db.SigningKey(ctx, postgres.KeyRecord)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RetireKey(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.OffboardTenant(ctx, tn.ID); fault.CodeOf(err) != "no_signing_key" {
+		t.Fatalf("offboarding with no record key: %v, want no_signing_key", err)
+	}
+	got, err := db.FindTenantByID(ctx, tn.ID)
+	if err != nil || got.Status != tenant.Active {
+		t.Fatalf("after the refused offboarding: %+v %v, want it active", got, err)
 	}
 }

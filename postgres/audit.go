@@ -61,10 +61,8 @@ func (db *DB) Sequence(ctx context.Context, max int) (out []audit.Chained, err e
 		if _, err := tx.Exec(ctx, `LOCK TABLE bulkhead_audit.events IN EXCLUSIVE MODE`); err != nil {
 			return err
 		}
-		var seq int64
-		prev := audit.Genesis
-		err := tx.QueryRow(ctx, `SELECT seq, hash FROM bulkhead_audit.events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		seq, prev, err := chainHead(ctx, tx)
+		if err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT id, event::text FROM bulkhead_audit.inbox ORDER BY id LIMIT $1`, max)
@@ -124,6 +122,26 @@ func (db *DB) Sequence(ctx context.Context, max int) (out []audit.Chained, err e
 		return nil, Translate(err)
 	}
 	return out, nil
+}
+
+// chainHead returns the sequence number and hash the next event links to:
+// the last chained event's, or, when a retention run removed every event,
+// the last removed one's, from the latest retention record, so that
+// sequence numbers are never reused and the chain verifies from that
+// record; the genesis hash before the first event ever.
+func chainHead(ctx context.Context, tx pgx.Tx) (seq int64, hash []byte, err error) {
+	err = tx.QueryRow(ctx, `SELECT seq, hash FROM bulkhead_audit.events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return seq, hash, err
+	}
+	err = tx.QueryRow(ctx, `SELECT through_seq, through_hash FROM bulkhead_audit.retention ORDER BY through_seq DESC LIMIT 1`).Scan(&seq, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, audit.Genesis, nil
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("the latest retention record: %w", err)
+	}
+	return seq, hash, nil
 }
 
 // unreadableEvent stands in the chain for an inbox row that does not

@@ -509,3 +509,42 @@ func TestSequencerSurvivesSessionSettings(t *testing.T) {
 		t.Fatalf("verify: %v %v", rep.Break, err)
 	}
 }
+
+// TestPruneEverythingContinuesTheChain: a retention run that removes every
+// event leaves the chain to continue from its record, not from the
+// genesis: the next event gets the next sequence number, the trail
+// verifies, and checkpoints are stored again.
+func TestPruneEverythingContinuesTheChain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	if n := len(sequenced(t, e)); n != 8 {
+		t.Fatalf("%d events, want 8", n)
+	}
+	if _, err := e.db.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ret, err := e.db.PruneAudit(ctx, time.Now().Add(time.Hour))
+	if err != nil || ret == nil || ret.ThroughSeq != 8 || ret.Removed != 8 {
+		t.Fatalf("PruneAudit(every event) = %+v, %v", ret, err)
+	}
+	if err := e.db.AppendEvents(ctx, []audit.Event{{Action: "data:Select", Decision: audit.Deny}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.db.Sequence(ctx, 100)
+	if err != nil || len(got) != 1 || got[0].Seq != 9 {
+		var seqs []int64
+		for _, c := range got {
+			seqs = append(seqs, c.Seq)
+		}
+		t.Fatalf("Sequence after pruning every event chained events %v, %v; want event 9", seqs, err)
+	}
+	c, err := e.db.Checkpoint(ctx)
+	if err != nil || c.Seq != 9 {
+		t.Fatalf("Checkpoint = %+v, %v", c, err)
+	}
+	rep, err := e.db.VerifyAudit(ctx, nil, nil)
+	if err != nil || rep.Break != nil || rep.Events != 1 || rep.Retained == nil || rep.Checkpoints != 2 {
+		t.Fatalf("VerifyAudit after pruning every event = %+v (break %v), %v; want 1 event, 2 checkpoints, no break", rep, rep.Break, err)
+	}
+}

@@ -185,19 +185,87 @@ func (db *DB) Checkpoint(ctx context.Context) (c audit.Checkpoint, err error) {
 	return c, Translate(err)
 }
 
+// ChainedRow is a chained event as bulkhead_audit.events stores it: the
+// chain's fields, and the columns copied out of the body for queries
+// (FindEvents filters on them, PruneAudit selects by At). Verification
+// checks them against the body: they are not hashed themselves.
+type ChainedRow struct {
+	audit.Chained
+	EventID    string
+	At         time.Time
+	TenantID   *string // NULL for an event without a tenant
+	Subject    *string
+	Action     string
+	Decision   string
+	Visibility string
+}
+
 // ChainPage returns chained events with seq > after, in order, at most limit.
-func (db *DB) ChainPage(ctx context.Context, after int64, limit int) ([]audit.Chained, error) {
-	rows, err := db.admin.Query(ctx, `SELECT seq, body, prev_hash, hash FROM bulkhead_audit.events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+func (db *DB) ChainPage(ctx context.Context, after int64, limit int) ([]ChainedRow, error) {
+	page, err := chainPage(ctx, db.admin, after, limit)
+	return page, Translate(err)
+}
+
+type querier interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}
+
+func chainPage(ctx context.Context, q querier, after int64, limit int) ([]ChainedRow, error) {
+	rows, err := q.Query(ctx, `SELECT seq, body, prev_hash, hash, event_id::text, at, tenant_id::text, sub, action, decision, visibility
+		FROM bulkhead_audit.events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
-		return nil, Translate(err)
+		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (audit.Chained, error) {
-		var c audit.Chained
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ChainedRow, error) {
+		var c ChainedRow
 		var body string
-		err := r.Scan(&c.Seq, &body, &c.PrevHash, &c.Hash)
+		err := r.Scan(&c.Seq, &body, &c.PrevHash, &c.Hash, &c.EventID, &c.At, &c.TenantID, &c.Subject, &c.Action, &c.Decision, &c.Visibility)
 		c.Body = []byte(body)
 		return c, err
 	})
+}
+
+// mismatchedColumn returns the first column of r that does not hold what
+// Sequence copies out of its body, or "" when they all do. body is r's
+// body, parsed.
+func mismatchedColumn(r ChainedRow, body audit.Event) string {
+	sameUUID := func(col string, text string) bool {
+		id, err := uuid.Parse(text)
+		return err == nil && id.String() == col
+	}
+	switch {
+	case !sameUUID(r.EventID, body.EventID):
+		return "event_id"
+	case !r.At.Equal(body.At.Truncate(time.Microsecond)):
+		return "at"
+	case (r.TenantID == nil) != (body.TenantID == "") || (r.TenantID != nil && !sameUUID(*r.TenantID, body.TenantID)):
+		return "tenant_id"
+	case r.Subject == nil || *r.Subject != body.Subject:
+		return "sub"
+	case r.Action != body.Action:
+		return "action"
+	case r.Decision != body.Decision:
+		return "decision"
+	case r.Visibility != visibility(body):
+		return "visibility"
+	}
+	return ""
+}
+
+// verifyRow checks one event of the chain: that it is number want, links to
+// prev, hashes to its hash, and that its columns match its body.
+func verifyRow(want int64, prev []byte, r ChainedRow) *audit.Break {
+	if b := audit.VerifyChainFrom(want, prev, []audit.Chained{r.Chained}); b != nil {
+		return b
+	}
+	var body audit.Event
+	if err := json.Unmarshal(r.Body, &body); err != nil {
+		return &audit.Break{Seq: r.Seq, Reason: "its body is not an event"}
+	}
+	if col := mismatchedColumn(r, body); col != "" {
+		return &audit.Break{Seq: r.Seq, Reason: fmt.Sprintf("its columns do not match its body (%s)", col)}
+	}
+	return nil
 }
 
 // VerifyReport is what VerifyAudit found.
@@ -217,7 +285,7 @@ func (db *DB) VerifyAudit(ctx context.Context, external []audit.Checkpoint, prog
 	defer fault.Wrap(&err, "postgres.VerifyAudit")
 	rep = &VerifyReport{}
 	hashes := map[int64][]byte{}
-	var all []audit.Chained
+	var all []ChainedRow
 	for after := int64(0); ; {
 		page, err := db.ChainPage(ctx, after, 5000)
 		if err != nil {
@@ -257,9 +325,12 @@ func (db *DB) VerifyAudit(ctx context.Context, external []audit.Checkpoint, prog
 		first, prev = ret.ThroughSeq+1, rh
 		rep.Retained = &ret
 	}
-	if b := audit.VerifyChainFrom(first, prev, all); b != nil {
-		rep.Break = b
-		return rep, nil
+	for i, r := range all {
+		if b := verifyRow(first+int64(i), prev, r); b != nil {
+			rep.Break = b
+			return rep, nil
+		}
+		prev = r.Hash
 	}
 	for _, c := range all {
 		hashes[c.Seq] = c.Hash

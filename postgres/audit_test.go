@@ -548,3 +548,61 @@ func TestPruneEverythingContinuesTheChain(t *testing.T) {
 		t.Fatalf("VerifyAudit after pruning every event = %+v (break %v), %v; want 1 event, 2 checkpoints, no break", rep, rep.Break, err)
 	}
 }
+
+// TestAuditColumnTampering edits, one at a time, the columns copied out
+// of an event's body, which FindEvents filters on and PruneAudit selects
+// by, leaving the body and the hashes alone, and demands that verification
+// names the event and the column.
+func TestAuditColumnTampering(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	if n := len(sequenced(t, e)); n != 8 {
+		t.Fatalf("%d events, want 8", n)
+	}
+	conn, err := pgx.Connect(ctx, e.pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `CREATE TEMP TABLE orig AS SELECT * FROM bulkhead_audit.events WHERE seq = 3`); err != nil {
+		t.Fatal(err)
+	}
+	for col, set := range map[string]string{
+		"event_id":   `event_id = gen_random_uuid()`,
+		"at":         `at = at - interval '10 days'`,
+		"tenant_id":  `tenant_id = gen_random_uuid()`,
+		"sub":        `sub = 'someone-else'`,
+		"action":     `action = 'audit:Forged'`,
+		"decision":   `decision = CASE decision WHEN 'allow' THEN 'deny' ELSE 'allow' END`,
+		"visibility": `visibility = CASE visibility WHEN 'tenant' THEN 'platform' ELSE 'tenant' END`,
+	} {
+		if _, err := conn.Exec(ctx, `UPDATE bulkhead_audit.events SET `+set+` WHERE seq = 3`); err != nil {
+			t.Fatalf("%s: %v", set, err)
+		}
+		rep, err := e.db.VerifyAudit(ctx, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "its columns do not match its body (" + col + ")"; rep.Break == nil || rep.Break.Seq != 3 || rep.Break.Reason != want {
+			t.Errorf("VerifyAudit after %s = %v, want a break at 3: %s", set, rep.Break, want)
+		}
+		if _, err := conn.Exec(ctx, `UPDATE bulkhead_audit.events e SET (event_id, at, tenant_id, sub, action, decision, visibility) =
+			(SELECT event_id, at, tenant_id, sub, action, decision, visibility FROM orig) WHERE seq = 3`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The tenant column emptied: the event no longer shows in its tenant's trail.
+	if _, err := conn.Exec(ctx, `UPDATE bulkhead_audit.events SET tenant_id = NULL WHERE seq = 3`); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := e.db.VerifyAudit(ctx, nil, nil); err != nil || rep.Break == nil || rep.Break.Seq != 3 || !strings.Contains(rep.Break.Reason, "(tenant_id)") {
+		t.Fatalf("VerifyAudit after the tenant column was emptied = %+v, %v", rep, err)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE bulkhead_audit.events SET tenant_id = (SELECT tenant_id FROM orig) WHERE seq = 3`); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := e.db.VerifyAudit(ctx, nil, nil); err != nil || rep.Break != nil {
+		t.Fatalf("VerifyAudit after the columns were restored = %+v, %v", rep, err)
+	}
+}

@@ -276,87 +276,124 @@ type VerifyReport struct {
 	Break       *audit.Break     // nil when the chain verifies
 }
 
-// VerifyAudit reads the whole chain in pages and checks every link, then
-// every stored checkpoint (signature, and that the chain has that hash at
-// that sequence number). external are checkpoints kept outside the
-// database (the JSON-lines sink): each must match the chain too, so a
-// chain cut off after a checkpoint was written is caught.
+// VerifyAudit reads the whole chain and checks every link, and every
+// event's columns against its body, then every stored checkpoint
+// (signature, and that the chain has that hash at that sequence number).
+// external are checkpoints kept outside the database (the JSON-lines
+// sink): each must match the chain too, so a chain cut off after a
+// checkpoint was written is caught.
+//
+// The chain, the latest retention record and the stored checkpoints are
+// read in one REPEATABLE READ transaction, one snapshot, so that a server
+// chaining and signing meanwhile cannot make an untouched trail look cut
+// off: a stored checkpoint names an event of the same snapshot. An
+// external checkpoint past the snapshot's last event (signed after it
+// began) is checked against the events chained since, read after the
+// snapshot, before the tail is declared cut.
 func (db *DB) VerifyAudit(ctx context.Context, external []audit.Checkpoint, progress func(n int64)) (rep *VerifyReport, err error) {
 	defer fault.Wrap(&err, "postgres.VerifyAudit")
 	rep = &VerifyReport{}
+	// The hashes of the events that checkpoints name, and no others: the
+	// chain can be long.
 	hashes := map[int64][]byte{}
-	var all []ChainedRow
-	for after := int64(0); ; {
-		page, err := db.ChainPage(ctx, after, 5000)
+	for _, c := range external {
+		hashes[c.Seq] = nil
+	}
+	var keys map[string][]byte
+	var stored []audit.Checkpoint
+	var head int64
+	var headHash []byte
+	var ret *audit.Retention
+	err = pgx.BeginTxFunc(ctx, db.admin, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		if keys, err = allKeys(ctx, tx, KeyAudit); err != nil {
+			return fmt.Errorf("the audit keys: %w", err)
+		}
+		if stored, err = storedCheckpoints(ctx, tx); err != nil {
+			return fmt.Errorf("the stored checkpoints: %w", err)
+		}
+		for _, c := range stored {
+			hashes[c.Seq] = nil
+		}
+		// A retention run removed the head: verify from its signed record.
+		first, prev := int64(1), audit.Genesis
+		r, rh, err := latestRetention(ctx, tx)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("the latest retention record: %w", err)
 		}
-		if len(page) == 0 {
-			break
+		if r != nil {
+			if key, ok := keys[r.KeyID]; !ok || !r.Valid(key) {
+				rep.Break = &audit.Break{Seq: r.ThroughSeq, Reason: "the retention record's signature does not verify"}
+				return nil
+			}
+			first, prev = r.ThroughSeq+1, rh
+			ret, rep.Retained = r, r
 		}
-		all = append(all, page...)
-		after = page[len(page)-1].Seq
-		if progress != nil {
-			progress(int64(len(all)))
-		}
-	}
-	rep.Events = int64(len(all))
-	keys, err := db.allKeys(ctx, KeyAudit)
-	if err != nil {
-		return nil, err
-	}
-	// A retention run removed the head: verify from its signed record.
-	first, prev := int64(1), audit.Genesis
-	var ret audit.Retention
-	var rh []byte
-	err = db.admin.QueryRow(ctx, `SELECT through_seq, through_hash, removed, before, at, kid, signature
-		FROM bulkhead_audit.retention ORDER BY through_seq DESC LIMIT 1`).
-		Scan(&ret.ThroughSeq, &rh, &ret.Removed, &ret.Before, &ret.At, &ret.KeyID, &ret.Signature)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
-		return nil, err
-	default:
-		ret.ThroughHash = hex.EncodeToString(rh)
-		if key, ok := keys[ret.KeyID]; !ok || !ret.Valid(key) {
-			rep.Break = &audit.Break{Seq: ret.ThroughSeq, Reason: "the retention record's signature does not verify"}
-			return rep, nil
-		}
-		first, prev = ret.ThroughSeq+1, rh
-		rep.Retained = &ret
-	}
-	for i, r := range all {
-		if b := verifyRow(first+int64(i), prev, r); b != nil {
-			rep.Break = b
-			return rep, nil
-		}
-		prev = r.Hash
-	}
-	for _, c := range all {
-		hashes[c.Seq] = c.Hash
-	}
-	rows, err := db.admin.Query(ctx, `SELECT seq, hash, at, kid, signature FROM bulkhead_audit.checkpoints ORDER BY seq`)
-	if err != nil {
-		return nil, err
-	}
-	stored, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (audit.Checkpoint, error) {
-		var c audit.Checkpoint
-		var h []byte
-		err := r.Scan(&c.Seq, &h, &c.At, &c.KeyID, &c.Signature)
-		c.Hash = hex.EncodeToString(h)
-		return c, err
+		head, headHash, rep.Break, err = scanChain(ctx, tx, 0, first, prev, hashes, &rep.Events, progress)
+		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, Translate(err)
+	}
+	if rep.Break != nil {
+		return rep, nil
+	}
+	// External checkpoints past the snapshot: read the events chained
+	// since, in a snapshot of their own, before calling the tail cut.
+	newer := false
+	for _, c := range external {
+		if c.Seq > head {
+			newer, hashes[c.Seq] = true, nil
+		}
+	}
+	if newer {
+		err = pgx.BeginTxFunc(ctx, db.admin, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+			first, prev := head+1, headHash
+			// A retention run since the snapshot may have removed them.
+			r, rh, err := latestRetention(ctx, tx)
+			if err != nil {
+				return fmt.Errorf("the latest retention record: %w", err)
+			}
+			if r != nil && r.ThroughSeq > head {
+				if keys, err = allKeys(ctx, tx, KeyAudit); err != nil {
+					return fmt.Errorf("the audit keys: %w", err)
+				}
+				if key, ok := keys[r.KeyID]; !ok || !r.Valid(key) {
+					rep.Break = &audit.Break{Seq: r.ThroughSeq, Reason: "the retention record's signature does not verify"}
+					return nil
+				}
+				first, prev = r.ThroughSeq+1, rh
+				ret, rep.Retained = r, r
+			}
+			_, _, rep.Break, err = scanChain(ctx, tx, head, first, prev, hashes, &rep.Events, progress)
+			return err
+		})
+		if err != nil {
+			return nil, Translate(err)
+		}
+		if rep.Break != nil {
+			return rep, nil
+		}
+	}
+	var through int64
+	if ret != nil {
+		through = ret.ThroughSeq
 	}
 	for _, c := range append(stored, external...) {
 		rep.Checkpoints++
 		key, ok := keys[c.KeyID]
+		if !ok {
+			// Signed with a key made after the snapshot, perhaps.
+			if keys, err = allKeys(ctx, db.admin, KeyAudit); err != nil {
+				return nil, fmt.Errorf("the audit keys: %w", Translate(err))
+			}
+			key, ok = keys[c.KeyID]
+		}
 		switch {
 		case !ok || !c.Valid(key):
 			rep.Break = &audit.Break{Seq: c.Seq, Reason: "a checkpoint's signature does not verify"}
 			return rep, nil
-		case c.Seq <= ret.ThroughSeq:
+		case c.Seq <= through:
 			// Removed by retention; its signature still verified.
 		case hashes[c.Seq] == nil:
 			rep.Break = &audit.Break{Seq: c.Seq, Reason: fmt.Sprintf("a signed checkpoint names event %d, which the chain no longer has (the tail was cut off)", c.Seq)}
@@ -369,10 +406,76 @@ func (db *DB) VerifyAudit(ctx context.Context, external []audit.Checkpoint, prog
 	return rep, nil
 }
 
+// scanChain reads the chain's events after seq after, page by page, and
+// checks each (see verifyRow): the first must be number first and link to
+// prev. It keeps in hashes the hash of each event whose seq is a key of
+// hashes, adds to *n the events read, and returns the last event's seq and
+// hash (first-1 and prev when there is none), or the first break.
+func scanChain(ctx context.Context, q querier, after, first int64, prev []byte, hashes map[int64][]byte, n *int64,
+	progress func(int64)) (last int64, lastHash []byte, b *audit.Break, err error) {
+	next := first
+	for {
+		page, err := chainPage(ctx, q, after, 5000)
+		if err != nil {
+			return 0, nil, nil, fmt.Errorf("the events after %d: %w", after, err)
+		}
+		if len(page) == 0 {
+			return next - 1, prev, nil, nil
+		}
+		for _, r := range page {
+			if b := verifyRow(next, prev, r); b != nil {
+				return 0, nil, b, nil
+			}
+			if _, ok := hashes[r.Seq]; ok {
+				hashes[r.Seq] = r.Hash
+			}
+			next, prev = next+1, r.Hash
+		}
+		*n += int64(len(page))
+		after = page[len(page)-1].Seq
+		if progress != nil {
+			progress(*n)
+		}
+	}
+}
+
+// latestRetention returns the latest retention record, with its hash as
+// bytes, or nil when no retention run has removed anything.
+func latestRetention(ctx context.Context, q rowQuerier) (*audit.Retention, []byte, error) {
+	var ret audit.Retention
+	var rh []byte
+	err := q.QueryRow(ctx, `SELECT through_seq, through_hash, removed, before, at, kid, signature
+		FROM bulkhead_audit.retention ORDER BY through_seq DESC LIMIT 1`).
+		Scan(&ret.ThroughSeq, &rh, &ret.Removed, &ret.Before, &ret.At, &ret.KeyID, &ret.Signature)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	ret.ThroughHash = hex.EncodeToString(rh)
+	return &ret, rh, nil
+}
+
+// storedCheckpoints returns the checkpoints in bulkhead_audit.checkpoints.
+func storedCheckpoints(ctx context.Context, q querier) ([]audit.Checkpoint, error) {
+	rows, err := q.Query(ctx, `SELECT seq, hash, at, kid, signature FROM bulkhead_audit.checkpoints ORDER BY seq`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (audit.Checkpoint, error) {
+		var c audit.Checkpoint
+		var h []byte
+		err := r.Scan(&c.Seq, &h, &c.At, &c.KeyID, &c.Signature)
+		c.Hash = hex.EncodeToString(h)
+		return c, err
+	})
+}
+
 // allKeys returns every key of purpose, retired ones too: old checkpoints
 // stay checkable.
-func (db *DB) allKeys(ctx context.Context, purpose KeyPurpose) (map[string][]byte, error) {
-	rows, err := db.admin.Query(ctx, `SELECT kid, secret FROM bulkhead_control.keys WHERE purpose = $1`, string(purpose))
+func allKeys(ctx context.Context, q querier, purpose KeyPurpose) (map[string][]byte, error) {
+	rows, err := q.Query(ctx, `SELECT kid, secret FROM bulkhead_control.keys WHERE purpose = $1`, string(purpose))
 	if err != nil {
 		return nil, err
 	}

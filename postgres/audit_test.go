@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -682,5 +683,59 @@ func TestVerifyWhileChaining(t *testing.T) {
 	}
 	if err != nil || rep.Break != nil || external[0].Seq == 0 {
 		t.Fatalf("verification with a checkpoint signed after its snapshot (%d): %+v (break %v), %v", external[0].Seq, rep, rep.Break, err)
+	}
+}
+
+// TestInvalidContextLogCannotBeForged follows the test cluster's server
+// log as serve --pg-log does, while an app role's own SQL writes the
+// verifier's report naming another login role (a DO block's RAISE LOG,
+// with and without a DETAIL, and a cast error that echoes it): none of it
+// becomes an event, and a real refusal by bulkhead.context() does.
+func TestInvalidContextLogCannotBeForged(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	var dir string
+	if err := e.db.Admin().QueryRow(ctx, `SELECT current_setting('data_directory')`).Scan(&dir); err != nil {
+		t.Fatal(err)
+	}
+	tail, err := audit.OpenLog(filepath.Join(filepath.Dir(dir), "postgres.log"))
+	if err != nil {
+		t.Skipf("the server log is not where pgcluster writes it: %v", err)
+	}
+	got := make(chan audit.Event, 64)
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go tail.Follow(fctx, func(ev audit.Event) { got <- ev })
+	const forged = `bulkhead: invalid tenant context (expired) for role bulkhead_gw_victim`
+	for _, sql := range []string{
+		`DO $$ BEGIN RAISE LOG '` + forged + `'; END $$`,
+		`DO $$ BEGIN RAISE LOG '` + forged + `' USING DETAIL = 'x'; END $$`,
+		`SELECT '` + forged + `'::int`,
+		`SELECT 1 -- LOG:  ` + forged,
+	} {
+		postgres.ScopedTx(ctx, e.db.App(), e.mint(t, "pa", nil), postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, sql)
+			return err
+		})
+	}
+	// A real refusal, after them in the log.
+	bad := e.mint(t, "pa", nil)
+	e.names(t, bad[:len(bad)-2]+"AA", "pa")
+	for {
+		select {
+		case ev := <-got:
+			if ev.LoginRole == "bulkhead_gw_victim" {
+				t.Fatalf("an app role's own SQL made an event: %+v %s", ev, ev.Detail)
+			}
+			if ev.LoginRole == e.db.AppRole {
+				if string(ev.Detail) != `{"why":"bad signature"}` {
+					t.Fatalf("the real refusal: %s", ev.Detail)
+				}
+				return
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the verifier's real report was not followed")
+		}
 	}
 }

@@ -126,7 +126,7 @@ type function struct {
 	kind                    string // f or p
 	secdef, leakproof       bool
 	volatility              string
-	lang, src               string
+	lang, src               string // src: prosrc, or the deparsed SQL-standard body
 	config                  []string
 	ownerQ                  string
 	owner                   uint32
@@ -169,6 +169,7 @@ type index struct {
 	rel                             uint32
 	q                               string
 	unique, primary, valid, backing bool
+	inherited                       bool // a partition's share of its parent's index
 	keys                            []int16
 	def                             string
 }
@@ -217,6 +218,8 @@ type catalog struct {
 	dbGrants  map[string][]string
 
 	integrity integrity // bulkhead's own functions (bulkhead databases only)
+
+	unreadableReads map[uint32]bool // function → reads a relation no app role can read
 }
 
 // escalation is an app role that can become a role above row security.
@@ -520,8 +523,15 @@ func (c *catalog) loadPolicies(ctx context.Context, tx pgx.Tx) error {
 }
 
 func (c *catalog) loadFuncs(ctx context.Context, tx pgx.Tx) error {
+	// A SQL-standard body (RETURN … or BEGIN ATOMIC … END, PostgreSQL 14
+	// and later) is stored parsed, in prosqlbody, and leaves prosrc empty:
+	// read it deparsed, with every name outside pg_catalog qualified.
+	src := `coalesce(p.prosrc, '')`
+	if c.version >= 140000 {
+		src = `CASE WHEN p.prosqlbody IS NOT NULL THEN coalesce(pg_get_function_sqlbody(p.oid), '') ELSE coalesce(p.prosrc, '') END`
+	}
 	rows, err := tx.Query(ctx, `SELECT p.oid, n.nspname, p.proname, p.oid::regprocedure::text, p.prokind::text,
-		p.prosecdef, p.proleakproof, p.provolatile::text, l.lanname, coalesce(p.prosrc, ''), coalesce(p.proconfig, '{}'::text[]),
+		p.prosecdef, p.proleakproof, p.provolatile::text, l.lanname, `+src+`, coalesce(p.proconfig, '{}'::text[]),
 		quote_ident(o.rolname), p.proowner, o.rolsuper, o.rolbypassrls, n.nspname = ANY($2::text[]),
 		EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'),
 		`+inReach(`has_schema_privilege(r.oid, n.oid, 'USAGE') AND has_function_privilege(r.oid, p.oid, 'EXECUTE')`)+`,
@@ -587,7 +597,7 @@ func (c *catalog) loadIndexes(ctx context.Context, tx pgx.Tx) error {
 		i.indisunique, i.indisprimary, i.indisvalid,
 		EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x')),
 		ARRAY(SELECT k.n FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(n, o) WHERE k.o <= i.indnkeyatts ORDER BY k.o),
-		pg_get_indexdef(i.indexrelid)
+		pg_get_indexdef(i.indexrelid), ic.relispartition
 		FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
 		WHERE i.indrelid = ANY($1::oid[])
 		ORDER BY 2`, c.tenantOIDs())
@@ -596,7 +606,7 @@ func (c *catalog) loadIndexes(ctx context.Context, tx pgx.Tx) error {
 	}
 	c.idx, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (index, error) {
 		var x index
-		err := row.Scan(&x.rel, &x.q, &x.unique, &x.primary, &x.valid, &x.backing, &x.keys, &x.def)
+		err := row.Scan(&x.rel, &x.q, &x.unique, &x.primary, &x.valid, &x.backing, &x.keys, &x.def, &x.inherited)
 		return x, err
 	})
 	return err

@@ -228,7 +228,9 @@ func (c *catalog) checkTables() []Finding {
 
 // guard reports whether a restrictive policy for cmd that applies to every
 // role in roles pins the tenant column, in USING (write false) or in the
-// check applied to new rows (write true).
+// check applied to new rows (write true): WITH CHECK, or USING when the
+// policy has none, which PostgreSQL then applies to the new rows of INSERT
+// as well as UPDATE.
 func (c *catalog) guard(r *rel, cmd string, roles []string, write bool) bool {
 	for _, g := range r.policies {
 		if g.permissive || !g.appliesTo(cmd) || !covers(g.appRoles, roles) {
@@ -237,7 +239,7 @@ func (c *catalog) guard(r *rel, cmd string, roles []string, write bool) bool {
 		x := g.qualX
 		if write {
 			x = g.checkX
-			if x == nil && cmd != "a" {
+			if x == nil {
 				x = g.qualX
 			}
 		}
@@ -302,11 +304,18 @@ func (c *catalog) perRow(x *expr, r *rel) []call {
 var qualifiedCall = regexp.MustCompile(`(?i)\b([a-z_][a-z0-9_$]*)\s*\.\s*([a-z_][a-z0-9_$]*)\s*\(`)
 
 // unverifiedSetting reports whether f reads a setting (current_setting,
-// request.jwt.*) without being able to verify it: a SECURITY INVOKER
-// function runs with the caller's rights, so it can check nothing the
-// caller could not forge. It follows calls to other functions.
+// request.jwt.*) without being able to verify it, following calls to
+// other functions. A SECURITY INVOKER function runs with the caller's
+// rights, so it can check nothing the caller could not forge; a SECURITY
+// DEFINER one is no better unless it also reads a relation the app roles
+// cannot read, where a key to check a signature against would live.
+// bulkhead's own verifier is trusted while L19 finds it as bulkhead's
+// migrations made it.
 func (c *catalog) unverifiedSetting(f *function, depth int) bool {
-	if f.secdef || f.lang == "c" || f.lang == "internal" || depth > 4 {
+	if f.lang == "c" || f.lang == "internal" || depth > 4 || c.isBulkheadVerifier(f) {
+		return false
+	}
+	if f.secdef && c.readsUnreadable(f) {
 		return false
 	}
 	src := strings.ToLower(f.src)
@@ -321,6 +330,52 @@ func (c *catalog) unverifiedSetting(f *function, depth int) bool {
 		}
 	}
 	return false
+}
+
+// bulkheadVerifiers are bulkhead's functions that verify the signed
+// context (bulkhead.context()) or return what it verified.
+var bulkheadVerifiers = map[string]bool{
+	"bulkhead.context()":           true,
+	"bulkhead.tenant_id()":         true,
+	"bulkhead.tenant_id_for(text)": true,
+}
+
+// isBulkheadVerifier reports whether f is one of bulkhead's verifiers
+// exactly as the migrations L19 knows made it (body, SECURITY DEFINER,
+// settings, owner and volatility).
+func (c *catalog) isBulkheadVerifier(f *function) bool {
+	if !c.bulkhead || !bulkheadVerifiers[f.sig] || c.integrity.version != fingerprintVersion {
+		return false
+	}
+	want, known := fingerprints[f.sig]
+	got, ok := c.integrity.funcs[f.sig]
+	return known && ok && got == want
+}
+
+// readsUnreadable reports whether f's body selects from (FROM or JOIN) a
+// relation no app role can read. The answer is kept per function.
+func (c *catalog) readsUnreadable(f *function) bool {
+	if v, ok := c.unreadableReads[f.oid]; ok {
+		return v
+	}
+	src := strings.ToLower(f.src)
+	found := false
+	for _, r := range c.rels {
+		if r.kind == "S" || r.app["SELECT"] {
+			continue
+		}
+		re := regexp.MustCompile(`\b(from|join)\s+("?` + regexp.QuoteMeta(strings.ToLower(r.schema)) + `"?\s*\.\s*)?"?` +
+			regexp.QuoteMeta(strings.ToLower(r.name)) + `"?($|[^a-z0-9_$.])`)
+		if re.MatchString(src) {
+			found = true
+			break
+		}
+	}
+	if c.unreadableReads == nil {
+		c.unreadableReads = map[uint32]bool{}
+	}
+	c.unreadableReads[f.oid] = found
+	return found
 }
 
 var userEditable = []string{"user_metadata", "raw_user_meta_data", "user_meta_data", "custom:"}
@@ -418,14 +473,19 @@ func (c *catalog) checkPolicies() []Finding {
 				} else if k.schema != "" && k.schema != "pg_catalog" {
 					for _, f := range c.funcByKey[k.schema+"."+k.name] {
 						if c.unverifiedSetting(f, 0) {
-							reasons = append(reasons, fmt.Sprintf("calls %s, which reads a setting without verifying it", f.sig))
+							if f.secdef {
+								reasons = append(reasons, fmt.Sprintf("calls %s, which reads a setting and, though SECURITY DEFINER, reads nothing the app roles cannot read to verify it against", f.sig))
+							} else {
+								reasons = append(reasons, fmt.Sprintf("calls %s, which reads a setting without verifying it", f.sig))
+							}
+							sev = Error
 							break
 						}
 					}
 				}
 			}
 			if x.failOpen(r.name, c.opt.TenantColumn, c.isContextCall) {
-				reasons = append(reasons, "lets every row through when the context is missing (COALESCE(…, "+c.opt.TenantColumn+") or \"… IS NULL OR …\")")
+				reasons = append(reasons, "lets every row through when the context is missing (COALESCE(…, "+c.opt.TenantColumn+"), \"… IS NULL OR …\" or CASE WHEN … IS NULL THEN true)")
 				sev = Error
 			}
 		}
@@ -912,11 +972,75 @@ func (c *catalog) checkRoles() []Finding {
 		if ts := c.ownedTenantTables(r.oid); len(ts) > 0 {
 			what = append(what, "owner of "+plural(len(ts), "tenant table", "tenant tables"))
 		}
+		if f, ok := c.ownerLogin(r); ok {
+			out = append(out, f)
+			continue
+		}
 		out = append(out, Finding{ID: "L06", Severity: Info, Object: Object{Kind: "role", Name: r.q},
 			Message: fmt.Sprintf("Login role %s (%s) is not an app role; it is above row security.", r.q, strings.Join(what, ", ")),
 			Fix:     "-- Keep this role's credentials out of every request path and out of application code."})
 	}
+	if len(c.apps) == 0 && len(c.opt.AppRoles) == 0 {
+		out = append(out, Finding{ID: "L06", Severity: Error, Object: Object{Kind: "database", Name: c.dbq},
+			Message: "lint found no app role (the default: " + c.defaultAppRoles() + "), so it judged no role's privileges: " +
+				"its checks of grants, policies and functions that app roles reach found nothing because they looked at nobody.",
+			Fix: "-- Name the login roles that serve tenant requests and lint again:\n-- bulkhead lint --app-roles role1,role2"})
+	}
 	return out
+}
+
+// defaultAppRoles says which roles lint takes as app roles by default.
+func (c *catalog) defaultAppRoles() string {
+	if c.bulkhead {
+		return "login roles that are members of bulkhead_app"
+	}
+	return "login roles that may connect and are neither superusers nor owners of a tenant table"
+}
+
+// ownerLogin reports, as an error, a login role that lint's default app
+// roles left out because it owns tenant tables, when row security on some
+// of them is off or not forced: an application that logs in as the role
+// that created its tables (the usual way) sees every tenant's rows, and
+// no other finding would fail the run. With --app-roles the caller has
+// said which roles serve requests, and the role stays information.
+func (c *catalog) ownerLogin(r role) (Finding, bool) {
+	if len(c.opt.AppRoles) > 0 || r.super {
+		return Finding{}, false
+	}
+	var names, fixes []string
+	for _, t := range c.ownedTenantTables(r.oid) {
+		if t.rls && t.force {
+			continue
+		}
+		names = append(names, t.q)
+		if !t.rls {
+			fixes = append(fixes, fmt.Sprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY;", t.q))
+		}
+		fixes = append(fixes, fmt.Sprintf("ALTER TABLE %s FORCE ROW LEVEL SECURITY;", t.q))
+	}
+	if len(names) == 0 {
+		return Finding{}, false
+	}
+	what := "tenant table " + names[0] + ", whose row security is off or not forced"
+	if len(names) > 1 {
+		what = "tenant tables " + join(names) + ", whose row security is off or not forced"
+	}
+	owner := "-- once: CREATE ROLE tenant_owner NOLOGIN;"
+	if c.bulkhead {
+		owner = ""
+	}
+	fixes = append(fixes, "-- and give the tables an owner that cannot log in:")
+	if owner != "" {
+		fixes = append(fixes, owner)
+	}
+	for _, n := range names {
+		fixes = append(fixes, fmt.Sprintf("-- ALTER TABLE %s OWNER TO %s;", n, c.ownerRole()))
+	}
+	fixes = append(fixes, "-- If this role does not serve requests, say which roles do: bulkhead lint --app-roles role1,role2")
+	return Finding{ID: "L06", Severity: Error, Object: Object{Kind: "role", Name: r.q},
+		Message: fmt.Sprintf("Login role %s owns %s, so it reads every tenant's rows, and it is not one of lint's default app roles (%s), "+
+			"so no other check judged it: if the application logs in as %s, one tenant's request sees every tenant's rows.", r.q, what, c.defaultAppRoles(), r.q),
+		Fix: strings.Join(fixes, "\n")}, true
 }
 
 // ---- keys and indexes
@@ -933,12 +1057,40 @@ func contains(s []int16, v int16) bool {
 var fkDef = regexp.MustCompile(`^FOREIGN KEY \((.*?)\) REFERENCES (.*?)\((.*?)\)(.*)$`)
 var indexUsing = regexp.MustCompile(`USING (\w+) \(`)
 
+// partitionRoot returns the root of the partition tree r belongs to, or r.
+func (c *catalog) partitionRoot(r *rel) *rel {
+	for i := 0; r.partition && len(r.parents) > 0 && i < 100; i++ {
+		p := c.relByOID[r.parents[0]]
+		if p == nil {
+			break
+		}
+		r = p
+	}
+	return r
+}
+
+// partitionOf names the root of r's partition tree, for a message.
+func (c *catalog) partitionOf(r *rel) string {
+	if root := c.partitionRoot(r); root != r {
+		return fmt.Sprintf(" (a partition of %s, which routes inserts to it)", root.q)
+	}
+	return ""
+}
+
+// keyWritable reports whether app roles can insert into or update r, so
+// that its keys are checked on their writes: directly, or for a partition
+// through the root of its partition tree, which routes rows to it.
+func (c *catalog) keyWritable(r *rel) bool {
+	w := func(x *rel) bool { return x.app["INSERT"] || x.app["UPDATE"] }
+	return w(r) || (r.partition && w(c.partitionRoot(r)))
+}
+
 func (c *catalog) checkKeys() []Finding {
 	var out []Finding
 	tc := c.tcolQ
 	for _, k := range c.cons {
 		r := c.relByOID[k.rel]
-		if r == nil || r.partition || !(r.app["INSERT"] || r.app["UPDATE"]) {
+		if r == nil || !c.keyWritable(r) {
 			continue
 		}
 		obj := Object{Kind: "constraint", Name: k.q + " ON " + r.q}
@@ -952,7 +1104,7 @@ func (c *catalog) checkKeys() []Finding {
 				kind = "PRIMARY KEY"
 			}
 			out = append(out, Finding{ID: "L09", Object: obj,
-				Message: fmt.Sprintf("%s %s on %s (%s) does not include %s: inserting a value another tenant holds fails, which tells a tenant it exists.", kind, k.q, r.q, join(k.colQ), c.opt.TenantColumn),
+				Message: fmt.Sprintf("%s %s on %s%s (%s) does not include %s: inserting a value another tenant holds fails, which tells a tenant it exists.", kind, k.q, r.q, c.partitionOf(r), join(k.colQ), c.opt.TenantColumn),
 				Fix: fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s, ADD CONSTRAINT %s %s (%s);\n-- foreign keys that reference it must be rebuilt with %s first.",
 					r.q, k.q, k.q, kind, join(append([]string{tc}, k.colQ...)), c.opt.TenantColumn)})
 		case "f":
@@ -988,7 +1140,7 @@ func (c *catalog) checkKeys() []Finding {
 		if x.valid && len(x.keys) > 0 && x.keys[0] == r.tcol {
 			lead[r.oid] = true
 		}
-		if !x.unique || x.backing || r.partition || !(r.app["INSERT"] || r.app["UPDATE"]) || contains(x.keys, r.tcol) {
+		if !x.unique || x.backing || x.inherited || !c.keyWritable(r) || contains(x.keys, r.tcol) {
 			continue
 		}
 		if contains(x.keys, 0) && regexp.MustCompile(`\b`+regexp.QuoteMeta(c.opt.TenantColumn)+`\b`).MatchString(x.def) {
@@ -996,7 +1148,7 @@ func (c *catalog) checkKeys() []Finding {
 		}
 		fix := fmt.Sprintf("DROP INDEX %s;\n%s;", x.q, indexUsing.ReplaceAllString(x.def, "USING $1 ("+tc+", "))
 		out = append(out, Finding{ID: "L09", Object: Object{Kind: "index", Name: x.q},
-			Message: fmt.Sprintf("Unique index %s on %s does not include %s: inserting a value another tenant holds fails, which tells a tenant it exists.", x.q, r.q, c.opt.TenantColumn),
+			Message: fmt.Sprintf("Unique index %s on %s%s does not include %s: inserting a value another tenant holds fails, which tells a tenant it exists.", x.q, r.q, c.partitionOf(r), c.opt.TenantColumn),
 			Fix:     fix})
 	}
 	for _, r := range c.rels {
@@ -1029,7 +1181,8 @@ func (c *catalog) checkPrivileges() []Finding {
 		if r.kind == "S" && r.app["SELECT"] {
 			out = append(out, Finding{ID: "L15", Object: r.object(),
 				Message: fmt.Sprintf("App roles can read sequence %s, whose value counts every tenant's rows.", r.q),
-				Fix:     fmt.Sprintf("REVOKE SELECT ON SEQUENCE %s FROM %s;\n-- USAGE is enough for nextval(); prefer gen_random_uuid() keys.", r.q, c.roleList(r.grantees["SELECT"]))})
+				Fix: fmt.Sprintf("REVOKE SELECT ON SEQUENCE %s FROM %s;\n-- USAGE is enough for nextval(). nextval() and RETURNING still show the global counter: only random keys (gen_random_uuid()) hide it.",
+					r.q, c.roleList(r.grantees["SELECT"]))})
 		}
 	}
 	for _, s := range c.schemas {

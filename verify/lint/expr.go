@@ -417,9 +417,23 @@ func (e *expr) fastForm(calls []call) string {
 }
 
 // failOpen reports whether the expression lets every row through when the
-// tenant context is missing: COALESCE(…, tenant_col), or
-// "<context call> IS NULL" as one side of an OR.
+// tenant context is missing: COALESCE(…, tenant_col) (the column alone or
+// inside a cast or parentheses, after an argument that reads the context),
+// "<context call> IS NULL" as one side of an OR, or a CASE that answers
+// true for a missing context (WHEN <context> IS NULL THEN true, or ELSE
+// true after WHENs that read the context).
 func (e *expr) failOpen(rel, col string, isContext func(call) bool) bool {
+	part := func(items []item) *expr {
+		return &expr{text: e.text, root: &group{open: -1, close: len(e.text), items: items}}
+	}
+	hasContext := func(items []item) bool {
+		for _, c := range part(items).calls(rel) {
+			if isContext(c) {
+				return true
+			}
+		}
+		return false
+	}
 	var walk func(g *group) bool
 	walk = func(g *group) bool {
 		hasOr := false
@@ -428,25 +442,19 @@ func (e *expr) failOpen(rel, col string, isContext func(call) bool) bool {
 				hasOr = true
 			}
 		}
+		if caseFailsOpen(g.items, hasContext, part) {
+			return true
+		}
 		for i, it := range g.items {
 			if it.group == nil {
 				continue
 			}
 			sub := it.group
-			if i > 0 && g.items[i-1].isKeyword("coalesce") {
-				for _, a := range sub.items {
-					if a.identIs(col) {
-						return true
-					}
-				}
+			if i > 0 && g.items[i-1].isKeyword("coalesce") && coalesceFailsOpen(e, sub, rel, col, hasContext) {
+				return true
 			}
-			if hasOr && len(sub.items) >= 2 && sub.items[len(sub.items)-2].isKeyword("is") && sub.items[len(sub.items)-1].isKeyword("null") {
-				inner := &expr{text: e.text, root: sub}
-				for _, c := range inner.calls(rel) {
-					if isContext(c) {
-						return true
-					}
-				}
+			if hasOr && isNullTest(sub.items, hasContext) {
+				return true
 			}
 			if walk(sub) {
 				return true
@@ -455,6 +463,114 @@ func (e *expr) failOpen(rel, col string, isContext func(call) bool) bool {
 		return false
 	}
 	return walk(e.root)
+}
+
+// coalesceFailsOpen reports whether COALESCE's arguments (args) fall back
+// to the tenant column: an argument that is the bare column, or one that
+// mentions it after an argument that reads the context.
+func coalesceFailsOpen(e *expr, args *group, rel, col string, hasContext func([]item) bool) bool {
+	context := false
+	for _, a := range splitOnComma(args.items) {
+		bare := unwrap(a)
+		if len(bare) == 1 && bare[0].identIs(col) {
+			return true
+		}
+		arg := &expr{text: e.text, root: &group{open: -1, close: len(e.text), items: a}}
+		if context && arg.mentionsColumn(rel, col) {
+			return true
+		}
+		context = context || hasContext(a)
+	}
+	return false
+}
+
+// isNullTest reports whether items are "<x> IS NULL", in any number of
+// parentheses, where x reads the context.
+func isNullTest(items []item, hasContext func([]item) bool) bool {
+	items = unwrap(items)
+	n := len(items)
+	return n >= 3 && items[n-2].isKeyword("is") && items[n-1].isKeyword("null") && hasContext(items[:n-2])
+}
+
+// caseFailsOpen reports whether a CASE at this level of items answers
+// true when the context is missing: a WHEN <context> IS NULL whose result
+// is true, or an ELSE true reached because every WHEN that reads the
+// context is NULL (and none tests for NULL).
+func caseFailsOpen(items []item, hasContext func([]item) bool, part func([]item) *expr) bool {
+	for i := range items {
+		if !items[i].isKeyword("case") {
+			continue
+		}
+		var operand, elseRes []item
+		var conds, results [][]item
+		state, start, depth := "case", i+1, 0
+	scan:
+		for j := i + 1; j < len(items); j++ {
+			it := items[j]
+			switch {
+			case it.isKeyword("case"):
+				depth++
+				continue
+			case depth > 0:
+				if it.isKeyword("end") {
+					depth--
+				}
+				continue
+			case !(it.isKeyword("when") || it.isKeyword("then") || it.isKeyword("else") || it.isKeyword("end")):
+				continue
+			}
+			seg := items[start:j]
+			switch state {
+			case "case":
+				operand = seg
+			case "when":
+				conds = append(conds, seg)
+			case "then":
+				results = append(results, seg)
+			case "else":
+				elseRes = seg
+			}
+			state, start = it.tok.val, j+1
+			if state == "end" {
+				break scan
+			}
+		}
+		readsContext, nullTested := len(operand) > 0 && hasContext(operand), false
+		for k, cond := range conds {
+			if len(operand) == 0 && isNullTest(cond, hasContext) {
+				nullTested = true
+				if k < len(results) && part(results[k]).alwaysTrue() {
+					return true
+				}
+			}
+			readsContext = readsContext || hasContext(cond)
+		}
+		if elseRes != nil && part(elseRes).alwaysTrue() && readsContext && !nullTested {
+			return true
+		}
+	}
+	return false
+}
+
+// unwrap strips parentheses that hold the whole of items (not a sub-select).
+func unwrap(items []item) []item {
+	for len(items) == 1 && items[0].group != nil && !items[0].group.sub {
+		items = items[0].group.items
+	}
+	return items
+}
+
+// splitOnComma splits items at the commas at this level.
+func splitOnComma(items []item) [][]item {
+	var out [][]item
+	start := 0
+	for i, it := range items {
+		if it.tok != nil && it.tok.kind == tComma {
+			out = append(out, items[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, items[start:])
 }
 
 // hasWord reports whether a string literal in the expression contains one

@@ -120,6 +120,17 @@ func TestFailOpen(t *testing.T) {
 		{`(tenant_id = COALESCE(( SELECT bulkhead.tenant_id() AS tenant_id), '00000000-0000-0000-0000-000000000000'::uuid))`, false},
 		{`((owner_id IS NULL) OR (owner_id = auth.uid()))`, false},
 		{`(tenant_id = ( SELECT bulkhead.tenant_id() AS tenant_id))`, false},
+		// The column inside a cast or parentheses, after the context.
+		{`((tenant_id)::text = COALESCE((( SELECT bulkhead.tenant_id() AS tenant_id))::text, (tenant_id)::text))`, true},
+		{`(tenant_id = COALESCE(( SELECT bulkhead.tenant_id() AS tenant_id), docs.tenant_id))`, true},
+		{`((tenant_id)::text = COALESCE((( SELECT bulkhead.tenant_id() AS tenant_id))::text, 'none'::text))`, false},
+		// CASE that answers true for a missing context.
+		{`CASE WHEN (( SELECT bulkhead.tenant_id() AS tenant_id) IS NULL) THEN true ELSE (tenant_id = ( SELECT bulkhead.tenant_id() AS tenant_id)) END`, true},
+		{`CASE WHEN (( SELECT bulkhead.tenant_id() AS tenant_id) IS NOT NULL) THEN (tenant_id = ( SELECT bulkhead.tenant_id() AS tenant_id)) ELSE true END`, true},
+		{`(CASE WHEN (current_setting('app.tenant_id'::text, true) IS NULL) THEN true ELSE false END OR false)`, true},
+		{`CASE WHEN (( SELECT bulkhead.tenant_id() AS tenant_id) IS NULL) THEN false ELSE (tenant_id = ( SELECT bulkhead.tenant_id() AS tenant_id)) END`, false},
+		{`CASE WHEN (( SELECT bulkhead.tenant_id() AS tenant_id) IS NULL) THEN false WHEN (tenant_id = ( SELECT bulkhead.tenant_id() AS tenant_id)) THEN true ELSE true END`, false},
+		{`CASE WHEN (owner_id IS NULL) THEN true ELSE (tenant_id = ( SELECT bulkhead.tenant_id() AS tenant_id)) END`, false},
 	} {
 		if got := parseExpr(tt.expr).failOpen("docs", "tenant_id", isCtx); got != tt.want {
 			t.Errorf("failOpen(%s) = %v, want %v", tt.expr, got, tt.want)

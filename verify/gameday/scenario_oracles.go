@@ -90,7 +90,9 @@ func (r *runner) sA11(ctx context.Context, p *pair) {
 }
 
 // sA13 inserts a row of A's own that repeats B's values in each unique
-// key: an error for B's values and none for random ones says B has them.
+// key, the table's own and those only a partition has (for those, the row
+// takes B's partition key values so that it routes to the same partition):
+// an error for B's values and none for random ones says B has them.
 func (r *runner) sA13(ctx context.Context, p *pair) {
 	const name = "unique constraint oracle"
 	t := p.b.tbl
@@ -122,6 +124,14 @@ func (r *runner) sA13(ctx context.Context, p *pair) {
 			}
 			if skip || only {
 				continue
+			}
+			if k.partition {
+				// Route both rows to B's partition, where the key lives.
+				for _, c := range t.partCols {
+					if _, set := withB[c]; !set && c != t.tcol.name && p.bRow[c] != nil {
+						withB[c], withR[c] = p.bRow[c], p.bRow[c]
+					}
+				}
 			}
 			sb, ab, err1 := t.insert(withB, "")
 			sr, ar, err2 := t.insert(withR, "")

@@ -30,6 +30,9 @@ type uniqueKey struct {
 	name    string
 	primary bool
 	cols    []string
+	// partition is set for a key that only a partition has: rows reach it
+	// through the table when they route to that partition.
+	partition bool
 }
 
 // foreignKey is a foreign key of table from that references the table it
@@ -52,8 +55,12 @@ type table struct {
 	owner  string
 	rls    bool
 	forced bool
+	kind   string // pg_class.relkind: r, or p for a partitioned table
 	keys   []uniqueKey
-	refs   []foreignKey
+	// partCols are the columns that route a row to a partition, at every
+	// level of the partition tree (none for a plain table).
+	partCols []string
+	refs     []foreignKey
 }
 
 func (t *table) col(name string) *column {
@@ -103,7 +110,7 @@ func loadTableOID(ctx context.Context, q querier, oid uint32, tenantColumn strin
 	}
 	r := o.rows[0]
 	t.schema, t.name, t.owner = r[0], r[1], r[2]
-	t.rls, t.forced = r[3] == "true", r[4] == "true"
+	t.rls, t.forced, t.kind = r[3] == "true", r[4] == "true", r[5]
 	if r[5] != "r" && r[5] != "p" {
 		return nil, fmt.Errorf("gameday: %s.%s is not a table (relkind %s)", t.schema, t.name, r[5])
 	}
@@ -121,18 +128,37 @@ func loadTableOID(ctx context.Context, q querier, oid uint32, tenantColumn strin
 			hasDefault: r[4] == "true", identity: r[5], generated: r[6], enumFirst: r[7]})
 	}
 	t.tcol = t.col(tenantColumn)
+	// The table's unique indexes, and those that only a partition has (a
+	// partitioned table cannot have UNIQUE (email) without its partition
+	// key, a partition can): inserts through the table reach them. A
+	// partition's share of the table's own index is the same key.
 	o = query(ctx, q, `SELECT ic.relname, i.indisprimary,
 			ARRAY(SELECT a.attname FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum > 0
 			        AND (a.attnum = ANY (i.indkey) OR a.attnum IN (SELECT d.refobjsubid FROM pg_catalog.pg_depend d
 			             WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid AND d.refobjid = i.indrelid))
-			      ORDER BY a.attnum)::text[]::text
+			      ORDER BY a.attnum)::text[]::text,
+			i.indrelid <> $1
 		FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-		WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid ORDER BY NOT i.indisprimary, ic.relname`, []any{oid})
+		WHERE (i.indrelid = $1 OR (i.indrelid IN (SELECT pt.relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) pt)
+		                           AND NOT ic.relispartition))
+		  AND i.indisunique AND i.indisvalid
+		ORDER BY i.indrelid <> $1, NOT i.indisprimary, ic.relname`, []any{oid})
 	if o.err != nil {
 		return nil, fmt.Errorf("gameday: read the keys of %s: %w", t.q, o.err)
 	}
 	for _, r := range o.rows {
-		t.keys = append(t.keys, uniqueKey{name: r[0], primary: r[1] == "true", cols: parseArray(r[2])})
+		t.keys = append(t.keys, uniqueKey{name: r[0], primary: r[1] == "true", cols: parseArray(r[2]), partition: r[3] == "true"})
+	}
+	o = query(ctx, q, `SELECT DISTINCT a.attname
+		FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) pt
+		JOIN pg_catalog.pg_partitioned_table p ON p.partrelid = pt.relid
+		JOIN pg_catalog.pg_attribute a ON a.attrelid = pt.relid AND a.attnum = ANY (p.partattrs::pg_catalog.int2[])
+		ORDER BY 1`, []any{oid})
+	if o.err != nil {
+		return nil, fmt.Errorf("gameday: read the partition keys of %s: %w", t.q, o.err)
+	}
+	for _, r := range o.rows {
+		t.partCols = append(t.partCols, r[0])
 	}
 	if !refs {
 		return t, nil

@@ -20,19 +20,27 @@ import (
 // compromised, tries to reach a pool neighbour and a silo, and plants
 // session state; none of it reaches them or the next user of the
 // connection (one connection, so the next user gets the very same one).
-func TestTxBusinessPool(t *testing.T) {
-	// A database of its own, so that the test can run again (-count).
+// openOneConnection opens a minter on a database of its own (so that the
+// test can run again with -count) whose pools hold one connection each: a
+// tenant's transaction after another's reuses its connection.
+func openOneConnection(t *testing.T) *bulkhead.DB {
+	t.Helper()
 	databaseURL := pgtest.NewDB(t).AdminURL
-	ctx := context.Background()
 	sep := "?"
 	if strings.Contains(databaseURL, "?") {
 		sep = "&"
 	}
-	db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: databaseURL + sep + "pool_max_conns=1"})
+	db, err := bulkhead.Open(context.Background(), bulkhead.Config{DatabaseURL: databaseURL + sep + "pool_max_conns=1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(db.Close)
+	return db
+}
+
+func TestTxBusinessPool(t *testing.T) {
+	db := openOneConnection(t)
+	ctx := context.Background()
 	mk := func(slug string, tier tenant.Tier) (context.Context, string) {
 		tn, _, err := db.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(slug), Tier: tier})
 		if err != nil {
@@ -231,17 +239,8 @@ func TestBusinessHandleHasNoCatalog(t *testing.T) {
 // its connection (LISTEN, then NOTIFY, which any role may run) does not
 // wait in the driver for the next tenant's transaction on that connection.
 func TestTxLeavesNoNotifications(t *testing.T) {
-	databaseURL := pgtest.NewDB(t).AdminURL
+	db := openOneConnection(t)
 	ctx := context.Background()
-	sep := "?"
-	if strings.Contains(databaseURL, "?") {
-		sep = "&"
-	}
-	db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: databaseURL + sep + "pool_max_conns=1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	tctx := func(slug string) context.Context {
 		tn, _, err := db.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(slug), Tier: tenant.Pool})
 		if err != nil {

@@ -16,7 +16,9 @@ import (
 // minter makes (for the data API, for a function through
 // POST /v1/auth/context, for a Lambda authorizer, for DB.Tx) lets the
 // database refuse what the policies refuse. A stored policy that no
-// longer parses denies everything.
+// longer parses denies everything. The address of the statements such a
+// context will carry is unknown when it is minted: a Deny conditioned on
+// aws:SourceIp is taken to apply, and an Allow conditioned on it not to.
 func (db *DB) PolicyScope(ctx context.Context, p tenant.Principal, t *tenant.Tenant) ([]string, error) {
 	if db.pg == nil {
 		return nil, ErrNotMinter
@@ -32,8 +34,12 @@ func (db *DB) PolicyScope(ctx context.Context, p tenant.Principal, t *tenant.Ten
 		for _, a := range []struct{ cmd, action string }{
 			{"select", policy.DataSelect}, {"insert", policy.DataInsert}, {"update", policy.DataUpdate}, {"delete", policy.DataDelete},
 		} {
+			// Isolation: the statements this scope will allow come from
+			// wherever the function runs, not from an address the policy
+			// can test now; an address condition is decided for the
+			// worst case.
 			d := policy.EvaluateWithBoundary(policy.Request{Action: a.action, Resource: policy.DataResource(string(t.ID), table), Time: now,
-				Context: map[string][]string{policy.KeyLeadingKeys: {string(t.ID)}}},
+				SourceIPUnknown: true, Context: map[string][]string{policy.KeyLeadingKeys: {string(t.ID)}}},
 				policy.Principal{TenantID: t.ID, Tier: tp.Plan, Role: p.Role}, tp.Boundary, tp.Policies)
 			if d.Allowed() {
 				allowed = append(allowed, a.cmd)

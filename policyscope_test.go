@@ -118,3 +118,39 @@ func TestPoliciesParsedOnce(t *testing.T) {
 		t.Fatalf("after the change: %+v; want the new document", changed.Statement[0])
 	}
 }
+
+// TestPolicyScopeAddressUnknown: a context's scope is minted without the
+// address its statements will come from, so a Deny conditioned on
+// aws:SourceIp counts (it dropped out, since the key was absent), and an
+// Allow conditioned on it does not.
+func TestPolicyScopeAddressUnknown(t *testing.T) {
+	db := openOneConnection(t)
+	ctx := context.Background()
+	tn, _, err := db.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: "scope-ip", Tier: tenant.Pool, Plan: "premium"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(name, doc string) {
+		t.Helper()
+		if _, err := db.Postgres().PutPolicy(ctx, tn.ID, name, doc); err != nil {
+			t.Fatal(err)
+		}
+		db.ForgetTenant(tn.ID)
+	}
+	scope := func() []string {
+		t.Helper()
+		got, err := db.PolicyScope(ctx, tenant.Principal{TenantID: tn.ID, Role: tenant.Admin}, tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := scope(); !slices.Contains(got, "delete") {
+		t.Fatalf("premium admin's scope %v has no delete to begin with", got)
+	}
+	put("no-deletes-from-anywhere", `{"Version":"2012-10-17","Statement":[{"Sid":"NoDeletesFromAnywhere","Effect":"Deny","Action":"data:Delete","Resource":"*",
+		"Condition":{"IpAddress":{"aws:SourceIp":["0.0.0.0/0","::/0"]}}}]}`)
+	if got := scope(); slices.Contains(got, "delete") || !slices.Contains(got, "insert") {
+		t.Fatalf("scope %v: want delete dropped by the address-conditioned Deny, insert kept", got)
+	}
+}

@@ -136,6 +136,17 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// A write that reads rows also needs data:Select, still before any
+	// SQL: PATCH and DELETE select the rows their filters match (a count
+	// or a return=representation sends them back), and an upsert with
+	// return=representation sends back rows it did not write whole. A
+	// policy that denies data:Select is not escaped through a write.
+	if r.Method == http.MethodPatch || r.Method == http.MethodDelete || (r.Method == http.MethodPost && st.Returns) {
+		if _, err := s.decide(r, p, t, policy.DataSelect, resource, leading); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	var out *string
 	var rows int64
 	var total *int64

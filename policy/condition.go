@@ -107,6 +107,7 @@ func parseOperator(name string) (operator, setQualifier, bool, error) {
 	}{{"ForAllValues:", setForAll}, {"ForAnyValue:", setForAny}} {
 		if len(base) >= len(q.prefix) && strings.EqualFold(base[:len(q.prefix)], q.prefix) {
 			base, set = base[len(q.prefix):], q.set
+			break
 		}
 	}
 	lb := strings.ToLower(base)

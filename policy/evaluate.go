@@ -19,6 +19,13 @@ type Request struct {
 	Time time.Time
 	// SourceIP is aws:SourceIp; the zero Addr leaves it absent.
 	SourceIP netip.Addr
+	// SourceIPUnknown says the request has a source address that the
+	// caller does not know, such as the scope of a context minted for a
+	// function's later statements. Decided for the worst case: a Deny
+	// statement with a condition on aws:SourceIp is taken to apply, and
+	// an Allow statement with one is taken not to. (Absent, the key would
+	// make such a Deny drop out.)
+	SourceIPUnknown bool
 	// Context holds every other request key, such as [KeyLeadingKeys]. Keys
 	// are matched without regard to case and must not differ only in case.
 	// A key present with no values is an empty set (see the package doc).
@@ -230,6 +237,12 @@ func (s *compiledStmt) applies(e *env) bool {
 		}
 	}
 	for i := range s.conds {
+		if e.req.SourceIPUnknown && s.conds[i].key.kind == kSourceIP {
+			if s.deny {
+				continue // the worst case for a Deny: it applies
+			}
+			return false // and for an Allow: it does not
+		}
 		if !s.conds[i].eval(e) {
 			return false
 		}

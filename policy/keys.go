@@ -197,6 +197,11 @@ func (v *vals) time(i int) (time.Time, bool) {
 	case vIP:
 		return time.Time{}, false
 	case vTime:
+		if v.epoch {
+			// aws:EpochTime is the request time in whole seconds, for
+			// the Date operators as for the Numeric ones.
+			return time.Unix(v.t.Unix(), 0), true
+		}
 		return v.t, true
 	}
 	return parseDate(v.str(i))

@@ -136,7 +136,12 @@ func (a *Alarms) trigger(rule, key, tenantID string, now time.Time, why string) 
 	return *al
 }
 
-// Tick resolves alarms whose last trigger is older than the quiet period.
+// ResolvedRetention is how long a resolved alarm stays in [Alarms.State]
+// (GET /v1/alarms, the metrics) after it resolved.
+const ResolvedRetention = time.Hour
+
+// Tick resolves alarms whose last trigger is older than the quiet period,
+// and forgets those resolved more than ResolvedRetention ago.
 func (a *Alarms) Tick(ctx context.Context) {
 	now := a.now()
 	var resolved []Alarm
@@ -151,6 +156,14 @@ func (a *Alarms) Tick(ctx context.Context) {
 	for k, ts := range a.denials {
 		if len(ts) == 0 || now.Sub(ts[len(ts)-1]) > a.rules.DenialWindow {
 			delete(a.denials, k)
+		}
+	}
+	// Resolved alarms are kept for ResolvedRetention, then forgotten: an
+	// alarm keyed by a source address would otherwise stay for the life of
+	// the process for every address that ever crossed the limit.
+	for id, al := range a.state {
+		if !al.Firing && al.Resolved != nil && now.Sub(*al.Resolved) > ResolvedRetention {
+			delete(a.state, id)
 		}
 	}
 	a.mu.Unlock()
@@ -201,10 +214,28 @@ func (l LogSink) Notify(ctx context.Context, a Alarm) {
 type WebhookSink struct {
 	URL      string
 	Secret   []byte
-	Client   *http.Client  // nil: a client with a 10 s timeout
+	Client   *http.Client  // nil: a client with a 10 s timeout; redirects are never followed
 	Attempts int           // zero: 5
 	Backoff  time.Duration // first wait; zero: 200 ms, doubling
 	Logger   *slog.Logger
+	// What is logged when a delivery fails; empty: "alarm webhook failed".
+	FailureMessage string
+
+	inflight sync.WaitGroup
+}
+
+// Close waits, at most until ctx ends, for deliveries still in flight, so
+// that what was posted last (the shutdown checkpoint, the last alarms)
+// reaches the receiver or has run out of attempts before the process exits.
+func (w *WebhookSink) Close(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { w.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("audit: webhook deliveries still in flight: %w", ctx.Err())
+	}
 }
 
 // Signature returns the X-Bulkhead-Signature value of body under secret.
@@ -225,14 +256,25 @@ func (w *WebhookSink) Post(ctx context.Context, v any) {
 	if err != nil {
 		return
 	}
-	go w.deliver(context.WithoutCancel(ctx), body)
+	w.inflight.Add(1)
+	go func() {
+		defer w.inflight.Done()
+		w.deliver(context.WithoutCancel(ctx), body)
+	}()
 }
 
+// noRedirects makes a 3xx the answer: a redirect is not a delivery (Go
+// would resend the POST as a bodiless GET on 301-303, and the signed body
+// elsewhere on 307 and 308).
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
 func (w *WebhookSink) deliver(ctx context.Context, body []byte) {
-	client := w.Client
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: 10 * time.Second}
+	if w.Client != nil {
+		c := *w.Client
+		client = &c
 	}
+	client.CheckRedirect = noRedirects
 	attempts, wait := w.Attempts, w.Backoff
 	if attempts == 0 {
 		attempts = 5
@@ -256,7 +298,14 @@ func (w *WebhookSink) deliver(ctx context.Context, body []byte) {
 			err = fmt.Errorf("status %d", res.StatusCode)
 		}
 		if w.Logger != nil {
-			w.Logger.WarnContext(ctx, "alarm webhook failed", "attempt", i+1, "err", err)
+			msg := w.FailureMessage
+			if msg == "" {
+				msg = "alarm webhook failed"
+			}
+			w.Logger.WarnContext(ctx, msg, "attempt", i+1, "err", err)
+		}
+		if i == attempts-1 {
+			return
 		}
 		time.Sleep(wait)
 		wait *= 2

@@ -155,7 +155,7 @@ type alarmCollector struct{ a *audit.Alarms }
 func (c alarmCollector) Describe(ch chan<- *prometheus.Desc) { ch <- alarmsDesc }
 
 func (c alarmCollector) Collect(ch chan<- prometheus.Metric) {
-	n := map[string]int{"denial_burst": 0, "cross_tenant_probe": 0, "row_security_violation": 0}
+	n := map[string]int{"denial_burst": 0, "cross_tenant_probe": 0, "row_security_violation": 0, "invalid_context": 0}
 	for _, al := range c.a.State() {
 		if al.Firing {
 			n[al.Rule]++

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -76,7 +77,7 @@ func (o *serveOptions) register(fs interface {
 }
 
 func (o *serveOptions) external() ([]identity.Trust, error) {
-	if o.idpIssuer == "" && o.idpJWKS == "" {
+	if o.idpIssuer == "" && o.idpJWKS == "" && o.idpAudience == "" {
 		return nil, nil
 	}
 	if o.idpIssuer == "" || o.idpJWKS == "" || o.idpAudience == "" {
@@ -125,7 +126,14 @@ type app struct {
 	api    *httpapi.Server
 	cancel context.CancelFunc
 	sink   io.Closer
+	// hooks are the webhook sinks, waited for at shutdown so that the
+	// last checkpoint and alarms are delivered before the process exits.
+	hooks []*audit.WebhookSink
 }
+
+// webhookDrain bounds how long shutdown waits for webhook deliveries: a
+// receiver that is down gets its retries (about 6 s) and no more.
+const webhookDrain = 10 * time.Second
 
 // refusalFlushEvery is how often the server writes the counts of
 // refusals it did not audit one by one (httpapi.Config.AnonymousRefusals).
@@ -158,15 +166,10 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 		db.Close()
 		return nil, err
 	}
-	var origins []string
-	for _, s := range strings.Split(o.cors, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			if s == "*" {
-				db.Close()
-				return nil, usageError{"--cors-origins takes exact origins; a wildcard is refused"}
-			}
-			origins = append(origins, s)
-		}
+	origins, err := corsOrigins(o.cors)
+	if err != nil {
+		db.Close()
+		return nil, err
 	}
 	var sink io.Writer
 	var sinkCloser io.Closer
@@ -184,6 +187,7 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 	}
 	writer := audit.NewWriter(db.Postgres(), 4096, 256)
 	sinks := []audit.Sink{audit.LogSink{Logger: log}}
+	var hooks []*audit.WebhookSink
 	if o.alarmHook != "" {
 		secret := os.Getenv("BULKHEAD_ALARM_WEBHOOK_SECRET")
 		if len(secret) < 16 {
@@ -191,7 +195,8 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 			db.Close()
 			return nil, usageError{"--alarm-webhook needs BULKHEAD_ALARM_WEBHOOK_SECRET (16 bytes or more) to sign its requests"}
 		}
-		sinks = append(sinks, &audit.WebhookSink{URL: o.alarmHook, Secret: []byte(secret), Logger: log})
+		hook := &audit.WebhookSink{URL: o.alarmHook, Secret: []byte(secret), Logger: log}
+		sinks, hooks = append(sinks, hook), append(hooks, hook)
 	}
 	var anchor *audit.WebhookSink
 	if o.anchorHook != "" {
@@ -201,7 +206,8 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 			db.Close()
 			return nil, usageError{"--checkpoint-webhook needs BULKHEAD_ALARM_WEBHOOK_SECRET (16 bytes or more) to sign its requests"}
 		}
-		anchor = &audit.WebhookSink{URL: o.anchorHook, Secret: []byte(secret), Logger: log}
+		anchor = &audit.WebhookSink{URL: o.anchorHook, Secret: []byte(secret), Logger: log, FailureMessage: "checkpoint webhook failed"}
+		hooks = append(hooks, anchor)
 	}
 	alarms := audit.NewAlarms(rules, nil, sinks...)
 	metrics := httpapi.NewMetrics()
@@ -236,7 +242,7 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a := &app{db: db, auth: auth, addr: ln.Addr().String(), errc: make(chan error, 1), log: log, api: h,
-		audit: writer, seqd: make(chan struct{}), cancel: cancel, sink: sinkCloser,
+		audit: writer, seqd: make(chan struct{}), cancel: cancel, sink: sinkCloser, hooks: hooks,
 		srv: &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 			WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}}
 	go func() { a.errc <- a.srv.Serve(ln) }()
@@ -302,6 +308,15 @@ func (a *app) wait(ctx context.Context) error {
 	a.audit.Close()
 	a.cancel()
 	<-a.seqd
+	// The sequencer's last checkpoint, and the alarms of its last batch,
+	// were handed to the webhooks: let them arrive (or run out of tries).
+	hctx, hcancel := context.WithTimeout(context.Background(), webhookDrain)
+	for _, w := range a.hooks {
+		if herr := w.Close(hctx); herr != nil {
+			a.log.Error("webhook deliveries not finished at shutdown", "err", herr)
+		}
+	}
+	hcancel()
 	if a.sink != nil {
 		a.sink.Close()
 	}
@@ -363,6 +378,65 @@ func (o *serveOptions) checkFlags(fs *flag.FlagSet) error {
 	if _, err := planLimits(o.planFile); err != nil {
 		return err
 	}
-	_, err = alarmRules(o.alarmFile, o.alarmLimit, o.alarmWindow)
-	return err
+	if _, err = alarmRules(o.alarmFile, o.alarmLimit, o.alarmWindow); err != nil {
+		return err
+	}
+	// Everything below is refused before the database is touched.
+	ext, err := o.external()
+	if err != nil {
+		return err
+	}
+	claimSet := false
+	fs.Visit(func(f *flag.Flag) { claimSet = claimSet || f.Name == "idp-tenant-claim" })
+	if len(ext) == 0 && claimSet {
+		return usageError{"--idp-tenant-claim needs an external identity provider: --idp-issuer, --idp-jwks-url and --idp-audience"}
+	}
+	if len(ext) > 0 {
+		v := &identity.Verifier{Trusted: ext}
+		verr := v.Validate()
+		v.Close()
+		if verr != nil {
+			return usageError{"the --idp-* flags: " + verr.Error()}
+		}
+	}
+	for name, addr := range map[string]string{"--addr": o.addr, "--metrics-addr": o.metricsAddr} {
+		if addr == "" && name == "--metrics-addr" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			return usageError{fmt.Sprintf("%s %q is not host:port", name, addr)}
+		}
+	}
+	if _, err := corsOrigins(o.cors); err != nil {
+		return err
+	}
+	for name, hook := range map[string]string{"--alarm-webhook": o.alarmHook, "--checkpoint-webhook": o.anchorHook} {
+		if hook == "" {
+			continue
+		}
+		if u, err := url.Parse(hook); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return usageError{fmt.Sprintf("%s must be an absolute http(s) URL, not %q", name, hook)}
+		}
+	}
+	return nil
+}
+
+// corsOrigins reads --cors-origins: exact origins, scheme://host[:port],
+// with no path, wildcard or "null" (which any sandboxed page sends).
+func corsOrigins(v string) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if strings.Contains(s, "*") {
+			return nil, usageError{"--cors-origins takes exact origins; a wildcard is refused"}
+		}
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return nil, usageError{fmt.Sprintf("--cors-origins takes origins as browsers send them, scheme://host[:port] with no path (not %q)", s)}
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }

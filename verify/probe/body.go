@@ -47,8 +47,10 @@ func (m *maker) uuid() string {
 }
 
 // decoy returns a value shaped like id that names nothing: a random UUID
-// for a UUID, a large number for a number, else random letters and digits
-// of the same length (at least 8).
+// for a UUID, a large number for a number; otherwise id's prefix up to its
+// last '_' or '-' ("note_", "inv-") kept and every other letter or digit
+// replaced by a random one of the same class (hex digits by hex digits),
+// so that an API that checks the format of ids accepts it as well-formed.
 func (m *maker) decoy(id string) string {
 	if _, err := uuid.Parse(id); err == nil && len(id) == 36 {
 		return m.uuid()
@@ -62,7 +64,52 @@ func (m *maker) decoy(id string) string {
 		digits[0] = '9'
 		return string(digits)
 	}
-	return "zz" + m.hex(max(len(id), markerLen)-2)
+	keep := strings.LastIndexAny(id, "_-") + 1
+	rest := id[keep:]
+	if rest == "" {
+		return id + "zz" + m.hex(markerLen-2)
+	}
+	const (
+		digits = "0123456789"
+		lower  = "abcdefghijklmnopqrstuvwxyz"
+		upper  = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	)
+	hexOf := ""
+	switch {
+	case strings.Trim(rest, digits+"abcdef") == "":
+		hexOf = digits + "abcdef"
+	case strings.Trim(rest, digits+"ABCDEF") == "":
+		hexOf = digits + "ABCDEF"
+	}
+	for range 8 {
+		out := []byte(id)
+		for i := keep; i < len(out); i++ {
+			c := out[i]
+			switch {
+			case hexOf != "":
+				out[i] = m.pick(hexOf)
+			case c >= '0' && c <= '9':
+				out[i] = m.pick(digits)
+			case c >= 'a' && c <= 'z':
+				out[i] = m.pick(lower)
+			case c >= 'A' && c <= 'Z':
+				out[i] = m.pick(upper)
+			}
+		}
+		if d := string(out); d != id {
+			return d
+		}
+	}
+	return id[:keep] + "zz" + m.hex(max(len(rest), markerLen)-2)
+}
+
+// pick returns a random byte of set.
+func (m *maker) pick(set string) byte {
+	var b [1]byte
+	if _, err := io.ReadFull(m.rand, b[:]); err != nil {
+		panic(fmt.Sprintf("probe: reading randomness: %v", err))
+	}
+	return set[int(b[0])%len(set)]
 }
 
 // body builds a JSON object for fields. Every string field gets a fresh
@@ -94,6 +141,41 @@ func (m *maker) fill(out map[string]any, fields []Field, prefix string, refs map
 			out[f.Name] = v
 		}
 	}
+}
+
+// update builds the body of an update: as body, except that enum and
+// boolean properties are set to a value other than seen's (B's object as
+// B's read shows it) or, unknown, other than what a create sends, so that
+// a leaking update changes something. vals records each as "=name".
+func (m *maker) update(fields []Field, refs map[string]string, vals map[string]string, seen map[string]any) map[string]any {
+	out := m.body(fields, refs, vals)
+	for _, f := range fields {
+		if f.Tenant || f.Ref != "" {
+			continue
+		}
+		cur, known := seen[f.Name]
+		var v any
+		switch {
+		case len(f.Enum) > 1:
+			v = f.Enum[1] // a create sends f.Enum[0]
+			if known {
+				for _, e := range f.Enum {
+					if fmt.Sprint(e) != fmt.Sprint(cur) {
+						v = e
+						break
+					}
+				}
+			}
+		case f.Type == "boolean":
+			b, _ := cur.(bool)
+			v = !b
+		default:
+			continue
+		}
+		out[f.Name] = v
+		vals["="+f.Name] = fmt.Sprint(v)
+	}
+	return out
 }
 
 // value makes one field's value; ok is false for an optional field left out.

@@ -33,15 +33,52 @@ type check struct {
 	created *Resource
 }
 
+// TenantHeader is A's own token sent with headers that name B's tenant
+// (tenantHeaders): an API that lets a header choose the tenant serves B's
+// data to it. Its answers are judged like those to A's token.
+const TenantHeader = "tenant-header"
+
+// tenantHeaders are the headers TenantHeader sets to B's tenant.
+var tenantHeaders = []string{"X-Tenant-Id", "X-Org-Id", "X-Account-Id", "X-Tenant"}
+
 // token is one way of presenting A.
-type token struct{ name, value string }
+type token struct {
+	name, value string
+	// own: the token is A's valid one, so a success is no leak by itself.
+	own    bool
+	header map[string]string // sent with every request
+	sent   []string          // B's values written into the token
+}
 
 func (r *runner) tokens() []token {
-	out := []token{{TokenA, r.cfg.TokenA}}
+	out := []token{{name: TokenA, value: r.cfg.TokenA, own: true}}
 	for _, v := range r.facts.variants {
-		out = append(out, token{v.name, v.token})
+		out = append(out, token{name: v.name, value: v.token, sent: v.sent})
+	}
+	if r.facts.tenantB != "" {
+		h := map[string]string{}
+		for _, k := range tenantHeaders {
+			h[k] = r.facts.tenantB
+		}
+		out = append(out, token{name: TenantHeader, value: r.cfg.TokenA, own: true, header: h})
 	}
 	return out
+}
+
+// withToken adds tok's headers and token values to s.
+func withToken(s spec, tok token) spec {
+	if len(tok.header) > 0 {
+		h := make(map[string]string, len(s.header)+len(tok.header))
+		for k, v := range s.header {
+			h[k] = v
+		}
+		for k, v := range tok.header {
+			h[k] = v
+		}
+		s.header = h
+	}
+	s.inToken = tok.sent
+	return s
 }
 
 // checks runs every check of res.
@@ -112,7 +149,7 @@ func (r *runner) checks(ctx context.Context, res *Resource) {
 				if err != nil {
 					return nil, err
 				}
-				return r.m.body(up.Fields, refs, aVals), nil
+				return r.m.update(up.Fields, refs, aVals, r.current[res].seen), nil
 			}})
 	}
 	if res.Delete != nil {
@@ -174,6 +211,7 @@ func (r *runner) runCheck(ctx context.Context, c check) {
 			return // the same for every token
 		}
 		res.URL = s.path
+		s = withToken(s, tok)
 		resp, err := r.send(ctx, s, tok.value)
 		if err != nil {
 			res.Verdict, res.Reason = Error, err.Error()
@@ -182,6 +220,9 @@ func (r *runner) runCheck(ctx context.Context, c check) {
 		}
 		res.Status, res.Duration = resp.status, resp.dur
 		r.judge(ctx, c, tok, cur, t, s, aVals, resp, &res)
+		if c.created != nil && resp.ok() && tok.own {
+			r.ownID(idOf(resp, c.created.IDField))
+		}
 		if c.created != nil && resp.ok() {
 			// Isolation: only a plant may have made B's object; anything
 			// else is deleted with the token that made it, never B's,
@@ -220,8 +261,9 @@ func (r *runner) judge(ctx context.Context, c check, tok token, cur *canary, t *
 	if len(hits) > 0 {
 		leak(fmt.Sprintf("the answer holds %s", describe(hits)), &hits[0])
 	}
-	// A write, or anything that may have acted as B: look at B's object.
-	if c.kind == kindWrite && cur.id != "" {
+	// A write, or anything that may have acted as B: look at B's object,
+	// unless B cannot read it back (then only the answers tell).
+	if c.kind == kindWrite && cur.id != "" && cur.blind == "" {
 		st, err := r.inspect(ctx, cur, aVals)
 		switch {
 		case err != nil && res.Verdict != Leak:
@@ -236,42 +278,69 @@ func (r *runner) judge(ctx context.Context, c check, tok token, cur *canary, t *
 			r.replace(ctx, c.res)
 		}
 	}
+	unsure := ""
 	if c.kind == kindPlant && resp.ok() && res.Verdict != Leak {
-		if seen, err := r.bSees(ctx, c.res, aVals); err == nil && seen {
+		seen, why, err := r.bSees(ctx, c.res, resp, aVals)
+		switch {
+		case err != nil:
+			unsure = fmt.Sprintf("B could not look for the object A created: %v", err)
+		case seen:
 			leak("B now has the object A created with B's tenant", nil)
+		default:
+			unsure = why
 		}
 	}
 	if res.Verdict == Leak {
 		return
 	}
-	if tok.name != TokenA {
+	if !tok.own {
 		r.judgeTampered(ctx, s, tok, resp, res)
 		return
 	}
-	// A's own token.
+	// A's own token, alone or with headers.
 	var decoy *decoyResult
-	if aims(c) && c.kind != kindWrite && c.kind != kindPlant {
-		decoy = r.decoy(ctx, c, t)
+	if aims(c) && c.kind != kindPlant && c.name != "upsert" {
+		decoy = r.decoy(ctx, c, t, tok)
 	}
 	if resp.ok() && len(echoed) > 0 && c.kind == kindRead && decoy != nil && !r.echoes(decoy) {
 		leak(fmt.Sprintf("the answer holds %s, which a random value in its place does not bring back", describe(echoed)), &echoed[0])
 		return
 	}
-	if resp.ok() && decoy != nil && decoy.resp != nil && !decoy.resp.ok() && (c.kind == kindCreate || c.name == "read") {
+	if resp.ok() && decoy.missing(c.kind == kindCreate) && (c.kind == kindCreate || c.kind == kindWrite || c.name == "read") {
 		what := "found B's object"
-		if c.kind == kindCreate {
+		switch c.kind {
+		case kindCreate:
 			what = "accepted a reference to B's object"
+		case kindWrite:
+			what = "acted on B's object"
+		}
+		if r.idsA[t.id] {
+			res.Verdict = Inconclusive
+			res.Reason = fmt.Sprintf("%d for B's id, %d for a random one, but B's id %s also names an object of A's own (ids are not unique across tenants), so the status proves nothing",
+				resp.status, decoy.resp.status, t.id)
+			return
 		}
 		leak(fmt.Sprintf("the server %s: %d for B's id, %d for a random one", what, resp.status, decoy.resp.status), nil)
 		return
 	}
 	res.Verdict = Pass
 	switch {
+	case c.kind == kindWrite && cur.blind != "" && resp.ok():
+		res.Verdict = Inconclusive
+		res.Reason = fmt.Sprintf("%d, but %s, so what the request did to B's object cannot be seen", resp.status, cur.blind)
+	case c.kind == kindWrite && cur.blind != "":
+		res.Reason = fmt.Sprintf("refused: %d (%s: judged by the answer alone)", resp.status, cur.blind)
+	case c.kind == kindWrite && resp.ok() && c.body != nil && !visible(cur, aVals):
+		res.Verdict = Inconclusive
+		res.Reason = fmt.Sprintf("%d, but the body changes nothing B's read of its object shows, so a change cannot be seen", resp.status)
 	case c.kind == kindWrite:
 		res.Reason = fmt.Sprintf("%d; B's object is unchanged", resp.status)
 		if !cur.verifiable {
 			res.Reason = fmt.Sprintf("%d; B's object is still there (its values cannot be compared)", resp.status)
 		}
+	case c.kind == kindPlant && unsure != "":
+		res.Verdict = Inconclusive
+		res.Reason = fmt.Sprintf("%d, but %s", resp.status, unsure)
 	case c.kind == kindPlant:
 		res.Reason = fmt.Sprintf("%d; B has no object of A's", resp.status)
 	case resp.ok():
@@ -280,18 +349,43 @@ func (r *runner) judge(ctx context.Context, c check, tok token, cur *canary, t *
 		res.Reason = fmt.Sprintf("%d", resp.status)
 	}
 	if decoy != nil && decoy.resp != nil {
-		if decoy.resp.status == resp.status {
+		switch {
+		case malformed(decoy.resp.status) && c.kind != kindCreate:
+			res.Reason += fmt.Sprintf("; random values in place of B's get %d (refused as malformed), so the statuses are not compared", decoy.resp.status)
+		case decoy.resp.status == resp.status:
 			res.Reason += ", as with random values in place of B's"
-		} else {
+		default:
 			res.Reason += fmt.Sprintf("; random values in place of B's get %d, so the answer tells that B's object exists", decoy.resp.status)
 		}
 	}
-	if c.kind == kindRead {
-		if sees, err := r.controlSees(ctx, s); err == nil && !sees {
+	if c.kind == kindRead && res.Verdict == Pass {
+		if sees, err := r.controlSees(ctx, s, c, cur); err == nil && !sees {
 			res.Verdict = Inconclusive
 			res.Reason = "B's own token does not see B's canary with this request either, so it proves nothing (" + res.Reason + ")"
 		}
 	}
+}
+
+// malformed reports whether a status refuses a request as malformed
+// rather than answering about the object it names.
+func malformed(status int) bool {
+	return status == http.StatusBadRequest || status == http.StatusUnprocessableEntity
+}
+
+// visible reports whether the body of a write (its values in aVals) could
+// change anything B's read of cur shows: a canary value of A's, or an enum
+// or boolean property that B's read holds.
+func visible(cur *canary, aVals map[string]string) bool {
+	for k := range aVals {
+		name, set := strings.CutPrefix(k, "=")
+		if !set {
+			return true
+		}
+		if _, ok := cur.seen[name]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // judgeTampered judges a tampered token's answer that held none of B's
@@ -332,9 +426,19 @@ type decoyResult struct {
 	vals  []string
 }
 
-// decoy sends c with random values in place of B's: its id, canary values
-// and tenant. An answer that differs tells what B's values did.
-func (r *runner) decoy(ctx context.Context, c check, t *target) *decoyResult {
+// missing reports whether the decoy got an answer about a missing object:
+// an error other than one for a malformed request (400, 422), which may
+// be about the decoy's format. For a create (a reference), 400 and 422
+// count: they are the usual answer to a reference to a missing object,
+// and the decoy has the shape of B's id.
+func (d *decoyResult) missing(create bool) bool {
+	return d != nil && d.resp != nil && !d.resp.ok() && (create || !malformed(d.resp.status))
+}
+
+// decoy sends c as tok with random values in place of B's: its id, canary
+// values and tenant (in tok's headers too). An answer that differs tells
+// what B's values did.
+func (r *runner) decoy(ctx context.Context, c check, t *target, tok token) *decoyResult {
 	d := &target{id: r.m.decoy(t.id), tenant: r.m.decoy(t.tenant), values: map[string]string{}}
 	out := &decoyResult{vals: []string{d.id}}
 	for k := range t.values {
@@ -348,13 +452,21 @@ func (r *runner) decoy(ctx context.Context, c check, t *target) *decoyResult {
 	if err != nil {
 		return out
 	}
-	resp, err := r.send(ctx, s, r.cfg.TokenA)
+	if len(tok.header) > 0 {
+		h := map[string]string{}
+		for k := range tok.header {
+			h[k] = d.tenant
+		}
+		s = withToken(s, token{header: h})
+	}
+	resp, err := r.send(ctx, s, tok.value)
 	if err != nil {
 		return out
 	}
 	out.resp = resp
 	if c.created != nil && resp.ok() {
-		r.remove(ctx, c.created, resp, r.cfg.TokenA)
+		r.ownID(idOf(resp, c.created.IDField))
+		r.remove(ctx, c.created, resp, tok.value)
 	}
 	return out
 }
@@ -374,39 +486,90 @@ func (r *runner) echoes(d *decoyResult) bool {
 }
 
 // controlSees sends s as B: a read that cannot show B its own canary
-// cannot show it to A either.
-func (r *runner) controlSees(ctx context.Context, s spec) (bool, error) {
-	if v, ok := r.control[s.key()]; ok {
+// cannot show it to A either. For the list and its filters, only B's
+// canary itself counts (its id or values), not B's other rows: B's older
+// rows on the first page of a paged list say nothing about the canary.
+func (r *runner) controlSees(ctx context.Context, s spec, c check, cur *canary) (bool, error) {
+	key := s.key()
+	if v, ok := r.control[key]; ok {
 		return v, nil
 	}
-	resp, err := r.send(ctx, s, r.cfg.TokenB)
+	resp, err := r.send(ctx, spec{method: s.method, path: s.path, header: c.req.Header, body: s.body}, r.cfg.TokenB)
 	if err != nil {
 		return false, err
 	}
-	v := resp.ok() && len(find(resp.body, r.markers())) > 0
-	r.control[s.key()] = v
+	ms := r.markers()
+	if c.req == c.res.List {
+		ms = canaryMarkers(cur)
+	}
+	v := resp.ok() && len(find(resp.body, ms)) > 0
+	r.control[key] = v
 	return v, nil
 }
 
-// bSees reports whether B's list of res holds any of vals.
-func (r *runner) bSees(ctx context.Context, res *Resource, vals map[string]string) (bool, error) {
-	if res.List == nil || len(vals) == 0 {
-		return false, nil
+// canaryMarkers are c's id and values.
+func canaryMarkers(c *canary) []marker {
+	var out []marker
+	if c.id != "" {
+		out = append(out, marker{c.id, "B's id"})
 	}
-	s, err := build(res.List, &target{}, nil)
+	for _, v := range c.values {
+		if len(v) >= markerLen {
+			out = append(out, marker{v, "B's canary"})
+		}
+	}
+	return out
+}
+
+// bSees reports whether B can see the object A's plant created: B's item
+// read of the id in A's answer, else B's list. When neither can tell
+// (no id or no item read, and B's list does not show B's own canary
+// either), why says so.
+func (r *runner) bSees(ctx context.Context, res *Resource, created *response, vals map[string]string) (seen bool, why string, err error) {
+	if id := idOf(created, res.IDField); id != "" && len(res.Read) > 0 {
+		s, err := build(res.Read[0], &target{id: id, tenant: r.facts.tenantB}, nil)
+		if err == nil {
+			resp, err := r.send(ctx, s, r.cfg.TokenB)
+			if err != nil {
+				return false, "", err
+			}
+			if !resp.ok() || empty(resp.body) {
+				return false, "", nil
+			}
+			// B's read finds it; when the answer names the owner, it is
+			// B's only if that is B's tenant (a read that ignores tenants
+			// finds A's own object too, which the read check reports).
+			if tf := res.tenantField(); tf != nil {
+				if o := firstObject(resp.body); o != nil && o[tf.Name] != nil {
+					return fmt.Sprint(o[tf.Name]) == r.facts.tenantB, "", nil
+				}
+			}
+			return true, "", nil
+		}
+	}
+	if res.List == nil {
+		return false, "B has no read or list to look for it", nil
+	}
+	s, err := build(res.List, &target{tenant: r.facts.tenantB}, nil)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	resp, err := r.send(ctx, s, r.cfg.TokenB)
-	if err != nil || resp.status != http.StatusOK && !resp.ok() {
-		return false, err
+	if err != nil {
+		return false, "", err
+	}
+	if !resp.ok() {
+		return false, "", fmt.Errorf("%s %s as B answered %d", s.method, s.path, resp.status)
 	}
 	for _, v := range vals {
 		if strings.Contains(string(resp.body), v) {
-			return true, nil
+			return true, "", nil
 		}
 	}
-	return false, nil
+	if cur := r.current[res]; cur == nil || len(find(resp.body, canaryMarkers(cur))) == 0 {
+		return false, "B's list does not show B's own canary either (a paged list?), so it cannot show A's object", nil
+	}
+	return false, "", nil
 }
 
 // describe names the markers found: "B's canary in title and B's id".

@@ -26,15 +26,29 @@ type spec struct {
 	path   string // the path and query sent
 	header map[string]string
 	body   []byte
+	// inToken are the values of B's written into the token the request
+	// carries (see [tampered]); they are sent, if not in the path or body.
+	inToken []string
 }
 
 func (s spec) key() string { return s.method + " " + s.path + " " + string(s.body) }
 
-// sent reports whether the request itself carries v, in its path, query
-// or body, so that an answer echoing v proves nothing by itself.
+// sent reports whether the request itself carries v, in its path, query,
+// body, headers or token, so that an answer echoing v proves nothing by
+// itself.
 func (s spec) sent(v string) bool {
 	if strings.Contains(s.path, v) || bytes.Contains(s.body, []byte(v)) {
 		return true
+	}
+	for _, h := range s.header {
+		if strings.Contains(h, v) {
+			return true
+		}
+	}
+	for _, t := range s.inToken {
+		if strings.Contains(t, v) {
+			return true
+		}
 	}
 	if p, err := url.QueryUnescape(s.path); err == nil && strings.Contains(p, v) {
 		return true

@@ -76,6 +76,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		current: map[*Resource]*canary{},
 		ownA:    map[string]*canary{},
 		control: map[string]bool{},
+		idsA:    map[string]bool{},
 		noAuth:  map[string]*response{},
 	}
 	start := cfg.Now()
@@ -87,7 +88,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	if r.facts.tenantB == "" {
-		r.note("B's tenant is unknown (B's token holds no tenant-like claim): filter-tenant and plant checks are skipped")
+		r.note("B's tenant is unknown (B's token holds no tenant-like claim): filter-tenant and plant checks, and the %s token, are skipped", TenantHeader)
 	}
 	r.run(ctx)
 	if ctx.Err() != nil {
@@ -109,7 +110,13 @@ type canary struct {
 	// verifiable: B's own read of the object shows its values, so a
 	// change can be seen.
 	verifiable bool
-	owned      bool // created by the probe, to be deleted afterwards
+	// blind says why B cannot read the object back (no read, a paged
+	// list that does not show it): then nothing tells whether a write
+	// changed it, and writes are judged by their answers alone.
+	blind string
+	// seen is the object as B's item read showed it at first, if it did.
+	seen  map[string]any
+	owned bool // created by the probe, to be deleted afterwards
 	// lost: a leak deleted or changed it and no new one could be made, so
 	// later writes on it prove nothing.
 	lost bool
@@ -129,7 +136,11 @@ type runner struct {
 	made    []*canary             // every B object the probe made, in order
 	ownA    map[string]*canary    // A's own objects, by resource short name
 	madeA   []*canary
-	control map[string]bool      // spec key → B sees its data with it
+	control map[string]bool // spec key → B sees its data with it
+	// idsA are short ids (under markerLen) that name objects of A's own:
+	// from A's lists before the canaries were made, and from A's creates.
+	// Where ids are numbered per tenant (1, 2, 3), B's id may be one.
+	idsA    map[string]bool
 	noAuth  map[string]*response // spec key → the answer without a token
 	results []Result
 	notes   []string
@@ -247,7 +258,12 @@ func (r *runner) markers() []marker {
 			continue
 		}
 		seen[c] = true
-		add(c.id, "B's id")
+		// An id that also names one of A's own objects (ids numbered per
+		// tenant) is no sign of B's object. Only the probe's canaries
+		// are new: an id B had before (its tenant) is always B's.
+		if !c.owned || !r.idsA[c.id] {
+			add(c.id, "B's id")
+		}
 		keys := make([]string, 0, len(c.values))
 		for k := range c.values {
 			keys = append(keys, k)
@@ -292,9 +308,40 @@ func unsent(resp *response, s spec, ms []marker) (hits, echoed []marker) {
 	return hits, echoed
 }
 
+// ownID records id, of an object A made, among A's short ids.
+func (r *runner) ownID(id string) {
+	if id != "" && len(id) < markerLen {
+		r.idsA[id] = true
+	}
+}
+
+// baseline reads A's lists before B has any canary, and records the short
+// ids of A's own objects that they hold.
+func (r *runner) baseline(ctx context.Context) {
+	for _, res := range r.cfg.API.Resources {
+		if res.List == nil || templated(res.List.Path) {
+			continue
+		}
+		s, err := build(res.List, &target{}, nil)
+		if err != nil {
+			continue
+		}
+		resp, err := r.send(ctx, s, r.cfg.TokenA)
+		if err != nil || !resp.ok() {
+			continue
+		}
+		for _, v := range jsonValues(resp.body) {
+			if idLike(v.key) || v.key == res.IDField {
+				r.ownID(v.value)
+			}
+		}
+	}
+}
+
 // run is the whole procedure: canaries, checks per resource, clean-up.
 func (r *runner) run(ctx context.Context) {
 	api := r.cfg.API
+	r.baseline(ctx)
 	r.progress("creating canaries as tenant B")
 	for _, res := range order(api.Resources) {
 		c, err := r.setup(ctx, res)
@@ -442,16 +489,21 @@ func (r *runner) setup(ctx context.Context, res *Resource) (*canary, error) {
 	st, err := r.inspect(ctx, c, nil)
 	switch {
 	case err != nil:
-		r.note("%s: B could not read its canary back (%v): writes are judged by their answers only", res.Name, err)
+		c.blind = fmt.Sprintf("B could not read its canary back (%v)", err)
+	case st == stateGone && len(res.Read) == 0:
+		c.blind = "B's list does not show B's canary (a paged list?) and there is no item read"
 	case st == stateGone:
-		r.note("%s: B's own read does not find its canary: writes are judged by their answers only", res.Name)
+		c.blind = "B's own read does not find its canary"
 	case st == stateUnknown:
-		r.note("%s: the API has no read or list to read B's canary back: writes are judged by their answers only", res.Name)
+		c.blind = "the API has no read or list to read B's canary back"
 	default:
 		c.verifiable = st == statePresent
 		if !c.verifiable {
 			r.note("%s: B's own read does not show the canary values: a changed object cannot be told apart", res.Name)
 		}
+	}
+	if c.blind != "" {
+		r.note("%s: %s: writes on it are judged by their answers alone, and are inconclusive when they succeed", res.Name, c.blind)
 	}
 	return c, nil
 }
@@ -518,6 +570,23 @@ func (r *runner) inspect(ctx context.Context, c *canary, aVals map[string]string
 	if byList && len(find(resp.body, []marker{{c.id, "id"}})) == 0 {
 		return stateGone, nil
 	}
+	if !byList {
+		o := firstObject(resp.body)
+		if c.seen == nil {
+			c.seen = o
+		}
+		// An enum or boolean A's update set ("=status"), now in B's
+		// object where it was not before.
+		for k, v := range aVals {
+			name, set := strings.CutPrefix(k, "=")
+			if !set || o == nil || o[name] == nil {
+				continue
+			}
+			if old, ok := c.seen[name]; ok && fmt.Sprint(old) != v && fmt.Sprint(o[name]) == v {
+				return stateChanged, nil
+			}
+		}
+	}
 	// Changed means B's values are gone from B's own read. A's values
 	// next to them are no proof: a read that also returns A's objects
 	// with the same id (PostgREST's upsert makes one) is a different
@@ -530,8 +599,8 @@ func (r *runner) inspect(ctx context.Context, c *canary, aVals map[string]string
 		}
 		return statePresent, nil
 	}
-	for _, v := range aVals {
-		if strings.Contains(string(resp.body), v) {
+	for k, v := range aVals {
+		if !strings.HasPrefix(k, "=") && strings.Contains(string(resp.body), v) {
 			return stateChanged, nil
 		}
 	}
@@ -550,7 +619,7 @@ func (r *runner) inspect(ctx context.Context, c *canary, aVals map[string]string
 // an earlier leak deleted it (or a parent it depended on).
 func (r *runner) ensure(ctx context.Context, res *Resource) {
 	c := r.current[res]
-	if c == nil || !c.owned || c.id == "" || c.lost {
+	if c == nil || !c.owned || c.id == "" || c.lost || c.blind != "" {
 		return
 	}
 	if st, err := r.inspect(ctx, c, nil); err != nil || st != stateGone {
@@ -619,6 +688,7 @@ func (r *runner) own(ctx context.Context, short string) (string, error) {
 	if !resp.ok() || id == "" {
 		return "", fmt.Errorf("A could not create its own %s: %s %s answered %d", short, s.method, s.path, resp.status)
 	}
+	r.ownID(id)
 	c := &canary{res: res, id: id, values: vals, owned: true}
 	r.ownA[short] = c
 	r.madeA = append(r.madeA, c)

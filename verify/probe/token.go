@@ -211,6 +211,10 @@ func setPath(m map[string]any, path []string, v any) {
 type tampered struct {
 	name  string
 	token string
+	// sent are the values of B's the variant wrote into the token (B's
+	// tenant claims, B's kid): an answer that repeats them, such as a
+	// 401 naming the refused token's tenant, repeats what A sent.
+	sent []string
 }
 
 // tokenFacts is what the probe learned from the two tokens.
@@ -255,23 +259,25 @@ func tamper(tokA, tokB string, now time.Time, m *maker) tokenFacts {
 		}
 	}
 	edited := clone(a.payload)
+	var wrote []string
 	for _, e := range edits {
 		setPath(edited, e.path, e.b)
+		wrote = append(wrote, fmt.Sprint(e.b))
 	}
 
 	// alg none, with B's tenant where known: the classic forgery.
 	h := clone(a.header)
 	delete(h, "kid")
 	h["alg"] = "none"
-	f.variants = append(f.variants, tampered{AlgNone, encodePart(h) + "." + encodePart(edited) + "."})
-	f.variants = append(f.variants, tampered{NoSignature, a.raw[0] + "." + a.raw[1] + "."})
+	f.variants = append(f.variants, tampered{AlgNone, encodePart(h) + "." + encodePart(edited) + ".", wrote})
+	f.variants = append(f.variants, tampered{NoSignature, a.raw[0] + "." + a.raw[1] + ".", nil})
 	switch {
 	case errB != nil:
 		f.skipped[TenantClaim] = "B's token is not a JWT, so B's tenant claim is unknown"
 	case len(edits) == 0:
 		f.skipped[TenantClaim] = "no tenant-like claim (tenant_id, org_id, …) differs between A's and B's tokens"
 	default:
-		f.variants = append(f.variants, tampered{TenantClaim, a.raw[0] + "." + encodePart(edited) + "." + a.raw[2]})
+		f.variants = append(f.variants, tampered{TenantClaim, a.raw[0] + "." + encodePart(edited) + "." + a.raw[2], wrote})
 	}
 	h = clone(a.header)
 	kid := ""
@@ -282,7 +288,7 @@ func tamper(tokA, tokB string, now time.Time, m *maker) tokenFacts {
 		kid = "probe-" + m.hex(16)
 	}
 	h["kid"] = kid
-	f.variants = append(f.variants, tampered{KidSwap, encodePart(h) + "." + a.raw[1] + "." + a.raw[2]})
+	f.variants = append(f.variants, tampered{KidSwap, encodePart(h) + "." + a.raw[1] + "." + a.raw[2], []string{kid}})
 	p := clone(a.payload)
 	p["exp"] = now.Add(-time.Hour).Unix()
 	for _, k := range []string{"iat", "nbf"} {
@@ -290,7 +296,7 @@ func tamper(tokA, tokB string, now time.Time, m *maker) tokenFacts {
 			p[k] = now.Add(-2 * time.Hour).Unix()
 		}
 	}
-	f.variants = append(f.variants, tampered{Expired, a.raw[0] + "." + encodePart(p) + "." + a.raw[2]})
+	f.variants = append(f.variants, tampered{Expired, a.raw[0] + "." + encodePart(p) + "." + a.raw[2], nil})
 	// A token that is already unsigned, or already expired, gives
 	// variants that are A's token itself: they test nothing new.
 	f.variants = slices.DeleteFunc(f.variants, func(v tampered) bool {

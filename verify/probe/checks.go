@@ -224,11 +224,12 @@ func (r *runner) runCheck(ctx context.Context, c check) {
 			r.ownID(idOf(resp, c.created.IDField))
 		}
 		if c.created != nil && resp.ok() {
-			// Isolation: only a plant may have made B's object; anything
-			// else is deleted with the token that made it, never B's,
-			// since an upsert's id is B's canary's.
+			// Isolation: only a plant, or a create with the tenant
+			// header, may have made B's object; anything else is deleted
+			// with the token that made it, never B's, since an upsert's
+			// id is B's canary's.
 			toks := []string{tok.value}
-			if c.kind == kindPlant {
+			if c.kind == kindPlant || c.kind == kindCreate && len(tok.header) > 0 {
 				toks = append(toks, r.cfg.TokenB)
 			}
 			r.remove(ctx, c.created, resp, toks...)

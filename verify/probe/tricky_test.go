@@ -391,6 +391,12 @@ func TestTenantHeaderOverride(t *testing.T) {
 	if !rep.Failed() {
 		t.Errorf("API that honours X-Tenant-Id: every check passed\n%s", textOf(rep))
 	}
+	// What A created in B's tenant through the header is cleaned up too.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.notes) != 0 {
+		t.Errorf("%d notes left after the clean-up; notes: %q", len(s.notes), rep.Notes)
+	}
 }
 
 // A create that trusts tenant_id in the body, on a tenant B that already

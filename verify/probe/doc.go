@@ -13,23 +13,29 @@
 //
 // # Verdicts
 //
-// Each check is one request, sent as A and then with each tampered token
-// ([Variants]), and each answer gets a [Verdict]. It is a [Leak] when
+// Each check is one request, sent as A, then with each tampered token
+// ([Variants]), then with A's token and headers naming B's tenant
+// ([TenantHeader]), and each answer gets a [Verdict]. It is a [Leak] when
 //
 //   - the answer holds a value of B's that A did not send: a canary value,
 //     B's id, B's tenant or B's identity claims. Values A did send (a
-//     filter on B's canary value, B's id in a path or body) count only
-//     when the answer succeeded and the same request with random values
-//     in their place does not echo them back;
-//   - a read by B's id succeeds where the same read of a random id fails,
-//     or a reference to B's id is accepted where one to a random id is
-//     refused: the server found B's object;
+//     filter on B's canary value, B's id in a path, body or header, B's
+//     tenant in a tampered token) count only when the answer succeeded
+//     and the same request with random values in their place does not
+//     echo them back;
+//   - a read, update or delete by B's id succeeds where the same request
+//     with a random id of the same shape gets a not-found answer, or a
+//     reference to B's id is accepted where one to a random id is
+//     refused: the server found B's object (unless B's id also names an
+//     object of A's: ids numbered per tenant);
 //   - after a write, B's own read of its object finds it gone or changed;
 //   - a tampered token gets a success on an endpoint that refuses
 //     requests without a token.
 //
 // A read that B's own token cannot see through either is [Inconclusive]:
-// it could not have shown a leak. Writes are never judged by whether the
+// it could not have shown a leak; so is a successful write whose effect B
+// cannot see (no way to read the object back, or a body that changes
+// nothing B's read shows). Writes are never judged by whether the
 // answer repeats B's id: PostgREST's upsert, for one, answers with the id
 // it was sent while it creates A's own row.
 //

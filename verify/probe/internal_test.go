@@ -2,11 +2,13 @@ package probe
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -296,5 +298,48 @@ func TestRateLimitedAnswersAreRetried(t *testing.T) {
 		if got := retryAfter(in); got != want {
 			t.Errorf("retryAfter(%q) = %s; want %s", in, got, want)
 		}
+	}
+}
+
+func TestDecoyKeepsShape(t *testing.T) {
+	m := &maker{rand: rand.Reader, now: time.Now}
+	for _, tt := range []struct{ id, re string }{
+		{"5e0c6d1a-0b7e-4a57-9a43-2f7f3c1d9b10", `^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`},
+		{"42", `^9[0-9]{8}$`},
+		{"note_0123456789abcdef01234567", `^note_[0-9a-f]{24}$`},
+		{"INV-00AF12", `^INV-[0-9A-F]{6}$`},
+		{"cus_NffrFeUfNV2Hib", `^cus_[a-zA-Z0-9]{14}$`},
+		{"acme-corp", `^acme-[a-z]{4}$`},
+		{"org-bbbbbbbbbbbb", `^org-[0-9a-f]{12}$`},
+	} {
+		d := m.decoy(tt.id)
+		if d == tt.id || !regexp.MustCompile(tt.re).MatchString(d) {
+			t.Errorf("decoy(%q) = %q, want a different value matching %s", tt.id, d, tt.re)
+		}
+	}
+}
+
+func TestSentCountsHeadersAndToken(t *testing.T) {
+	s := spec{method: "GET", path: "/notes?title=canary-0123456789ab", header: map[string]string{"X-Tenant-Id": "org-b"},
+		inToken: []string{"org-bbbbbbbbbbbb"}}
+	for v, want := range map[string]bool{"canary-0123456789ab": true, "org-b": true, "org-bbbbbbbbbbbb": true, "bob@b.test": false} {
+		if got := s.sent(v); got != want {
+			t.Errorf("sent(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestUpdateBodyChangesEnumsAndBooleans(t *testing.T) {
+	m := &maker{rand: rand.Reader, now: time.Now}
+	fields := []Field{{Name: "status", Type: "string", Enum: []any{"open", "closed"}}, {Name: "archived", Type: "boolean"},
+		{Name: "pinned", Type: "boolean"}, {Name: "kind", Type: "string", Enum: []any{"only"}}}
+	vals := map[string]string{}
+	b := m.update(fields, nil, vals, map[string]any{"status": "closed", "pinned": true})
+	want := map[string]any{"status": "open", "archived": true, "pinned": false, "kind": "only"}
+	if diff := cmp.Diff(want, b); diff != "" {
+		t.Errorf("update body (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{"=status": "open", "=archived": "true", "=pinned": "false"}, vals); diff != "" {
+		t.Errorf("recorded values (-want +got):\n%s", diff)
 	}
 }

@@ -39,6 +39,7 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -126,8 +127,12 @@ type InterleaveReport struct {
 // whose ctx it was logged with, and otherwise checked against the tenants
 // in flight when it was written.
 //
-// The check is textual: results are searched in their %+v and JSON forms,
-// so decode base64 bodies in Invoke before returning them.
+// The check is textual: results are searched in their %+v and JSON forms
+// and in every string and []byte they hold, found through pointers,
+// interfaces, struct fields (unexported ones too), maps, slices and arrays
+// (32 levels deep, 4 MiB of text at most); errors, panics and logs as
+// text. A canary that is encoded (base64 bodies, compressed ones) is not
+// found: decode such bodies in Invoke before returning them.
 func Interleave(tb testing.TB, cfg InterleaveConfig) InterleaveReport {
 	tb.Helper()
 	if err := cfg.check(); err != nil {
@@ -360,7 +365,10 @@ func (r *run) inspectShared(ws []sharedWrite) []Finding {
 }
 
 // render is the text a result is searched in: its %+v form (strings
-// unescaped) and its JSON form (through pointers).
+// unescaped), its JSON form (through pointers), and every string and
+// []byte inside it (see [texts]), which neither form shows as text: a
+// []byte field prints as numbers and as base64, an unexported field not
+// at all in JSON.
 func render(v any) string {
 	if v == nil {
 		return ""
@@ -376,7 +384,109 @@ func render(v any) string {
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	enc.Encode(v)
+	w := textWalker{b: &b, seen: map[walked]bool{}, limit: b.Len() + maxRenderText, visits: maxRenderVisits}
+	w.walk(reflect.ValueOf(v), 0)
 	return b.String()
+}
+
+// Bounds of the walk through a result: how deep it goes, how many values
+// it visits, and how much text it adds.
+const (
+	maxRenderDepth  = 32
+	maxRenderVisits = 1 << 20
+	maxRenderText   = 4 << 20
+)
+
+// textWalker appends to b, one a line, every string and []byte (or byte
+// array) it reaches from a value: through pointers, interfaces, struct
+// fields (unexported ones too), map keys and values, and slice and array
+// elements.
+type textWalker struct {
+	b      *strings.Builder
+	seen   map[walked]bool // pointers, maps and slices already walked
+	limit  int             // b's length at which the walk stops
+	visits int             // values left to visit
+}
+
+type walked struct {
+	p uintptr
+	n int
+	t reflect.Type
+}
+
+func (w *textWalker) add(s string) {
+	if room := w.limit - w.b.Len(); room > 0 {
+		w.b.WriteString(s[:min(len(s), room)])
+		w.b.WriteByte('\n')
+	}
+}
+
+// once reports whether v's pointer is walked for the first time; nil
+// pointers are never walked.
+func (w *textWalker) once(v reflect.Value) bool {
+	k := walked{v.Pointer(), 0, v.Type()}
+	if v.Kind() == reflect.Slice {
+		k.n = v.Len()
+	}
+	if k.p == 0 || w.seen[k] {
+		return false
+	}
+	w.seen[k] = true
+	return true
+}
+
+func (w *textWalker) walk(v reflect.Value, depth int) {
+	if !v.IsValid() || depth > maxRenderDepth || w.b.Len() >= w.limit || w.visits <= 0 {
+		return
+	}
+	w.visits--
+	switch v.Kind() {
+	case reflect.String:
+		w.add(v.String())
+	case reflect.Pointer:
+		if w.once(v) {
+			w.walk(v.Elem(), depth+1)
+		}
+	case reflect.Interface:
+		w.walk(v.Elem(), depth+1)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			w.walk(v.Field(i), depth+1)
+		}
+	case reflect.Map:
+		if !w.once(v) {
+			return
+		}
+		for it := v.MapRange(); it.Next(); {
+			w.walk(it.Key(), depth+1)
+			w.walk(it.Value(), depth+1)
+		}
+	case reflect.Slice:
+		switch {
+		case v.Len() == 0:
+			return
+		case v.Type().Elem().Kind() == reflect.Uint8:
+			w.add(string(v.Bytes()))
+			return
+		case !w.once(v):
+			return
+		}
+		for i := range v.Len() {
+			w.walk(v.Index(i), depth+1)
+		}
+	case reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			b := make([]byte, v.Len())
+			for i := range b {
+				b[i] = byte(v.Index(i).Uint())
+			}
+			w.add(string(b))
+			return
+		}
+		for i := range v.Len() {
+			w.walk(v.Index(i), depth+1)
+		}
+	}
 }
 
 func excerpt(s string, i, n int) string {

@@ -2,9 +2,12 @@ package bulkheadtest_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -285,6 +288,85 @@ func TestInterleaveConfigErrors(t *testing.T) {
 			bulkheadtest.Interleave(spy, bulkheadtest.InterleaveConfig{Tenants: tt.tenants})
 			if len(spy.fatal) != 1 || !strings.Contains(spy.fatal[0], tt.want) {
 				t.Errorf("Interleave fatal = %q, want %q", spy.fatal, tt.want)
+			}
+		})
+	}
+}
+
+// BAD user code: a per-process cache filled on first use, served to every
+// tenant, behind an ordinary HTTP handler.
+var (
+	httpCacheMu sync.Mutex
+	httpCache   map[string]string
+)
+
+func badHTTPHandler(w http.ResponseWriter, r *http.Request) {
+	tenantID := r.Header.Get("X-Tenant")
+	httpCacheMu.Lock()
+	if httpCache == nil {
+		c, _ := fetchConfig(r.Context(), tenantID)
+		httpCache = map[string]string{"secret": c.Secret} // BAD: not keyed by tenant
+	}
+	s := httpCache["secret"]
+	httpCacheMu.Unlock()
+	w.Write([]byte(`{"config":"` + s + `"}`))
+}
+
+type httpResponse struct {
+	Status int
+	Body   []byte
+}
+
+// The handler's answer returned as a struct with the body as []byte (a
+// natural Go response type). Interleave must catch the cache.
+func TestInterleaveSearchesInsideResults(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		wrap func(*httptest.ResponseRecorder) any
+	}{
+		{"struct with []byte Body", func(rec *httptest.ResponseRecorder) any {
+			return httpResponse{Status: rec.Code, Body: rec.Body.Bytes()}
+		}},
+		{"pointer to a struct with an unexported body", func(rec *httptest.ResponseRecorder) any {
+			return &struct {
+				status int
+				body   []byte
+			}{rec.Code, rec.Body.Bytes()}
+		}},
+		{"map of any to []byte", func(rec *httptest.ResponseRecorder) any {
+			return map[string]any{"status": rec.Code, "body": rec.Body.Bytes()}
+		}},
+		{"slice of interfaces holding a byte array", func(rec *httptest.ResponseRecorder) any {
+			var a [64]byte
+			copy(a[:], rec.Body.Bytes())
+			return []any{rec.Code, &a}
+		}},
+		{"json.RawMessage in a struct", func(rec *httptest.ResponseRecorder) any {
+			return struct{ Body json.RawMessage }{rec.Body.Bytes()}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			httpCacheMu.Lock()
+			httpCache = nil
+			httpCacheMu.Unlock()
+			var ts []bulkheadtest.InterleaveTenant
+			for _, id := range []string{"acme", "globex", "initech"} {
+				ts = append(ts, bulkheadtest.InterleaveTenant{
+					Name: id, Canaries: []string{configStore[id].Secret},
+					Invoke: func(ctx context.Context) (any, error) {
+						req := httptest.NewRequestWithContext(ctx, "GET", "/config", nil)
+						req.Header.Set("X-Tenant", id)
+						rec := httptest.NewRecorder()
+						badHTTPHandler(rec, req)
+						return tt.wrap(rec), nil
+					},
+				})
+			}
+			spy := &spyTB{TB: t}
+			rep := bulkheadtest.Interleave(spy, bulkheadtest.InterleaveConfig{Tenants: ts, Seed: 1})
+			if len(rep.Findings) == 0 {
+				t.Errorf("Interleave found no contamination in %d invocations; every tenant after the first got %q's config (errors: %d)",
+					rep.Invocations, "the first tenant", len(spy.errors))
 			}
 		})
 	}

@@ -226,6 +226,7 @@ func newSuite(tb testing.TB, e *Env, attacker, victim *Tenant) *suite {
 	for _, p := range []string{"/v1/tenants", "/v1/tenants/" + string(attacker.Slug), "/rest/v1/" + s.tables[0].name + "?id=eq." + uuid.NewString()} {
 		baseline.Write(s.do("GET", p, attacker.AdminToken, nil, "Accept", "application/vnd.pgrst.object+json").Body)
 	}
+	s.refusals(&baseline)
 	s.findSecrets(baseline.String())
 	p, err := e.srv.Auth.Verify(s.ctx, victim.AdminToken)
 	if err != nil {
@@ -236,9 +237,30 @@ func newSuite(tb testing.TB, e *Env, attacker, victim *Tenant) *suite {
 	return s
 }
 
+// refusals writes to baseline the server's answers that refuse the
+// attacker: a 401 for a garbage token, a 403 of a policy, a 404 for a
+// tenant that does not exist and one for a row that does not exist. Text
+// of the victim's that these hold anyway ("Forbidden", "Not Found") is
+// found in every refusal, and proves nothing.
+func (s *suite) refusals(baseline *strings.Builder) {
+	t, random := "/rest/v1/"+s.tables[0].name, uuid.NewString()
+	for _, r := range []struct{ path, token string }{
+		{t, "bulkheadtest-garbage-token"},
+		{t + "?tenant_id=eq." + random, s.attacker.AdminToken},
+		{"/v1/tenants/" + missingSlug(), s.attacker.AdminToken},
+		{"/v1/tenants/" + missingSlug() + "/users", s.attacker.AdminToken},
+		{t + "?id=eq." + random, s.attacker.AdminToken},
+		{"/rest/v1/bulkheadtest_missing_table", s.attacker.AdminToken},
+	} {
+		baseline.Write(s.do("GET", r.path, r.token, nil, "Accept", "application/vnd.pgrst.object+json").Body)
+		baseline.WriteByte('\n')
+	}
+}
+
 // findSecrets collects what only the victim's data holds: its row ids and
-// its string values of five characters or more that the attacker's own
-// answers do not contain anyway (timestamps and UUIDs aside).
+// its string values of five characters or more that neither the
+// attacker's own answers nor the server's refusals (see [suite.refusals])
+// contain anyway (timestamps and UUIDs aside).
 func (s *suite) findSecrets(baseline string) {
 	seen := map[string]bool{}
 	add := func(v string) {
@@ -353,9 +375,19 @@ func (s *suite) do(method, path, token string, body any, header ...string) *apit
 // secrets (other than those in sent, the text the attacker sent itself),
 // or a row carrying its tenant_id.
 func (s *suite) see(c Check, attempt string, r *apitest.Response, sent string) bool {
-	body := string(r.Body)
+	return s.seeBeside(c, attempt, r, nil, sent)
+}
+
+// seeBeside is see for an answer that has a control: the answer to the
+// same request for something that does not exist (a random id, a missing
+// tenant). A secret the control holds too proves nothing.
+func (s *suite) seeBeside(c Check, attempt string, r, control *apitest.Response, sent string) bool {
+	body, other := string(r.Body), ""
+	if control != nil {
+		other = string(control.Body)
+	}
 	for _, v := range s.secrets {
-		if !strings.Contains(sent, v) && strings.Contains(body, v) {
+		if !strings.Contains(sent, v) && strings.Contains(body, v) && !strings.Contains(other, v) {
 			s.leak(c, attempt, "the answer holds the victim's %q: %s", v, brief(r))
 			return true
 		}
@@ -525,7 +557,7 @@ func (s *suite) single() {
 			attempt := "GET /rest/v1/" + t.name + "?id=eq." + id + " for one object"
 			rb := s.do("GET", "/rest/v1/"+t.name+"?id=eq."+id, s.attacker.AdminToken, nil, "Accept", "application/vnd.pgrst.object+json")
 			rr := s.do("GET", "/rest/v1/"+t.name+"?id=eq."+uuid.NewString(), s.attacker.AdminToken, nil, "Accept", "application/vnd.pgrst.object+json")
-			if !s.see(CheckSingle, attempt, rb, id) && (rb.Status != rr.Status || rb.Code() != rr.Code()) {
+			if !s.seeBeside(CheckSingle, attempt, rb, rr, id) && (rb.Status != rr.Status || rb.Code() != rr.Code()) {
 				s.leak(CheckSingle, attempt, "the victim's id answers %s, a random id %s", brief(rb), brief(rr))
 			}
 		}
@@ -547,7 +579,7 @@ func (s *suite) sameAsMissing(method, path string, body any) {
 	attempt := method + " " + path
 	rb := s.do(method, path, s.attacker.AdminToken, body)
 	rn := s.do(method, strings.Replace(path, string(s.victim.Slug), missing, 1), s.attacker.AdminToken, body)
-	if s.see(CheckControlPlane, attempt, rb, "") {
+	if s.seeBeside(CheckControlPlane, attempt, rb, rn, "") {
 		return
 	}
 	if rb.Status != http.StatusNotFound || rb.Code() != rn.Code() {
@@ -562,7 +594,7 @@ func (s *suite) controlPlaneReads() {
 	attempt := "GET /v1/tenants/" + string(s.victim.ID)
 	rb := s.do("GET", "/v1/tenants/"+string(s.victim.ID), s.attacker.AdminToken, nil)
 	rn := s.do("GET", "/v1/tenants/"+uuid.NewString(), s.attacker.AdminToken, nil)
-	if !s.see(CheckControlPlane, attempt, rb, "") && (rb.Status != rn.Status || rb.Code() != rn.Code()) {
+	if !s.seeBeside(CheckControlPlane, attempt, rb, rn, "") && (rb.Status != rn.Status || rb.Code() != rn.Code()) {
 		s.leak(CheckControlPlane, attempt, "answered %s; for a random UUID: %s", brief(rb), brief(rn))
 	}
 	for _, tok := range []string{s.attacker.AdminToken, s.attacker.MemberToken} {

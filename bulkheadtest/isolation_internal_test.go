@@ -210,3 +210,26 @@ func TestAssertIsolatedReports(t *testing.T) {
 	}
 	t.Logf("for example: %s", rec.errors[0])
 }
+
+// TestIsolatedVictimTextInErrorBodies runs Isolated on unmodified
+// bulkhead against a victim whose values are words of bulkhead's own
+// refusals (uptime checks whose last status is an HTTP reason phrase):
+// finding them in a 401, 403 or 404 is no leak.
+func TestIsolatedVictimTextInErrorBodies(t *testing.T) {
+	t.Parallel()
+	env := Start(t)
+	attacker := canaryTenant(t, env, "attacker", Pool)
+	victim := env.Tenant(t, "victim", Pool)
+	for _, status := range []string{"Unauthorized", "Not Found", "Forbidden", "denied", "does not exist", "No row matches."} {
+		victim.Insert(t, "projects", map[string]any{"name": "health check " + status, "description": status})
+	}
+	leaks := env.Isolated(t, attacker, victim)
+	for i, l := range leaks {
+		if i < 4 {
+			t.Errorf("false positive on unmodified bulkhead: %.260s", l)
+		}
+	}
+	if len(leaks) > 0 {
+		t.Errorf("%d leaks reported on unmodified bulkhead", len(leaks))
+	}
+}

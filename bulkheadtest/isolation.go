@@ -57,6 +57,11 @@ const (
 	// through every column ending in _id: refused, and refused the same
 	// way as a random id.
 	CheckReference Check = "reference"
+	// CheckUnique inserts, with tx=rollback, rows of the attacker's that
+	// carry the victim's distinctive text values: each must be answered
+	// like the same row with a random value of the same shape, or a unique
+	// key across tenants tells which values the victim uses.
+	CheckUnique Check = "unique key"
 	// CheckInsert writes rows with the victim's tenant_id (in several
 	// spellings) and moves the attacker's rows to it.
 	CheckInsert Check = "insert"
@@ -129,6 +134,7 @@ func (e *Env) Isolated(tb testing.TB, attacker, victim *Tenant) []Leak {
 	s.controlPlaneReads()
 	s.forgedTokens()
 	s.references()
+	s.uniques()
 	s.inserts()
 	s.writes()
 	s.sql()
@@ -700,16 +706,51 @@ func (s *suite) forge() []forgery {
 	return out
 }
 
+// isText reports whether col of t is a text column other than a key.
+func (t table) isText(col string) bool {
+	for _, c := range t.cols {
+		if c.Name == col {
+			return col != "id" && col != "tenant_id" && !t.isRef(col) && (c.Type == "text" || strings.HasPrefix(c.Type, "character"))
+		}
+	}
+	return false
+}
+
+// shaped returns a random string of v's shape: each letter replaced by a
+// random letter of the same case, each digit by a random digit, the rest
+// kept.
+func shaped(v string) string {
+	b := []byte(v)
+	r := make([]byte, len(b))
+	rand.Read(r)
+	for i, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z':
+			b[i] = 'a' + r[i]%26
+		case 'A' <= c && c <= 'Z':
+			b[i] = 'A' + r[i]%26
+		case '0' <= c && c <= '9':
+			b[i] = '0' + r[i]%10
+		}
+	}
+	return string(b)
+}
+
 // template returns a row the attacker could insert into t, without id
 // and tenant_id: a copy of one of its own rows, or else one made up from
 // the columns (with its references pointing at the attacker's rows where
-// it has any). ok is false when no such row can be made.
+// it has any). Its text columns hold fresh random values, of the shape of
+// the own row's, so that it collides with no row on a unique key. ok is
+// false when no such row can be made.
 func (s *suite) template(t table) (row map[string]any, ok bool) {
 	row = map[string]any{}
 	if own := s.ownRows[t.name]; len(own) > 0 {
 		for k, v := range own[0] {
 			if k != "id" && k != "tenant_id" && k != "created_at" {
 				row[k] = v
+				if str, ok := v.(string); ok && t.isText(k) {
+					row[k] = shaped(str)
+				}
 			}
 		}
 		return row, true
@@ -728,7 +769,7 @@ func (s *suite) template(t table) (row map[string]any, ok bool) {
 				}
 			}
 		case c.Type == "text" || strings.HasPrefix(c.Type, "character"):
-			row[c.Name] = "bulkheadtest"
+			row[c.Name] = shaped("bulkheadtest")
 		case c.Type == "uuid":
 			row[c.Name] = uuid.NewString()
 		case c.Type == "boolean":
@@ -802,6 +843,55 @@ func (s *suite) references() {
 					if r.Status < 400 {
 						s.leak(CheckReference, attempt, "the attacker's row now points at the victim's row: %s", brief(r))
 					}
+				}
+			}
+		}
+	}
+}
+
+// uniques inserts the attacker's template row of each table with each of
+// the victim's distinctive values (up to perRow per text column) in its
+// column, and the same row with a random value of that shape, both with
+// tx=rollback: a unique key or a reference that spans tenants answers the
+// victim's value otherwise (409 against 201), and so tells whether the
+// victim holds it.
+func (s *suite) uniques() {
+	tok := s.attacker.AdminToken
+	pref := []string{"Prefer", "tx=rollback"}
+	for _, t := range s.tables {
+		byCol := map[string][]string{}
+		for _, row := range s.victimRows[t.name] {
+			for _, col := range sortedKeys(row) {
+				if v, ok := row[col].(string); ok && t.isText(col) && s.distinctive(t, col, v) && slices.Contains(s.secrets, v) &&
+					len(byCol[col]) < perRow && !slices.Contains(byCol[col], v) {
+					byCol[col] = append(byCol[col], v)
+				}
+			}
+		}
+		if len(byCol) == 0 {
+			continue
+		}
+		tmpl, ok := s.template(t)
+		if !ok {
+			s.note("no row of %s could be made up for the unique-key checks; seed the attacker", t.name)
+			continue
+		}
+		for _, col := range sortedKeys(tmpl) {
+			for _, v := range byCol[col] {
+				attempt := "POST /rest/v1/" + t.name + " with " + col + " = the victim's " + strconv.Quote(v)
+				a, b := clone(tmpl), clone(tmpl)
+				a[col], b[col] = v, shaped(v)
+				rv := s.do("POST", "/rest/v1/"+t.name, tok, a, pref...)
+				rr := s.do("POST", "/rest/v1/"+t.name, tok, b, pref...)
+				sent, _ := json.Marshal(a)
+				switch {
+				case s.seeBeside(CheckUnique, attempt, rv, rr, string(sent)):
+				case rv.Status == rr.Status && rv.Code() == rr.Code():
+				case rr.Code() == "check_violation" || rr.Code() == "invalid_value":
+					s.note("%s: a random value of the same shape was refused (%s), so the answer for the victim's (%d) proves nothing", attempt, rr.Code(), rv.Status)
+				default:
+					s.leak(CheckUnique, attempt, "answered otherwise than a random value of the same shape, so it tells that the victim holds the value: %s; random value: %s",
+						brief(rv), brief(rr))
 				}
 			}
 		}

@@ -233,3 +233,36 @@ func TestIsolatedVictimTextInErrorBodies(t *testing.T) {
 		t.Errorf("%d leaks reported on unmodified bulkhead", len(leaks))
 	}
 }
+
+// TestIsolatedUniqueKeyOracle puts a unique index on projects(name)
+// across all tenants: the attacker learns whether another tenant has a
+// project of a given name (409 against 201), and Isolated must say so.
+// Unique keys within each tenant tell nothing, and must pass.
+func TestIsolatedUniqueKeyOracle(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		index []string
+		want  bool
+	}{
+		{"across tenants", []string{`CREATE UNIQUE INDEX projects_name_global ON app.projects (name)`}, true},
+		{"within each tenant", []string{`CREATE UNIQUE INDEX projects_name_tenant ON app.projects (tenant_id, name)`,
+			`CREATE UNIQUE INDEX tasks_title_tenant ON app.tasks (tenant_id, title)`}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := Start(t)
+			attacker := canaryTenant(t, env, "attacker", Pool)
+			victim := canaryTenant(t, env, "victim", Pool)
+			superuser(t, env, tt.index...)
+			leaks := env.Isolated(t, attacker, victim)
+			found := slices.ContainsFunc(leaks, func(l Leak) bool { return l.Check == CheckUnique })
+			switch {
+			case tt.want && !found:
+				t.Errorf("a unique index on projects.name across tenants tells the attacker which names the victim uses, and Isolated found no %q leak: %v", CheckUnique, leaks)
+			case !tt.want && len(leaks) > 0:
+				t.Errorf("unique keys within each tenant tell nothing, and Isolated found %d leaks: %v", len(leaks), leaks)
+			}
+		})
+	}
+}

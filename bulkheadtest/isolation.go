@@ -109,12 +109,12 @@ func (e *Env) AssertIsolated(tb testing.TB, attacker, victim *Tenant) []Leak {
 // makes such rows itself). The [Check] constants list what it tries.
 //
 // While isolation holds, Isolated changes nothing: the attacker's attempts
-// fail or reach no row, its upserts ask for tx=rollback, and its SQL is
-// rolled back. Its other writes are real, though, as an attacker's would
-// be: when isolation is broken, the victim's rows may be changed or gone
-// afterwards, the attacker may have new rows, and the victim may even be
-// offboarded; the leaks say so. Do not use either tenant from other
-// goroutines while it runs.
+// fail or reach no row, its upserts and the unique-key check's inserts ask
+// for tx=rollback, and its SQL is rolled back. Its other writes are real,
+// though, as an attacker's would be: when isolation is broken, the
+// victim's rows may be changed or gone afterwards, the attacker may have
+// new rows, and the victim may even be offboarded; the leaks say so. Do
+// not use either tenant from other goroutines while it runs.
 //
 // Isolated looks at the first 1000 rows of each table, the data API's
 // limit, and tries rows one by one for the first few.

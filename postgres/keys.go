@@ -45,9 +45,13 @@ type Key struct {
 	NotAfter     *time.Time // nil: no end
 }
 
-// Signing reports whether k is the kind of key that may sign at t.
+// Signing reports whether k is the kind of key that may sign at t: one
+// that has started signing and has no end set. A key with an end (one a
+// rotation replaced, now only verifying for its grace period, or one
+// retired) never signs again, so retiring the current signer leaves no
+// signer rather than handing signing back to the key it replaced.
 func (k Key) Signing(t time.Time) bool {
-	return k.SigningSince != nil && !k.SigningSince.After(t) && (k.NotAfter == nil || t.Before(*k.NotAfter))
+	return k.SigningSince != nil && !k.SigningSince.After(t) && k.NotAfter == nil
 }
 
 // Verifying reports whether k still verifies at t.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -96,10 +97,14 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		bad := false
 		for _, f := range fs.Args() {
 			b, err := os.ReadFile(f)
-			if err == nil {
-				_, err = policy.Parse(b)
-			}
 			if err != nil {
+				// The operating system's reason (no such file, a flag
+				// given after the files), not a generic message.
+				bad = true
+				fmt.Fprintf(stdout, "%s: cannot read it: %v\n", f, errors.Unwrap(err))
+				continue
+			}
+			if _, err = policy.Parse(b); err != nil {
 				bad = true
 				fmt.Fprintf(stdout, "%s: %s\n", f, messageOf(err))
 				continue

@@ -28,6 +28,10 @@ func TestPolicyCommand(t *testing.T) {
 	if !errors.As(err, new(findingsError)) || !strings.Contains(out, "good.json: ok") || !strings.Contains(out, "Statement[0]") || !strings.Contains(out, "StringEqualz") {
 		t.Fatalf("validate: %q %v", out, err)
 	}
+	missing := filepath.Join(t.TempDir(), "missing.json")
+	if out, err := cmd("policy", "validate", good, missing); !errors.As(err, new(findingsError)) || !strings.Contains(out, "missing.json: cannot read it: no such file or directory") {
+		t.Fatalf("validate of a file that is not there: %q %v, want the reason", out, err)
+	}
 	const acme = "11111111-1111-4111-8111-111111111111"
 	const globex = "22222222-2222-4222-8222-222222222222"
 	for _, tt := range []struct {

@@ -417,6 +417,9 @@ func (o *serveOptions) checkFlags(fs *flag.FlagSet) error {
 		if u, err := url.Parse(hook); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return usageError{fmt.Sprintf("%s must be an absolute http(s) URL, not %q", name, hook)}
 		}
+		if len(os.Getenv("BULKHEAD_ALARM_WEBHOOK_SECRET")) < 16 {
+			return usageError{name + " needs BULKHEAD_ALARM_WEBHOOK_SECRET (16 bytes or more) to sign its requests"}
+		}
 	}
 	return nil
 }

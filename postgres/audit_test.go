@@ -741,3 +741,48 @@ func TestInvalidContextLogCannotBeForged(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateEventsNameOldIDs: an UPDATE that changes a row's id is audited
+// with the id it had (old_ids) as well as the one it has (ids), in the pool
+// and in a silo; one that keeps its ids has no old_ids.
+func TestUpdateEventsNameOldIDs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	for _, slug := range []string{"pa", "sa"} {
+		sequenced(t, e)
+		tok := e.mint(t, slug, nil)
+		table := e.table(slug, "projects")
+		var oldID, newID string
+		err := postgres.ScopedTx(ctx, e.db.App(), tok, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+			if err := tx.QueryRow(ctx, `SELECT id::text FROM `+table+` LIMIT 1`).Scan(&oldID); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE `+table+` SET name = 'renamed'`); err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, `UPDATE `+table+` SET id = gen_random_uuid() WHERE id = $1 RETURNING id::text`, oldID).Scan(&newID)
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", slug, err)
+		}
+		evs := sequenced(t, e)
+		if len(evs) < 2 {
+			t.Fatalf("%s: %d events", slug, len(evs))
+		}
+		var rename, move struct {
+			IDs    []string `json:"ids"`
+			OldIDs []string `json:"old_ids"`
+		}
+		a, b := evs[len(evs)-2], evs[len(evs)-1]
+		if a.Action != "data:Update" || b.Action != "data:Update" || json.Unmarshal(a.Detail, &rename) != nil || json.Unmarshal(b.Detail, &move) != nil {
+			t.Fatalf("%s: the last two events are %s %s and %s %s", slug, a.Action, a.Detail, b.Action, b.Detail)
+		}
+		if len(rename.IDs) != 1 || rename.OldIDs != nil {
+			t.Errorf("%s: a rename's detail %s, want its id and no old_ids", slug, a.Detail)
+		}
+		if len(move.IDs) != 1 || move.IDs[0] != newID || len(move.OldIDs) != 1 || move.OldIDs[0] != oldID {
+			t.Errorf("%s: changing the id from %s to %s was audited as %s", slug, oldID, newID, b.Detail)
+		}
+	}
+}

@@ -27,6 +27,7 @@ var tenantMigrations = []struct {
 	{1, "tables, keys, row security, policies and grants", tenantTablesDDL},
 	{2, "audit triggers", func(s string, _ tenant.ID) []string { return auditTriggersDDL(s) }},
 	{3, "no planner statistics on tenant_id", func(s string, _ tenant.ID) []string { return noTenantStatisticsDDL(s) }},
+	{4, "update events name the rows as they were", func(s string, _ tenant.ID) []string { return auditUpdateOldIDsDDL(s) }},
 }
 
 // TenantSchemaVersion is the latest version of the tenant tables.
@@ -110,6 +111,19 @@ func auditTriggersDDL(schema string) []string {
 			"CREATE OR REPLACE TRIGGER audit_update AFTER UPDATE ON "+qt+" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bulkhead_audit.record_change()",
 			"CREATE OR REPLACE TRIGGER audit_delete AFTER DELETE ON "+qt+" REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION bulkhead_audit.record_change()",
 		)
+	}
+	return out
+}
+
+// auditUpdateOldIDsDDL points the update trigger of each tenant table of
+// schema at record_update(), which reads the rows as they were as well as
+// as they are: an UPDATE that changes a row's id then names both.
+func auditUpdateOldIDsDDL(schema string) []string {
+	s := quoteIdent(schema)
+	var out []string
+	for _, t := range TenantTableNames {
+		out = append(out, "CREATE OR REPLACE TRIGGER audit_update AFTER UPDATE ON "+s+"."+quoteIdent(t)+
+			" REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bulkhead_audit.record_update()")
 	}
 	return out
 }

@@ -3,7 +3,7 @@
 package lint
 
 // fingerprintVersion is the migration that made the functions below.
-const fingerprintVersion = 20
+const fingerprintVersion = 22
 
 // fingerprints are bulkhead's own context and audit functions as its
 // migrations make them.
@@ -14,4 +14,5 @@ var fingerprints = map[string]funcPrint{
 	"bulkhead.tenant_id()":           {Definer: false, Config: "", Owner: "bulkhead_owner", Volatile: "s", BodyMD5: "47115c236c261853258d16d5a46b1ef8"},
 	"bulkhead.tenant_id_for(text)":   {Definer: false, Config: "", Owner: "bulkhead_owner", Volatile: "s", BodyMD5: "b125ff8a17a630e23f615fddd850f477"},
 	"bulkhead_audit.record_change()": {Definer: true, Config: "search_path=pg_catalog, pg_temp; TimeZone=UTC", Owner: "bulkhead_owner", Volatile: "v", BodyMD5: "5654df88012330abea6fd585bb0157b7"},
+	"bulkhead_audit.record_update()": {Definer: true, Config: "search_path=pg_catalog, pg_temp; TimeZone=UTC", Owner: "bulkhead_owner", Volatile: "v", BodyMD5: "eee073f141135153835d945066e2f307"},
 }

@@ -23,6 +23,7 @@ var bulkheadFunctions = []string{
 	"bulkhead.tenant_id()",
 	"bulkhead.tenant_id_for(text)",
 	"bulkhead_audit.record_change()",
+	"bulkhead_audit.record_update()",
 }
 
 // TestFingerprints checks that L19's fingerprints are those of a freshly

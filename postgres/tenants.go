@@ -248,8 +248,42 @@ type OffboardRecord struct {
 	Remains         []string  `json:"remains"`
 }
 
+// offboardDrain bounds how long offboarding waits for transactions that
+// began before it (the watchdog ends one idle in a transaction after 30 s).
+const offboardDrain = 35 * time.Second
+
+// drainOlderTransactions waits, at most max, until no other client backend
+// of this database is in a transaction that began before now, and returns
+// how many still are. Without a superuser (or pg_read_all_stats) admin,
+// other roles' transactions are not visible and it does not wait for them.
+func (db *DB) drainOlderTransactions(ctx context.Context, max time.Duration) (int, error) {
+	var mark time.Time
+	if err := db.admin.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&mark); err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(max)
+	for {
+		var n int
+		if err := db.admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND backend_type = 'client backend'
+			  AND pid <> pg_backend_pid() AND xact_start < $1`, mark).Scan(&n); err != nil {
+			return 0, err
+		}
+		if n == 0 || time.Now().After(deadline) {
+			return n, nil
+		}
+		select {
+		case <-ctx.Done():
+			return n, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // OffboardTenant removes a tenant, in this order: mark it offboarding (its
 // contexts stop verifying at the next statement, its tokens stop working);
+// wait for transactions that began before the mark to end (a row one of
+// them writes would otherwise commit after the deletion);
 // delete every row of every table with a tenant_id column in the pool as
 // bulkhead_maint (under FORCE the owner's DELETE silently deletes nothing);
 // count again and refuse to go on unless zero rows remain; drop the silo
@@ -273,6 +307,14 @@ func (db *DB) OffboardTenant(ctx context.Context, id tenant.ID) (rec *OffboardRe
 		return nil, Translate(err)
 	}
 	rec = &OffboardRecord{TenantID: t.ID, Slug: t.Slug, Tier: t.Tier, DeletedRows: map[string]int64{}, At: db.now().UTC()}
+	// A statement that began before the tenant was marked verified its
+	// context then, and its transaction may still commit a row after the
+	// deletion below, which cannot see it uncommitted. Wait for every
+	// transaction older than the mark to end first.
+	left, err := db.drainOlderTransactions(ctx, offboardDrain)
+	if err != nil {
+		return nil, err
+	}
 	err = pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_maint`); err != nil {
 			return err
@@ -331,6 +373,9 @@ func (db *DB) OffboardTenant(ctx context.Context, id tenant.ID) (rec *OffboardRe
 			"the tenant's catalog row remains as a tombstone (slug, UUID, dates) so the slug is never reused",
 			"server logs may name the tenant's slug and UUID until they are rotated",
 			"the audit trail keeps the tenant's events until bulkhead audit prune removes them",
+		}
+		if left > 0 {
+			rec.Remains = append(rec.Remains, fmt.Sprintf("%d transactions that began before the offboarding were still open after %s; a row one of them commits later is not deleted (run the offboarding again)", left, offboardDrain))
 		}
 		body, err := json.Marshal(rec)
 		if err != nil {

@@ -20,6 +20,8 @@ func TestParseInvalidContext(t *testing.T) {
 		{`... LOG:  checkpoint starting: time`, "", "", false},
 		{`2026-11-25 22:00:00.000 UTC [123] LOG:  00000: bulkhead: invalid tenant context (expired) for role bulkhead_gw_ab12`, "expired", "bulkhead_gw_ab12", true},
 		{`LOG:  bulkhead: invalid tenant context (exp or iat missing or not a number) for role bulkhead_fn_x`, "exp or iat missing or not a number", "bulkhead_fn_x", true},
+		// Business code in a minter runs as the business role.
+		{`... LOG:  bulkhead: invalid tenant context (expired) for role bulkhead_tx_0a1b2c3d4e5f`, "expired", "bulkhead_tx_0a1b2c3d4e5f", true},
 		// What any session's own SQL can make the server log.
 		{`2026-11-25 22:00:00.000 UTC [123] ERROR:  invalid input syntax for type integer: "bulkhead: invalid tenant context (x) for role bulkhead_gw_victim" at character 8`, "", "", false},
 		{`2026-11-25 22:00:00.000 UTC [123] STATEMENT:  SELECT 'bulkhead: invalid tenant context (x) for role bulkhead_gw_victim'::int`, "", "", false},

@@ -53,7 +53,9 @@ func (s *Server) dataScope(r *http.Request, p tenant.Principal, t *tenant.Tenant
 	if err != nil {
 		return nil, err
 	}
-	var scope []string
+	// Never nil: a nil scope would make Mint compute one of its own
+	// (PolicyScope) instead of carrying "no command" into the context.
+	scope := []string{}
 	for _, a := range []struct{ cmd, action string }{
 		{"select", policy.DataSelect}, {"insert", policy.DataInsert}, {"update", policy.DataUpdate}, {"delete", policy.DataDelete},
 	} {

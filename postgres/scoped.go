@@ -49,8 +49,11 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 			}
 			return
 		}
-		// Isolation: reset whatever business code left on the session.
-		rctx := context.WithoutCancel(ctx)
+		// Isolation: reset whatever business code left on the session. The
+		// reset outlives the caller's context, but not a hung connection:
+		// past resetTimeout the connection is destroyed instead.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resetTimeout)
+		defer cancel()
 		if healthy && !conn.Conn().PgConn().IsBusy() && conn.Conn().PgConn().TxStatus() == 'I' {
 			if _, rerr := conn.Exec(rctx, `DISCARD ALL`); rerr == nil {
 				if conn.Conn().Config().StatementCacheCapacity == 0 && conn.Conn().Config().DescriptionCacheCapacity == 0 {
@@ -87,6 +90,9 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 	healthy = true
 	return nil
 }
+
+// resetTimeout bounds the reset of a connection business code used.
+const resetTimeout = 10 * time.Second
 
 func destroy(c *pgxpool.Conn) {
 	pc := c.Hijack()

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -238,6 +239,18 @@ func (w *WebhookSink) Close(ctx context.Context) error {
 	}
 }
 
+// TimestampedSignature returns the X-Bulkhead-Signature-Timestamped value
+// of body sent at the Unix time ts: "sha256=" and the hex HMAC-SHA256 of
+// "<ts>.<body>" under secret. A receiver that checks it, and that ts (the
+// X-Bulkhead-Timestamp header) is recent, refuses a captured delivery
+// replayed later; X-Bulkhead-Signature alone covers the body only.
+func TimestampedSignature(secret []byte, ts int64, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(strconv.FormatInt(ts, 10) + "."))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
 // Signature returns the X-Bulkhead-Signature value of body under secret.
 func Signature(secret, body []byte) string {
 	m := hmac.New(sha256.New, secret)
@@ -289,6 +302,9 @@ func (w *WebhookSink) deliver(ctx context.Context, body []byte) {
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Bulkhead-Signature", Signature(w.Secret, body))
+		ts := time.Now().Unix()
+		req.Header.Set("X-Bulkhead-Timestamp", strconv.FormatInt(ts, 10))
+		req.Header.Set("X-Bulkhead-Signature-Timestamped", TimestampedSignature(w.Secret, ts, body))
 		res, err := client.Do(req)
 		if err == nil {
 			res.Body.Close()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -77,6 +78,15 @@ func TestWebhookSignsAndRetries(t *testing.T) {
 		}
 		if r.Header.Get("X-Bulkhead-Signature") != Signature(secret, body) {
 			t.Errorf("bad signature %q", r.Header.Get("X-Bulkhead-Signature"))
+		}
+		// The timestamped signature binds the body to the time it was sent,
+		// so a receiver can refuse a replay.
+		ts, err := strconv.ParseInt(r.Header.Get("X-Bulkhead-Timestamp"), 10, 64)
+		if err != nil || time.Since(time.Unix(ts, 0)) > time.Minute || time.Until(time.Unix(ts, 0)) > time.Minute {
+			t.Errorf("X-Bulkhead-Timestamp %q, want the time of sending", r.Header.Get("X-Bulkhead-Timestamp"))
+		}
+		if got := r.Header.Get("X-Bulkhead-Signature-Timestamped"); got != TimestampedSignature(secret, ts, body) || got == TimestampedSignature(secret, ts-1, body) {
+			t.Errorf("bad timestamped signature %q", got)
 		}
 		var a Alarm
 		json.Unmarshal(body, &a)

@@ -142,8 +142,9 @@ func OpenLog(path string) (*LogTail, error) {
 // truncated).
 //
 // A report counts when the line after it is the CONTEXT line naming
-// bulkhead.context(), or when no CONTEXT line follows at all (a server
-// that logs with log_error_verbosity = terse); it is dropped when the
+// bulkhead.context() (its detail says "confirmed": true), or when no
+// CONTEXT line follows at all (a server that logs with
+// log_error_verbosity = terse; "confirmed": false); it is dropped when the
 // line after it shows that other code raised it (see [ContextFollows]).
 // PostgreSQL writes a message and its CONTEXT line together, so a report
 // with nothing after it is decided after one more poll of the file.
@@ -159,8 +160,11 @@ func (t *LogTail) Follow(ctx context.Context, emit func(Event)) error {
 			t.off += int64(len(line))
 			line, partial = partial+line, ""
 			if pending != nil {
-				if ContextFollows(line) != NotFromVerifier {
-					emit(*pending)
+				switch ContextFollows(line) {
+				case FromVerifier:
+					emit(confirmed(*pending, true))
+				case NoContext:
+					emit(confirmed(*pending, false))
 				}
 				pending = nil
 			}
@@ -176,7 +180,7 @@ func (t *LogTail) Follow(ctx context.Context, emit func(Event)) error {
 		t.off += int64(len(line))
 		if pending != nil && partial == "" {
 			if waited {
-				emit(*pending) // nothing followed it
+				emit(confirmed(*pending, false)) // nothing followed it
 				pending = nil
 			}
 			waited = true
@@ -198,6 +202,20 @@ func (t *LogTail) Follow(ctx context.Context, emit func(Event)) error {
 			}
 		}
 	}
+}
+
+// confirmed records in a report's detail whether the CONTEXT line naming
+// bulkhead.context() followed it ("confirmed": true), or nothing told it
+// from an app role's own RAISE LOG (false: a server logging with
+// log_error_verbosity = terse).
+func confirmed(e Event, ok bool) Event {
+	var d map[string]any
+	if json.Unmarshal(e.Detail, &d) != nil || d == nil {
+		d = map[string]any{}
+	}
+	d["confirmed"] = ok
+	e.Detail, _ = json.Marshal(d)
+	return e
 }
 
 func mustJSON(v map[string]string) json.RawMessage {

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,12 +105,16 @@ func TestFollowChecksContext(t *testing.T) {
 	for len(roles) < 3 {
 		select {
 		case e := <-got:
-			roles = append(roles, e.LoginRole)
+			var d struct{ Confirmed bool }
+			json.Unmarshal(e.Detail, &d)
+			roles = append(roles, e.LoginRole+map[bool]string{true: "+", false: "?"}[d.Confirmed])
 		case <-time.After(10 * time.Second):
 			t.Fatalf("reported %v, then nothing", roles)
 		}
 	}
-	if want := "bulkhead_gw_real,bulkhead_gw_terse,bulkhead_fn_last"; strings.Join(roles, ",") != want {
+	// "+": the verifier's CONTEXT line followed; "?": nothing told it from
+	// a forgery.
+	if want := "bulkhead_gw_real+,bulkhead_gw_terse?,bulkhead_fn_last?"; strings.Join(roles, ",") != want {
 		t.Fatalf("reported %v, want %s", roles, want)
 	}
 }

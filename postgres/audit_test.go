@@ -731,7 +731,8 @@ func TestInvalidContextLogCannotBeForged(t *testing.T) {
 				t.Fatalf("an app role's own SQL made an event: %+v %s", ev, ev.Detail)
 			}
 			if ev.LoginRole == e.db.AppRole {
-				if string(ev.Detail) != `{"why":"bad signature"}` {
+				// The verifier's CONTEXT line followed it in the real log.
+				if string(ev.Detail) != `{"confirmed":true,"why":"bad signature"}` {
 					t.Fatalf("the real refusal: %s", ev.Detail)
 				}
 				return

@@ -268,6 +268,12 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 			a.srv.Close()
 			return nil, fmt.Errorf("--pg-log: %w", err)
 		}
+		// Without CONTEXT lines a report cannot be told from an app role's
+		// own RAISE LOG: say so once, where the operator looks.
+		var verbosity string
+		if err := db.Postgres().Admin().QueryRow(ctx, `SHOW log_error_verbosity`).Scan(&verbosity); err == nil && verbosity == "terse" {
+			log.Warn("--pg-log: log_error_verbosity is terse, so PostgreSQL logs no CONTEXT lines and an app role can forge invalid_context reports; set it to default (the events say confirmed: false)")
+		}
 		go tail.Follow(bg, func(e audit.Event) {
 			if err := writer.Record(bg, e); err != nil {
 				log.Warn("invalid context not recorded", "err", err)

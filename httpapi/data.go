@@ -36,10 +36,9 @@ var dataAction = map[string]string{
 // spelled (a quoted name, in an or/and tree, eq(any), under not), read from
 // the parsed query. A value that is not the caller's own UUID (in any case)
 // counts as another tenant.
-func leadingKeys(tbl *rest.Table, r *http.Request, t *tenant.Tenant) []string {
+func leadingKeys(compared map[string][]string, t *tenant.Tenant) []string {
 	keys := []string{string(t.ID)}
-	vals, _ := rest.Compared(tbl, r.Method, r.URL.Query(), "tenant_id")
-	for _, v := range vals {
+	for _, v := range compared["tenant_id"] {
 		if id := strings.ToLower(v); id != "" && id != string(t.ID) && !slices.Contains(keys, id) {
 			keys = append(keys, id)
 		}
@@ -103,7 +102,10 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 	// carries the commands the policies allow on the table, so the
 	// database refuses anything more even to direct SQL.
 	resource := policy.DataResource(string(t.ID), base.Name)
-	leading := leadingKeys(base, r, t)
+	// One parse of the filters serves the policy (the tenants named) and,
+	// after the answer, the probe check (the ids asked for).
+	compared, _ := rest.Compared(base, r.Method, r.URL.Query(), "tenant_id", "id")
+	leading := leadingKeys(compared, t)
 	if _, err := s.decide(r, p, t, dataAction[r.Method], resource, leading); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -188,7 +190,7 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 		postgres.StatementTimeout(lim.StatementTimeout), postgres.Took(&took))
 	s.quota.endTime(t, charged, took) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
 	if (err == nil || fault.KindOf(err) == fault.NotFound) && rows == 0 {
-		defer s.checkProbe(r, p, base.Name, probedIDs(base, r))
+		defer s.checkProbe(r, p, base.Name, probedIDs(compared["id"]))
 	}
 	if err != nil && !errors.Is(err, errRollback) {
 		s.writeError(w, r, err)

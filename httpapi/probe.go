@@ -9,19 +9,18 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/audit"
-	"github.com/bulkhead-dev/bulkhead/rest"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 var uuidText = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// probedIDs are the row ids a data request named in a filter on id, in
-// any spelling the parser accepts (id=eq.X, id=in.(X,Y), "id"=eq.X,
-// or=(id.eq.X), id=eq(any).{X}, …): when it found none of them, it may be
-// probing for another tenant's rows.
-func probedIDs(tbl *rest.Table, r *http.Request) []string {
-	ids, _ := rest.Compared(tbl, r.Method, r.URL.Query(), "id")
-	out := ids[:0]
+// probedIDs keeps, of the values a data request's filters compare id with
+// (rest.Compared: any spelling the parser accepts, id=eq.X, id=in.(X,Y),
+// "id"=eq.X, or=(id.eq.X), id=eq(any).{X}, …), the UUIDs, at most 100:
+// when the request found none of them, it may be probing for another
+// tenant's rows.
+func probedIDs(ids []string) []string {
+	out := make([]string, 0, len(ids))
 	for _, id := range ids {
 		if uuidText.MatchString(id) && len(out) < 100 {
 			out = append(out, strings.ToLower(id))

@@ -112,11 +112,7 @@ func TestAuditTampering(t *testing.T) {
 			if rep, err := e.db.VerifyAudit(ctx, nil, nil); err != nil || rep.Break != nil {
 				t.Fatalf("before tampering: %+v %v", rep, err)
 			}
-			conn, err := pgx.Connect(ctx, e.pg.AdminURL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(ctx)
+			conn := e.adminConn(t)
 			for _, s := range strings.Split(tt.sql, ";") {
 				if _, err := conn.Exec(ctx, s); err != nil {
 					t.Fatalf("%s: %v", s, err)
@@ -163,11 +159,7 @@ func TestAuditRetention(t *testing.T) {
 	if n := len(sequenced(t, e)); n != 8 {
 		t.Fatalf("%d events, want 8", n)
 	}
-	conn, err := pgx.Connect(ctx, e.pg.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := e.adminConn(t)
 	// Date the first two events in the past, then remove what is older
 	// than a day.
 	if _, err := conn.Exec(ctx, `UPDATE bulkhead_audit.events SET at = at - interval '10 days' WHERE seq <= 2`); err != nil {
@@ -239,11 +231,7 @@ func TestZeroRowWritesVerifyLess(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, e.pg.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := e.adminConn(t)
 	// The superuser counts function calls, then works as the app role under
 	// row security, with a context whose audience is its own login.
 	if _, err := conn.Exec(ctx, `SET track_functions = 'all'`); err != nil {
@@ -477,11 +465,7 @@ func TestSequencerSurvivesSessionSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A row no writer of bulkhead's makes, as if the inbox were damaged.
-	conn, err := pgx.Connect(ctx, e.pg.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := e.adminConn(t)
 	if _, err := conn.Exec(ctx, `INSERT INTO bulkhead_audit.inbox (event) VALUES ('{"at": "yesterday", "action": "data:Insert"}')`); err != nil {
 		t.Fatal(err)
 	}
@@ -561,11 +545,7 @@ func TestAuditColumnTampering(t *testing.T) {
 	if n := len(sequenced(t, e)); n != 8 {
 		t.Fatalf("%d events, want 8", n)
 	}
-	conn, err := pgx.Connect(ctx, e.pg.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := e.adminConn(t)
 	if _, err := conn.Exec(ctx, `CREATE TEMP TABLE orig AS SELECT * FROM bulkhead_audit.events WHERE seq = 3`); err != nil {
 		t.Fatal(err)
 	}

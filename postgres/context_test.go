@@ -58,6 +58,18 @@ func newEnvTB(t testing.TB) *env {
 	return e
 }
 
+// adminConn connects as the superuser, for the test's own inspection and
+// tampering; it closes when the test ends.
+func (e *env) adminConn(t testing.TB) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), e.pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
 func (e *env) table(slug, name string) string {
 	s, _ := postgres.Schema(e.tenants[slug].Placement)
 	return `"` + s + `"."` + name + `"`

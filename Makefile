@@ -35,6 +35,7 @@ bench:
 	$(GO) test ./policy -run '^$$' -bench Evaluate
 	$(GO) test ./identity -run '^$$' -bench 'Verify'
 	$(GO) test ./httpapi -run '^$$' -bench Refused
+	$(GO) test ./httpapi -run '^$$' -bench OtherTenantsIDs -benchtime 2000x
 
 ## fuzz: run each fuzz target for a short while
 fuzz:

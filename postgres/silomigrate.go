@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -18,7 +20,14 @@ type MigrateOptions struct {
 	Concurrency int
 	// Progress, if set, is called after each silo with the counts so far.
 	Progress func(done, failed, total int)
+	// LockTimeout bounds how long a silo's migration waits for a lock on
+	// one of its tables; zero means DefaultMigrateLockTimeout.
+	LockTimeout time.Duration
 }
+
+// DefaultMigrateLockTimeout is how long a silo's migration waits for a
+// lock on one of its tables before it gives up on that silo for this run.
+const DefaultMigrateLockTimeout = 5 * time.Second
 
 // MigrateReport says what MigrateSilos did.
 type MigrateReport struct {
@@ -37,6 +46,9 @@ func (db *DB) MigrateSilos(ctx context.Context, o MigrateOptions) (rep *MigrateR
 	defer fault.Wrap(&err, "postgres.MigrateSilos")
 	if o.Concurrency <= 0 {
 		o.Concurrency = 4
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultMigrateLockTimeout
 	}
 	rows, err := db.admin.Query(ctx, `SELECT `+tenantColumns+` FROM bulkhead_control.tenants
 		WHERE tier = 'silo' AND status NOT IN ('offboarding', 'offboarded') AND schema_version < $1 ORDER BY slug`, TenantSchemaVersion)
@@ -62,7 +74,7 @@ func (db *DB) MigrateSilos(ctx context.Context, o MigrateOptions) (rep *MigrateR
 		go func() {
 			defer wg.Done()
 			for t := range work {
-				err := db.migrateSilo(ctx, t)
+				err := db.migrateSilo(ctx, t, o.LockTimeout)
 				mu.Lock()
 				if err != nil {
 					rep.Failed[string(t.Slug)] = err.Error()
@@ -92,17 +104,29 @@ func (db *DB) MigrateSilos(ctx context.Context, o MigrateOptions) (rep *MigrateR
 
 // migrateSilo applies the pending versions to one silo in one transaction.
 // Isolation: the catalog row is locked first, so two migrators never work
-// on one silo, and the version read under the lock is the truth.
-func (db *DB) migrateSilo(ctx context.Context, t *tenant.Tenant) error {
+// on one silo, and the version and status read under the lock are the
+// truth: a tenant being offboarded meanwhile is left to the offboarding.
+// Every lock the DDL needs is waited for at most lockTimeout: any app role
+// can lock a silo's tables (it has UPDATE and DELETE on them), and a
+// migration that waited for as long as another tenant's transaction held
+// one would hold the locks it already had on the silo's other tables, and
+// queue the silo's own traffic behind it, as long.
+func (db *DB) migrateSilo(ctx context.Context, t *tenant.Tenant, lockTimeout time.Duration) error {
 	return db.ownerTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_catalog.set_config('lock_timeout', $1, true)`, strconv.FormatInt(lockTimeout.Milliseconds(), 10)); err != nil {
+			return err
+		}
 		var version int
-		var placement string
-		err := tx.QueryRow(ctx, `SELECT schema_version, placement FROM bulkhead_control.tenants WHERE id = $1 FOR UPDATE`, string(t.ID)).Scan(&version, &placement)
+		var placement, status string
+		err := tx.QueryRow(ctx, `SELECT schema_version, placement, status FROM bulkhead_control.tenants WHERE id = $1 FOR UPDATE`, string(t.ID)).Scan(&version, &placement, &status)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return tenant.ErrNotFound
 		}
 		if err != nil {
 			return err
+		}
+		if status == string(tenant.Offboarding) || status == string(tenant.Offboarded) {
+			return fmt.Errorf("the tenant is %s: its silo is not migrated", status)
 		}
 		if placement != t.ID.SchemaName() {
 			return fmt.Errorf("placement %q is not the tenant's silo schema", placement)

@@ -298,6 +298,22 @@ func (db *DB) OffboardTenant(ctx context.Context, id tenant.ID) (rec *OffboardRe
 	if err != nil {
 		return nil, err
 	}
+	// Isolation: a silo tenant's schema is the one named by its own UUID,
+	// never whatever the catalog's placement says (which could be another
+	// tenant's). A catalog that disagrees was changed by hand: refuse
+	// before anything changes, rather than skip the drop and leave the
+	// tenant's schema and rows behind a tenant marked offboarded.
+	var canonical, tier, placement string
+	err = db.admin.QueryRow(ctx, `SELECT id::text, tier, placement FROM bulkhead_control.tenants WHERE id = $1`, string(id)).Scan(&canonical, &tier, &placement)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, tenant.ErrNotFound
+	}
+	if err != nil {
+		return nil, Translate(err)
+	}
+	if own := tenant.ID(canonical).SchemaName(); tier == string(tenant.Silo) && placement != own {
+		return nil, fmt.Errorf("silo tenant's placement %q is not its schema %q: the catalog was changed; refusing to offboard", placement, own)
+	}
 	t, err := scanTenant(db.admin.QueryRow(ctx, `UPDATE bulkhead_control.tenants SET status = 'offboarding'
 		WHERE id = $1 AND status <> 'offboarded' RETURNING `+tenantColumns, string(id)))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -346,7 +362,10 @@ func (db *DB) OffboardTenant(ctx context.Context, id tenant.ID) (rec *OffboardRe
 		if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
 			return err
 		}
-		if t.Tier == tenant.Silo && t.Placement == t.ID.SchemaName() {
+		if t.Tier == tenant.Silo {
+			if t.Placement != t.ID.SchemaName() {
+				return fmt.Errorf("silo tenant's placement %q is not its schema", t.Placement)
+			}
 			var n int64
 			if err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, t.Placement).Scan(&n); err != nil {
 				return err

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/bulkhead-dev/bulkhead/ctxtoken"
 	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
@@ -165,5 +167,95 @@ func TestOffboardingWaitsForOlderTransactions(t *testing.T) {
 	}
 	if left != 0 {
 		t.Fatalf("%d rows of the offboarded tenant remain: a transaction older than the offboarding committed after its deletion", left)
+	}
+}
+
+// TestOffboardingSilo offboards silo tenant sa, which has rows in its silo
+// and, written by its own business code, in the pool tables. Nothing of sa
+// survives (no rows anywhere, no object in or of its schema), and nothing
+// of the other tenants changes: sb's silo keeps every object and row, and
+// the pool tenants keep theirs.
+func TestOffboardingSilo(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	admin := e.adminConn(t)
+	sa, sb := e.tenants["sa"], e.tenants["sb"]
+	e.exec(t, e.mint(t, "sa", nil), `INSERT INTO app.projects (name) VALUES ('sa in the pool')`)
+	objects := func(schema string) (n int) {
+		t.Helper()
+		if err := admin.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = n.oid)
+			+ (SELECT count(*) FROM pg_type WHERE typnamespace = n.oid) + (SELECT count(*) FROM pg_proc WHERE pronamespace = n.oid)
+			+ (SELECT count(*) FROM pg_constraint WHERE connamespace = n.oid)
+			FROM pg_namespace n WHERE nspname = $1`, schema).Scan(&n); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
+		}
+		return n
+	}
+	count := func(sql string, args ...any) (n int) {
+		t.Helper()
+		if err := admin.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	sbObjects, poolRows := objects(sb.Placement), count(`SELECT count(*) FROM app.projects WHERE tenant_id <> $1`, string(sa.ID))
+	rec, err := e.db.OffboardTenant(ctx, sa.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.DroppedSchema != sa.Placement || rec.DeletedRows["app.projects"] != 1 {
+		t.Fatalf("record %+v, want %s dropped and one pool row deleted", rec, sa.Placement)
+	}
+	if n := count(`SELECT count(*) FROM pg_namespace WHERE nspname = $1`, sa.Placement); n != 0 {
+		t.Fatalf("sa's schema %s survived", sa.Placement)
+	}
+	if n := count(`SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relname IN ('projects', 'tasks') AND n.nspname NOT IN ('app', $1)`, sb.Placement); n != 0 {
+		t.Fatalf("%d tenant tables outside the pool and sb's silo after sa's offboarding", n)
+	}
+	if n := count(`SELECT count(*) FROM app.projects WHERE tenant_id = $1`, string(sa.ID)); n != 0 {
+		t.Fatalf("%d of sa's pool rows survived", n)
+	}
+	if got := objects(sb.Placement); got != sbObjects || got == 0 {
+		t.Fatalf("sb's silo has %d objects after sa's offboarding, had %d", got, sbObjects)
+	}
+	if got := count(`SELECT count(*) FROM app.projects WHERE tenant_id <> $1`, string(sa.ID)); got != poolRows {
+		t.Fatalf("the pool has %d other tenants' rows after sa's offboarding, had %d", got, poolRows)
+	}
+	if got := e.names(t, e.mint(t, "sb", nil), "sb"); len(got) != 1 {
+		t.Fatalf("sb sees %v after sa's offboarding, want its canary", got)
+	}
+}
+
+// TestOffboardingRefusesAMisplacedSilo: a silo tenant whose catalog
+// placement is not its own schema (the catalog was changed by hand: here
+// to sb's schema) is not offboarded. sb's schema was never at risk (only
+// the tenant's own schema name is ever dropped), but offboarding skipped
+// the drop, so sa's schema and rows stayed, and marked sa offboarded all
+// the same, with no dropped schema in its record.
+func TestOffboardingRefusesAMisplacedSilo(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	admin := e.adminConn(t)
+	sa, sb := e.tenants["sa"], e.tenants["sb"]
+	if _, err := admin.Exec(ctx, `UPDATE bulkhead_control.tenants SET placement = $2 WHERE id = $1`, string(sa.ID), sb.Placement); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := e.db.OffboardTenant(ctx, sa.ID); err == nil {
+		t.Fatalf("offboarded a silo tenant whose placement is not its schema: %+v", rec)
+	}
+	var status string
+	var schemas int
+	if err := admin.QueryRow(ctx, `SELECT status, (SELECT count(*) FROM pg_namespace WHERE nspname IN ($2, $3))
+		FROM bulkhead_control.tenants WHERE id = $1`, string(sa.ID), sa.ID.SchemaName(), sb.Placement).Scan(&status, &schemas); err != nil {
+		t.Fatal(err)
+	}
+	if status == string(tenant.Offboarded) || schemas != 2 {
+		t.Fatalf("after the refusal: sa %s, %d of the two silo schemas left", status, schemas)
+	}
+	if got := e.names(t, e.mint(t, "sb", nil), "sb"); len(got) != 1 {
+		t.Fatalf("sb sees %v, want its canary", got)
 	}
 }

@@ -645,3 +645,115 @@ func spareBits(tok string) string {
 	i := strings.IndexByte(alphabet, tok[len(tok)-1])
 	return tok[:len(tok)-1] + string(alphabet[i|1])
 }
+
+// TestSiloRoutingAndTampering plays compromised business code of a pool
+// tenant (pa) and of a silo tenant (sa), with valid contexts, on the
+// gateway's role and on the business role, against silo tenant sb. Routing
+// tricks reach sb's tables (every app role has USAGE on every silo schema)
+// but read and change nothing there; and no app role can change sb's silo
+// (objects, constraints, policies, triggers, rules, indexes, defaults) or
+// plant anything in a schema that resolves names, including pg_temp.
+func TestSiloRoutingAndTampering(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	business, err := e.db.Business(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := e.tenants["sb"]
+	s := `"` + sb.Placement + `"`
+	for _, role := range []struct {
+		name string
+		pool *pgxpool.Pool
+	}{{"gateway", e.db.App()}, {"business", business}} {
+		for _, from := range []string{"pa", "sa"} {
+			user := role.pool.Config().ConnConfig.User
+			tok := e.mint(t, from, func(c *ctxtoken.Claims) { c.Audience = user })
+			run := func(sqls ...string) (n int64, err error) {
+				err = postgres.ScopedTx(ctx, role.pool, tok, postgres.ScopeOptions{Untrusted: true}, func(tx pgx.Tx) error {
+					for _, q := range sqls {
+						tag, err := tx.Exec(ctx, q)
+						if err != nil {
+							return err
+						}
+						n = tag.RowsAffected()
+					}
+					return nil
+				})
+				return n, err
+			}
+			t.Run(role.name+"/"+from+"/reach", func(t *testing.T) {
+				for _, tt := range []struct {
+					name string
+					sqls []string
+				}{
+					{"search_path to sb's silo, unqualified read", []string{`SET LOCAL search_path = ` + s + `, pg_temp`, `SELECT * FROM projects`}},
+					{"set_config of search_path, pg_temp first", []string{`SELECT pg_catalog.set_config('search_path', 'pg_temp, ` + sb.Placement + `', true)`, `SELECT * FROM projects`}},
+					{"schema-qualified read", []string{`SELECT * FROM ` + s + `.projects`}},
+					{"read through a join of both silos", []string{`SELECT b.* FROM ` + s + `.projects b JOIN ` + e.table(from, "projects") + ` a ON true`}},
+					{"update", []string{`UPDATE ` + s + `.projects SET name = 'taken'`}},
+					{"delete", []string{`DELETE FROM ` + s + `.tasks`, `DELETE FROM ` + s + `.projects`}},
+					{"prepared against sb's silo", []string{`PREPARE p AS SELECT * FROM ` + s + `.projects`, `EXECUTE p`}},
+				} {
+					n, err := run(tt.sqls...)
+					if err != nil || n != 0 {
+						t.Errorf("%s: %d rows, %v; want none and no error", tt.name, n, err)
+					}
+				}
+				for _, tt := range []struct {
+					name string
+					sqls []string
+				}{
+					{"unqualified insert on sb's search_path", []string{`SET LOCAL search_path = ` + s, `INSERT INTO projects (name) VALUES ('planted')`}},
+					{"insert with sb's tenant_id", []string{`INSERT INTO ` + s + `.projects (tenant_id, name) VALUES ('` + string(sb.ID) + `', 'planted')`}},
+					{"insert with its own tenant_id", []string{`INSERT INTO ` + s + `.projects (name) VALUES ('planted')`}},
+				} {
+					if _, err := run(tt.sqls...); err == nil {
+						t.Errorf("%s: succeeded", tt.name)
+					}
+				}
+			})
+			t.Run(role.name+"/"+from+"/tamper", func(t *testing.T) {
+				for _, q := range []string{
+					`CREATE TABLE ` + s + `.evil (a int)`,
+					`CREATE VIEW ` + s + `.evil AS SELECT 1`,
+					`CREATE FUNCTION ` + s + `.now() RETURNS timestamptz LANGUAGE sql AS 'select null::timestamptz'`,
+					`CREATE FUNCTION pg_temp.claimed_tenant_id() RETURNS uuid LANGUAGE sql AS 'select null::uuid'`,
+					`CREATE OPERATOR ` + s + `.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = pg_catalog.uuid_ne)`,
+					`CREATE TRIGGER evil BEFORE INSERT ON ` + s + `.projects FOR EACH ROW EXECUTE FUNCTION bulkhead_audit.record_change()`,
+					`CREATE RULE evil AS ON INSERT TO ` + s + `.projects DO INSTEAD NOTHING`,
+					`CREATE INDEX evil ON ` + s + `.projects ((pg_catalog.length(name)))`,
+					`CREATE POLICY evil ON ` + s + `.projects USING (true)`,
+					`DROP POLICY tenant_select ON ` + s + `.projects`,
+					`ALTER TABLE ` + s + `.projects NO FORCE ROW LEVEL SECURITY`,
+					`ALTER TABLE ` + s + `.projects DROP CONSTRAINT projects_tenant_id_check`,
+					`ALTER TABLE ` + s + `.projects ALTER COLUMN tenant_id SET DEFAULT '` + string(sb.ID) + `'`,
+					`ALTER TABLE ` + s + `.projects ADD COLUMN evil int`,
+					`ALTER TABLE ` + s + `.projects DISABLE TRIGGER audit_insert`,
+					`ALTER TABLE ` + s + `.projects RENAME TO evil`,
+					`ALTER SCHEMA ` + s + ` RENAME TO evil`,
+					`DROP SCHEMA ` + s + ` CASCADE`,
+					`TRUNCATE ` + s + `.projects CASCADE`,
+					`COMMENT ON TABLE ` + s + `.projects IS 'evil'`,
+					`CREATE STATISTICS evil ON name, description FROM ` + s + `.projects`,
+				} {
+					_, err := run(q)
+					var pe *pgconn.PgError
+					if !errors.As(err, &pe) || (pe.Code != "42501" && pe.Code != "42P01" && pe.Code != "3F000" && pe.Code != "42883") {
+						t.Errorf("%s: %v, want a privilege error", q, err)
+					}
+				}
+			})
+		}
+	}
+	// sb still has exactly its canary, and its tables their definitions.
+	if got := e.names(t, e.mint(t, "sb", nil), "sb"); len(got) != 1 || got[0] != "canary-sb" {
+		t.Fatalf("sb sees %v, want its canary", got)
+	}
+	var check bool
+	if err := e.adminConn(t).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = ($1 || '.projects')::regclass
+		AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%' || $2 || '%')`, s, string(sb.ID)).Scan(&check); err != nil || !check {
+		t.Fatalf("sb's silo lost its CHECK: %v %v", check, err)
+	}
+}

@@ -357,6 +357,20 @@ func TestSuspendAndResume(t *testing.T) {
 	if r := s.Do(t, "PATCH", "/v1/tenants/acme", s.AdminToken, map[string]string{"status": "frozen"}); r.Status != http.StatusBadRequest {
 		t.Fatalf("unknown status: %s", r)
 	}
+	// Moving a tenant between pool and silo is not supported: no update
+	// changes its tier or placement, which would route it to tables that
+	// do not hold its rows.
+	for _, body := range []map[string]string{
+		{"status": "active", "tier": "pool"},
+		{"status": "active", "placement": "pool"},
+	} {
+		if r := s.Do(t, "PATCH", "/v1/tenants/acme", s.AdminToken, body); r.Status != http.StatusBadRequest {
+			t.Fatalf("update with %v: %s", body, r)
+		}
+	}
+	if r := s.Do(t, "GET", "/v1/tenants/acme", s.AdminToken, nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"tier":"silo"`) {
+		t.Fatalf("after the refused moves: %s", r)
+	}
 	if r := s.Do(t, "PATCH", "/v1/tenants/acme", s.AdminToken, map[string]string{"status": "suspended"}); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"status":"suspended"`) {
 		t.Fatalf("suspend: %s", r)
 	}

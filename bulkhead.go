@@ -273,7 +273,9 @@ func (db *DB) Mint(ctx context.Context, p tenant.Principal, o MintOptions) (s te
 
 // ResolveTenant returns the active tenant of p, by UUID or slug, from a
 // short-lived cache. A tenant that is not active, or absent, is
-// Unauthenticated: its tokens stop working.
+// Unauthenticated: its tokens stop working. A tenant that is moving
+// between the pool and a silo is Unavailable (tenant_moving) for the
+// move's few seconds.
 func (db *DB) ResolveTenant(ctx context.Context, p tenant.Principal) (*tenant.Tenant, error) {
 	if db.pg == nil {
 		return nil, ErrNotMinter
@@ -285,11 +287,19 @@ func (db *DB) ResolveTenant(ctx context.Context, p tenant.Principal) (*tenant.Te
 		}
 		return nil, err
 	}
+	if t.Status == tenant.Moving {
+		return nil, errTenantMoving
+	}
 	if t.Status != tenant.Active {
 		return nil, errTenantGone
 	}
 	return t, nil
 }
+
+// errTenantMoving answers the tenant's own users while it moves between
+// the pool and a silo: only a token already verified as the tenant's gets
+// it, so it tells nobody else anything.
+var errTenantMoving = fault.E(fault.Unavailable, "tenant_moving", "The tenant is being moved; try again in a few seconds.")
 
 // errTenantGone answers for a token whose tenant is absent or not active,
 // exactly as for any other invalid token.

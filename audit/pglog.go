@@ -14,15 +14,15 @@ import (
 
 // invalidContextMessage matches the text of a LOG line bulkhead.context()
 // logs (RAISE LOG) when a context was present but did not verify: one of
-// its fixed reasons (migration 00016), or a tenant that is not active,
+// its fixed reasons (migrations 00016 and 00025), or a tenant that is not active,
 // and the session's login role, which is one of bulkhead's app login
 // roles (the gateway's bulkhead_gw_…, a function's bulkhead_fn_…, business
 // code's in a minter bulkhead_tx_…). With
 // log_error_verbosity = verbose the message starts with its SQLSTATE.
 var invalidContextMessage = regexp.MustCompile(`^(?:00000: )?bulkhead: (?:invalid tenant context \((` +
 	`malformed|unknown key|bad signature|exp or iat missing or not a number|expired|issued in the future|` +
-	`lifetime over the maximum|retired key|audience is another login role` +
-	`)\)|tenant context for a tenant that is not active \((suspended|offboarding|offboarded|absent)\)) ` +
+	`lifetime over the maximum|retired key|audience is another login role|issued before the tenant moved` +
+	`)\)|tenant context for a tenant that is not active \((suspended|moving|offboarding|offboarded|absent)\)) ` +
 	`for role (bulkhead_(?:gw|fn|tx)_[a-z0-9_]{1,51})$`)
 
 // verifierContext is the CONTEXT line PostgreSQL logs after the verifier's

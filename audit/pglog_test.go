@@ -18,6 +18,8 @@ func TestParseInvalidContext(t *testing.T) {
 		{`2026-11-25 22:00:00.000 UTC [123] LOG:  bulkhead: invalid tenant context (bad signature) for role bulkhead_fn_orders`, "bad signature", "bulkhead_fn_orders", true},
 		{`... LOG:  bulkhead: invalid tenant context (audience is another login role) for role bulkhead_gw_ab12`, "audience is another login role", "bulkhead_gw_ab12", true},
 		{`... LOG:  bulkhead: tenant context for a tenant that is not active (suspended) for role bulkhead_fn_x`, "tenant suspended", "bulkhead_fn_x", true},
+		{`... LOG:  bulkhead: tenant context for a tenant that is not active (moving) for role bulkhead_gw_ab12`, "tenant moving", "bulkhead_gw_ab12", true},
+		{`... LOG:  bulkhead: invalid tenant context (issued before the tenant moved) for role bulkhead_fn_x`, "issued before the tenant moved", "bulkhead_fn_x", true},
 		{`... LOG:  checkpoint starting: time`, "", "", false},
 		{`2026-11-25 22:00:00.000 UTC [123] LOG:  00000: bulkhead: invalid tenant context (expired) for role bulkhead_gw_ab12`, "expired", "bulkhead_gw_ab12", true},
 		{`LOG:  bulkhead: invalid tenant context (exp or iat missing or not a number) for role bulkhead_fn_x`, "exp or iat missing or not a number", "bulkhead_fn_x", true},

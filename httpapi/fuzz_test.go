@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -57,6 +58,9 @@ func FuzzAPI(f *testing.F) {
 		c.AnonymousRefusals = httpapi.Bucket{Rate: 1e6, Burst: 1e6}
 		c.AnonymousRefusalsTotal = httpapi.Bucket{Rate: 1e6, Burst: 1e6}
 		c.FailedLogins = httpapi.Bucket{Rate: 1e6, Burst: 1e6}
+		// A move keeps its tenant stopped this long: one server, which
+		// forgets the tenant itself, needs no more.
+		c.MoveSettle = 10 * time.Millisecond
 	}})
 	a := seed(f, s, "acme", "pool")
 	b := seed(f, s, "umbrella", "pool") // shares acme's tables
@@ -151,6 +155,10 @@ func FuzzAPI(f *testing.F) {
 		{1, 4, "/v1/tenants", "", `{"id":"fuzzco","name":"Fuzz Co","tier":"silo","plan":"basic"}`, ""},
 		{1, 4, "/v1/tenants/batch", "", `[{"id":"fuzz-a"},{"id":"fuzz-b","tier":"silo"},{"id":"Bad"}]`, ""},
 		{2, 4, "/v1/tenants/fuzzco", "", `{"status":"suspended"}`, ""},
+		{1, 0, "/v1/tenants/{B}/move", "", `{"tier":"silo"}`, ""},
+		{1, 0, "/v1/tenants/acme/move", "", `{"tier":"silo"}`, ""},
+		{1, 4, "/v1/tenants/fuzzco/move", "", `{"tier":"silo"}`, ""},
+		{1, 4, "/v1/tenants/fuzz-b/move", "", `{"tier":"pool"}`, ""},
 		{1, 4, "/v1/tenants/fuzzco/users", "", `{"email":"u@fuzz.test","password":"long-enough","role":"member"}`, ""},
 		{4, 4, "/v1/policies/p", "tenant=fuzzco", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"data:*","Resource":"*"}]}`, ""},
 		{3, 4, "/v1/tenants/fuzzco", "", "", ""},

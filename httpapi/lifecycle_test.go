@@ -357,9 +357,9 @@ func TestSuspendAndResume(t *testing.T) {
 	if r := s.Do(t, "PATCH", "/v1/tenants/acme", s.AdminToken, map[string]string{"status": "frozen"}); r.Status != http.StatusBadRequest {
 		t.Fatalf("unknown status: %s", r)
 	}
-	// Moving a tenant between pool and silo is not supported: no update
-	// changes its tier or placement, which would route it to tables that
-	// do not hold its rows.
+	// No update changes a tenant's tier or placement, which would route
+	// it to tables that do not hold its rows: a move copies them first
+	// (POST /v1/tenants/{id}/move, TestMoveTenantThroughTheAPI).
 	for _, body := range []map[string]string{
 		{"status": "active", "tier": "pool"},
 		{"status": "active", "placement": "pool"},

@@ -104,6 +104,11 @@ type Config struct {
 	// shares above, aws:SourceIp in policies, and source_ip in the audit
 	// trail. Empty, the default, never reads X-Forwarded-For.
 	TrustedProxies []netip.Prefix
+	// MoveSettle is how long a move through POST /v1/tenants/{id}/move
+	// keeps the tenant stopped before it resumes in its new place
+	// (postgres.MoveOptions.Settle): longer than every server's tenant
+	// cache. Zero means postgres.DefaultMoveSettle.
+	MoveSettle time.Duration
 	// Audit records denials and control-plane changes; each is durable
 	// before the answer is sent. Nil records nothing (data changes are
 	// still recorded by the database's triggers).
@@ -136,6 +141,8 @@ type Server struct {
 	// anonHeld bounds the 429s held at once for sources without
 	// credentials, apart from the tenants' (quota.held).
 	anonHeld chan struct{}
+	// moveSettle is Config.MoveSettle.
+	moveSettle time.Duration
 }
 
 // New builds the server and describes the tenant tables it exposes.
@@ -146,7 +153,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{db: cfg.DB, pg: cfg.DB.Postgres(), auth: cfg.Auth, hasher: cfg.Hasher, log: cfg.Logger,
 		maxBody: cfg.MaxBodyBytes, timeout: cfg.RequestTimeout, cors: cfg.CORSOrigins,
 		builder: rest.Builder{MaxLimit: int64(cfg.MaxRows), MaxRows: cfg.MaxRows}, tables: map[string]*rest.Table{},
-		audit: cfg.Audit, metrics: cfg.Metrics, alarms: cfg.Alarms}
+		audit: cfg.Audit, metrics: cfg.Metrics, alarms: cfg.Alarms, moveSettle: cfg.MoveSettle}
 	if s.hasher == nil {
 		s.hasher = &identity.Hasher{}
 	}
@@ -232,6 +239,7 @@ func (s *Server) routes() {
 	handle("GET", "/v1/tenants/{id}", authed(s.getTenant))
 	handle("PATCH", "/v1/tenants/{id}", authed(s.updateTenant))
 	handle("DELETE", "/v1/tenants/{id}", authed(s.deleteTenant))
+	handle("POST", "/v1/tenants/{id}/move", authed(s.moveTenant))
 	handle("POST", "/v1/tenants/{id}/users", authed(s.createUser))
 	handle("GET", "/v1/tenants/{id}/users", authed(s.listUsers))
 	handle("GET", "/v1/audit", authed(s.listAudit))

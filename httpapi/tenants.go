@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -289,6 +290,45 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, toTenantJSON(t, p))
+}
+
+type moveTenantRequest struct {
+	Tier string `json:"tier"`
+}
+
+// moveTimeout bounds a move through the API; a longer one (a large
+// tenant) belongs to bulkhead tenants move. A move that stops resumes when
+// asked again.
+const moveTimeout = 5 * time.Minute
+
+// moveTenant moves a tenant between the pool and a silo (platform
+// administrators only). The move does not stop when the caller hangs up:
+// a tenant left half-way would stay unavailable until someone asked again.
+func (s *Server) moveTenant(w http.ResponseWriter, r *http.Request) {
+	_, t, err := s.platformTenant(r, policy.TenantsUpdate)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req moveTenantRequest
+	if err := decodeBody(w, r, s.maxBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !tenant.Tier(req.Tier).Valid() {
+		s.writeError(w, r, fault.E(fault.Invalid, "invalid_tier", `The tier must be "pool" or "silo".`))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.changeCtx(r)), moveTimeout)
+	defer cancel()
+	s.auth.ForgetTenant(t.ID)
+	rep, err := s.pg.MoveTenant(ctx, t.ID, tenant.Tier(req.Tier), postgres.MoveOptions{Settle: s.moveSettle})
+	s.auth.ForgetTenant(t.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
 }
 
 func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {

@@ -314,7 +314,7 @@ func (db *DB) OffboardTenant(ctx context.Context, id tenant.ID) (rec *OffboardRe
 	if own := tenant.ID(canonical).SchemaName(); tier == string(tenant.Silo) && placement != own {
 		return nil, fmt.Errorf("silo tenant's placement %q is not its schema %q: the catalog was changed; refusing to offboard", placement, own)
 	}
-	t, err := scanTenant(db.admin.QueryRow(ctx, `UPDATE bulkhead_control.tenants SET status = 'offboarding'
+	t, err := scanTenant(db.admin.QueryRow(ctx, `UPDATE bulkhead_control.tenants SET status = 'offboarding', move_to = NULL
 		WHERE id = $1 AND status <> 'offboarded' RETURNING `+tenantColumns, string(id)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, tenant.ErrNotFound
@@ -362,20 +362,23 @@ func (db *DB) OffboardTenant(ctx context.Context, id tenant.ID) (rec *OffboardRe
 		if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
 			return err
 		}
-		if t.Tier == tenant.Silo {
-			if t.Placement != t.ID.SchemaName() {
-				return fmt.Errorf("silo tenant's placement %q is not its schema", t.Placement)
-			}
-			var n int64
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, t.Placement).Scan(&n); err != nil {
+		if t.Tier == tenant.Silo && t.Placement != t.ID.SchemaName() {
+			return fmt.Errorf("silo tenant's placement %q is not its schema", t.Placement)
+		}
+		// The tenant's silo, also when the catalog no longer places it
+		// there: a move into the pool that stopped before its last step
+		// leaves the old silo behind.
+		var n int64
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, t.ID.SchemaName()).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			if _, err := tx.Exec(ctx, `DROP SCHEMA `+quoteIdent(t.ID.SchemaName())+` CASCADE`); err != nil {
 				return err
 			}
-			if n > 0 {
-				if _, err := tx.Exec(ctx, `DROP SCHEMA `+quoteIdent(t.Placement)+` CASCADE`); err != nil {
-					return err
-				}
-			}
-			rec.DroppedSchema = t.Placement
+		}
+		if n > 0 || (t.Tier == tenant.Silo && t.Placement == t.ID.SchemaName()) {
+			rec.DroppedSchema = t.ID.SchemaName()
 		}
 		tag, err := tx.Exec(ctx, `DELETE FROM bulkhead_control.users WHERE tenant_id = $1`, string(t.ID))
 		if err != nil {

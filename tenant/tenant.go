@@ -50,6 +50,7 @@ type Status string
 const (
 	Active      Status = "active"
 	Suspended   Status = "suspended"
+	Moving      Status = "moving" // between the pool and a silo; see postgres.DB.MoveTenant
 	Offboarding Status = "offboarding"
 	Offboarded  Status = "offboarded"
 )

@@ -31,7 +31,7 @@ func openStore(ctx context.Context, flagURL string) (*postgres.DB, error) {
 }
 
 func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const synopsis = "tenants create ID [--name NAME] [--tier pool|silo] [--plan basic|premium] | import FILE [--concurrency N] | list [--json] | show ID | suspend ID | resume ID | delete ID --yes"
+	const synopsis = "tenants create ID [--name NAME] [--tier pool|silo] [--plan basic|premium] | import FILE [--concurrency N] | list [--json] | show ID | suspend ID | resume ID | move ID --to pool|silo [--settle 5s] | delete ID --yes"
 	if len(args) == 0 || isHelp(args[0]) {
 		fmt.Fprintln(stderr, "usage: bulkhead "+synopsis)
 		return flag.ErrHelp
@@ -45,6 +45,8 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	concurrency := fs.Int("concurrency", 4, "tenants created at once (import)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	yes := fs.Bool("yes", false, "confirm deletion (delete)")
+	to := fs.String("to", "", "the tier to move the tenant to: pool or silo (move)")
+	settle := fs.Duration("settle", postgres.DefaultMoveSettle, "how long the moving tenant stays stopped before it resumes in its new place; longer than every server's tenant cache, 2s by default (move)")
 	id, rest := splitPositional(args)
 	if err := parse(fs, rest); err != nil {
 		return err
@@ -52,6 +54,9 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	id, err := positional(fs, id)
 	if err != nil {
 		return err
+	}
+	if *settle < 3*time.Second || *settle > 5*time.Minute {
+		return usageError{fmt.Sprintf("--settle must be between 3s and 5m, not %s", *settle)}
 	}
 	if *concurrency < 1 || *concurrency > 64 {
 		return usageError{fmt.Sprintf("--concurrency must be between 1 and 64, not %d", *concurrency)}
@@ -117,6 +122,33 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		fmt.Fprintf(stdout, "%s is %s\n", t.Slug, st)
 		return nil
+	case "move":
+		if id == "" || !tenant.Tier(*to).Valid() {
+			return usageError{"usage: bulkhead tenants move ID --to pool|silo [--settle 5s]"}
+		}
+		t, err := db.FindTenantBySlug(ctx, tenant.Slug(id), false)
+		if err != nil {
+			return err
+		}
+		began := time.Now()
+		rep, err := db.MoveTenant(ctx, t.ID, tenant.Tier(*to), postgres.MoveOptions{Settle: *settle, Progress: func(step string) {
+			fmt.Fprintf(stderr, "moving %s to %s: %s\n", t.Slug, *to, step)
+		}})
+		if err != nil {
+			switch fault.KindOf(err) {
+			case fault.Invalid, fault.Conflict, fault.NotFound:
+				return err // refused: nothing changed, or the message says what to do
+			}
+			return fmt.Errorf("%w; if %s is left moving, run the same command again to finish the move", err, t.Slug)
+		}
+		if !rep.Moved {
+			fmt.Fprintf(stderr, "%s is already on %s (%s); nothing to do\n", t.Slug, rep.To, rep.Placement)
+		} else {
+			fmt.Fprintf(stderr, "moved %s to %s (%s) in %s\n", t.Slug, rep.To, rep.Placement, time.Since(began).Round(time.Millisecond))
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
 	case "delete":
 		if id == "" || !*yes {
 			return usageError{"usage: bulkhead tenants delete ID --yes (deletes all of the tenant's data)"}

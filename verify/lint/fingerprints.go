@@ -3,14 +3,14 @@
 package lint
 
 // fingerprintVersion is the migration that made the functions below.
-const fingerprintVersion = 22
+const fingerprintVersion = 25
 
 // fingerprints are bulkhead's own context and audit functions as its
 // migrations make them.
 var fingerprints = map[string]funcPrint{
 	"auth.jwt()":                     {Definer: false, Config: "", Owner: "bulkhead_owner", Volatile: "s", BodyMD5: "0bb191c275b6f88df553a8cac95ed17e"},
 	"bulkhead.claimed_tenant_id()":   {Definer: false, Config: "", Owner: "bulkhead_owner", Volatile: "s", BodyMD5: "d122d4a482464354622fa5d47fd7f589"},
-	"bulkhead.context()":             {Definer: true, Config: "search_path=pg_catalog, pg_temp", Owner: "bulkhead_owner", Volatile: "s", BodyMD5: "78211c99bf4b7a37a2b2fca78d29a1b3"},
+	"bulkhead.context()":             {Definer: true, Config: "search_path=pg_catalog, pg_temp", Owner: "bulkhead_owner", Volatile: "s", BodyMD5: "f9f57525b2393bee3b7e3eaebe800fc2"},
 	"bulkhead.tenant_id()":           {Definer: false, Config: "", Owner: "bulkhead_owner", Volatile: "s", BodyMD5: "47115c236c261853258d16d5a46b1ef8"},
 	"bulkhead.tenant_id_for(text)":   {Definer: false, Config: "", Owner: "bulkhead_owner", Volatile: "s", BodyMD5: "b125ff8a17a630e23f615fddd850f477"},
 	"bulkhead_audit.record_change()": {Definer: true, Config: "search_path=pg_catalog, pg_temp; TimeZone=UTC", Owner: "bulkhead_owner", Volatile: "v", BodyMD5: "5654df88012330abea6fd585bb0157b7"},

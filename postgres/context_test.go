@@ -350,6 +350,14 @@ func TestAppRoleCannot(t *testing.T) {
 		{"large object", `SELECT lo_create(0)`},
 		{"see other sessions", `SELECT query FROM pg_stat_activity`},
 		{"see locks", `SELECT * FROM pg_locks`},
+		// The functions behind those views: revoking only the views left
+		// every session's locks (which silo is in use) and the per-table
+		// counters (a silo's churn) readable.
+		{"see locks through pg_lock_status", `SELECT * FROM pg_catalog.pg_lock_status()`},
+		{"see other sessions through pg_stat_get_activity", `SELECT * FROM pg_catalog.pg_stat_get_activity(NULL)`},
+		{"see who blocks whom", `SELECT pg_catalog.pg_blocking_pids(pg_catalog.pg_backend_pid())`},
+		{"read a table's row counters", `SELECT pg_catalog.pg_stat_get_tuples_inserted('app.projects'::regclass)`},
+		{"read the database's counters", `SELECT pg_catalog.pg_stat_get_db_xact_commit(0)`},
 		{"read files", `SELECT pg_read_file('postgresql.conf')`},
 		{"copy from program", `COPY app.projects FROM PROGRAM 'id'`},
 		{"references oracle", `CREATE TABLE app.probe (r uuid REFERENCES app.projects)`},
@@ -368,6 +376,51 @@ func TestAppRoleCannot(t *testing.T) {
 				t.Fatalf("%s: SQLSTATE %s (%s), want a privilege error", tt.sql, pe.Code, pe.Message)
 			}
 		})
+	}
+}
+
+// TestMonitoringKeepsStatistics: what Harden takes from PUBLIC, the
+// statistics and lock views and the functions behind them, pg_monitor
+// still has.
+func TestMonitoringKeepsStatistics(t *testing.T) {
+	t.Parallel()
+	_, pg := pgtest.Open(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	role := pg.Name + "_monitor" // roles are cluster-wide: named after this test's database
+	if _, err := conn.Exec(ctx, `CREATE ROLE `+role+` NOLOGIN IN ROLE pg_monitor`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), pg.AdminURL)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		c.Exec(context.Background(), `DROP ROLE IF EXISTS `+role)
+	})
+	for _, q := range []string{
+		`SELECT count(*) FROM pg_catalog.pg_locks`,
+		`SELECT count(*) FROM pg_catalog.pg_lock_status()`,
+		`SELECT count(*) FROM pg_catalog.pg_stat_activity`,
+		`SELECT count(*) FROM pg_catalog.pg_stat_user_tables`,
+		`SELECT pg_catalog.pg_stat_get_tuples_inserted('pg_catalog.pg_class'::regclass)`,
+	} {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `SET LOCAL ROLE `+role); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Errorf("as a member of pg_monitor, %s: %v", q, err)
+		}
+		tx.Rollback(ctx)
 	}
 }
 

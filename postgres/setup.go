@@ -231,8 +231,8 @@ func createSchemas(ctx context.Context, conn *pgx.Conn) error {
 // Harden applies the database-level revokes: no TEMP or CREATE for PUBLIC,
 // no signalling, notification, large-object or advisory-lock functions for
 // PUBLIC, no setseed (the random generator belongs to the backend, which
-// serves one tenant after another, and DISCARD ALL does not reseed it), and no statistics or lock views for PUBLIC (pg_monitor keeps
-// them). Some steps need a superuser; without one they are returned as
+// serves one tenant after another, and DISCARD ALL does not reseed it), and no statistics or lock views for PUBLIC, nor the
+// functions behind them (pg_monitor keeps both). Some steps need a superuser; without one they are returned as
 // warnings. It must run on every database, since database privileges are
 // not copied by CREATE DATABASE … TEMPLATE.
 func Harden(ctx context.Context, conn *pgx.Conn) (warnings []string, err error) {
@@ -253,7 +253,7 @@ func Harden(ctx context.Context, conn *pgx.Conn) (warnings []string, err error) 
 	}
 	if !super {
 		return append(warnings,
-			"not a superuser: EXECUTE on pg_terminate_backend, pg_cancel_backend, pg_notify, setseed, lo_* and advisory-lock functions and SELECT on pg_stat_*/pg_locks stay granted to PUBLIC",
+			"not a superuser: EXECUTE on pg_terminate_backend, pg_cancel_backend, pg_notify, setseed, lo_* and advisory-lock functions and SELECT on pg_stat_*/pg_locks and EXECUTE on pg_stat_get_*/pg_lock_status stay granted to PUBLIC",
 			"not a superuser: log_parameter_max_length = 0 is not set for the app login roles"), nil
 	}
 	_, err = conn.Exec(ctx, `DO $$
@@ -274,6 +274,22 @@ BEGIN
   LOOP
     EXECUTE format('REVOKE SELECT ON pg_catalog.%I FROM PUBLIC', r.relname);
     EXECUTE format('GRANT SELECT ON pg_catalog.%I TO pg_monitor', r.relname);
+  END LOOP;
+  -- The functions behind those views answer the same questions directly:
+  -- pg_lock_status() is pg_locks (which silo tables are in use now),
+  -- pg_stat_get_activity() is pg_stat_activity, pg_stat_get_*(oid) are
+  -- the per-table counters. Only those PUBLIC may run move to pg_monitor,
+  -- so the monitoring role gets nothing it lacked (pg_stat_reset* stay
+  -- superuser-only).
+  FOR r IN SELECT p.oid::regprocedure AS sig FROM pg_proc p
+            WHERE p.pronamespace = 'pg_catalog'::regnamespace
+              AND (p.proname LIKE 'pg\_stat\_get\_%'
+                   OR p.proname IN ('pg_lock_status', 'pg_blocking_pids', 'pg_safe_snapshot_blocking_pids',
+                                    'pg_isolation_test_session_is_blocked'))
+              AND (p.proacl IS NULL OR aclcontains(p.proacl, makeaclitem(0, p.proowner, 'EXECUTE', false)))
+  LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO pg_monitor', r.sig);
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', r.sig);
   END LOOP;
 END $$`)
 	if err != nil {
@@ -494,7 +510,7 @@ func quoteLiteral(s string) string {
 
 // SetupVersion changes whenever Setup's non-migration steps change, so
 // cached test templates are rebuilt.
-const SetupVersion = 6
+const SetupVersion = 7
 
 // MigrationFS returns the embedded migration files.
 func MigrationFS() fs.FS {

@@ -243,7 +243,7 @@ func (r *runner) sA15(ctx context.Context, p *pair) {
 	var seqs []string
 	var seqRead []string
 	var seqDenied bool
-	var cat, stats outcome
+	var cat, stats, statFns outcome
 	steps, err := r.probe(ctx, p.a.ctx, txOptions{readOnly: true}, func(a *attempt) {
 		o := a.quiet(`SELECT s.oid::pg_catalog.regclass::text FROM pg_catalog.pg_depend d
 			JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
@@ -259,6 +259,9 @@ func (r *runner) sA15(ctx context.Context, p *pair) {
 		}
 		cat = a.run(`SELECT c.reltuples::bigint, pg_catalog.pg_total_relation_size(c.oid) FROM pg_catalog.pg_class c WHERE c.oid = $1`, t.oid)
 		stats = a.run(`SELECT n_live_tup, n_tup_ins, n_tup_del, seq_scan FROM pg_catalog.pg_stat_user_tables WHERE relid = $1`, t.oid)
+		// The functions behind the view: revoking only the view hides nothing.
+		statFns = a.run(`SELECT pg_catalog.pg_stat_get_live_tuples($1), pg_catalog.pg_stat_get_tuples_inserted($1),
+			pg_catalog.pg_stat_get_tuples_deleted($1), pg_catalog.pg_stat_get_numscans($1)`, t.oid)
 	})
 	if err != nil {
 		r.add(p, "A15", "sequence last_value", Inconclusive, "", err.Error(), steps)
@@ -282,10 +285,13 @@ func (r *runner) sA15(ctx context.Context, p *pair) {
 	default:
 		r.add(p, "A15", "catalog row estimate and size", Blocked, "", cat.String(), steps)
 	}
-	if stats.ok() {
+	switch {
+	case stats.ok():
 		r.add(p, "A15", "statistics views", Info, Low, "pg_stat_user_tables shows live, inserted and deleted row counts of all tenants together ("+stats.String()+"); revoke SELECT on pg_stat_* from PUBLIC", steps)
-	} else {
-		r.add(p, "A15", "statistics views", Blocked, "", "pg_stat_user_tables refused: "+stats.String(), steps)
+	case statFns.ok():
+		r.add(p, "A15", "statistics views", Info, Low, "pg_stat_user_tables is refused, but the functions behind it answer (pg_stat_get_live_tuples, _tuples_inserted, _tuples_deleted, _numscans: "+statFns.String()+"); revoke EXECUTE on pg_stat_get_* from PUBLIC too", steps)
+	default:
+		r.add(p, "A15", "statistics views", Blocked, "", "pg_stat_user_tables refused: "+stats.String()+"; pg_stat_get_* refused: "+statFns.String(), steps)
 	}
 }
 

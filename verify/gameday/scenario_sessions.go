@@ -337,7 +337,9 @@ func (r *runner) sD02(ctx context.Context, p *pair) {
 	}
 }
 
-// sD03 looks for another session's query text in pg_stat_activity.
+// sD03 looks for another session's query text in pg_stat_activity, and
+// through pg_stat_get_activity(), the function behind the view, which a
+// revoke of the view alone leaves callable.
 func (r *runner) sD03(ctx context.Context, p *pair) {
 	const name = "other sessions' query text"
 	tag := "gameday-d03-" + randHex(4)
@@ -355,6 +357,9 @@ func (r *runner) sD03(ctx context.Context, p *pair) {
 				time.Sleep(100 * time.Millisecond)
 			}
 			n = a.run(`SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE pid = $1 AND query LIKE '%' || $2 || '%'`, int64(v.pid), tag).int(0)
+			if n == 0 {
+				n = a.run(`SELECT count(*) FROM pg_catalog.pg_stat_get_activity($1) s WHERE s.query LIKE '%' || $2 || '%'`, int64(v.pid), tag).int(0)
+			}
 		})
 		steps = append(steps, s...)
 		if err != nil {
@@ -370,7 +375,7 @@ func (r *runner) sD03(ctx context.Context, p *pair) {
 	case len(seen) == 0:
 		r.add(p, "D03", name, Blocked, "", "no other session's query text is visible", steps)
 	case otherSeen || r.own == nil:
-		r.add(p, "D03", name, Leaked, Medium, "read the query text of "+strings.Join(seen, ", ")+": contexts, literals and other tenants' requests show there; revoke SELECT on pg_stat_activity from PUBLIC", steps)
+		r.add(p, "D03", name, Leaked, Medium, "read the query text of "+strings.Join(seen, ", ")+": contexts, literals and other tenants' requests show there; revoke SELECT on pg_stat_activity and EXECUTE on pg_stat_get_activity from PUBLIC", steps)
 	default:
 		r.add(p, "D03", name, Contained, Medium, "read the query text of the function's own other sessions ("+strings.Join(seen, ", ")+")", steps)
 	}
@@ -403,8 +408,10 @@ func (r *runner) sD11(ctx context.Context, p *pair) {
 	}
 }
 
-// sD13 counts the silo schemas the catalog shows.
+// sD13 counts the silo schemas the catalog shows, and looks for other
+// sessions' locks, which name the tables (in a silo, the tenant) in use.
 func (r *runner) sD13(ctx context.Context, p *pair) {
+	r.sD13Locks(ctx, p)
 	if r.own == nil {
 		r.add(p, "D13", "catalogs show silo schemas", NotApplicable, "", "bulkhead's silo naming only", nil)
 		return
@@ -420,5 +427,45 @@ func (r *runner) sD13(ctx context.Context, p *pair) {
 		r.add(p, "D13", "catalogs show silo schemas", Info, Low, fmt.Sprintf("%d silo schemas are visible, by opaque names only (t_<uuid hex>): the number of silo tenants shows, not who they are", o.int(0)), steps)
 	default:
 		r.add(p, "D13", "catalogs show silo schemas", Blocked, "", o.String(), steps)
+	}
+}
+
+// sD13Locks reads the locks of sessions gameday opened for the purpose
+// (each in a transaction, so each holds at least its own), through pg_locks
+// and through pg_lock_status(), the function behind it, which a revoke of
+// the view alone leaves callable. On bulkhead the locks of another login's
+// session name the silo tables it is using.
+func (r *runner) sD13Locks(ctx context.Context, p *pair) {
+	const name = "other sessions' locks"
+	var steps []Step
+	var seen []string
+	otherSeen := false
+	for _, v := range r.victims(ctx, "SELECT pg_catalog.pg_sleep(2)") {
+		var n int64
+		s, err := r.probe(ctx, p.a.ctx, txOptions{readOnly: true}, func(a *attempt) {
+			o := a.run(`SELECT count(*) FROM pg_catalog.pg_locks WHERE pid = $1`, int64(v.pid))
+			if n = o.int(0); n == 0 {
+				n = a.run(`SELECT count(*) FROM pg_catalog.pg_lock_status() l WHERE l.pid = $1`, int64(v.pid)).int(0)
+			}
+		})
+		steps = append(steps, s...)
+		if err != nil {
+			steps = append(steps, Step{SQL: "pg_locks", Got: err.Error()})
+		}
+		if n > 0 {
+			seen = append(seen, v.label)
+			otherSeen = otherSeen || v.other
+		}
+		v.close()
+	}
+	switch {
+	case len(seen) == 0:
+		r.add(p, "D13", name, Blocked, "", "no other session's locks are visible (pg_locks and pg_lock_status() refused or empty)", steps)
+	case r.own != nil && otherSeen:
+		r.add(p, "D13", name, Leaked, Low, "read the locks of "+strings.Join(seen, ", ")+": they name the tables each session uses, so the silo of a tenant at work shows; revoke SELECT on pg_locks and EXECUTE on pg_lock_status from PUBLIC", steps)
+	case r.own != nil:
+		r.add(p, "D13", name, Contained, Low, "read the locks of the function's own other sessions ("+strings.Join(seen, ", ")+")", steps)
+	default:
+		r.add(p, "D13", name, Info, Low, "read the locks of "+strings.Join(seen, ", ")+": they name the tables every session uses (PostgreSQL's default); revoke SELECT on pg_locks and EXECUTE on pg_lock_status from PUBLIC, granting pg_monitor instead", steps)
 	}
 }

@@ -269,6 +269,11 @@ func (r *runner) sA06(ctx context.Context, p *pair) {
 	var hits []string
 	steps, err := r.probe(ctx, p.a.ctx, txOptions{}, func(a *attempt) {
 		body := ` (text, text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS $f$ BEGIN RAISE NOTICE 'gameday-peek %|%', $1, $2; RETURN true; END $f$`
+		// For views: the whole row, made into JSON inside the body, where
+		// the planner does not see its cost. Called as fn(t.x::text,
+		// to_jsonb(v)::text) the casts cost more than a view's own
+		// tenant comparison, which then runs first and hides the leak.
+		rowBody := ` (anyelement) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS $f$ BEGIN RAISE NOTICE 'gameday-peek |%', pg_catalog.to_jsonb($1)::text; RETURN true; END $f$`
 		schemas := []string{"pg_temp"}
 		o := a.quiet(`SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_namespace n
 			WHERE pg_catalog.has_schema_privilege(n.oid, 'CREATE') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' ORDER BY 1 LIMIT 5`)
@@ -282,6 +287,7 @@ func (r *runner) sA06(ctx context.Context, p *pair) {
 			fn := s + ".gameday_peek_" + randHex(4)
 			if a.run("CREATE FUNCTION " + fn + body).ok() {
 				created = fn
+				a.run("CREATE FUNCTION " + fn + "_row" + rowBody)
 				break
 			}
 		}
@@ -291,7 +297,7 @@ func (r *runner) sA06(ctx context.Context, p *pair) {
 		r.atk.takeNotices()
 		a.run(fmt.Sprintf(`SELECT count(*) FROM %s t WHERE %s(t.%s::text, to_jsonb(t)::text)`, t.q, created, ident(t.tcol.name)))
 		for _, v := range views(a, t) {
-			a.run(fmt.Sprintf(`SELECT count(*) FROM %s v WHERE %s('', to_jsonb(v)::text)`, v.q, created))
+			a.run(fmt.Sprintf(`SELECT count(*) FROM %s v WHERE %s_row(v)`, v.q, created))
 		}
 		quoted := `"` + p.b.tenant + `"`
 		for _, n := range r.atk.takeNotices() {
@@ -309,7 +315,7 @@ func (r *runner) sA06(ctx context.Context, p *pair) {
 	case created == "":
 		r.add(p, "A06", name, Blocked, "", "the role can create no function (no TEMP on the database, no CREATE on any schema)", steps)
 	case len(hits) > 0:
-		r.add(p, "A06", name, Leaked, High, fmt.Sprintf("a user function saw %d of B's rows before the policy removed them: %s", len(hits), strings.Join(hits[:min(len(hits), 3)], "; ")), steps)
+		r.add(p, "A06", name, Leaked, High, fmt.Sprintf("a user function saw %d of B's rows before the policy (or a view's own WHERE) removed them: %s", len(hits), strings.Join(hits[:min(len(hits), 3)], "; ")), steps)
 	default:
 		r.add(p, "A06", name, Blocked, "", "created "+created+", but it saw none of B's rows (row security quals run first)", steps)
 	}

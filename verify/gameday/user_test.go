@@ -49,6 +49,14 @@ const (
 	selfEnrol       = "members may add themselves to any tenant"
 	sideTable       = "a side table without row security"
 	statFunctions   = "the functions behind pg_stat_activity and pg_locks granted to PUBLIC"
+	loginBypass     = "the app login itself has BYPASSRLS"
+	updateCheckTrue = "a split UPDATE policy WITH CHECK (true)"
+	referencesOwn   = "REFERENCES on the table and CREATE on a schema granted to the app"
+	tenantStats     = "statistics kept on the tenant column"
+	serverFiles     = "the app login is a member of pg_read_server_files"
+	signalling      = "pg_cancel_backend and pg_terminate_backend granted to PUBLIC"
+	unindexable     = "a policy whose tenant comparison no index can serve"
+	plainViewIsol   = "a plain view isolates by its WHERE, and the app may create functions"
 )
 
 // newShop builds the shop with weakness w in a fresh database.
@@ -79,12 +87,18 @@ func newShop(t *testing.T, w string) *shop {
 	}
 	s.context = s.contextA
 	using := "tenant_id = " + tenantExpr
-	if w == failOpen {
+	switch w {
+	case failOpen:
 		using = "tenant_id = coalesce(" + tenantExpr + ", tenant_id)"
+	case unindexable:
+		using = "tenant_id || '' = " + tenantExpr
 	}
-	insertCheck := using
-	if w == insertCheckTrue {
+	insertCheck, updateCheck := using, using
+	switch w {
+	case insertCheckTrue:
 		insertCheck = "true"
+	case updateCheckTrue:
+		updateCheck = "true"
 	}
 	docsKeys := "PRIMARY KEY (tenant_id, id), UNIQUE (tenant_id, email)"
 	switch w {
@@ -125,10 +139,13 @@ func newShop(t *testing.T, w string) *shop {
 			doc_id uuid NOT NULL, body text, PRIMARY KEY (tenant_id, id), ` + notesFK + `)`,
 		`ALTER TABLE ` + s.schema + `.ctx_key OWNER TO ` + owner,
 		`ALTER FUNCTION ` + s.schema + `.tenant() OWNER TO ` + owner,
+	}
+	if w != tenantStats {
 		// The tenant column keeps no statistics: estimates say nothing
 		// about one tenant's row count (A17).
-		`ALTER TABLE ` + s.schema + `.docs ALTER COLUMN tenant_id SET STATISTICS 0`,
-		`ALTER TABLE ` + s.schema + `.notes ALTER COLUMN tenant_id SET STATISTICS 0`,
+		stmts = append(stmts,
+			`ALTER TABLE `+s.schema+`.docs ALTER COLUMN tenant_id SET STATISTICS 0`,
+			`ALTER TABLE `+s.schema+`.notes ALTER COLUMN tenant_id SET STATISTICS 0`)
 	}
 	for _, tb := range []string{"docs", "notes"} {
 		q := s.schema + "." + tb
@@ -141,11 +158,11 @@ func newShop(t *testing.T, w string) *shop {
 			`ALTER TABLE `+q+` `+rls+` ROW LEVEL SECURITY`,
 			`CREATE POLICY sel ON `+q+` FOR SELECT TO `+s.app+` USING (`+using+`)`,
 			`CREATE POLICY ins ON `+q+` FOR INSERT TO `+s.app+` WITH CHECK (`+insertCheck+`)`,
-			`CREATE POLICY upd ON `+q+` FOR UPDATE TO `+s.app+` USING (`+using+`) WITH CHECK (`+using+`)`,
+			`CREATE POLICY upd ON `+q+` FOR UPDATE TO `+s.app+` USING (`+using+`) WITH CHECK (`+updateCheck+`)`,
 			`CREATE POLICY del ON `+q+` FOR DELETE TO `+s.app+` USING (`+using+`)`,
 			`REVOKE ALL ON `+q+` FROM PUBLIC`,
 		)
-		if w != ownerNotForced && w != definerView && w != definerFunction {
+		if w != ownerNotForced && w != definerView && w != definerFunction && w != plainViewIsol {
 			stmts = append(stmts, `ALTER TABLE `+q+` FORCE ROW LEVEL SECURITY`)
 		}
 		if w != ownerNotForced {
@@ -187,6 +204,27 @@ func newShop(t *testing.T, w string) *shop {
 		stmts = append(stmts,
 			`INSERT INTO `+s.schema+`.docs (tenant_id, id, title) VALUES ('`+s.tenantB+`', '00000000-0000-4000-8000-000000000001', 'b''s doc')`,
 			`INSERT INTO `+s.schema+`.notes (tenant_id, doc_id, body) VALUES ('`+s.tenantB+`', '00000000-0000-4000-8000-000000000001', 'b''s note')`)
+	case plainViewIsol:
+		// The owner reads every row (not forced); the view's own WHERE
+		// is all that keeps tenants apart, and without security_barrier a
+		// caller's function runs before it.
+		stmts = append(stmts,
+			`CREATE VIEW `+s.schema+`.my_docs AS SELECT * FROM `+s.schema+`.docs WHERE tenant_id = `+tenantExpr,
+			`ALTER VIEW `+s.schema+`.my_docs OWNER TO `+owner,
+			`GRANT SELECT ON `+s.schema+`.my_docs TO `+s.app,
+			`GRANT TEMPORARY ON DATABASE `+d.Name+` TO `+s.app)
+	case loginBypass:
+		stmts = append(stmts, `ALTER ROLE `+s.app+` BYPASSRLS`)
+	case referencesOwn:
+		stmts = append(stmts,
+			`GRANT REFERENCES ON `+s.schema+`.docs TO `+s.app,
+			`GRANT CREATE ON SCHEMA `+s.schema+` TO `+s.app)
+	case serverFiles:
+		stmts = append(stmts, `GRANT pg_read_server_files TO `+s.app)
+	case signalling:
+		stmts = append(stmts,
+			`GRANT EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer) TO PUBLIC`,
+			`GRANT EXECUTE ON FUNCTION pg_catalog.pg_terminate_backend(integer, bigint) TO PUBLIC`)
 	case statFunctions:
 		// The views stay revoked (the template is hardened); the
 		// functions behind them answer the same questions.
@@ -291,6 +329,14 @@ func TestUserDatabaseWeaknesses(t *testing.T) {
 		{selfEnrol, []string{"A30 membership self-enrolment"}},
 		{sideTable, []string{"A28 every other table the role can read"}},
 		{statFunctions, []string{"D03 other sessions' query text"}},
+		{loginBypass, []string{"A02 login role is superuser or BYPASSRLS", "R1 read B's rows by filter"}},
+		{updateCheckTrue, []string{"A08 move own row to tenant B"}},
+		{referencesOwn, []string{"A11 REFERENCES + CREATE foreign-key oracle"}},
+		{tenantStats, []string{"A17 planner estimate oracle"}},
+		{serverFiles, []string{"A24 server files and programs"}},
+		{signalling, []string{"D01 cancel or terminate another session"}},
+		{unindexable, []string{"A16 EXPLAIN ANALYZE rows removed by the policy"}},
+		{plainViewIsol, []string{"A06 leaky function (NOTICE probe)"}},
 	} {
 		t.Run(tt.weakness, func(t *testing.T) {
 			t.Parallel()

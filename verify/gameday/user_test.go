@@ -315,7 +315,8 @@ func TestUserDatabaseWeaknesses(t *testing.T) {
 		weakness string
 		want     []string // scenarios that must leak
 	}{
-		{ownerNotForced, []string{"A01 connected role owns the table", "R1 read B's rows by filter"}},
+		{ownerNotForced, []string{"A01 connected role owns the table", "R1 read B's rows by filter", "R2 read B's row by key",
+			"R3 read every row", "A08 update B's rows", "A08 delete B's rows", "A10 COPY TO", "A10 COPY FROM"}},
 		{definerView, []string{"A03 views over the table"}},
 		{rawSetting, []string{"A07 forge the context"}},
 		{insertCheckTrue, []string{"A08 insert a row for tenant B"}},
@@ -325,7 +326,7 @@ func TestUserDatabaseWeaknesses(t *testing.T) {
 		{truncateGranted, []string{"A09 TRUNCATE"}},
 		{bypassMember, []string{"A22 SET ROLE into roles the login belongs to"}},
 		{sessionContext, []string{"A21 context survives the transaction"}},
-		{failOpen, []string{"A32 no context"}},
+		{failOpen, []string{"A32 no context", "A32 empty context"}},
 		{selfEnrol, []string{"A30 membership self-enrolment"}},
 		{sideTable, []string{"A28 every other table the role can read"}},
 		{statFunctions, []string{"D03 other sessions' query text"}},

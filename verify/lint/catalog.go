@@ -216,10 +216,21 @@ type catalog struct {
 	dbTemp    bool
 	dbCreate  bool
 	dbGrants  map[string][]string
+	sessions  []sessionPriv // L20
 
 	integrity integrity // bulkhead's own functions (bulkhead databases only)
 
 	unreadableReads map[uint32]bool // function → reads a relation no app role can read
+}
+
+// sessionPriv is a pg_catalog view or function that shows or signals
+// other sessions, and whether app roles may use it (L20).
+type sessionPriv struct {
+	kind     string // "view" or "function"
+	name     string // pg_catalog.pg_locks, pg_catalog.pg_lock_status()
+	priv     string // SELECT or EXECUTE
+	held     bool
+	grantees []string // whom app roles hold it through (PUBLIC included)
 }
 
 // escalation is an app role that can become a role above row security.
@@ -299,7 +310,7 @@ func load(ctx context.Context, tx pgx.Tx, opt Options) (*catalog, error) {
 	}
 	for _, step := range []func(context.Context, pgx.Tx) error{
 		c.loadRels, c.loadPolicies, c.loadFuncs, c.loadConstraints, c.loadIndexes,
-		c.loadDeps, c.loadExtensions, c.loadSchemas, c.loadDatabase, c.loadEscalations, c.loadIntegrity,
+		c.loadDeps, c.loadExtensions, c.loadSchemas, c.loadDatabase, c.loadSessionPrivs, c.loadEscalations, c.loadIntegrity,
 	} {
 		if err := step(ctx, tx); err != nil {
 			return nil, err
@@ -680,6 +691,37 @@ func (c *catalog) loadDatabase(ctx context.Context, tx pgx.Tx) error {
 		`+granteesSQL("d.datacl", "d", "d.datdba")+`
 		FROM pg_database d WHERE d.datname = current_database()`, c.reach).Scan(&c.dbTemp, &c.dbCreate, &grants)
 	c.dbGrants = splitGrantees(grants)
+	return err
+}
+
+// loadSessionPrivs reads who may use the catalog views and functions that
+// show other sessions' queries and locks, or end them (L20). The functions
+// are the ones behind the views: revoking a view alone hides nothing.
+func (c *catalog) loadSessionPrivs(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, `SELECT 'view', 'pg_catalog.' || quote_ident(k.relname), 'SELECT',
+		`+inReach(`has_table_privilege(r.oid, k.oid, 'SELECT')`)+`,
+		`+granteesSQL("k.relacl", "r", "k.relowner")+`
+		FROM pg_class k WHERE k.relnamespace = 'pg_catalog'::regnamespace AND k.relname IN ('pg_stat_activity', 'pg_locks')
+		UNION ALL
+		SELECT 'function', p.oid::regprocedure::text, 'EXECUTE',
+		`+inReach(`has_function_privilege(r.oid, p.oid, 'EXECUTE')`)+`,
+		`+granteesSQL("p.proacl", "f", "p.proowner")+`
+		FROM pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace
+		  AND p.proname IN ('pg_stat_get_activity', 'pg_lock_status', 'pg_cancel_backend', 'pg_terminate_backend')
+		ORDER BY 1 DESC, 2`, c.reach)
+	if err != nil {
+		return err
+	}
+	c.sessions, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (sessionPriv, error) {
+		var s sessionPriv
+		var grants []string
+		err := row.Scan(&s.kind, &s.name, &s.priv, &s.held, &grants)
+		s.grantees = splitGrantees(grants)[s.priv]
+		if !strings.HasPrefix(s.name, "pg_catalog.") {
+			s.name = "pg_catalog." + s.name // regprocedure leaves pg_catalog out
+		}
+		return s, err
+	})
 	return err
 }
 

@@ -17,7 +17,7 @@ var checks = []func(*catalog) []Finding{
 	(*catalog).checkFunctions,  // L08 L16 S0011 S0028
 	(*catalog).checkRoles,      // L06
 	(*catalog).checkKeys,       // L09 L11
-	(*catalog).checkPrivileges, // L12 L13 L15
+	(*catalog).checkPrivileges, // L12 L13 L15 L20
 	(*catalog).checkExtensions, // L17 S0014 S0022
 	(*catalog).checkServer,     // L18
 	(*catalog).checkIntegrity,  // L19
@@ -1203,7 +1203,46 @@ func (c *catalog) checkPrivileges() []Finding {
 			Message: fmt.Sprintf("App roles can create temporary tables in database %s.", c.dbq),
 			Fix:     fmt.Sprintf("REVOKE TEMPORARY ON DATABASE %s FROM %s;", c.dbq, c.roleList(c.dbGrants["TEMPORARY"]))})
 	}
+	if f, ok := c.sessionFinding(db); ok {
+		out = append(out, f)
+	}
 	return out
+}
+
+// sessionFinding is L20: one finding for the database, naming every view
+// and function of the session-watching kind the app roles may use.
+func (c *catalog) sessionFinding(db Object) (Finding, bool) {
+	var held, fix []string
+	for _, s := range c.sessions {
+		if !s.held {
+			continue
+		}
+		held = append(held, s.name)
+		on := s.name
+		if s.kind == "function" {
+			on = "FUNCTION " + s.name
+		}
+		var direct []string
+		for _, g := range s.grantees {
+			switch {
+			case g == "PUBLIC":
+				fix = append(fix, fmt.Sprintf("GRANT %s ON %s TO pg_monitor;\nREVOKE %s ON %s FROM PUBLIC;", s.priv, on, s.priv, on))
+			case strings.HasPrefix(g, "pg_"):
+				fix = append(fix, fmt.Sprintf("-- app roles hold %s on %s through %s: revoke that membership from them unless they monitor the server.", s.priv, s.name, g))
+			default:
+				direct = append(direct, g)
+			}
+		}
+		if len(direct) > 0 {
+			fix = append(fix, fmt.Sprintf("REVOKE %s ON %s FROM %s;", s.priv, on, join(direct)))
+		}
+	}
+	if len(held) == 0 {
+		return Finding{}, false
+	}
+	return Finding{ID: "L20", Object: db,
+		Message: fmt.Sprintf("App roles can see or end other sessions in database %s through %s.", c.dbq, join(held)),
+		Fix:     strings.Join(fix, "\n") + "\n-- as a superuser; bulkhead migrate does this, and also revokes the other pg_stat_* views and pg_stat_get_* functions from PUBLIC."}, true
 }
 
 // ---- extensions and the server

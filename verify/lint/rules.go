@@ -185,6 +185,11 @@ var rules = []Rule{
 		Why:    "bulkhead.context() is the verifier every row policy rests on, and bulkhead.tenant_id(), tenant_id_for(), claimed_tenant_id() and auth.jwt() carry its answer. Their owner or a superuser can replace one, or unpin its search_path, and every policy still looks right while the database accepts forged, expired or another tenant's contexts.",
 		Levels: "An error when a function's body, SECURITY DEFINER, pinned settings, owner or volatility differ from what the latest migration this lint knows made, or when it is missing. Information when the schema is at another migration, or its version is unreadable, so nothing was compared. Only in databases set up by bulkhead.",
 		Fix:    "Restore the definition from the migration that made it, find out who changed it, run gameday, and rotate the context keys if forged contexts may have been accepted."},
+	{ID: "L20", Name: "app_role_reaches_other_sessions", Severity: Warn, Category: Security,
+		Title:  "App roles can see or end other sessions",
+		Why:    "pg_stat_activity and pg_stat_get_activity() show other sessions' query text (literals, and contexts sent inside SQL), pg_locks and pg_lock_status() show the tables each session is using (in a schema per tenant, which tenant is at work), and pg_cancel_backend() and pg_terminate_backend() end other sessions of the same role. With one login for every tenant, one compromised request watches or disrupts the others'. A view revoked while the function behind it is not hides nothing.",
+		Levels: "One finding per database, a warning: PostgreSQL grants all of these to PUBLIC by default. Privileges held through a predefined role (pg_monitor) are reported too, with advice instead of a REVOKE.",
+		Fix:    "As a superuser, REVOKE SELECT ON pg_stat_activity, pg_locks and REVOKE EXECUTE ON FUNCTION pg_stat_get_activity, pg_lock_status, pg_cancel_backend, pg_terminate_backend FROM PUBLIC, granting them to pg_monitor (bulkhead migrate does); give each function or service its own login role."},
 }
 
 var ruleByID = map[string]Rule{}

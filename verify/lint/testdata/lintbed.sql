@@ -18,6 +18,10 @@ GRANT USAGE ON SCHEMA bulkhead, auth TO {{p}}_owner;
 -- L13: CREATE on a schema, TEMP on the database.
 GRANT CREATE ON SCHEMA {{s}}_open TO {{p}}_app;
 GRANT TEMPORARY ON DATABASE {{db}} TO {{p}}_app;
+-- L20: the lock function granted to an app role, the activity view back to
+-- PUBLIC (the test database is hardened like bulkhead's: both were revoked).
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_lock_status() TO {{p}}_app;
+GRANT SELECT ON pg_catalog.pg_stat_activity TO PUBLIC;
 
 -- Extensions (superuser). S0014: in public. S0022: outdated. L17: fdw.
 CREATE EXTENSION citext SCHEMA public;

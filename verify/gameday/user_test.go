@@ -57,6 +57,8 @@ const (
 	signalling      = "pg_cancel_backend and pg_terminate_backend granted to PUBLIC"
 	unindexable     = "a policy whose tenant comparison no index can serve"
 	plainViewIsol   = "a plain view isolates by its WHERE, and the app may create functions"
+	matview         = "a materialized view of the table readable by the app"
+	permissiveOr    = "a second permissive read policy for PUBLIC, USING (true)"
 )
 
 // newShop builds the shop with weakness w in a fresh database.
@@ -213,6 +215,15 @@ func newShop(t *testing.T, w string) *shop {
 			`ALTER VIEW `+s.schema+`.my_docs OWNER TO `+owner,
 			`GRANT SELECT ON `+s.schema+`.my_docs TO `+s.app,
 			`GRANT TEMPORARY ON DATABASE `+d.Name+` TO `+s.app)
+	case matview:
+		// Built by the superuser, who bypasses row security, after B
+		// has a row: it holds that row for every reader.
+		stmts = append(stmts,
+			`INSERT INTO `+s.schema+`.docs (tenant_id, title, secret) VALUES ('`+s.tenantB+`', 'b''s doc', 'b''s secret')`,
+			`CREATE MATERIALIZED VIEW `+s.schema+`.docs_mv AS SELECT * FROM `+s.schema+`.docs`,
+			`GRANT SELECT ON `+s.schema+`.docs_mv TO `+s.app)
+	case permissiveOr:
+		stmts = append(stmts, `CREATE POLICY public_read ON `+s.schema+`.docs FOR SELECT USING (true)`)
 	case loginBypass:
 		stmts = append(stmts, `ALTER ROLE `+s.app+` BYPASSRLS`)
 	case referencesOwn:
@@ -338,6 +349,8 @@ func TestUserDatabaseWeaknesses(t *testing.T) {
 		{signalling, []string{"D01 cancel or terminate another session"}},
 		{unindexable, []string{"A16 EXPLAIN ANALYZE rows removed by the policy"}},
 		{plainViewIsol, []string{"A06 leaky function (NOTICE probe)"}},
+		{matview, []string{"A04 materialized views over the table"}},
+		{permissiveOr, []string{"R1 read B's rows by filter", "R3 read every row"}},
 	} {
 		t.Run(tt.weakness, func(t *testing.T) {
 			t.Parallel()

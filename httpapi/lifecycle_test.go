@@ -1165,11 +1165,13 @@ func TestStatementTimeBudget(t *testing.T) {
 	a := seedOnPlan(t, s, "acme", "pool", "premium") // whose admins read the audit trail
 	g := seedOnPlan(t, s, "globex", "pool", "basic")
 	conn, unlock := lockProjects(t, s)
-	// One request of acme's that takes at least 300 ms: it waits on the lock.
+	// One request of acme's that takes at least 1.5 s: it waits on the
+	// lock. At 50 ms a second, its debt takes about 30 s to repay, so the
+	// checks below find it unpaid however busy the machine is.
 	done := make(chan *apitest.Response, 1)
 	go func() { done <- s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil) }()
 	awaitLockWait(t, conn)
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
 	unlock()
 	if r := <-done; r.Status != http.StatusOK {
 		t.Fatalf("the long request: %s", r)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/policy"
@@ -26,10 +28,22 @@ type MoveOptions struct {
 	Settle time.Duration
 	// Progress, if set, is told each step as it starts.
 	Progress func(step string)
+	// LockTimeout bounds how long the copy and the removal of the old copy
+	// wait for a lock on a table: any app role may lock a pool table, or
+	// another tenant's silo, for as long as its transaction lasts. Zero
+	// means DefaultMoveLockTimeout.
+	LockTimeout time.Duration
+	// Drain bounds the wait for transactions that began before the tenant
+	// stopped; zero means 35 s (the watchdog ends a transaction idle for
+	// 30 s).
+	Drain time.Duration
 }
 
 // DefaultMoveSettle is MoveOptions.Settle's default.
 const DefaultMoveSettle = 5 * time.Second
+
+// DefaultMoveLockTimeout is MoveOptions.LockTimeout's default.
+const DefaultMoveLockTimeout = 5 * time.Second
 
 // MoveReport says what MoveTenant did.
 type MoveReport struct {
@@ -98,6 +112,12 @@ func (db *DB) MoveTenant(ctx context.Context, id tenant.ID, to tenant.Tier, o Mo
 	if o.Settle <= 0 {
 		o.Settle = DefaultMoveSettle
 	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultMoveLockTimeout
+	}
+	if o.Drain <= 0 {
+		o.Drain = offboardDrain
+	}
 	step := func(s string) {
 		if o.Progress != nil {
 			o.Progress(s)
@@ -152,7 +172,7 @@ func (db *DB) MoveTenant(ctx context.Context, id tenant.ID, to tenant.Tier, o Mo
 	rep.Moved = true
 	stopped := time.Now()
 	step("waiting for transactions that began before the stop")
-	if rep.OlderTransactions, err = db.drainOlderTransactions(ctx, offboardDrain); err != nil {
+	if rep.OlderTransactions, err = db.drainOlderTransactions(ctx, o.Drain); err != nil {
 		return nil, Translate(err)
 	}
 
@@ -162,14 +182,14 @@ func (db *DB) MoveTenant(ctx context.Context, id tenant.ID, to tenant.Tier, o Mo
 		target = id.SchemaName()
 	}
 	step("copying the tenant's rows")
-	if err := db.moveCopy(ctx, id, to, target, rep); err != nil {
+	if err := db.moveCopy(ctx, id, to, target, o.LockTimeout, rep); err != nil {
 		// The copy rolled back: the tenant's data and the catalog are as
 		// they were, so it resumes where it is, unless the copy did commit
 		// (a connection lost at COMMIT), which abandonMove sees.
 		if aerr := db.abandonMove(ctx, id, to, rep); aerr != nil {
 			db.log.WarnContext(ctx, "a move that failed could not be abandoned; run it again to finish it", "tenant_id", string(id), "err", aerr)
 		}
-		return nil, Translate(err)
+		return nil, lockTimeout(err, o.LockTimeout, "the move was undone and the tenant is active where it was; try again")
 	}
 	rep.Placement = target
 
@@ -184,8 +204,8 @@ func (db *DB) MoveTenant(ctx context.Context, id tenant.ID, to tenant.Tier, o Mo
 
 	// 4. Remove the old copy and make the tenant active again.
 	step("removing the old copy and resuming the tenant")
-	if err := db.moveFinish(ctx, id, to, target, stopped.Add(o.Settle), rep); err != nil {
-		return nil, Translate(err)
+	if err := db.moveFinish(ctx, id, to, target, stopped.Add(o.Settle), o.LockTimeout, rep); err != nil {
+		return nil, lockTimeout(err, o.LockTimeout, "the tenant is left moving, its rows whole in the new place; run the same move again to finish it")
 	}
 	if to == tenant.Silo {
 		// Statistics of the pool tables still describe the removed rows.
@@ -218,8 +238,11 @@ func lockMoving(ctx context.Context, tx pgx.Tx, id tenant.ID, to tenant.Tier) (p
 
 // moveCopy is step 2 of MoveTenant, one transaction. A tenant whose
 // catalog already points at target was copied by an earlier call.
-func (db *DB) moveCopy(ctx context.Context, id tenant.ID, to tenant.Tier, target string, rep *MoveReport) error {
+func (db *DB) moveCopy(ctx context.Context, id tenant.ID, to tenant.Tier, target string, lockWait time.Duration, rep *MoveReport) error {
 	return pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {
+		if err := setLockTimeout(ctx, tx, lockWait); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
 			return err
 		}
@@ -386,8 +409,11 @@ func tableColumns(ctx context.Context, tx pgx.Tx, schema, table string) (string,
 }
 
 // moveFinish is step 4 of MoveTenant, one transaction.
-func (db *DB) moveFinish(ctx context.Context, id tenant.ID, to tenant.Tier, target string, contextsFrom time.Time, rep *MoveReport) error {
+func (db *DB) moveFinish(ctx context.Context, id tenant.ID, to tenant.Tier, target string, contextsFrom time.Time, lockWait time.Duration, rep *MoveReport) error {
 	return pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {
+		if err := setLockTimeout(ctx, tx, lockWait); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
 			return err
 		}
@@ -478,4 +504,22 @@ func (db *DB) abandonMove(ctx context.Context, id tenant.ID, to tenant.Tier, rep
 		return db.changeEvent(ctx, tx, "tenants:Move", controlResource(string(id), policy.KindTenant, string(id)), string(id), slug,
 			map[string]string{"step": "abandoned", "to": string(to)})
 	})
+}
+
+// setLockTimeout bounds, for the rest of tx, how long a statement waits
+// for a lock.
+func setLockTimeout(ctx context.Context, tx pgx.Tx, d time.Duration) error {
+	_, err := tx.Exec(ctx, `SELECT pg_catalog.set_config('lock_timeout', $1, true)`, strconv.FormatInt(max(1, d.Milliseconds()), 10))
+	return err
+}
+
+// lockTimeout turns a lock wait that ran out into an error that says so
+// and what became of the tenant (then), and translates any other.
+func lockTimeout(err error, d time.Duration, then string) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "55P03" {
+		return &fault.Error{Kind: fault.Unavailable, Code: "lock_timeout",
+			Message: fmt.Sprintf("A table the move needs stayed locked for more than %s (a long transaction, or a tenant's code holding a lock; the watchdog ends those); %s.", d, then), Err: err}
+	}
+	return Translate(err)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -330,5 +331,72 @@ func TestMoveStopsAndResumes(t *testing.T) {
 	var moveTo *string
 	if err := admin.QueryRow(t.Context(), `SELECT status, move_to FROM bulkhead_control.tenants WHERE id = $1`, string(tn.ID)).Scan(&status, &moveTo); err != nil || status != "offboarded" || moveTo != nil {
 		t.Fatalf("after offboarding: %s %v %v", status, moveTo, err)
+	}
+}
+
+// TestMoveDoesNotWaitOnLocks: any app role may lock the pool tables (or
+// another tenant's silo) for as long as its transaction lasts. A move
+// waits for such a lock at most its LockTimeout: blocked at its copy
+// (into the pool), it is undone and the tenant is active where it was;
+// blocked at the removal of the old copy (out of the pool), the tenant is
+// left moving, its rows whole in the new place, and the same move
+// finishes once the lock is gone.
+func TestMoveDoesNotWaitOnLocks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	o := postgres.MoveOptions{Settle: 100 * time.Millisecond, LockTimeout: 200 * time.Millisecond, Drain: 100 * time.Millisecond}
+	// pb's code holds a SHARE lock on the pool's projects.
+	hold := func() func() {
+		t.Helper()
+		conn, err := e.db.App().Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, postgres.SetContextSQL, e.mint(t, "pb", nil)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `LOCK TABLE app.projects IN SHARE MODE`); err != nil {
+			t.Fatal(err)
+		}
+		var once sync.Once
+		release := func() {
+			once.Do(func() {
+				tx.Rollback(context.WithoutCancel(ctx))
+				conn.Release()
+			})
+		}
+		t.Cleanup(release) // also when the test fails before it lets go
+		return release
+	}
+	release := hold()
+	mctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	_, err := e.db.MoveTenant(mctx, e.tenants["sa"].ID, tenant.Pool, o)
+	if fault.CodeOf(err) != "lock_timeout" || !strings.Contains(fault.MessageOf(err), "undone") {
+		t.Fatalf("moving sa into a locked pool: %v, want lock_timeout, undone", err)
+	}
+	if tn := e.reload(t, "sa"); tn.Status != tenant.Active || tn.Tier != tenant.Silo {
+		t.Fatalf("sa after the blocked copy: %+v, want active in its silo", tn)
+	}
+	_, err = e.db.MoveTenant(mctx, e.tenants["pa"].ID, tenant.Silo, o)
+	if fault.CodeOf(err) != "lock_timeout" || !strings.Contains(fault.MessageOf(err), "left moving") {
+		t.Fatalf("moving pa out of a locked pool: %v, want lock_timeout, left moving", err)
+	}
+	if tn := e.reload(t, "pa"); tn.Status != tenant.Moving || tn.Placement != tn.ID.SchemaName() {
+		t.Fatalf("pa after the blocked removal: %+v, want moving, placed in its silo", tn)
+	}
+	release()
+	rep, err := e.db.MoveTenant(mctx, e.tenants["pa"].ID, tenant.Silo, o)
+	if err != nil || !rep.Resumed {
+		t.Fatalf("finishing pa's move: %+v %v", rep, err)
+	}
+	e.reload(t, "pa")
+	if got := e.names(t, e.mint(t, "pa", nil), "pa"); !slices.Equal(got, []string{"canary-pa"}) {
+		t.Fatalf("pa reads %v after its move", got)
 	}
 }

@@ -539,14 +539,14 @@ func (db *DB) FindEvents(ctx context.Context, f EventFilter) (EventPage, error) 
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100
 	}
+	where := eventsWhere(f)
 	if f.AfterEvent != nil {
 		id, err := uuid.Parse(*f.AfterEvent)
 		if err != nil {
 			return EventPage{}, ErrUnknownEvent
 		}
 		err = db.admin.QueryRow(ctx, `SELECT seq FROM bulkhead_audit.events
-			WHERE event_id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) AND ($3 OR visibility = 'tenant')`,
-			id, f.TenantID, f.PlatformOnly).Scan(&f.After)
+			WHERE event_id = $1 AND `+where, id, f.TenantID).Scan(&f.After)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return EventPage{}, ErrUnknownEvent
 		}
@@ -554,32 +554,7 @@ func (db *DB) FindEvents(ctx context.Context, f EventFilter) (EventPage, error) 
 			return EventPage{}, Translate(err)
 		}
 	}
-	// The window: the visible events after After, in order, at most
-	// MaxScan of them. The page: those of the window that pass the other
-	// filters.
-	const window = `SELECT seq, event_id, at, sub, action, decision, body FROM bulkhead_audit.events
-		WHERE seq > $1
-		  AND ($2::uuid IS NULL OR tenant_id = $2)
-		  AND ($8 OR visibility = 'tenant')
-		ORDER BY seq LIMIT $10`
-	const filters = `($3::text IS NULL OR sub = $3)
-		  AND ($4::text IS NULL OR action = $4)
-		  AND ($5::text IS NULL OR decision = $5)
-		  AND ($6::timestamptz IS NULL OR at >= $6)
-		  AND ($7::timestamptz IS NULL OR at < $7)`
-	args := []any{f.After, f.TenantID, f.Subject, f.Action, f.Decision, f.Since, f.Until, f.PlatformOnly, f.Limit}
-	// Without a bound, one flat query, which the planner may run however
-	// it likes; with one, the filters apply to the window.
-	sql := `SELECT seq, event_id::text, body FROM bulkhead_audit.events
-		WHERE seq > $1
-		  AND ($2::uuid IS NULL OR tenant_id = $2)
-		  AND ($8 OR visibility = 'tenant')
-		  AND ` + filters + `
-		ORDER BY seq LIMIT $9`
-	if f.MaxScan > 0 {
-		sql = `SELECT seq, event_id::text, body FROM (` + window + `) AS w WHERE ` + filters + ` ORDER BY seq LIMIT $9`
-		args = append(args, f.MaxScan)
-	}
+	sql, args := eventsQuery(f)
 	rows, err := db.admin.Query(ctx, sql, args...)
 	if err != nil {
 		return EventPage{}, Translate(err)
@@ -607,8 +582,8 @@ func (db *DB) FindEvents(ctx context.Context, f EventFilter) (EventPage, error) 
 	var end int64
 	var endEvent string
 	err = db.admin.QueryRow(ctx, `SELECT seq, event_id::text FROM (SELECT seq, event_id FROM bulkhead_audit.events
-		WHERE seq > $1 AND ($2::uuid IS NULL OR tenant_id = $2) AND ($3 OR visibility = 'tenant')
-		ORDER BY seq LIMIT $4) AS w ORDER BY seq DESC LIMIT 1`, f.After, f.TenantID, f.PlatformOnly, f.MaxScan).Scan(&end, &endEvent)
+		WHERE seq > $1 AND `+where+`
+		ORDER BY seq LIMIT $3) AS w ORDER BY seq DESC LIMIT 1`, f.After, f.TenantID, f.MaxScan).Scan(&end, &endEvent)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
@@ -617,6 +592,55 @@ func (db *DB) FindEvents(ctx context.Context, f EventFilter) (EventPage, error) 
 		page.Next, page.NextEvent = end, endEvent
 	}
 	return page, nil
+}
+
+// eventsWhere is the condition on an event's tenant (parameter $2) and
+// visibility for a read by f. Isolation: it is spelled out, not left to
+// parameters (a generic plan cannot match a parameter to an index's
+// predicate), so that a read pinned to one tenant that excludes
+// platform-only events can go through the partial index
+// events_tenant_visible, which holds that tenant's visible events and
+// nothing else. The events a tenant may not see include the cross-tenant
+// probe findings recorded under its own tenant id, one for each of its
+// requests that asked for another tenant's id: were they read and dropped
+// one by one, each would make its later reads slower, and a tenant could
+// time its reads to learn which of the ids it asked for exist elsewhere.
+func eventsWhere(f EventFilter) string {
+	where := `$2::uuid IS NULL`
+	if f.TenantID != nil {
+		where = `tenant_id = $2`
+	}
+	if !f.PlatformOnly {
+		where += ` AND visibility = 'tenant'`
+	}
+	return where
+}
+
+// eventsQuery is FindEvents' query of a page for f, whose After is
+// already resolved, and its arguments.
+func eventsQuery(f EventFilter) (string, []any) {
+	where := eventsWhere(f)
+	const filters = `($3::text IS NULL OR sub = $3)
+		  AND ($4::text IS NULL OR action = $4)
+		  AND ($5::text IS NULL OR decision = $5)
+		  AND ($6::timestamptz IS NULL OR at >= $6)
+		  AND ($7::timestamptz IS NULL OR at < $7)`
+	args := []any{f.After, f.TenantID, f.Subject, f.Action, f.Decision, f.Since, f.Until, f.Limit}
+	if f.MaxScan > 0 {
+		// The window: the visible events after After, in order, at most
+		// MaxScan of them. The page: those of the window that pass the
+		// other filters.
+		args = append(args, f.MaxScan)
+		return `SELECT seq, event_id::text, body FROM (SELECT seq, event_id, at, sub, action, decision, body FROM bulkhead_audit.events
+		WHERE seq > $1 AND ` + where + `
+		ORDER BY seq LIMIT $9) AS w WHERE ` + filters + ` ORDER BY seq LIMIT $8`, args
+	}
+	// Without a bound, one flat query, which the planner may run however
+	// it likes; with one, the filters apply to the window.
+	return `SELECT seq, event_id::text, body FROM bulkhead_audit.events
+		WHERE seq > $1 AND ` + where + `
+		  AND ` + filters + `
+		ORDER BY seq LIMIT $8`, args
 }
 
 // OwnersOf returns, for each id, the tenant other than except whose rows

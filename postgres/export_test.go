@@ -2,3 +2,7 @@ package postgres
 
 // Terminate exposes the watchdog's termination of one backend to the tests.
 var Terminate = (*DB).terminate
+
+// EventsQuery exposes FindEvents' query of a page, so that tests can see
+// how PostgreSQL runs it.
+var EventsQuery = eventsQuery

@@ -410,8 +410,9 @@ func (s *Server) checksBusy(w http.ResponseWriter, r *http.Request, err error, o
 // loginShares holds, for each tenant name logins give, that name's share
 // of the server's budget of password checks. It is keyed by the name as
 // given, whether or not a tenant has it, so that a share's state says
-// nothing about which tenants exist; names that are not valid slugs share
-// one. A share is made only for a login the server's budget admitted, so
+// nothing about which tenants exist beyond what others' logins with that
+// name show (a residual risk: docs/trust-model.md); names that are not
+// valid slugs share one. A share is made only for a login the server's budget admitted, so
 // at most that many are made a second, and a share idle long enough to
 // be full again is dropped: the map stays small.
 type loginShares struct {

@@ -106,8 +106,9 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// MoveSettle is how long a move through POST /v1/tenants/{id}/move
 	// keeps the tenant stopped before it resumes in its new place
-	// (postgres.MoveOptions.Settle): longer than every server's tenant
-	// cache. Zero means postgres.DefaultMoveSettle.
+	// (postgres.MoveOptions.Settle): at least postgres.MoveClockSkew
+	// longer than every server's tenant cache. Zero means
+	// postgres.DefaultMoveSettle.
 	MoveSettle time.Duration
 	// Audit records denials and control-plane changes; each is durable
 	// before the answer is sent. Nil records nothing (data changes are

@@ -21,10 +21,13 @@ import (
 type MoveOptions struct {
 	// Settle is how long a move keeps the tenant stopped, counted from
 	// the moment it stopped, before it makes the tenant active in its new
-	// place. It must be longer than every minter's tenant cache
-	// (bulkhead.Config.TenantCacheTTL, 2 s by default), so that no
-	// minter still routes the tenant to its old place. Zero means
-	// DefaultMoveSettle.
+	// place. Contexts issued before Settle less MoveClockSkew has passed
+	// since the stop are refused from then on, so Settle must be at least
+	// MoveClockSkew longer than every minter's tenant cache
+	// (bulkhead.Config.TenantCacheTTL, 2 s by default): no minter still
+	// routes the tenant to its old place, and a minter whose clock is
+	// behind by up to MoveClockSkew still has its new contexts accepted.
+	// Zero means DefaultMoveSettle.
 	Settle time.Duration
 	// Progress, if set, is told each step as it starts.
 	Progress func(step string)
@@ -41,6 +44,10 @@ type MoveOptions struct {
 
 // DefaultMoveSettle is MoveOptions.Settle's default.
 const DefaultMoveSettle = 5 * time.Second
+
+// MoveClockSkew is how far behind the mover's clock a minter's may be:
+// contexts it issues right after a move are still accepted.
+const MoveClockSkew = 2 * time.Second
 
 // DefaultMoveLockTimeout is MoveOptions.LockTimeout's default.
 const DefaultMoveLockTimeout = 5 * time.Second
@@ -90,8 +97,9 @@ type MoveReport struct {
 //  4. finish, in one transaction: remove the old copy (delete the pool
 //     rows as bulkhead_maint and check that none remain, or drop the old
 //     silo), and make the tenant active again, refusing every context
-//     issued before the end of the settling (contexts_from): one minted
-//     before the move carries the old place.
+//     issued before Settle less MoveClockSkew after the stop
+//     (contexts_from): one minted before the move, or by a minter whose
+//     cache had not yet seen it, carries the old place.
 //
 // A move that stopped (a crash, a cancelled context) leaves the tenant
 // "moving", with the catalog saying where it was going and which place
@@ -204,7 +212,7 @@ func (db *DB) MoveTenant(ctx context.Context, id tenant.ID, to tenant.Tier, o Mo
 
 	// 4. Remove the old copy and make the tenant active again.
 	step("removing the old copy and resuming the tenant")
-	if err := db.moveFinish(ctx, id, to, target, stopped.Add(o.Settle), o.LockTimeout, rep); err != nil {
+	if err := db.moveFinish(ctx, id, to, target, stopped.Add(o.Settle-MoveClockSkew), o.LockTimeout, rep); err != nil {
 		return nil, lockTimeout(err, o.LockTimeout, "the tenant is left moving, its rows whole in the new place; run the same move again to finish it")
 	}
 	if to == tenant.Silo {

@@ -85,7 +85,7 @@ func TestMoveTenantThereAndBack(t *testing.T) {
 		others[o] = e.names(t, e.mint(t, o, nil), o)
 	}
 	// A context issued before the move: it carries the pool placement.
-	stale := e.mint(t, "pa", func(c *ctxtoken.Claims) { c.IssuedAt = time.Now().Unix() - 2 })
+	stale := e.mint(t, "pa", func(c *ctxtoken.Claims) { c.IssuedAt = time.Now().Unix() - 10 })
 	silo := e.tenants["pa"].ID.SchemaName()
 
 	rep, err := e.db.MoveTenant(ctx, e.tenants["pa"].ID, tenant.Silo, fastMove)

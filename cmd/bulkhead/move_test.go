@@ -42,7 +42,7 @@ func TestTenantsMove(t *testing.T) {
 		}
 		return out.String(), errOut.String()
 	}
-	out, progress := move("tenants", "move", "acme", "--to", "silo", "--settle", "3s")
+	out, progress := move("tenants", "move", "acme", "--to", "silo", "--settle", "4s")
 	for _, want := range []string{"moving acme to silo: stopping the tenant", "copying the tenant's rows", "letting the servers' caches settle", "moved acme to silo (t_"} {
 		if !strings.Contains(progress, want) {
 			t.Errorf("progress lacks %q:\n%s", want, progress)

@@ -46,7 +46,7 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	asJSON := fs.Bool("json", false, "print JSON")
 	yes := fs.Bool("yes", false, "confirm deletion (delete)")
 	to := fs.String("to", "", "the tier to move the tenant to: pool or silo (move)")
-	settle := fs.Duration("settle", postgres.DefaultMoveSettle, "how long the moving tenant stays stopped before it resumes in its new place; longer than every server's tenant cache, 2s by default (move)")
+	settle := fs.Duration("settle", postgres.DefaultMoveSettle, "how long the moving tenant stays stopped before it resumes in its new place; at least 2s longer than every server's tenant cache, 2s by default (move)")
 	id, rest := splitPositional(args)
 	if err := parse(fs, rest); err != nil {
 		return err
@@ -55,8 +55,8 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if *settle < 3*time.Second || *settle > 5*time.Minute {
-		return usageError{fmt.Sprintf("--settle must be between 3s and 5m, not %s", *settle)}
+	if *settle < 4*time.Second || *settle > 5*time.Minute {
+		return usageError{fmt.Sprintf("--settle must be between 4s and 5m, not %s", *settle)}
 	}
 	if *concurrency < 1 || *concurrency > 64 {
 		return usageError{fmt.Sprintf("--concurrency must be between 1 and 64, not %d", *concurrency)}

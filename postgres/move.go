@@ -38,7 +38,9 @@ type MoveOptions struct {
 	LockTimeout time.Duration
 	// Drain bounds the wait for transactions that began before the tenant
 	// stopped; zero means 35 s (the watchdog ends a transaction idle for
-	// 30 s).
+	// 30 s). A move that still finds one open is undone
+	// (older_transactions): such a transaction may still see the tenant
+	// active and commit a row the copy does not hold.
 	Drain time.Duration
 }
 
@@ -73,10 +75,6 @@ type MoveReport struct {
 	// pool.
 	Removed       map[string]int64 `json:"removed_rows,omitempty"`
 	DroppedSchema string           `json:"dropped_schema,omitempty"`
-	// OlderTransactions counts transactions that began before the tenant
-	// stopped and were still open when the copy began (the wait for them
-	// is bounded); a row one of them commits later stays behind.
-	OlderTransactions int `json:"older_transactions_left,omitempty"`
 }
 
 // MoveTenant moves an active tenant between the pool and a silo of its
@@ -88,7 +86,9 @@ type MoveReport struct {
 //     stop working, so nothing writes to either copy of its data; then the
 //     move waits for transactions that began before that (as offboarding
 //     does);
-//  2. copy, in one transaction: make the silo (into a silo), copy every
+//  2. copy, in one transaction, only once no transaction that began
+//     before the stop is open (else the move is undone): make the silo
+//     (into a silo), copy every
 //     row of the tenant tables as bulkhead_maint, compare each table's
 //     copy with its source row for row (EXCEPT ALL both ways), and point
 //     the catalog at the new place. Either all of it commits or none;
@@ -110,8 +110,9 @@ type MoveReport struct {
 // Only bulkhead's tenant tables move. A move refuses, and changes nothing,
 // when another table with a tenant_id column holds the tenant's rows, when
 // the destination already holds rows of the tenant (its own code wrote them
-// there), or when its silo is on an older tenant-table version than this
-// release (run MigrateSilos first).
+// there), when its silo is on an older tenant-table version than this
+// release (run MigrateSilos first), or when the admin role cannot see other
+// roles' transactions (grant it pg_monitor), which it must wait for.
 func (db *DB) MoveTenant(ctx context.Context, id tenant.ID, to tenant.Tier, o MoveOptions) (rep *MoveReport, err error) {
 	defer fault.Wrap(&err, "postgres.MoveTenant(%s, %s)", id, to)
 	if !to.Valid() {
@@ -160,6 +161,16 @@ func (db *DB) MoveTenant(ctx context.Context, id tenant.ID, to tenant.Tier, o Mo
 			done = true
 			return nil
 		}
+		// Isolation: a transaction that began before the stop may still
+		// write the tenant's rows; the move must see every one of them.
+		var sees bool
+		if err := tx.QueryRow(ctx, `SELECT has_table_privilege(session_user, 'pg_catalog.pg_stat_activity', 'SELECT')
+			AND pg_has_role(session_user, 'pg_read_all_stats', 'USAGE')`).Scan(&sees); err != nil {
+			return err
+		}
+		if !sees {
+			return fault.E(fault.Conflict, "move_blind", "The admin role cannot see other roles' transactions, which a move must wait for; grant it pg_monitor.")
+		}
 		// The checks the copy makes again under its lock, first here: a
 		// move refused for them changes nothing, not even the status.
 		if err := checkMove(ctx, tx, id, to, placement); err != nil {
@@ -180,7 +191,11 @@ func (db *DB) MoveTenant(ctx context.Context, id tenant.ID, to tenant.Tier, o Mo
 	rep.Moved = true
 	stopped := time.Now()
 	step("waiting for transactions that began before the stop")
-	if rep.OlderTransactions, err = db.drainOlderTransactions(ctx, o.Drain); err != nil {
+	var mark time.Time
+	if err := db.admin.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&mark); err != nil {
+		return nil, Translate(err)
+	}
+	if _, err = db.drainSince(ctx, mark, o.Drain); err != nil {
 		return nil, Translate(err)
 	}
 
@@ -190,7 +205,7 @@ func (db *DB) MoveTenant(ctx context.Context, id tenant.ID, to tenant.Tier, o Mo
 		target = id.SchemaName()
 	}
 	step("copying the tenant's rows")
-	if err := db.moveCopy(ctx, id, to, target, o.LockTimeout, rep); err != nil {
+	if err := db.moveCopy(ctx, id, to, target, mark, o.Drain, o.LockTimeout, rep); err != nil {
 		// The copy rolled back: the tenant's data and the catalog are as
 		// they were, so it resumes where it is, unless the copy did commit
 		// (a connection lost at COMMIT), which abandonMove sees.
@@ -245,8 +260,9 @@ func lockMoving(ctx context.Context, tx pgx.Tx, id tenant.ID, to tenant.Tier) (p
 }
 
 // moveCopy is step 2 of MoveTenant, one transaction. A tenant whose
-// catalog already points at target was copied by an earlier call.
-func (db *DB) moveCopy(ctx context.Context, id tenant.ID, to tenant.Tier, target string, lockWait time.Duration, rep *MoveReport) error {
+// catalog already points at target was copied by an earlier call. It
+// refuses while a transaction that began before mark is open.
+func (db *DB) moveCopy(ctx context.Context, id tenant.ID, to tenant.Tier, target string, mark time.Time, drain, lockWait time.Duration, rep *MoveReport) error {
 	return pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {
 		if err := setLockTimeout(ctx, tx, lockWait); err != nil {
 			return err
@@ -260,6 +276,27 @@ func (db *DB) moveCopy(ctx context.Context, id tenant.ID, to tenant.Tier, target
 		}
 		if placement == target {
 			return nil
+		}
+		// Isolation: a transaction that began before the stop (a long
+		// statement, or one at REPEATABLE READ) still sees the tenant
+		// active and may write its rows in the old place; committed after
+		// the copy, such a row would be removed with the old copy, or left
+		// there. None may be open when the copy reads its source (counted
+		// as the admin role, which sees every role's transactions, before
+		// the copy's first read: none can begin later).
+		if _, err := tx.Exec(ctx, `RESET ROLE`); err != nil {
+			return err
+		}
+		var older int
+		if err := tx.QueryRow(ctx, olderTransactionsSQL, mark).Scan(&older); err != nil {
+			return err
+		}
+		if older > 0 {
+			return fault.Errorf(fault.Unavailable, "older_transactions",
+				"%d transactions that began before the move stopped the tenant were still open after %s (a long transaction, or the tenant's own code holding one); the move was undone and the tenant is active where it was; try again.", older, drain)
+		}
+		if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
+			return err
 		}
 		if err := checkMove(ctx, tx, id, to, placement); err != nil {
 			return err

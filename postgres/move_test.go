@@ -373,17 +373,31 @@ func TestMoveDoesNotWaitOnLocks(t *testing.T) {
 		t.Cleanup(release) // also when the test fails before it lets go
 		return release
 	}
-	release := hold()
+	// The lock is taken once the move has stopped its tenant: a
+	// transaction older than the stop undoes the move before its copy
+	// (TestMoveOutlivedByAnOlderTransaction).
+	var release func()
+	holdAt := func(prefix string) postgres.MoveOptions {
+		o := o
+		o.Progress = func(step string) {
+			if strings.HasPrefix(step, prefix) && release == nil {
+				release = hold()
+			}
+		}
+		return o
+	}
 	mctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	_, err := e.db.MoveTenant(mctx, e.tenants["sa"].ID, tenant.Pool, o)
+	_, err := e.db.MoveTenant(mctx, e.tenants["sa"].ID, tenant.Pool, holdAt("copying"))
 	if fault.CodeOf(err) != "lock_timeout" || !strings.Contains(fault.MessageOf(err), "undone") {
 		t.Fatalf("moving sa into a locked pool: %v, want lock_timeout, undone", err)
 	}
 	if tn := e.reload(t, "sa"); tn.Status != tenant.Active || tn.Tier != tenant.Silo {
 		t.Fatalf("sa after the blocked copy: %+v, want active in its silo", tn)
 	}
-	_, err = e.db.MoveTenant(mctx, e.tenants["pa"].ID, tenant.Silo, o)
+	release()
+	release = nil
+	_, err = e.db.MoveTenant(mctx, e.tenants["pa"].ID, tenant.Silo, holdAt("letting"))
 	if fault.CodeOf(err) != "lock_timeout" || !strings.Contains(fault.MessageOf(err), "left moving") {
 		t.Fatalf("moving pa out of a locked pool: %v, want lock_timeout, left moving", err)
 	}

@@ -261,12 +261,24 @@ func (db *DB) drainOlderTransactions(ctx context.Context, max time.Duration) (in
 	if err := db.admin.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&mark); err != nil {
 		return 0, err
 	}
+	return db.drainSince(ctx, mark, max)
+}
+
+// olderTransactionsSQL counts the other client backends of this database
+// in a transaction that began before $1. In a transaction, the first read
+// of pg_stat_activity fixes what later reads see.
+const olderTransactionsSQL = `SELECT count(*) FROM pg_stat_activity
+	WHERE datname = current_database() AND backend_type = 'client backend'
+	  AND pid <> pg_backend_pid() AND xact_start < $1`
+
+// drainSince waits, at most max, until no other client backend of this
+// database is in a transaction that began before mark, and returns how
+// many still are.
+func (db *DB) drainSince(ctx context.Context, mark time.Time, max time.Duration) (int, error) {
 	deadline := time.Now().Add(max)
 	for {
 		var n int
-		if err := db.admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND backend_type = 'client backend'
-			  AND pid <> pg_backend_pid() AND xact_start < $1`, mark).Scan(&n); err != nil {
+		if err := db.admin.QueryRow(ctx, olderTransactionsSQL, mark).Scan(&n); err != nil {
 			return 0, err
 		}
 		if n == 0 || time.Now().After(deadline) {

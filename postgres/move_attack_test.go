@@ -1,0 +1,169 @@
+package postgres_test
+
+import (
+	"context"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// olderTx opens, on the app role, a REPEATABLE READ transaction under
+// slug's context and takes its snapshot: from then on its statements see
+// the catalog as it was, the tenant active. It is rolled back at the end of
+// the test unless the test commits it.
+func (e *env) olderTx(t *testing.T, slug string) pgx.Tx {
+	t.Helper()
+	ctx := t.Context()
+	conn, err := e.db.App().Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		conn.Release()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	t.Cleanup(func() {
+		once.Do(func() {
+			tx.Rollback(context.Background())
+			conn.Release()
+		})
+	})
+	if _, err := tx.Exec(ctx, postgres.SetContextSQL, e.mint(t, slug, nil)); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+e.table(slug, "projects")).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the older transaction reads %d rows: %v", n, err)
+	}
+	return tx
+}
+
+// TestMoveOutlivedByAnOlderTransaction: the tenant's own code holds a
+// transaction that began before the move stopped the tenant and stays open
+// longer than the move waits for it (Drain). Its snapshot still sees the
+// tenant active, so it may write a row into the old place and commit it at
+// any point of the move. Whatever the move then does, no committed row is
+// lost or left in the old place: the tenant ends active in one place with
+// every row, or moving with a rerun that finishes.
+func TestMoveOutlivedByAnOlderTransaction(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		slug string
+		to   tenant.Tier
+	}{{"pa", tenant.Silo}, {"sa", tenant.Pool}} {
+		t.Run(tc.slug+"-to-"+string(tc.to), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			ctx := t.Context()
+			old := e.tenants[tc.slug].Placement
+			oldSchema, _ := postgres.Schema(old)
+			older := e.olderTx(t, tc.slug)
+			committed := false
+			write := func() {
+				t.Helper()
+				if committed {
+					return
+				}
+				committed = true
+				if _, err := older.Exec(ctx, `INSERT INTO `+quote(oldSchema)+`.projects (tenant_id, name) VALUES ($1, 'late')`, string(e.tenants[tc.slug].ID)); err != nil {
+					t.Logf("the older transaction's write: %v", err)
+					older.Rollback(ctx)
+					return
+				}
+				if err := older.Commit(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			o := postgres.MoveOptions{Settle: 100 * time.Millisecond, Drain: 100 * time.Millisecond, LockTimeout: 300 * time.Millisecond,
+				Progress: func(step string) {
+					if strings.HasPrefix(step, "letting") {
+						write() // after the copy committed
+					}
+				}}
+			_, err := e.db.MoveTenant(ctx, e.tenants[tc.slug].ID, tc.to, o)
+			t.Logf("the move: %v", err)
+			write()
+			// Whatever became of it, the same move again, now that the
+			// older transaction is gone, takes the tenant there whole.
+			if _, err := e.db.MoveTenant(ctx, e.tenants[tc.slug].ID, tc.to, o); err != nil {
+				t.Fatalf("the move again: %v", err)
+			}
+			tn := e.reload(t, tc.slug)
+			if tn.Status != tenant.Active || tn.Tier != tc.to {
+				t.Fatalf("after the move: %+v", tn)
+			}
+			here, _ := postgres.Schema(tn.Placement)
+			names := e.names(t, e.mint(t, tc.slug, nil), tc.slug)
+			slices.Sort(names)
+			want := []string{"canary-" + tc.slug}
+			if committed {
+				want = []string{"canary-" + tc.slug, "late"}
+			}
+			if !slices.Equal(names, want) {
+				t.Errorf("%s reads %v in %s, want %v (every committed row)", tc.slug, names, tn.Placement, want)
+			}
+			if here != oldSchema && e.schemaExists(t, oldSchema) {
+				if left := e.moveRows(t, oldSchema, tc.slug); len(left) != 0 {
+					t.Errorf("rows left in the old place %s: %v", oldSchema, left)
+				}
+			}
+		})
+	}
+}
+
+// TestMoveRefusesABlindAdmin: a move must wait for transactions that began
+// before it stopped the tenant, and an admin role without
+// pg_monitor sees no other role's transactions in pg_stat_activity:
+// its move would wait for none and could lose a row one of them commits.
+// It is refused before anything changes; granted the role, it moves.
+func TestMoveRefusesABlindAdmin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	role := "bulkhead_tx_mover" + strings.ReplaceAll(strings.TrimPrefix(e.pg.Name, "bulkhead_test_"), "-", "")
+	adm := e.adminConn(t)
+	if _, err := adm.Exec(ctx, `CREATE ROLE `+role+` LOGIN NOSUPERUSER IN ROLE bulkhead_owner, bulkhead_maint PASSWORD 'mover-password-0123456789'`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), e.pg.AdminURL)
+		if err == nil {
+			c.Exec(context.Background(), `DROP ROLE IF EXISTS `+role)
+			c.Close(context.Background())
+		}
+	})
+	u, err := url.Parse(e.pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(role, "mover-password-0123456789")
+	db, err := postgres.Open(ctx, postgres.Config{AdminURL: u.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	before := e.reload(t, "pa")
+	if _, err := db.MoveTenant(ctx, before.ID, tenant.Silo, fastMove); fault.CodeOf(err) != "move_blind" {
+		t.Fatalf("a move by an admin blind to other roles' transactions: %v, want move_blind", err)
+	}
+	if after := e.reload(t, "pa"); *after != *before {
+		t.Fatalf("the refused move changed pa: %+v, was %+v", after, before)
+	}
+	if _, err := adm.Exec(ctx, `GRANT pg_monitor TO `+role); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := db.MoveTenant(ctx, before.ID, tenant.Silo, fastMove); err != nil || !rep.Moved {
+		t.Fatalf("the move once the admin sees: %+v, %v", rep, err)
+	}
+}

@@ -299,7 +299,7 @@ func (db *DB) ResolveTenant(ctx context.Context, p tenant.Principal) (*tenant.Te
 // errTenantMoving answers the tenant's own users while it moves between
 // the pool and a silo: only a token already verified as the tenant's gets
 // it, so it tells nobody else anything.
-var errTenantMoving = fault.E(fault.Unavailable, "tenant_moving", "The tenant is being moved; try again in a few seconds.")
+var errTenantMoving = tenant.ErrMoving
 
 // errTenantGone answers for a token whose tenant is absent or not active,
 // exactly as for any other invalid token.

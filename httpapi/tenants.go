@@ -321,8 +321,13 @@ func (s *Server) moveTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.changeCtx(r)), moveTimeout)
 	defer cancel()
+	// This server forgets the tenant once it has stopped, not only
+	// before: a request may load it, still active, in between, and would
+	// then be served from that copy while the tenant moves (its contexts
+	// refused by PostgreSQL: empty reads, refused writes).
 	s.auth.ForgetTenant(t.ID)
-	rep, err := s.pg.MoveTenant(ctx, t.ID, tenant.Tier(req.Tier), postgres.MoveOptions{Settle: s.moveSettle})
+	rep, err := s.pg.MoveTenant(ctx, t.ID, tenant.Tier(req.Tier), postgres.MoveOptions{Settle: s.moveSettle,
+		Progress: func(string) { s.auth.ForgetTenant(t.ID) }})
 	s.auth.ForgetTenant(t.ID)
 	if err != nil {
 		s.writeError(w, r, err)

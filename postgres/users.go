@@ -103,15 +103,26 @@ func (db *DB) FindUserForLogin(ctx context.Context, slug tenant.Slug, email stri
 
 // UserActive reports whether the user still exists in an active tenant.
 // Tokens of deleted users and offboarded tenants stop working through it.
+// A user of a tenant that is moving between the pool and a silo gets
+// tenant.ErrMoving: the tenant is back in seconds, and the token with it.
 func (db *DB) UserActive(ctx context.Context, userID string, tid tenant.ID) (bool, error) {
 	if _, err := uuid.Parse(userID); err != nil {
 		return false, nil
 	}
-	var ok bool
-	err := db.admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM bulkhead_control.users u
+	var status string
+	err := db.admin.QueryRow(ctx, `SELECT t.status FROM bulkhead_control.users u
 		JOIN bulkhead_control.tenants t ON t.id = u.tenant_id
-		WHERE u.id = $1 AND u.tenant_id = $2 AND t.status = 'active')`, userID, string(tid)).Scan(&ok)
-	return ok, Translate(err)
+		WHERE u.id = $1 AND u.tenant_id = $2`, userID, string(tid)).Scan(&status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, Translate(err)
+	}
+	if tenant.Status(status) == tenant.Moving {
+		return false, tenant.ErrMoving
+	}
+	return tenant.Status(status) == tenant.Active, nil
 }
 
 // UserFilter pages FindUsers.

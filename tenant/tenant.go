@@ -112,6 +112,11 @@ var ErrInvalidSlug = fault.E(fault.Invalid, "invalid_tenant_id",
 // cannot see.
 var ErrNotFound = fault.E(fault.NotFound, "tenant_not_found", "The tenant does not exist.")
 
+// ErrMoving answers a tenant's own users while it moves between the pool
+// and a silo. Isolation: it is returned only once a token has verified as
+// the tenant's, so it tells nobody else that the tenant moves.
+var ErrMoving = fault.E(fault.Unavailable, "tenant_moving", "The tenant is being moved; try again in a few seconds.")
+
 // ErrNoTenant is returned when work that must be scoped to a tenant finds no
 // tenant in its context.
 var ErrNoTenant = fault.E(fault.Unauthenticated, "no_tenant", "No tenant is associated with this request.")

@@ -167,3 +167,110 @@ func TestMoveRefusesABlindAdmin(t *testing.T) {
 		t.Fatalf("the move once the admin sees: %+v, %v", rep, err)
 	}
 }
+
+// TestMoveRaces: a move racing with another move of the same tenant (same
+// tier, or the other), with a suspension, or with offboarding ends in one
+// of the states a move may leave: the tenant active in one place with all
+// its rows and none elsewhere, or gone whole. A suspension asked for while
+// the tenant moves is refused as tenant_moving (try again), not as a
+// tenant that does not exist.
+func TestMoveRaces(t *testing.T) {
+	t.Parallel()
+	whole := func(t *testing.T, e *env, slug string) {
+		t.Helper()
+		tn := e.reload(t, slug)
+		if tn.Status != tenant.Active {
+			t.Fatalf("%s after the race: %+v", slug, tn)
+		}
+		if got := e.names(t, e.mint(t, slug, nil), slug); !slices.Equal(got, []string{"canary-" + slug}) {
+			t.Fatalf("%s reads %v in %s", slug, got, tn.Placement)
+		}
+		if tn.Tier == tenant.Silo {
+			if left := e.moveRows(t, "app", slug); len(left) != 0 {
+				t.Fatalf("%s, in its silo, left rows in the pool: %v", slug, left)
+			}
+		} else if e.schemaExists(t, tn.ID.SchemaName()) {
+			t.Fatalf("%s, in the pool, left its silo", slug)
+		}
+		for _, o := range []string{"pa", "pb", "sa", "sb"} {
+			var status string
+			if err := e.adminConn(t).QueryRow(t.Context(), `SELECT status FROM bulkhead_control.tenants WHERE id = $1`, string(e.tenants[o].ID)).Scan(&status); err != nil {
+				t.Fatal(err)
+			}
+			if o != slug && status == "active" {
+				if got := e.names(t, e.mint(t, o, nil), o); !slices.Equal(got, []string{"canary-" + o}) {
+					t.Fatalf("%s reads %v after %s's race", o, got, slug)
+				}
+			}
+		}
+	}
+	t.Run("TwoMoves", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		for _, tos := range [][2]tenant.Tier{{tenant.Silo, tenant.Silo}, {tenant.Pool, tenant.Pool}, {tenant.Silo, tenant.Pool}, {tenant.Pool, tenant.Silo}} {
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			for i, to := range tos {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, errs[i] = e.db.MoveTenant(t.Context(), e.tenants["pa"].ID, to, fastMove)
+				}()
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil && fault.CodeOf(err) != "move_changed" && fault.CodeOf(err) != "move_in_progress" {
+					t.Errorf("move %d of %v: %v", i, tos, err)
+				}
+			}
+			if errs[0] != nil && errs[1] != nil {
+				t.Errorf("both moves of %v failed: %v", tos, errs)
+			}
+			whole(t, e, "pa")
+		}
+	})
+	t.Run("Suspend", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		o := fastMove
+		var serr error
+		o.Progress = func(step string) {
+			if strings.HasPrefix(step, "letting") {
+				serr = e.db.SetTenantStatus(t.Context(), e.tenants["pa"].ID, tenant.Suspended)
+			}
+		}
+		if _, err := e.db.MoveTenant(t.Context(), e.tenants["pa"].ID, tenant.Silo, o); err != nil {
+			t.Fatal(err)
+		}
+		if fault.CodeOf(serr) != "tenant_moving" {
+			t.Errorf("suspending a moving tenant: %v, want tenant_moving", serr)
+		}
+		whole(t, e, "pa")
+	})
+	t.Run("Offboard", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		for _, slug := range []string{"pa", "sa"} {
+			o := fastMove
+			var oerr error
+			o.Progress = func(step string) {
+				if strings.HasPrefix(step, "letting") {
+					_, oerr = e.db.OffboardTenant(t.Context(), e.tenants[slug].ID)
+				}
+			}
+			_, err := e.db.MoveTenant(t.Context(), e.tenants[slug].ID, map[string]tenant.Tier{"pa": tenant.Silo, "sa": tenant.Pool}[slug], o)
+			if oerr != nil || fault.CodeOf(err) != "move_changed" {
+				t.Fatalf("offboarding %s while it moves: %v; the move: %v, want move_changed", slug, oerr, err)
+			}
+			if e.schemaExists(t, e.tenants[slug].ID.SchemaName()) || len(e.moveRows(t, "app", slug)) != 0 {
+				t.Fatalf("offboarding %s while it moved left rows", slug)
+			}
+			var status string
+			if err := e.adminConn(t).QueryRow(t.Context(), `SELECT status FROM bulkhead_control.tenants WHERE id = $1`, string(e.tenants[slug].ID)).Scan(&status); err != nil || status != "offboarded" {
+				t.Fatalf("%s: %s %v", slug, status, err)
+			}
+		}
+		whole(t, e, "pb")
+		whole(t, e, "sb")
+	})
+}

@@ -222,6 +222,15 @@ func (db *DB) SetTenantStatus(ctx context.Context, id tenant.ID, s tenant.Status
 		err := tx.QueryRow(ctx, `UPDATE bulkhead_control.tenants SET status = $2 WHERE id = $1 AND status IN ('active', 'suspended') RETURNING slug`,
 			string(id), string(s)).Scan(&slug)
 		if errors.Is(err, pgx.ErrNoRows) {
+			// A moving tenant exists and is active again in seconds: say
+			// so, rather than that it does not exist.
+			var moving bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM bulkhead_control.tenants WHERE id = $1 AND status = 'moving')`, string(id)).Scan(&moving); err != nil {
+				return err
+			}
+			if moving {
+				return tenant.ErrMoving
+			}
 			return tenant.ErrNotFound
 		}
 		if err != nil {

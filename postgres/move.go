@@ -189,12 +189,12 @@ func (db *DB) MoveTenant(ctx context.Context, id tenant.ID, to tenant.Tier, o Mo
 		return rep, nil
 	}
 	rep.Moved = true
-	stopped := time.Now()
 	step("waiting for transactions that began before the stop")
-	var mark time.Time
+	var mark time.Time // after the stop committed, by the database's clock
 	if err := db.admin.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&mark); err != nil {
 		return nil, Translate(err)
 	}
+	stopped := time.Now() // no earlier than mark: the settling ends after mark + Settle
 	if _, err = db.drainSince(ctx, mark, o.Drain); err != nil {
 		return nil, Translate(err)
 	}
@@ -227,7 +227,12 @@ func (db *DB) MoveTenant(ctx context.Context, id tenant.ID, to tenant.Tier, o Mo
 
 	// 4. Remove the old copy and make the tenant active again.
 	step("removing the old copy and resuming the tenant")
-	if err := db.moveFinish(ctx, id, to, target, stopped.Add(o.Settle-MoveClockSkew), o.LockTimeout, rep); err != nil {
+	// Isolation: contexts_from is on the database's clock (mark), which
+	// the verifier goes by, not this host's: an operator's clock behind
+	// would let a context minted for the old place through, one ahead
+	// would refuse the tenant's fresh contexts. MoveClockSkew leaves room
+	// for minters whose clocks are behind the database's.
+	if err := db.moveFinish(ctx, id, to, target, mark.Add(o.Settle-MoveClockSkew), o.LockTimeout, rep); err != nil {
 		return nil, lockTimeout(err, o.LockTimeout, "the tenant is left moving, its rows whole in the new place; run the same move again to finish it")
 	}
 	if to == tenant.Silo {

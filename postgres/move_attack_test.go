@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bulkhead-dev/bulkhead/ctxtoken"
 	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -273,4 +274,114 @@ func TestMoveRaces(t *testing.T) {
 		whole(t, e, "pb")
 		whole(t, e, "sb")
 	})
+}
+
+// TestMoveStoppedAtEveryStep: a move cancelled as any of its steps starts,
+// either way, leaves the tenant active where it was, active where it went,
+// or moving with the catalog placing it where its rows are whole; never
+// half a copy. The same move then finishes it, with every row (a project
+// and its task, same ids and values) in the new place and none in the old.
+func TestMoveStoppedAtEveryStep(t *testing.T) {
+	t.Parallel()
+	steps := []string{"stopping", "waiting", "copying", "letting", "removing"}
+	for _, tc := range []struct {
+		slug string
+		to   tenant.Tier
+	}{{"pa", tenant.Silo}, {"sa", tenant.Pool}} {
+		for _, stopAt := range steps {
+			t.Run(tc.slug+"/"+stopAt, func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t)
+				e.exec(t, e.mint(t, tc.slug, nil), `INSERT INTO `+e.table(tc.slug, "tasks")+` (project_id, title, done) SELECT id, 'task-'||name, true FROM `+e.table(tc.slug, "projects"))
+				oldSchema, _ := postgres.Schema(e.tenants[tc.slug].Placement)
+				before := e.moveRows(t, oldSchema, tc.slug)
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				o := fastMove
+				o.Progress = func(step string) {
+					if strings.HasPrefix(step, stopAt) {
+						cancel()
+					}
+				}
+				if _, err := e.db.MoveTenant(ctx, e.tenants[tc.slug].ID, tc.to, o); err == nil {
+					t.Fatalf("a move cancelled as %q began succeeded", stopAt)
+				}
+				tn := e.reload(t, tc.slug)
+				here, _ := postgres.Schema(tn.Placement)
+				switch {
+				case tn.Status == tenant.Active && here == oldSchema:
+				case tn.Status == tenant.Moving:
+				default:
+					t.Fatalf("cancelled as %q began: %+v", stopAt, tn)
+				}
+				if got := e.moveRows(t, here, tc.slug); !slices.Equal(got, before) {
+					t.Fatalf("cancelled as %q began, %s holds %v, want %v", stopAt, here, got, before)
+				}
+				if tn.Status == tenant.Active {
+					if here == "app" && e.schemaExists(t, tn.ID.SchemaName()) {
+						t.Fatalf("cancelled as %q began, active in the pool, a silo was left", stopAt)
+					}
+					if here != "app" && len(e.moveRows(t, "app", tc.slug)) != 0 {
+						t.Fatalf("cancelled as %q began, active in its silo, rows were left in the pool", stopAt)
+					}
+				}
+				rep, err := e.db.MoveTenant(t.Context(), tn.ID, tc.to, fastMove)
+				if err != nil || !rep.Moved {
+					t.Fatalf("the move again: %+v %v", rep, err)
+				}
+				tn = e.reload(t, tc.slug)
+				newSchema, _ := postgres.Schema(tn.Placement)
+				if tn.Status != tenant.Active || tn.Tier != tc.to {
+					t.Fatalf("after the move again: %+v", tn)
+				}
+				if got := e.moveRows(t, newSchema, tc.slug); !slices.Equal(got, before) {
+					t.Fatalf("after the move again, %s holds %v, want %v", newSchema, got, before)
+				}
+				if tc.to == tenant.Silo && len(e.moveRows(t, "app", tc.slug)) != 0 {
+					t.Fatal("rows left in the pool")
+				}
+				if tc.to == tenant.Pool && e.schemaExists(t, tn.ID.SchemaName()) {
+					t.Fatal("the silo was left")
+				}
+			})
+		}
+	}
+}
+
+// TestMoveIgnoresTheMoversClock: the contexts a move refuses afterwards
+// (contexts_from) are those issued before its settling ended by the
+// database's clock, which the verifier and the minters go by, whatever
+// the clock of the host that runs the move (an operator's laptop ten
+// minutes off). Behind, it would let a context minted before the move, for
+// the old place, write there; ahead, it would refuse every fresh context
+// of the tenant for ten minutes.
+func TestMoveIgnoresTheMoversClock(t *testing.T) {
+	t.Parallel()
+	for _, skew := range []time.Duration{-10 * time.Minute, 10 * time.Minute} {
+		t.Run(skew.String(), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			ctx := t.Context()
+			db, err := postgres.Open(ctx, postgres.Config{AdminURL: e.pg.AdminURL, Now: func() time.Time { return time.Now().Add(skew) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(db.Close)
+			stale := e.mint(t, "pa", func(c *ctxtoken.Claims) { c.IssuedAt = time.Now().Unix() - 2 })
+			if _, err := db.MoveTenant(ctx, e.tenants["pa"].ID, tenant.Silo, fastMove); err != nil {
+				t.Fatal(err)
+			}
+			e.reload(t, "pa")
+			if got := e.names(t, e.mint(t, "pa", nil), "pa"); !slices.Equal(got, []string{"canary-pa"}) {
+				t.Errorf("a fresh context after the move reads %v", got)
+			}
+			err = postgres.ScopedTx(ctx, e.db.App(), stale, postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, `INSERT INTO app.projects (name) VALUES ('stranded')`)
+				return err
+			})
+			if err == nil {
+				t.Errorf("a context issued before the move wrote into the pool")
+			}
+		})
+	}
 }

@@ -69,6 +69,18 @@ func TestMoveTenantThroughTheAPI(t *testing.T) {
 		{s.AdminToken, "/v1/tenants/acme/move", `{"tier":"silo"`, http.StatusBadRequest},
 		{s.AdminToken, "/v1/tenants/acme/move", `{"tier":"silo","tier":"pool"}`, http.StatusBadRequest},
 		{s.AdminToken, "/v1/tenants/nosuch/move", map[string]string{"tier": "silo"}, http.StatusNotFound},
+		{s.AdminToken, "/v1/tenants/acme/move", `{"tier":1}`, http.StatusBadRequest},
+		{s.AdminToken, "/v1/tenants/acme/move", `{"tier":null}`, http.StatusBadRequest},
+		{s.AdminToken, "/v1/tenants/acme/move", `["silo"]`, http.StatusBadRequest},
+		{s.AdminToken, "/v1/tenants/acme/move", `"silo"`, http.StatusBadRequest},
+		{s.AdminToken, "/v1/tenants/acme/move", `{"tier":"SILO"}`, http.StatusBadRequest},
+		{s.AdminToken, "/v1/tenants/acme/move", `{"tier":"silo\u0000"}`, http.StatusBadRequest},
+		{s.AdminToken, "/v1/tenants/acme/move", `{"Tier":"silo"}`, http.StatusBadRequest},
+		{s.AdminToken, "/v1/tenants/acme/move", `{"tier":"silo"} {}`, http.StatusBadRequest},
+		{s.AdminToken, "/v1/tenants/acme/move", `{"tier":"` + strings.Repeat("s", 1<<21) + `"}`, http.StatusRequestEntityTooLarge},
+		{s.AdminToken, "/v1/tenants/ACME/move", map[string]string{"tier": "silo"}, http.StatusNotFound},
+		{s.AdminToken, "/v1/tenants/" + a.UUID + "/move", map[string]string{"tier": "silo"}, http.StatusNotFound},
+		{s.AdminToken, "/v1/tenants/%00/move", map[string]string{"tier": "silo"}, http.StatusNotFound},
 	} {
 		if r := s.Do(t, "POST", tc.path, tc.token, tc.body); r.Status != tc.status {
 			t.Errorf("POST %s %v: %s, want %d", tc.path, tc.body, r, tc.status)

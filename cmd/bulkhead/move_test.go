@@ -29,10 +29,27 @@ func TestTenantsMove(t *testing.T) {
 		{"tenants", "move", "acme", "--to", "cluster"},
 		{"tenants", "move", "acme", "--to", "silo", "--settle", "1s"},
 		{"tenants", "move", "--to", "silo"},
+		{"tenants", "move", "acme", "--to", "SILO"},
+		{"tenants", "move", "acme", "--to", ""},
+		{"tenants", "move", "acme", "--to", "silo", "extra"},
+		{"tenants", "move", "acme", "--to", "silo", "--settle", "soon"},
+		{"tenants", "move", "acme", "--to", "silo", "--settle", "-5s"},
+		{"tenants", "move", "acme", "--to", "silo", "--settle", "6m"},
+		{"tenants", "move", "acme", "--tier", "silo"},
 	} {
 		if _, err := cmd(args...); !errors.As(err, new(usageError)) {
 			t.Errorf("%v: %v, want a usage error", args, err)
 		}
+	}
+	// A tenant id that cannot be one, or is no tenant: refused, exit 1,
+	// nothing changed.
+	for _, id := range []string{"Acme", "nosuch", "acme\x00", "../acme"} {
+		if _, err := cmd("tenants", "move", id, "--to", "silo"); err == nil || errors.As(err, new(usageError)) {
+			t.Errorf("moving %q: %v, want a refusal", id, err)
+		}
+	}
+	if out, err := cmd("tenants", "show", "acme"); err != nil || !strings.Contains(out, "tier=pool status=active") {
+		t.Fatalf("acme after the refusals: %q %v", out, err)
 	}
 	move := func(args ...string) (string, string) {
 		t.Helper()

@@ -246,11 +246,18 @@ func (db *DB) MoveTenant(ctx context.Context, id tenant.ID, to tenant.Tier, o Mo
 	return rep, nil
 }
 
-// lockMoving locks the catalog row of a tenant that is moving to to, and
-// returns its placement. Isolation: whatever
-// happened since the move began (an offboarding, another move), the step
-// that follows runs only on a tenant still moving there.
-func lockMoving(ctx context.Context, tx pgx.Tx, id tenant.ID, to tenant.Tier) (placement string, err error) {
+// lockMoving begins a step of a move in tx: it bounds the step's lock
+// waits by lockWait, takes the owner's role, locks the catalog row of a
+// tenant that is moving to to, and returns its placement. Isolation:
+// whatever happened since the move began (an offboarding, another move),
+// the step that follows runs only on a tenant still moving there.
+func lockMoving(ctx context.Context, tx pgx.Tx, id tenant.ID, to tenant.Tier, lockWait time.Duration) (placement string, err error) {
+	if err := setLockTimeout(ctx, tx, lockWait); err != nil {
+		return "", err
+	}
+	if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
+		return "", err
+	}
 	var status string
 	var moveTo *string
 	err = tx.QueryRow(ctx, `SELECT status, move_to, placement FROM bulkhead_control.tenants WHERE id = $1 FOR UPDATE`,
@@ -269,13 +276,7 @@ func lockMoving(ctx context.Context, tx pgx.Tx, id tenant.ID, to tenant.Tier) (p
 // refuses while a transaction that began before mark is open.
 func (db *DB) moveCopy(ctx context.Context, id tenant.ID, to tenant.Tier, target string, mark time.Time, drain, lockWait time.Duration, rep *MoveReport) error {
 	return pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {
-		if err := setLockTimeout(ctx, tx, lockWait); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
-			return err
-		}
-		placement, err := lockMoving(ctx, tx, id, to)
+		placement, err := lockMoving(ctx, tx, id, to, lockWait)
 		if err != nil {
 			return err
 		}
@@ -297,8 +298,12 @@ func (db *DB) moveCopy(ctx context.Context, id tenant.ID, to tenant.Tier, target
 			return err
 		}
 		if older > 0 {
+			what := fmt.Sprintf("%d transactions that began before the move stopped the tenant were", older)
+			if older == 1 {
+				what = "A transaction that began before the move stopped the tenant was"
+			}
 			return fault.Errorf(fault.Unavailable, "older_transactions",
-				"%d transactions that began before the move stopped the tenant were still open after %s (a long transaction, or the tenant's own code holding one); the move was undone and the tenant is active where it was; try again.", older, drain)
+				"%s still open after %s (a long transaction, or the tenant's own code holding one); the move was undone and the tenant is active where it was; try again.", what, drain)
 		}
 		if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
 			return err
@@ -461,13 +466,7 @@ func tableColumns(ctx context.Context, tx pgx.Tx, schema, table string) (string,
 // moveFinish is step 4 of MoveTenant, one transaction.
 func (db *DB) moveFinish(ctx context.Context, id tenant.ID, to tenant.Tier, target string, contextsFrom time.Time, lockWait time.Duration, rep *MoveReport) error {
 	return pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {
-		if err := setLockTimeout(ctx, tx, lockWait); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_owner`); err != nil {
-			return err
-		}
-		placement, err := lockMoving(ctx, tx, id, to)
+		placement, err := lockMoving(ctx, tx, id, to, lockWait)
 		if err != nil {
 			return err
 		}

@@ -367,7 +367,7 @@ func TestMoveIgnoresTheMoversClock(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(db.Close)
-			stale := e.mint(t, "pa", func(c *ctxtoken.Claims) { c.IssuedAt = time.Now().Unix() - 2 })
+			stale := e.mint(t, "pa", func(c *ctxtoken.Claims) { c.IssuedAt = time.Now().Unix() - 10 })
 			if _, err := db.MoveTenant(ctx, e.tenants["pa"].ID, tenant.Silo, fastMove); err != nil {
 				t.Fatal(err)
 			}

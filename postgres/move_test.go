@@ -414,3 +414,24 @@ func TestMoveDoesNotWaitOnLocks(t *testing.T) {
 		t.Fatalf("pa reads %v after its move", got)
 	}
 }
+
+// TestMovingTenantsCatalog: while a tenant moves, a user cannot be added
+// to it (503 tenant_moving, not "not found", which would tell a platform
+// administrator it is gone), and its policy documents, which a move does
+// not touch, can still be changed, as a suspended tenant's can.
+func TestMovingTenantsCatalog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	id := e.tenants["pa"].ID
+	if _, err := e.adminConn(t).Exec(ctx, `UPDATE bulkhead_control.tenants SET status = 'moving', move_to = 'silo' WHERE id = $1`, string(id)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.CreateUser(ctx, id, "new@pa.test", "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", tenant.Member); fault.CodeOf(err) != "tenant_moving" {
+		t.Errorf("adding a user to a moving tenant: %v, want tenant_moving", err)
+	}
+	doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"data:Delete","Resource":"*"}]}`
+	if _, err := e.db.PutPolicy(ctx, id, "no-deletes", doc); err != nil {
+		t.Errorf("putting a policy for a moving tenant: %v", err)
+	}
+}

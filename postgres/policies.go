@@ -49,9 +49,9 @@ func (db *DB) PutPolicy(ctx context.Context, tid tenant.ID, name, document strin
 		// once cannot both pass the bound on its documents.
 		// The lock also waits for an offboarding that has begun, and the
 		// status is then read again: an offboarding or offboarded tenant
-		// gets no documents (offboarding deletes them). A suspended tenant
-		// can still have its policies changed, as they can be listed and
-		// deleted.
+		// gets no documents (offboarding deletes them). A suspended or
+		// moving tenant can still have its policies changed, as they can be
+		// listed and deleted (a move does not touch them).
 		var others int
 		var exists bool
 		var slug string
@@ -59,7 +59,7 @@ func (db *DB) PutPolicy(ctx context.Context, tid tenant.ID, name, document strin
 			(SELECT count(*) FROM bulkhead_control.policies WHERE tenant_id = t.id AND name <> $2),
 			EXISTS (SELECT 1 FROM bulkhead_control.policies WHERE tenant_id = t.id AND name = $2),
 			t.slug
-			FROM bulkhead_control.tenants t WHERE t.id = $1 AND t.status IN ('active', 'suspended')
+			FROM bulkhead_control.tenants t WHERE t.id = $1 AND t.status IN ('active', 'suspended', 'moving')
 			FOR NO KEY UPDATE OF t`, string(tid), name).Scan(&others, &exists, &slug)
 		if err != nil {
 			return err

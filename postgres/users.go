@@ -57,14 +57,21 @@ func (db *DB) CreateUser(ctx context.Context, tid tenant.ID, email, hash string,
 		// this commits (its deletion of the users then includes this one);
 		// one that has begun has changed the status, which the lock reads
 		// again.
-		var slug string
-		err := tx.QueryRow(ctx, `SELECT t.slug FROM bulkhead_control.tenants t
-			WHERE t.id = $1 AND t.status = 'active' FOR SHARE OF t`, string(tid)).Scan(&slug)
+		var slug, status string
+		err := tx.QueryRow(ctx, `SELECT t.slug, t.status FROM bulkhead_control.tenants t
+			WHERE t.id = $1 FOR SHARE OF t`, string(tid)).Scan(&slug, &status)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return tenant.ErrNotFound
 		}
 		if err != nil {
 			return err
+		}
+		switch tenant.Status(status) {
+		case tenant.Active:
+		case tenant.Moving:
+			return tenant.ErrMoving
+		default:
+			return tenant.ErrNotFound
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO bulkhead_control.users (id, tenant_id, email, password_hash, role)
 			VALUES ($1, $2, $3, $4, $5)`, u.ID, string(tid), email, hash, string(role)); err != nil {

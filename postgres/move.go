@@ -88,10 +88,10 @@ type MoveReport struct {
 //     does);
 //  2. copy, in one transaction, only once no transaction that began
 //     before the stop is open (else the move is undone): make the silo
-//     (into a silo), copy every
-//     row of the tenant tables as bulkhead_maint, compare each table's
-//     copy with its source row for row (EXCEPT ALL both ways), and point
-//     the catalog at the new place. Either all of it commits or none;
+//     (when moving into one), copy every row of the tenant tables as
+//     bulkhead_maint, compare each table's copy with its source row for
+//     row (EXCEPT ALL both ways), and point the catalog at the new place.
+//     Either all of it commits or none;
 //  3. settle: wait until Settle has passed since step 1, so that no minter
 //     still holds the tenant's old place in its cache;
 //  4. finish, in one transaction: remove the old copy (delete the pool

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/database"
@@ -100,13 +101,15 @@ func SetupWith(ctx context.Context, adminURL string, o SetupOptions) (rep *Setup
 	if err := conn.QueryRow(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
 		return nil, err
 	}
-	if err := createRoles(ctx, conn, super); err != nil {
+	warns, err := createRoles(ctx, conn, super)
+	if err != nil {
 		return nil, err
 	}
+	rep.Warnings = append(rep.Warnings, warns...)
 	if err := createSchemas(ctx, conn); err != nil {
 		return nil, err
 	}
-	warns, err := Harden(ctx, conn)
+	warns, err = Harden(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
@@ -170,27 +173,65 @@ func connectAdmin(ctx context.Context, adminURL string) (*pgx.Conn, *pgx.ConnCon
 
 // createRoles makes the cluster roles if they are missing. Concurrent
 // set-ups of two databases in one cluster may race; a role that appears
-// meanwhile is fine.
-func createRoles(ctx context.Context, conn *pgx.Conn, super bool) error {
-	stmts := []string{
-		`CREATE ROLE bulkhead_owner NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB`,
-		`CREATE ROLE bulkhead_maint NOLOGIN NOSUPERUSER BYPASSRLS NOCREATEROLE NOCREATEDB`,
-		`CREATE ROLE bulkhead_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOINHERIT`,
+// meanwhile is fine. A role that exists is left alone: PostgreSQL checks
+// the privilege to create a BYPASSRLS role before it checks whether the
+// role exists, so CREATE ROLE is not even tried for one.
+//
+// bulkhead_maint is BYPASSRLS when the admin may make it so (a superuser;
+// from PostgreSQL 16 on, any BYPASSRLS role with CREATEROLE). Otherwise it
+// is made without, and reaches the tenant rows it must delete, copy or look
+// up only through the maint_all policy every tenant table has; the
+// returned warning says so.
+func createRoles(ctx context.Context, conn *pgx.Conn, super bool) (warnings []string, err error) {
+	stmts := []struct{ role, stmt string }{
+		{RoleOwner, `CREATE ROLE bulkhead_owner NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB`},
+		{RoleMaintenance, `CREATE ROLE bulkhead_maint NOLOGIN NOSUPERUSER BYPASSRLS NOCREATEROLE NOCREATEDB`},
+		{RoleApp, `CREATE ROLE bulkhead_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOINHERIT`},
 	}
 	for _, s := range stmts {
-		if _, err := conn.Exec(ctx, `DO $$ BEGIN `+s+`; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`); err != nil {
-			return fmt.Errorf("create role: %w", err)
+		var exists bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, s.role).Scan(&exists); err != nil {
+			return nil, err
 		}
+		if exists {
+			continue
+		}
+		_, err := conn.Exec(ctx, `DO $$ BEGIN `+s.stmt+`; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`)
+		var pe *pgconn.PgError
+		if s.role == RoleMaintenance && errors.As(err, &pe) && pe.Code == "42501" {
+			// Not allowed to make a BYPASSRLS role: the maint_all
+			// policies give bulkhead_maint what it needs instead.
+			_, err = conn.Exec(ctx, `DO $$ BEGIN CREATE ROLE bulkhead_maint NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`)
+		}
+		if err != nil {
+			if errors.As(err, &pe) && pe.Code == "42501" {
+				return nil, fault.Errorf(fault.Invalid, "admin_cannot_create_roles",
+					"The admin role may not create bulkhead's roles (%s): it needs CREATEROLE. Run bulkhead migrate as a role with CREATEROLE (on managed PostgreSQL, the master or postgres user), or have one create %s first.", pe.Message, s.role)
+			}
+			return nil, fmt.Errorf("create role %s: %w", s.role, err)
+		}
+	}
+	var maintBypass bool
+	if err := conn.QueryRow(ctx, `SELECT rolbypassrls FROM pg_roles WHERE rolname = 'bulkhead_maint'`).Scan(&maintBypass); err != nil {
+		return nil, err
+	}
+	if !maintBypass {
+		warnings = append(warnings, "bulkhead_maint is not BYPASSRLS (only a superuser may make it so on PostgreSQL 15 and earlier): it reaches tenant rows through the maint_all policy on each tenant table instead, which works the same for offboarding, moves and probe checks")
 	}
 	if !super {
 		// A non-superuser admin must be able to take these roles.
 		for _, r := range []string{RoleOwner, RoleMaintenance} {
 			if _, err := conn.Exec(ctx, `GRANT `+r+` TO CURRENT_USER`); err != nil {
-				return fmt.Errorf("grant %s to the admin role: %w", r, err)
+				var pe *pgconn.PgError
+				if errors.As(err, &pe) && pe.Code == "42501" {
+					return nil, fault.Errorf(fault.Invalid, "admin_cannot_take_roles",
+						"The admin role may not grant itself %s (%s): it needs CREATEROLE (and, on PostgreSQL 16 or later, ADMIN OPTION on %s, which the role that created it has). Run bulkhead migrate as that role, or have it run GRANT %s TO <your admin role>.", r, pe.Message, r, r)
+				}
+				return nil, fmt.Errorf("grant %s to the admin role: %w", r, err)
 			}
 		}
 	}
-	return nil
+	return warnings, nil
 }
 
 func createSchemas(ctx context.Context, conn *pgx.Conn) error {
@@ -223,7 +264,10 @@ func createSchemas(ctx context.Context, conn *pgx.Conn) error {
 	}
 	if extSchema != "bulkhead_crypto" {
 		return fault.Errorf(fault.Invalid, "pgcrypto_elsewhere",
-			"pgcrypto is installed in schema %q; bulkhead needs it in bulkhead_crypto, out of the app roles' reach", extSchema)
+			"pgcrypto is installed in schema %q; bulkhead needs it in bulkhead_crypto, out of the app roles' reach, and a database holds one copy of an extension. "+
+				"Move it as the extension's owner or a superuser (ALTER EXTENSION pgcrypto SET SCHEMA bulkhead_crypto; code that names %s.<function> must follow), "+
+				"or give bulkhead a database of its own (CREATE DATABASE, owned by the admin role), where bulkhead migrate installs pgcrypto itself: "+
+				"it is a trusted extension, which the database's owner may create", extSchema, extSchema)
 	}
 	return nil
 }
@@ -510,7 +554,7 @@ func quoteLiteral(s string) string {
 
 // SetupVersion changes whenever Setup's non-migration steps change, so
 // cached test templates are rebuilt.
-const SetupVersion = 7
+const SetupVersion = 8
 
 // MigrationFS returns the embedded migration files.
 func MigrationFS() fs.FS {

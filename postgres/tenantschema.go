@@ -28,6 +28,7 @@ var tenantMigrations = []struct {
 	{2, "audit triggers", func(s string, _ tenant.ID) []string { return auditTriggersDDL(s) }},
 	{3, "no planner statistics on tenant_id", func(s string, _ tenant.ID) []string { return noTenantStatisticsDDL(s) }},
 	{4, "update events name the rows as they were", func(s string, _ tenant.ID) []string { return auditUpdateOldIDsDDL(s) }},
+	{5, "bulkhead_maint reaches the rows without BYPASSRLS", func(s string, _ tenant.ID) []string { return maintPolicyDDL(s) }},
 }
 
 // TenantSchemaVersion is the latest version of the tenant tables.
@@ -124,6 +125,27 @@ func auditUpdateOldIDsDDL(schema string) []string {
 	for _, t := range TenantTableNames {
 		out = append(out, "CREATE OR REPLACE TRIGGER audit_update AFTER UPDATE ON "+s+"."+quoteIdent(t)+
 			" REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bulkhead_audit.record_update()")
+	}
+	return out
+}
+
+// maintPolicyDDL gives bulkhead_maint a policy of its own on the tenant
+// tables of schema: every row, for every command its grants allow
+// (SELECT and DELETE, and INSERT where a move grants it). It is what lets
+// offboarding, moves and the probe check reach the rows when bulkhead_maint
+// could not be made BYPASSRLS (an admin that is not a superuser, on
+// PostgreSQL 15 and earlier); with BYPASSRLS it changes nothing. No app
+// role is a member of bulkhead_maint, and the policy names no other role,
+// so it opens nothing to a request. Dropped first, so that it is
+// idempotent.
+func maintPolicyDDL(schema string) []string {
+	s := quoteIdent(schema)
+	var out []string
+	for _, t := range TenantTableNames {
+		qt := s + "." + quoteIdent(t)
+		out = append(out,
+			"DROP POLICY IF EXISTS maint_all ON "+qt,
+			"CREATE POLICY maint_all ON "+qt+" AS PERMISSIVE FOR ALL TO bulkhead_maint USING (true) WITH CHECK (true)")
 	}
 	return out
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/pbkdf2"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
 )
@@ -61,9 +59,9 @@ var ownSettings = map[string]bool{"log_parameter_max_length": true, "log_paramet
 //     not apply to it: it stalls every tenant) is terminated;
 //   - a backend idle inside a transaction for too long is terminated.
 //
-// It looks at this database's backends only. It needs the admin
-// connection to be a superuser (or a member of pg_signal_backend with
-// CREATEROLE).
+// It looks at this database's backends only. With an admin connection
+// that is not a superuser it does what that role's privileges allow;
+// [DB.WatchdogLimits] says what it skips.
 func (db *DB) Sweep(ctx context.Context, o WatchdogOptions) (out []Finding, err error) {
 	defer fault.Wrap(&err, "postgres.Sweep")
 	if o.MaxIdleInTransaction == 0 {
@@ -186,11 +184,20 @@ func (db *DB) terminate(ctx context.Context, pid int32) string {
 	return "reported (signalled, still running after " + terminateWait.String() + ")"
 }
 
-// resetRole removes every setting of an app role and puts back bulkhead's.
+// resetRole removes every setting of an app role and puts back bulkhead's,
+// when the admin may set them (a superuser: they are superuser-only
+// parameters).
 func (db *DB) resetRole(ctx context.Context, role string) error {
 	q := quoteIdent(role)
 	if _, err := db.admin.Exec(ctx, `ALTER ROLE `+q+` RESET ALL`); err != nil {
 		return err
+	}
+	var super bool
+	if err := db.admin.QueryRow(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
+		return err
+	}
+	if !super {
+		return nil
 	}
 	for s := range ownSettings {
 		if _, err := db.admin.Exec(ctx, `ALTER ROLE `+q+` SET `+s+` = 0`); err != nil {
@@ -229,12 +236,15 @@ type storedCredential struct{ name, password string }
 // verifier no longer matches the stored password. Reading verifiers needs
 // a superuser; without one the check is skipped.
 func (db *DB) changedPasswords(ctx context.Context) ([]storedCredential, error) {
-	rows, err := db.admin.Query(ctx, `SELECT c.role, c.password, coalesce(a.rolpassword, '')
-		FROM bulkhead_control.role_credentials c JOIN pg_authid a ON a.rolname = c.role ORDER BY c.role`)
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege: not a superuser
+	var readable bool
+	if err := db.admin.QueryRow(ctx, `SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')`).Scan(&readable); err != nil {
+		return nil, err
+	}
+	if !readable { // not a superuser: WatchdogLimits says so
 		return nil, nil
 	}
+	rows, err := db.admin.Query(ctx, `SELECT c.role, c.password, coalesce(a.rolpassword, '')
+		FROM bulkhead_control.role_credentials c JOIN pg_authid a ON a.rolname = c.role ORDER BY c.role`)
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +262,47 @@ func (db *DB) changedPasswords(ctx context.Context) ([]storedCredential, error) 
 	}
 	rows.Close()
 	return out, rows.Err()
+}
+
+// WatchdogLimits says what the watchdog cannot do with the admin
+// connection's privileges, one sentence each with the privilege that is
+// missing; nil when it can do everything. serve and dev log them at
+// start-up.
+//
+//   - Reading password verifiers (pg_authid) needs a superuser: without
+//     one, a changed password of the gateway or business role is not put
+//     back.
+//   - Putting bulkhead's log_parameter_max_length settings back after a
+//     reset needs a superuser: without one, reset roles are left without
+//     them (as roles made without a superuser are anyway).
+//   - Resetting role settings needs CREATEROLE.
+//   - Ending other roles' backends needs pg_signal_backend (or a superuser).
+//   - Seeing which of other roles' backends idle in a transaction needs
+//     pg_read_all_stats (pg_stat_activity hides their state otherwise).
+func (db *DB) WatchdogLimits(ctx context.Context) (limits []string, err error) {
+	defer fault.Wrap(&err, "postgres.WatchdogLimits")
+	var super, createrole, signal, stats bool
+	if err := db.admin.QueryRow(ctx, `SELECT r.rolsuper, r.rolcreaterole,
+			pg_has_role(current_user, 'pg_signal_backend', 'USAGE'), pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&super, &createrole, &signal, &stats); err != nil {
+		return nil, err
+	}
+	if super {
+		return nil, nil
+	}
+	limits = append(limits,
+		"not a superuser: a changed password of the gateway or business role is not seen or put back (reading pg_authid needs a superuser)",
+		"not a superuser: after resetting a role's planted settings, log_parameter_max_length = 0 is not put back")
+	if !createrole {
+		limits = append(limits, "no CREATEROLE: settings planted on app roles are not reset (ALTER ROLE … RESET ALL needs CREATEROLE)")
+	}
+	if !signal {
+		limits = append(limits, "not a member of pg_signal_backend: backends that lock tenant tables or idle in a transaction are reported, not ended (GRANT pg_signal_backend TO the admin role)")
+	}
+	if !stats {
+		limits = append(limits, "not a member of pg_read_all_stats: app backends idle in a transaction are not seen, since pg_stat_activity hides other roles' state (GRANT pg_read_all_stats TO the admin role); offboarding cannot see other roles' open transactions either")
+	}
+	return limits, nil
 }
 
 // scramMatches reports whether a PostgreSQL SCRAM-SHA-256 verifier

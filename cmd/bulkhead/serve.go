@@ -261,6 +261,13 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 	}
 	// The watchdog ends app backends that lock tenant tables or idle in a
 	// transaction, and resets settings planted on app roles.
+	if limits, err := db.Postgres().WatchdogLimits(ctx); err != nil {
+		log.Warn("watchdog: could not read the admin role's privileges", "err", err)
+	} else {
+		for _, l := range limits {
+			log.Warn("watchdog limited", "why", l)
+		}
+	}
 	go db.Postgres().Watch(bg, 5*time.Second, postgres.WatchdogOptions{})
 	if o.pgLog != "" {
 		tail, err := audit.OpenLog(o.pgLog)

@@ -37,13 +37,20 @@ type Options struct {
 	External []identity.Trust
 	MaxBody  int64
 	Config   func(*httpapi.Config)
+	// Database, when set, is the database to serve (already set up,
+	// such as pgtest.NewManagedDB's after bulkhead migrate) instead of a
+	// fresh copy of the template.
+	Database *pgtest.DB
 }
 
 // Start starts a server on a fresh database and stops it when tb ends.
 func Start(tb testing.TB, o Options) *Server {
 	tb.Helper()
 	ctx := context.Background()
-	pg := pgtest.NewDB(tb)
+	pg := o.Database
+	if pg == nil {
+		pg = pgtest.NewDB(tb)
+	}
 	db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: pg.AdminURL})
 	if err != nil {
 		tb.Fatalf("apitest: open: %v", err)

@@ -160,7 +160,11 @@ func dbURL(db string) string {
 // DB is one test's database.
 type DB struct {
 	Name     string
-	AdminURL string // superuser
+	AdminURL string // superuser, except for NewManagedDB's
+	// SuperURL and Role are set by NewManagedDB only: the cluster
+	// superuser's URL of the database, and the managed admin role.
+	SuperURL string
+	Role     string
 }
 
 // URL returns a URL for the test database as role with password.
@@ -282,4 +286,119 @@ func LockClusterRoles(tb testing.TB, adminURL string, exclusive bool) {
 		tb.Fatalf("pgtest: lock cluster roles: %v", err)
 	}
 	tb.Cleanup(func() { conn.Close(context.Background()) }) // closing releases the lock
+}
+
+// ManagedKind is the admin role a managed PostgreSQL service hands its
+// customer: never a superuser.
+type ManagedKind string
+
+const (
+	// ManagedRDS is like Amazon RDS's master user: CREATEROLE, CREATEDB,
+	// and (through rds_superuser) pg_monitor, pg_signal_backend and
+	// pg_read_all_stats; no BYPASSRLS.
+	ManagedRDS ManagedKind = "rds"
+	// ManagedBypassRLS is like Supabase's postgres role or Neon's
+	// neon_superuser members: CREATEROLE, CREATEDB, BYPASSRLS,
+	// pg_read_all_stats and pg_signal_backend, not pg_monitor.
+	ManagedBypassRLS ManagedKind = "bypassrls"
+)
+
+var (
+	managedMu      sync.Mutex
+	managedCluster *pgcluster.Cluster
+)
+
+// managed starts, once per test binary, a private cluster in which no
+// superuser ever runs Setup: bulkhead's cluster roles there are made by
+// the managed admin roles, as they are on a managed service. Server
+// settings are PostgreSQL's defaults (parameters are logged), as a
+// managed service's are until its customer changes them.
+func managed(tb testing.TB) *pgcluster.Cluster {
+	tb.Helper()
+	managedMu.Lock()
+	defer managedMu.Unlock()
+	if managedCluster != nil {
+		return managedCluster
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "bulkhead-pgtest-managed-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Settings: map[string]string{
+		"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+		"log_parameter_max_length": "-1", "log_parameter_max_length_on_error": "0",
+	}})
+	if err != nil {
+		os.RemoveAll(dir)
+		tb.Fatalf("pgtest: no PostgreSQL for the managed cluster (%s): %v", pgcluster.InstallHint, err)
+	}
+	managedCluster = c
+	cleanups = append(cleanups, func() {
+		c.Stop()
+		os.RemoveAll(c.Dir)
+	})
+	return c
+}
+
+// NewManagedDB creates an empty database (not set up) in a private
+// cluster, owned by a new login role of the given kind, as a managed
+// service hands them out. With pgcrypto, the superuser installs it in
+// schema public first, as some services do on request. AdminURL is the
+// managed role's URL; SuperURL the cluster superuser's, for checking from
+// outside and for breaking things on purpose, never for the code under
+// test. The database and the role are dropped when tb ends.
+func NewManagedDB(tb testing.TB, kind ManagedKind, pgcrypto bool) *DB {
+	tb.Helper()
+	c := managed(tb)
+	ctx := context.Background()
+	b := make([]byte, 6)
+	rand.Read(b)
+	suffix := hex.EncodeToString(b)
+	role, name, pw := "mgd_"+string(kind)+"_"+suffix, "bulkhead_mgd_"+suffix, hex.EncodeToString(b)+"pw"
+	conn, err := pgx.Connect(ctx, c.AdminURL("postgres"))
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	defer conn.Close(ctx)
+	var stmts []string
+	switch kind {
+	case ManagedRDS:
+		stmts = append(stmts, `CREATE ROLE `+role+` LOGIN NOSUPERUSER CREATEROLE CREATEDB NOBYPASSRLS PASSWORD '`+pw+`'
+			IN ROLE pg_monitor, pg_signal_backend, pg_read_all_stats`)
+	case ManagedBypassRLS:
+		stmts = append(stmts, `CREATE ROLE `+role+` LOGIN NOSUPERUSER CREATEROLE CREATEDB BYPASSRLS PASSWORD '`+pw+`'
+			IN ROLE pg_signal_backend, pg_read_all_stats`)
+	default:
+		tb.Fatalf("pgtest: unknown managed kind %q", kind)
+	}
+	stmts = append(stmts, `CREATE DATABASE `+name+` OWNER `+role)
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			tb.Fatalf("pgtest: %s: %v", s, err)
+		}
+	}
+	tb.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), managedCluster.AdminURL("postgres"))
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		c.Exec(context.Background(), `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`)
+		c.Exec(context.Background(), `DROP OWNED BY `+role)
+		c.Exec(context.Background(), `DROP ROLE IF EXISTS `+role)
+	})
+	d := &DB{Name: name, AdminURL: c.URL(role, pw, name), SuperURL: c.AdminURL(name), Role: role}
+	if pgcrypto {
+		sc, err := pgx.Connect(ctx, d.SuperURL)
+		if err != nil {
+			tb.Fatalf("pgtest: %v", err)
+		}
+		defer sc.Close(ctx)
+		if _, err := sc.Exec(ctx, `CREATE EXTENSION pgcrypto`); err != nil {
+			tb.Fatalf("pgtest: install pgcrypto: %v", err)
+		}
+	}
+	return d
 }

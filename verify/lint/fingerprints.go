@@ -3,7 +3,7 @@
 package lint
 
 // fingerprintVersion is the migration that made the functions below.
-const fingerprintVersion = 25
+const fingerprintVersion = 27
 
 // fingerprints are bulkhead's own context and audit functions as its
 // migrations make them.

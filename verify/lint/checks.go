@@ -1242,7 +1242,7 @@ func (c *catalog) sessionFinding(db Object) (Finding, bool) {
 	}
 	return Finding{ID: "L20", Object: db,
 		Message: fmt.Sprintf("App roles can see or end other sessions in database %s through %s.", c.dbq, join(held)),
-		Fix:     strings.Join(fix, "\n") + "\n-- as a superuser; bulkhead migrate does this, and also revokes the other pg_stat_* views and pg_stat_get_* functions from PUBLIC."}, true
+		Fix:     strings.Join(fix, "\n") + "\n-- as a superuser; bulkhead migrate does this when its admin URL is a superuser, and also revokes the other pg_stat_* views and pg_stat_get_* functions from PUBLIC. On a managed service (no superuser) it cannot be done; see docs/trust-model.md, Residual risks."}, true
 }
 
 // ---- extensions and the server

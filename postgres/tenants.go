@@ -335,6 +335,18 @@ func (db *DB) OffboardTenant(ctx context.Context, id tenant.ID) (rec *OffboardRe
 	if own := tenant.ID(canonical).SchemaName(); tier == string(tenant.Silo) && placement != own {
 		return nil, fmt.Errorf("silo tenant's placement %q is not its schema %q: the catalog was changed; refusing to offboard", placement, own)
 	}
+	// The deletion and its count of what remains go by what bulkhead_maint
+	// sees: if it cannot see every row, both would say "nothing left".
+	err = pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {
+		tables, err := tenantTablesIn(ctx, tx, PoolSchema)
+		if err != nil {
+			return err
+		}
+		return checkMaintSees(ctx, tx, PoolSchema, tables)
+	})
+	if err != nil {
+		return nil, Translate(err)
+	}
 	t, err := scanTenant(db.admin.QueryRow(ctx, `UPDATE bulkhead_control.tenants SET status = 'offboarding', move_to = NULL
 		WHERE id = $1 AND status <> 'offboarded' RETURNING `+tenantColumns, string(id)))
 	if errors.Is(err, pgx.ErrNoRows) {

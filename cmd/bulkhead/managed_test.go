@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
 	"github.com/bulkhead-dev/bulkhead/postgres"
@@ -214,5 +215,63 @@ func TestManagedPgcryptoElsewhere(t *testing.T) {
 	}
 	if errors.As(err, new(usageError)) {
 		t.Fatalf("a refusal, not a usage error: %v", err)
+	}
+}
+
+// TestManagedMaintMustSeeRows: where bulkhead_maint does not bypass row
+// security (a managed service's admin cannot make it so), offboarding and
+// moves see the tenant's rows only through the maint_all policy. Without
+// it, or with a restrictive policy that applies to bulkhead_maint, they
+// would find nothing to copy or delete and report success with the rows
+// left behind; they refuse instead, and change nothing.
+func TestManagedMaintMustSeeRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := pgtest.NewManagedDB(t, pgtest.ManagedRDS, false)
+	cmd := cli(d.AdminURL)
+	if out, err := cmd("migrate"); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	if _, err := cmd("tenants", "create", "acme"); err != nil {
+		t.Fatal(err)
+	}
+	super, err := pgx.Connect(ctx, d.SuperURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { super.Close(context.Background()) })
+	exec := func(q string) {
+		t.Helper()
+		if _, err := super.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`INSERT INTO app.projects (tenant_id, name) SELECT id, 'kept' FROM bulkhead_control.tenants WHERE slug = 'acme'`)
+	for _, tc := range []struct{ name, breakIt, mendIt string }{
+		{"no maint_all", `DROP POLICY maint_all ON app.projects`,
+			`CREATE POLICY maint_all ON app.projects AS PERMISSIVE FOR ALL TO bulkhead_maint USING (true) WITH CHECK (true)`},
+		{"a restrictive policy for PUBLIC", `CREATE POLICY narrow ON app.tasks AS RESTRICTIVE FOR ALL TO PUBLIC USING (tenant_id IS NULL)`,
+			`DROP POLICY narrow ON app.tasks`},
+	} {
+		exec(tc.breakIt)
+		for _, args := range [][]string{{"tenants", "move", "acme", "--to", "silo", "--settle", "4s"}, {"tenants", "delete", "acme", "--yes"}} {
+			_, err := cmd(args...)
+			if fault.CodeOf(err) != "maint_cannot_see_rows" {
+				t.Errorf("%s: %v: %v, want maint_cannot_see_rows", tc.name, args, err)
+			}
+		}
+		var status, tier string
+		var rows int
+		if err := super.QueryRow(ctx, `SELECT t.status, t.tier, (SELECT count(*) FROM app.projects p WHERE p.tenant_id = t.id)
+			FROM bulkhead_control.tenants t WHERE slug = 'acme'`).Scan(&status, &tier, &rows); err != nil {
+			t.Fatal(err)
+		}
+		if status != "active" || tier != "pool" || rows != 1 {
+			t.Fatalf("%s: after the refusals acme is %s, %s, with %d rows in the pool", tc.name, status, tier, rows)
+		}
+		exec(tc.mendIt)
+	}
+	if _, err := cmd("tenants", "move", "acme", "--to", "silo", "--settle", "4s"); err != nil {
+		t.Fatalf("the move once mended: %v", err)
 	}
 }

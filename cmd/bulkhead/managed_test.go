@@ -247,6 +247,18 @@ func TestManagedMaintMustSeeRows(t *testing.T) {
 		}
 	}
 	exec(`INSERT INTO app.projects (tenant_id, name) SELECT id, 'kept' FROM bulkhead_control.tenants WHERE slug = 'acme'`)
+	// lint's L21 says so ahead of time.
+	lintL21 := func() bool {
+		t.Helper()
+		out, err := cmd("lint", "--format", "json", "--fail-on", "error")
+		if err != nil {
+			t.Fatalf("lint: %v\n%s", err, out)
+		}
+		return strings.Contains(out, `"id": "L21"`) || strings.Contains(out, `"id":"L21"`)
+	}
+	if lintL21() {
+		t.Fatal("lint reports L21 on a database whose tenant tables all have maint_all")
+	}
 	for _, tc := range []struct{ name, breakIt, mendIt string }{
 		{"no maint_all", `DROP POLICY maint_all ON app.projects`,
 			`CREATE POLICY maint_all ON app.projects AS PERMISSIVE FOR ALL TO bulkhead_maint USING (true) WITH CHECK (true)`},
@@ -254,6 +266,9 @@ func TestManagedMaintMustSeeRows(t *testing.T) {
 			`DROP POLICY narrow ON app.tasks`},
 	} {
 		exec(tc.breakIt)
+		if !lintL21() {
+			t.Errorf("%s: lint does not report L21", tc.name)
+		}
 		for _, args := range [][]string{{"tenants", "move", "acme", "--to", "silo", "--settle", "4s"}, {"tenants", "delete", "acme", "--yes"}} {
 			_, err := cmd(args...)
 			if fault.CodeOf(err) != "maint_cannot_see_rows" {

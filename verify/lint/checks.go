@@ -21,6 +21,7 @@ var checks = []func(*catalog) []Finding{
 	(*catalog).checkExtensions, // L17 S0014 S0022
 	(*catalog).checkServer,     // L18
 	(*catalog).checkIntegrity,  // L19
+	(*catalog).checkMaintSight, // L21
 }
 
 // ---- helpers

@@ -23,7 +23,31 @@ type funcPrint struct {
 type integrity struct {
 	version int64 // the latest applied migration; -1 when unreadable
 	funcs   map[string]funcPrint
+	// maintBlind lists the tenant tables (pool and silos) whose rows
+	// bulkhead_maint cannot all see (L21).
+	maintBlind []string
 }
+
+// maintBlindSQL lists, qualified, the tables with a tenant_id column in the
+// pool schema and the silo schemas whose rows bulkhead_maint cannot all
+// see: row security is on, the role does not bypass it, and no permissive
+// policy gives it every row for every command (maint_all), or a
+// restrictive policy applies to it or to PUBLIC. postgres.checkMaintSees
+// refuses offboarding and moves on the same condition.
+const maintBlindSQL = `
+WITH m AS (SELECT oid, rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = 'bulkhead_maint')
+SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, m
+WHERE c.relkind IN ('r', 'p') AND (n.nspname = 'app' OR n.nspname ~ '^t_[0-9a-f]{32}$')
+  AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+  AND c.relrowsecurity AND NOT m.rolbypassrls
+  AND (NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+		WHERE p.polrelid = c.oid AND p.polpermissive AND p.polcmd = '*' AND m.oid = ANY (p.polroles)
+		  AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) = 'true'
+		  AND coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), 'true') = 'true')
+	OR EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+		WHERE p.polrelid = c.oid AND NOT p.polpermissive AND (0 = ANY (p.polroles) OR m.oid = ANY (p.polroles))))
+ORDER BY 1`
 
 // loadIntegrity reads bulkhead's own functions and its migration version.
 func (c *catalog) loadIntegrity(ctx context.Context, tx pgx.Tx) error {
@@ -57,7 +81,34 @@ func (c *catalog) loadIntegrity(ctx context.Context, tx pgx.Tx) error {
 		}
 		c.integrity.funcs[name] = f
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows.Close()
+	blind, err := tx.Query(ctx, maintBlindSQL)
+	if err != nil {
+		return err
+	}
+	c.integrity.maintBlind, err = pgx.CollectRows(blind, pgx.RowTo[string])
+	return err
+}
+
+// checkMaintSight reports the tenant tables bulkhead_maint cannot see every
+// row of (L21): offboarding and moves delete, copy and count a tenant's
+// rows as that role, and refuse (maint_cannot_see_rows) rather than find
+// nothing and report success.
+func (c *catalog) checkMaintSight() []Finding {
+	if !c.bulkhead || len(c.integrity.maintBlind) == 0 {
+		return nil
+	}
+	var fix strings.Builder
+	fix.WriteString("-- As the tables' owner (bulkhead migrate makes these), and drop any\n-- restrictive policy that applies to PUBLIC or bulkhead_maint:\n")
+	for _, t := range c.integrity.maintBlind {
+		fmt.Fprintf(&fix, "CREATE POLICY maint_all ON %s AS PERMISSIVE FOR ALL TO bulkhead_maint USING (true) WITH CHECK (true);\n", t)
+	}
+	return []Finding{{ID: "L21", Object: Object{Kind: "role", Name: "bulkhead_maint"},
+		Message: fmt.Sprintf("bulkhead_maint does not bypass row security and cannot see every row of %s: offboarding and tenant moves, which work as that role, are refused until it can.", join(c.integrity.maintBlind)),
+		Fix:     strings.TrimSuffix(fix.String(), "\n")}}
 }
 
 // checkIntegrity reports bulkhead's own context functions when they are

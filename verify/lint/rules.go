@@ -190,6 +190,11 @@ var rules = []Rule{
 		Why:    "pg_stat_activity and pg_stat_get_activity() show other sessions' query text (literals, and contexts sent inside SQL), pg_locks and pg_lock_status() show the tables each session is using (in a schema per tenant, which tenant is at work), and pg_cancel_backend() and pg_terminate_backend() end other sessions of the same role. With one login for every tenant, one compromised request watches or disrupts the others'. A view revoked while the function behind it is not hides nothing.",
 		Levels: "One finding per database, a warning: PostgreSQL grants all of these to PUBLIC by default. Privileges held through a predefined role (pg_monitor) are reported too, with advice instead of a REVOKE.",
 		Fix:    "As a superuser, REVOKE SELECT ON pg_stat_activity, pg_locks and REVOKE EXECUTE ON FUNCTION pg_stat_get_activity, pg_lock_status, pg_cancel_backend, pg_terminate_backend FROM PUBLIC, granting them to pg_monitor (bulkhead migrate does); give each function or service its own login role."},
+	{ID: "L21", Name: "maintenance_role_cannot_see_rows", Severity: Warn, Category: Security,
+		Title:  "bulkhead's maintenance role cannot see every tenant row",
+		Why:    "Offboarding deletes a tenant's rows, and a move copies and deletes them, as bulkhead_maint, then count what is left as that role. Where it does not bypass row security (a managed service's admin cannot make a BYPASSRLS role), only its maint_all policy on each tenant table lets it see the rows; without it, or under a restrictive policy, both would find nothing and report success with the rows left behind. bulkhead refuses them instead (maint_cannot_see_rows), so a tenant cannot be offboarded or moved until this is fixed.",
+		Levels: "One finding per database, a warning, naming every such table of the pool and the silos. Only in databases set up by bulkhead.",
+		Fix:    "Run bulkhead migrate, which gives every tenant table its maint_all policy (tenant-table version 5), and drop restrictive policies that apply to PUBLIC or bulkhead_maint."},
 }
 
 var ruleByID = map[string]Rule{}

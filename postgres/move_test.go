@@ -435,3 +435,31 @@ func TestMovingTenantsCatalog(t *testing.T) {
 		t.Errorf("putting a policy for a moving tenant: %v", err)
 	}
 }
+
+// TestMoveNotHeldUpByOperators: a transaction older than the stop holds a
+// move up (and undoes it, past the wait) only when it is an app role's,
+// which could write the tenant's rows; an operator's, such as a backup's
+// long snapshot, cannot, and the move goes on.
+func TestMoveNotHeldUpByOperators(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	tx, err := e.adminConn(t).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM app.projects`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	o := fastMove
+	o.Drain = 100 * time.Millisecond
+	rep, err := e.db.MoveTenant(ctx, e.tenants["pa"].ID, tenant.Silo, o)
+	if err != nil || !rep.Moved {
+		t.Fatalf("a move while an operator's snapshot is open: %+v %v", rep, err)
+	}
+}

@@ -273,12 +273,19 @@ func (db *DB) drainOlderTransactions(ctx context.Context, max time.Duration) (in
 	return db.drainSince(ctx, mark, max)
 }
 
-// olderTransactionsSQL counts the other client backends of this database
-// in a transaction that began before $1. In a transaction, the first read
-// of pg_stat_activity fixes what later reads see.
+// olderTransactionsSQL counts the other client backends of this database,
+// logged in as an app role, in a transaction that began before $1. Only
+// app roles (members of bulkhead_app; pg_has_role counts a superuser a
+// member of every role, so superusers are left out) write tenant rows
+// under a context, as the tenant tables' policies name bulkhead_app; a
+// backup's, a monitor's or an operator's session does not hold up an
+// offboarding or a move. In a transaction, the first read of
+// pg_stat_activity fixes what later reads see.
 const olderTransactionsSQL = `SELECT count(*) FROM pg_stat_activity
 	WHERE datname = current_database() AND backend_type = 'client backend'
-	  AND pid <> pg_backend_pid() AND xact_start < $1`
+	  AND pid <> pg_backend_pid() AND xact_start < $1
+	  AND usesysid IS NOT NULL AND pg_has_role(usesysid, 'bulkhead_app', 'MEMBER')
+	  AND NOT (SELECT rolsuper FROM pg_roles WHERE oid = usesysid)`
 
 // drainSince waits, at most max, until no other client backend of this
 // database is in a transaction that began before mark, and returns how

@@ -396,15 +396,11 @@ func checkMove(ctx context.Context, tx pgx.Tx, id tenant.ID, to tenant.Tier, pla
 			return fault.Errorf(fault.Conflict, "schema_exists", "A schema named %s already exists and bulkhead does not adopt schemas it did not make; drop it or rename it first.", dst)
 		}
 	}
-	srcTables, err := tenantTablesIn(ctx, tx, src)
-	if err != nil {
-		return err
-	}
-	if err := checkMaintSees(ctx, tx, src, srcTables); err != nil {
+	if err := checkMaintSees(ctx, tx, src); err != nil {
 		return err
 	}
 	if dst == PoolSchema {
-		if err := checkMaintSees(ctx, tx, dst, TenantTableNames); err != nil {
+		if err := checkMaintSees(ctx, tx, dst); err != nil {
 			return err
 		}
 	}
@@ -414,7 +410,7 @@ func checkMove(ctx context.Context, tx pgx.Tx, id tenant.ID, to tenant.Tier, pla
 	if err := checkRows(ctx, tx, id, src, dst); err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `SET LOCAL ROLE bulkhead_owner`)
+	_, err := tx.Exec(ctx, `SET LOCAL ROLE bulkhead_owner`)
 	return err
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead/internal/maintsight"
 )
 
 // funcPrint is what L19 compares of one of bulkhead's own context
@@ -27,27 +29,6 @@ type integrity struct {
 	// bulkhead_maint cannot all see (L21).
 	maintBlind []string
 }
-
-// maintBlindSQL lists, qualified, the tables with a tenant_id column in the
-// pool schema and the silo schemas whose rows bulkhead_maint cannot all
-// see: row security is on, the role does not bypass it, and no permissive
-// policy gives it every row for every command (maint_all), or a
-// restrictive policy applies to it or to PUBLIC. postgres.checkMaintSees
-// refuses offboarding and moves on the same condition.
-const maintBlindSQL = `
-WITH m AS (SELECT oid, rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = 'bulkhead_maint')
-SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, m
-WHERE c.relkind IN ('r', 'p') AND (n.nspname = 'app' OR n.nspname ~ '^t_[0-9a-f]{32}$')
-  AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
-  AND c.relrowsecurity AND NOT m.rolbypassrls
-  AND (NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
-		WHERE p.polrelid = c.oid AND p.polpermissive AND p.polcmd = '*' AND m.oid = ANY (p.polroles)
-		  AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) = 'true'
-		  AND coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), 'true') = 'true')
-	OR EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
-		WHERE p.polrelid = c.oid AND NOT p.polpermissive AND (0 = ANY (p.polroles) OR m.oid = ANY (p.polroles))))
-ORDER BY 1`
 
 // loadIntegrity reads bulkhead's own functions and its migration version.
 func (c *catalog) loadIntegrity(ctx context.Context, tx pgx.Tx) error {
@@ -85,7 +66,7 @@ func (c *catalog) loadIntegrity(ctx context.Context, tx pgx.Tx) error {
 		return err
 	}
 	rows.Close()
-	blind, err := tx.Query(ctx, maintBlindSQL)
+	blind, err := tx.Query(ctx, maintsight.BlindTablesSQL, nil)
 	if err != nil {
 		return err
 	}

@@ -2,15 +2,26 @@
 GO ?= go
 BIN := bin/bulkhead
 
-.PHONY: demo test build vet fmt-check tenantstate bench fuzz clean
+.PHONY: demo test build vet fmt-check tenantstate bench fuzz clean native
 
 ## demo: a private PostgreSQL, a seeded demo (acme in the pool, globex in a silo), the server on 127.0.0.1:8080
 demo: build
 	./$(BIN) dev
 
-## test: every test (needs PostgreSQL server binaries, or BULKHEAD_TEST_DATABASE_URL)
+## test: every test (needs PostgreSQL server binaries, or BULKHEAD_TEST_DATABASE_URL), then
+## the suite again on the native verifier (needs a C compiler and PostgreSQL's server headers)
 test: fmt-check vet tenantstate
 	$(GO) test -count=1 -timeout 30m ./...
+	@if [ "$$BULKHEAD_TEST_NATIVE" = require ] || [ -f "$$(pg_config --includedir-server 2>/dev/null)/postgres.h" ]; then \
+		echo "make test: the suite again, every database on the native verifier (pgext/)"; \
+		BULKHEAD_TEST_VERIFIER=native $(GO) test -count=1 -timeout 30m ./...; \
+	else \
+		echo "make test: no PostgreSQL server headers, so the native verifier (pgext/) was not tested; install them (apt-get install gcc postgresql-server-dev-15) to test it"; \
+	fi
+
+## native: build the native verifier (install it with: sudo make -C pgext install)
+native:
+	$(MAKE) -C pgext
 
 ## tenantstate: our own analyzer over our own code (no tenant state in globals on handler paths)
 tenantstate:
@@ -49,3 +60,4 @@ fuzz:
 
 clean:
 	rm -rf bin
+	$(MAKE) -C pgext clean 2>/dev/null || true

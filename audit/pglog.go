@@ -26,9 +26,11 @@ var invalidContextMessage = regexp.MustCompile(`^(?:00000: )?bulkhead: (?:invali
 	`for role (bulkhead_(?:gw|fn|tx)_[a-z0-9_]{1,51})$`)
 
 // verifierContext is the CONTEXT line PostgreSQL logs after the verifier's
-// RAISE LOG (the innermost frame comes first); an app role's own RAISE
-// names its own code (inline_code_block, or its function).
-var verifierContext = regexp.MustCompile(`^PL/pgSQL function bulkhead\.context\(\) line [0-9]+ at RAISE$`)
+// report (the innermost frame comes first): the PL/pgSQL verifier's RAISE
+// LOG, or the native verifier's own (pgext/bulkhead_verifier.c). An app
+// role's own RAISE names its own code (inline_code_block, or its
+// function), and can create no C function to name anything else.
+var verifierContext = regexp.MustCompile(`^(?:PL/pgSQL function bulkhead\.context\(\) line [0-9]+ at RAISE|bulkhead\.context\(\), the native verifier)$`)
 
 // logMessage splits a line of PostgreSQL's stderr log into its severity
 // marker (LOG, ERROR, CONTEXT, STATEMENT, …) and its text. The marker is

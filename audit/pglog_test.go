@@ -99,12 +99,20 @@ func TestFollowChecksContext(t *testing.T) {
 		p + "LOG:  bulkhead: invalid tenant context (bad signature) for role bulkhead_gw_real\n" +
 		p + "CONTEXT:  PL/pgSQL function bulkhead.context() line 29 at RAISE\n" +
 		"\tSQL function \"tenant_id\" statement 1\n" +
+		p + "LOG:  bulkhead: invalid tenant context (retired key) for role bulkhead_gw_native\n" +
+		p + "CONTEXT:  bulkhead.context(), the native verifier\n" +
+		"\tPL/pgSQL function bulkhead.tenant_id() line 3 at RETURN\n" +
+		p + "LOG:  bulkhead: invalid tenant context (expired) for role bulkhead_gw_victim\n" +
+		"\tCONTEXT:  bulkhead.context(), the native verifier\n" +
+		p + "CONTEXT:  PL/pgSQL function inline_code_block line 1 at RAISE\n" +
+		p + "LOG:  bulkhead: invalid tenant context (expired) for role bulkhead_gw_victim\n" +
+		p + "CONTEXT:  bulkhead.context(), the native verifier, said the app\n" +
 		p + "LOG:  bulkhead: invalid tenant context (expired) for role bulkhead_gw_terse\n" +
 		p + "LOG:  checkpoint starting: time\n" +
 		p + "LOG:  bulkhead: invalid tenant context (malformed) for role bulkhead_fn_last\n")
 	f.Close()
 	var roles []string
-	for len(roles) < 3 {
+	for len(roles) < 4 {
 		select {
 		case e := <-got:
 			var d struct{ Confirmed bool }
@@ -116,7 +124,7 @@ func TestFollowChecksContext(t *testing.T) {
 	}
 	// "+": the verifier's CONTEXT line followed; "?": nothing told it from
 	// a forgery.
-	if want := "bulkhead_gw_real+,bulkhead_gw_terse?,bulkhead_fn_last?"; strings.Join(roles, ",") != want {
+	if want := "bulkhead_gw_real+,bulkhead_gw_native+,bulkhead_gw_terse?,bulkhead_fn_last?"; strings.Join(roles, ",") != want {
 		t.Fatalf("reported %v, want %s", roles, want)
 	}
 }

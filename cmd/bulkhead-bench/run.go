@@ -50,6 +50,8 @@ func run(ctx context.Context, args []string) error {
 	duration := fs.Duration("duration", 10*time.Second, "how long each side of each scenario runs")
 	workers := fs.Uint64("workers", 8, "concurrent clients of the load process")
 	maxReq := fs.Uint64("max-requests", 1000000, "the most requests one load run sends, even before --duration is up")
+	verifier := fs.String("verifier", "plpgsql", "the database's context verifier: plpgsql (bulkhead's migrations') or native (pgext/, installed with make -C pgext install; see --native-library)")
+	nativeLib := fs.String("native-library", postgres.DefaultNativeLibrary, "the native verifier's library, as PostgreSQL loads it (--verifier native)")
 	prepared := fs.Bool("prepared", false, "opt the data API's pool in to prepared statements (default_query_exec_mode=cache_statement in its URL; see docs/PERFORMANCE.md)")
 	warmup := fs.Duration("warmup", time.Second, "an unmeasured run before each measured one, so that both sides are measured warm (connections open, statements prepared, caches filled); 0 skips it")
 	rate := fs.Int("rate", 0, "pace the three scenarios at this many requests per second (an open loop, the same load on both sides) instead of a closed loop of --workers clients")
@@ -74,6 +76,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *duration <= 0 || *duration > 5*time.Minute || *workers == 0 || *workers > 256 || *tenants < 1 || *rows < 1 || *floodRate < 50 || *floodRate > 100000 || *maxReq < 1000 || *rate < 0 || *rate > 100000 || *warmup < 0 || *warmup > time.Minute || *rounds < 1 || *rounds > 20 || *lead < 0 || *lead > time.Minute || *quietRate < 0 || *quietRate > 100000 {
 		return errors.New("flags out of range: 0 < duration <= 5m, 1 <= workers <= 256, tenants >= 1, rows >= 1, 50 <= flood-rate <= 100000, max-requests >= 1000, 0 <= rate <= 100000, 0 <= warmup <= 1m, 1 <= rounds <= 20, 0 <= flood-lead <= 1m, 0 <= quiet-rate <= 100000")
+	}
+	if *verifier != "plpgsql" && *verifier != "native" {
+		return errors.New("--verifier must be plpgsql or native")
 	}
 	only, err := parseFloods(*floods)
 	if err != nil {
@@ -127,6 +132,12 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
+	if *verifier == "native" {
+		logf("installing the native verifier from %s", *nativeLib)
+		if _, err := db.Postgres().InstallNativeVerifier(ctx, *nativeLib); err != nil {
+			return err
+		}
+	}
 	idp, err := startIdP()
 	if err != nil {
 		return err
@@ -237,7 +248,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	printReport(os.Stdout, results, sql, *workers, *rate, *prepared, *duration)
+	printReport(os.Stdout, results, sql, *workers, *rate, *prepared, *verifier, *duration)
 	printSpread(os.Stdout, results, spreads)
 	printLadder(os.Stdout, ladder)
 	printExtra(os.Stdout, noisyRes, scaleRes, siloRes)
@@ -567,7 +578,7 @@ func (pb *pgbencher) tps(user, password, script string, clients int) (float64, e
 
 var tpsLine = regexp.MustCompile(`tps = ([0-9.]+)`)
 
-func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, workers uint64, rate int, prepared bool, d time.Duration) {
+func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, workers uint64, rate int, prepared bool, verifier string, d time.Duration) {
 	host, _ := os.Hostname()
 	load := fmt.Sprintf("%d load clients", workers)
 	if rate > 0 {
@@ -577,7 +588,7 @@ func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, wor
 	if prepared {
 		statements = "prepared statements (--prepared)"
 	}
-	fmt.Fprintf(w, "\nbulkhead-bench: %s, %s per side, %d CPUs (%s/%s), host %s; the data API's pool uses %s\n\n", load, d, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host, statements)
+	fmt.Fprintf(w, "\nbulkhead-bench: %s, %s per side, %d CPUs (%s/%s), host %s; the data API's pool uses %s; the %s verifier\n\n", load, d, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host, statements, verifier)
 	if len(results) == 0 && len(sql) == 0 {
 		return
 	}

@@ -60,6 +60,7 @@ func commands() []command {
 		{"users", "add users to a tenant", runUsers},
 		{"functions", "register business functions (their own login role and credential)", runFunctions},
 		{"keys", "list, rotate and retire signing keys", runKeys},
+		{"verifier", "show or switch the database's context verifier (PL/pgSQL or native C)", runVerifier},
 		{"token", "issue or revoke a platform-admin token", runToken},
 		{"audit", "verify the audit chain, or tail the trail", runAudit},
 		{"lint", "check a database's tenant isolation (read-only)", runLint},

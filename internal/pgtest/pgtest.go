@@ -120,6 +120,16 @@ func migrationsHash() string {
 
 func buildTemplate(ctx context.Context) (string, error) {
 	name := "bulkhead_tpl_" + migrationsHash()
+	native := os.Getenv(EnvVerifier) == "native"
+	if native {
+		// The library is named after its source, so the name says which.
+		lib, err := nativeLibrary()
+		if err != nil {
+			return "", err
+		}
+		sum := sha256.Sum256([]byte(lib))
+		name += "_n" + hex.EncodeToString(sum[:4])
+	}
 	conn, err := pgx.Connect(ctx, dbURL("postgres"))
 	if err != nil {
 		return "", err
@@ -144,6 +154,11 @@ func buildTemplate(ctx context.Context) (string, error) {
 	}
 	if _, err := postgres.Setup(ctx, dbURL(building), nil); err != nil {
 		return "", err
+	}
+	if native {
+		if err := installNative(ctx, dbURL(building)); err != nil {
+			return "", err
+		}
 	}
 	if _, err := conn.Exec(ctx, `ALTER DATABASE `+building+` RENAME TO `+name); err != nil {
 		return "", err

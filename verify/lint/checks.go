@@ -348,9 +348,9 @@ func (c *catalog) isBulkheadVerifier(f *function) bool {
 	if !c.bulkhead || !bulkheadVerifiers[f.sig] || c.integrity.version != fingerprintVersion {
 		return false
 	}
-	want, known := fingerprints[f.sig]
+	_, known := fingerprints[f.sig]
 	got, ok := c.integrity.funcs[f.sig]
-	return known && ok && got == want
+	return known && ok && c.integrity.matches(f.sig, got)
 }
 
 // readsUnreadable reports whether f's body selects from (FROM or JOIN) a

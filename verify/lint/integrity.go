@@ -2,6 +2,8 @@ package lint
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -21,10 +23,33 @@ type funcPrint struct {
 	BodyMD5  string // md5 of prosrc
 }
 
+// nativeContext is the native verifier (pgext/bulkhead_verifier.c) as
+// `bulkhead verifier native` installs it in place of bulkhead.context():
+// a C function whose prosrc is its symbol. Its checks are the PL/pgSQL
+// verifier's, which bulkhead's tests hold it to; which library it loads
+// only a superuser can choose.
+var nativeContext = funcPrint{Definer: true, Owner: "bulkhead_owner", Volatile: "s", BodyMD5: md5Hex("bulkhead_context")}
+
+func md5Hex(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// matches reports whether got is what bulkhead made of the function name:
+// its migrations' definition, or for bulkhead.context() the native
+// verifier.
+func (in integrity) matches(name string, got funcPrint) bool {
+	if got == fingerprints[name] {
+		return true
+	}
+	return name == "bulkhead.context()" && in.langs[name] == "c" && got == nativeContext
+}
+
 // integrity is what the database holds of bulkhead's own functions.
 type integrity struct {
 	version int64 // the latest applied migration; -1 when unreadable
 	funcs   map[string]funcPrint
+	langs   map[string]string // each function's language
 	// maintBlind lists the tenant tables (pool and silos) whose rows
 	// bulkhead_maint cannot all see (L21).
 	maintBlind []string
@@ -47,20 +72,23 @@ func (c *catalog) loadIntegrity(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	rows, err := tx.Query(ctx, `SELECT p.oid::regprocedure::text, p.prosecdef, coalesce(array_to_string(p.proconfig, '; '), ''),
-			pg_get_userbyid(p.proowner), p.provolatile::text, md5(replace(p.prosrc, E'\r', ''))
+			pg_get_userbyid(p.proowner), p.provolatile::text, md5(replace(p.prosrc, E'\r', '')),
+			(SELECT l.lanname FROM pg_language l WHERE l.oid = p.prolang)
 		FROM pg_proc p WHERE p.oid = ANY (SELECT to_regprocedure(n) FROM unnest($1::text[]) n)`, fingerprintNames())
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	c.integrity.funcs = map[string]funcPrint{}
+	c.integrity.langs = map[string]string{}
 	for rows.Next() {
-		var name string
+		var name, lang string
 		var f funcPrint
-		if err := rows.Scan(&name, &f.Definer, &f.Config, &f.Owner, &f.Volatile, &f.BodyMD5); err != nil {
+		if err := rows.Scan(&name, &f.Definer, &f.Config, &f.Owner, &f.Volatile, &f.BodyMD5, &lang); err != nil {
 			return err
 		}
 		c.integrity.funcs[name] = f
+		c.integrity.langs[name] = lang
 	}
 	if err := rows.Err(); err != nil {
 		return err
@@ -121,6 +149,9 @@ func (c *catalog) checkIntegrity() []Finding {
 			out = append(out, Finding{ID: "L19", Object: Object{Kind: "function", Name: name},
 				Message: fmt.Sprintf("%s is missing: bulkhead's row policies and audit depend on it.", name),
 				Fix:     restoreFix})
+			continue
+		}
+		if in.matches(name, got) {
 			continue
 		}
 		var diffs []string

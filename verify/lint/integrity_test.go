@@ -37,6 +37,11 @@ func TestFingerprints(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	// Under BULKHEAD_TEST_VERIFIER=native the template runs the native
+	// verifier; the fingerprints are of what the migrations make.
+	if _, err := db.RemoveNativeVerifier(ctx); err != nil {
+		t.Fatal(err)
+	}
 	conn := connect(t, d.AdminURL)
 	var version int64
 	if err := conn.QueryRow(ctx, `SELECT max(version_id) FROM bulkhead_control.schema_migrations WHERE is_applied`).Scan(&version); err != nil {
@@ -155,5 +160,55 @@ func TestTamperedVerifier(t *testing.T) {
 	got = l19()
 	if f, ok := got["table bulkhead_control.schema_migrations"]; len(got) != 1 || !ok || f.Severity != lint.Info || !strings.Contains(f.Message, "older than") {
 		t.Errorf("an older schema: %v, want one information finding", got)
+	}
+}
+
+// TestNativeVerifierLint: the native verifier, as `bulkhead verifier
+// native` installs it, passes L19; loosened, it is reported like the
+// PL/pgSQL one.
+func TestNativeVerifierLint(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	lib := pgtest.NativeLibrary(t)
+	d := pgtest.NewDB(t)
+	db, err := postgres.Open(ctx, postgres.Config{AdminURL: d.AdminURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.InstallNativeVerifier(ctx, lib); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, d.AdminURL)
+	l19 := func() []lint.Finding {
+		var got []lint.Finding
+		for _, f := range run(t, conn, lint.Options{}).Findings {
+			if f.ID == "L19" {
+				got = append(got, f)
+			}
+		}
+		return got
+	}
+	if got := l19(); len(got) != 0 {
+		t.Fatalf("L19 with the native verifier installed: %v", got)
+	}
+	for q, want := range map[string]string{
+		`ALTER FUNCTION bulkhead.context() SECURITY INVOKER`:         "SECURITY DEFINER is false",
+		`ALTER FUNCTION bulkhead.context() SET search_path = public`: `its settings are "search_path=public"`,
+		`ALTER FUNCTION bulkhead.context() OWNER TO postgres`:        "its owner is postgres",
+	} {
+		if _, err := db.InstallNativeVerifier(ctx, lib); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		got := l19()
+		if len(got) != 1 || got[0].Severity != lint.Error || !strings.Contains(got[0].Message, want) {
+			t.Errorf("after %s: L19 %v, want one error saying %q", q, got, want)
+		}
+		if _, err := conn.Exec(ctx, `ALTER FUNCTION bulkhead.context() OWNER TO bulkhead_owner; ALTER FUNCTION bulkhead.context() SECURITY DEFINER; ALTER FUNCTION bulkhead.context() RESET ALL`); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -183,7 +183,7 @@ var rules = []Rule{
 	{ID: "L19", Name: "bulkhead_function_altered", Severity: Error, Category: Security,
 		Title:  "bulkhead's context functions differ from bulkhead's migrations",
 		Why:    "bulkhead.context() is the verifier every row policy rests on, and bulkhead.tenant_id(), tenant_id_for(), claimed_tenant_id() and auth.jwt() carry its answer. Their owner or a superuser can replace one, or unpin its search_path, and every policy still looks right while the database accepts forged, expired or another tenant's contexts.",
-		Levels: "An error when a function's body, SECURITY DEFINER, pinned settings, owner or volatility differ from what the latest migration this lint knows made, or when it is missing. Information when the schema is at another migration, or its version is unreadable, so nothing was compared. Only in databases set up by bulkhead.",
+		Levels: "An error when a function's body, SECURITY DEFINER, pinned settings, owner or volatility differ from what the latest migration this lint knows made, or when it is missing. bulkhead.context() may also be the native verifier as `bulkhead verifier native` installs it (a C function, symbol bulkhead_context, SECURITY DEFINER, owned by bulkhead_owner, no settings), and is reported when that differs. Information when the schema is at another migration, or its version is unreadable, so nothing was compared. Only in databases set up by bulkhead.",
 		Fix:    "Restore the definition from the migration that made it, find out who changed it, run gameday, and rotate the context keys if forged contexts may have been accepted."},
 	{ID: "L20", Name: "app_role_reaches_other_sessions", Severity: Warn, Category: Security,
 		Title:  "App roles can see or end other sessions",

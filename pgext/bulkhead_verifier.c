@@ -1,0 +1,484 @@
+/*
+ * bulkhead_verifier: bulkhead.context() in C, for self-hosted PostgreSQL.
+ *
+ * It makes exactly the checks of the PL/pgSQL verifier of migration 00025
+ * (postgres/migrations/00025_tenant_moves.sql), in the same order, with the
+ * same results: the claims as jsonb when the context in the transaction-local
+ * setting bulkhead.context verifies, NULL (and the same LOG line) when it
+ * does not, and an ERROR where the PL/pgSQL one raises one (only a payload
+ * signed with bulkhead's own key can get that far). bulkhead's tests compare
+ * the two on the same contexts, valid, forged and malformed
+ * (postgres/native_test.go).
+ *
+ * Why: PostgreSQL sets up each PL/pgSQL expression again in every
+ * transaction, which is about half of the verifier's cost (see
+ * docs/PERFORMANCE.md). Managed services (RDS, Supabase, Neon) do not load
+ * custom C libraries; there the PL/pgSQL verifier stays.
+ *
+ * It is installed as SECURITY DEFINER, owned by bulkhead_owner, without a
+ * SET search_path clause: every name in its two queries is qualified,
+ * operators included, so the caller's search_path cannot change them.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/hmac.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+#include "access/xact.h"
+
+PG_MODULE_MAGIC;
+
+/* The verifier version this library implements: the migration whose
+ * bulkhead.context() it reproduces. bulkhead refuses to install a library
+ * whose version is not the one its migrations last defined. */
+#define BULKHEAD_VERIFIER_VERSION 25
+
+#define MAX_TOKEN 4096
+#define MAX_KID 32
+#define MAC_LEN 43				/* 32 bytes, base64url without padding */
+
+static SPIPlanPtr key_plan = NULL;
+static SPIPlanPtr tenant_plan = NULL;
+
+PG_FUNCTION_INFO_V1(bulkhead_verifier_version);
+PG_FUNCTION_INFO_V1(bulkhead_context);
+
+Datum
+bulkhead_verifier_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(BULKHEAD_VERIFIER_VERSION);
+}
+
+static bool
+is_b64url(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		(c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+/* session_user, as the PL/pgSQL verifier names it in its log lines. */
+static char *
+session_user_name(void)
+{
+	return GetUserNameFromId(GetSessionUserId(), false);
+}
+
+/*
+ * The CONTEXT line of the verifier's LOG lines. bulkhead's log follower
+ * (audit/pglog.go) counts a report only when this line, or the PL/pgSQL
+ * verifier's, follows it: an app role's own RAISE LOG of the same text is
+ * followed by a CONTEXT line naming its own code.
+ */
+#define VERIFIER_CONTEXT "bulkhead.context(), the native verifier"
+
+static void
+log_invalid(const char *why)
+{
+	ereport(LOG,
+			(errmsg("bulkhead: invalid tenant context (%s) for role %s",
+					why, session_user_name()),
+			 errcontext(VERIFIER_CONTEXT)));
+}
+
+/* date_part('epoch', ts)::float8, as PostgreSQL computes it. */
+static float8
+epoch_of(TimestampTz ts)
+{
+	return DatumGetFloat8(DirectFunctionCall2(timestamptz_part,
+											  CStringGetTextDatum("epoch"),
+											  TimestampTzGetDatum(ts)));
+}
+
+/*
+ * claims ->> key: NULL when claims is not an object, the key is absent or
+ * its value is JSON null; a string's text; any other value as JSON text.
+ */
+static char *
+field_text(Jsonb *claims, const char *key)
+{
+	JsonbValue	vbuf;
+	JsonbValue *v;
+
+	if (!JB_ROOT_IS_OBJECT(claims))
+		return NULL;
+	v = getKeyJsonValueFromContainer(&claims->root, key, strlen(key), &vbuf);
+	if (v == NULL)
+		return NULL;
+	switch (v->type)
+	{
+		case jbvNull:
+			return NULL;
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		case jbvBinary:
+			return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+		default:
+			elog(ERROR, "bulkhead: unexpected jsonb value type %d", (int) v->type);
+	}
+	return NULL;
+}
+
+/* jsonb_typeof(claims -> key) = 'number', with a missing key false. */
+static bool
+field_is_number(Jsonb *claims, const char *key)
+{
+	JsonbValue	vbuf;
+	JsonbValue *v;
+
+	if (!JB_ROOT_IS_OBJECT(claims))
+		return false;
+	v = getKeyJsonValueFromContainer(&claims->root, key, strlen(key), &vbuf);
+	return v != NULL && v->type == jbvNumeric;
+}
+
+/* (claims ->> key)::float8 */
+static float8
+field_float8(Jsonb *claims, const char *key)
+{
+	char	   *s = field_text(claims, key);
+
+	if (s == NULL)
+		elog(ERROR, "bulkhead: claim %s vanished", key);
+	return DatumGetFloat8(DirectFunctionCall1(float8in, CStringGetDatum(s)));
+}
+
+static const char b64url[] =
+"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static int
+b64url_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+/*
+ * The payload's bytes, as decode(<base64url turned base64 and padded>,
+ * 'base64') gives them: a length of 1 modulo 4 is an error there too.
+ */
+static char *
+b64url_decode(const char *s, int len, int *outlen)
+{
+	char	   *out = palloc(len * 3 / 4 + 3);
+	int			n = 0;
+	uint32		acc = 0;
+	int			bits = 0;
+
+	if (len % 4 == 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid base64 end sequence")));
+	for (int i = 0; i < len; i++)
+	{
+		int			v = b64url_value(s[i]);
+
+		if (v < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid symbol in base64 sequence")));
+		acc = (acc << 6) | (uint32) v;
+		bits += 6;
+		if (bits >= 8)
+		{
+			bits -= 8;
+			out[n++] = (char) ((acc >> bits) & 0xFF);
+		}
+	}
+	*outlen = n;
+	return out;
+}
+
+/* The MAC of signed under key, base64url without padding, into out[43]. */
+static void
+mac_of(const uint8 *key, size_t keylen, const char *signed_part, size_t len,
+	   char *out)
+{
+	uint8		sum[32];
+	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+	int			o = 0;
+
+	if (ctx == NULL)
+		elog(ERROR, "bulkhead: out of memory for an HMAC");
+	if (pg_hmac_init(ctx, key, keylen) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) signed_part, len) < 0 ||
+		pg_hmac_final(ctx, sum, sizeof(sum)) < 0)
+	{
+		const char *why = pg_hmac_error(ctx);
+
+		pg_hmac_free(ctx);
+		elog(ERROR, "bulkhead: HMAC failed: %s", why);
+	}
+	pg_hmac_free(ctx);
+	for (int i = 0; i < 30; i += 3)
+	{
+		uint32		v = ((uint32) sum[i] << 16) | ((uint32) sum[i + 1] << 8) | sum[i + 2];
+
+		out[o++] = b64url[(v >> 18) & 63];
+		out[o++] = b64url[(v >> 12) & 63];
+		out[o++] = b64url[(v >> 6) & 63];
+		out[o++] = b64url[v & 63];
+	}
+	{
+		uint32		v = ((uint32) sum[30] << 16) | ((uint32) sum[31] << 8);
+
+		out[o++] = b64url[(v >> 18) & 63];
+		out[o++] = b64url[(v >> 12) & 63];
+		out[o++] = b64url[(v >> 6) & 63];
+	}
+	Assert(o == MAC_LEN);
+}
+
+static SPIPlanPtr
+prepare(const char *sql, Oid argtype)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, 1, &argtype);
+
+	if (plan == NULL)
+		elog(ERROR, "bulkhead: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "bulkhead: SPI_keepplan failed");
+	return plan;
+}
+
+Datum
+bulkhead_context(PG_FUNCTION_ARGS)
+{
+	const char *setting = GetConfigOption("bulkhead.context", true, false);
+	size_t		toklen;
+	const char *kid,
+			   *payload,
+			   *mac;
+	int			kidlen,
+				payloadlen,
+				maclen;
+	char		expected[MAC_LEN];
+	bool		found;
+	bool		retired_null = true;
+	TimestampTz not_after = 0;
+	char	   *raw;
+	int			rawlen;
+	char	   *utf8;
+	Jsonb	   *claims;
+	const char *why = NULL;
+	char		status[64];
+	bool		status_null = true;
+	bool		after_null = true;
+	TimestampTz after = 0;
+
+	if (setting == NULL || setting[0] == '\0')
+		PG_RETURN_NULL();
+
+	/*
+	 * The strict form: length at most 4096, then
+	 * ^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$.
+	 */
+	toklen = strlen(setting);
+	if (pg_mbstrlen_with_len(setting, toklen) > MAX_TOKEN ||
+		strncmp(setting, "v1.", 3) != 0)
+	{
+		log_invalid("malformed");
+		PG_RETURN_NULL();
+	}
+	{
+		const char *seg[3];
+		int			seglen[3];
+		int			k = 0;
+		const char *p = setting + 3;
+
+		seg[0] = p;
+		for (;; p++)
+		{
+			if (*p == '.' || *p == '\0')
+			{
+				seglen[k] = (int) (p - seg[k]);
+				if (seglen[k] == 0)
+					break;
+				k++;
+				if (*p == '\0' || k == 3)
+					break;
+				seg[k] = p + 1;
+				continue;
+			}
+			if (!is_b64url(*p))
+			{
+				k = -1;
+				break;
+			}
+		}
+		if (k != 3 || *p != '\0')
+		{
+			log_invalid("malformed");
+			PG_RETURN_NULL();
+		}
+		kid = seg[0];
+		kidlen = seglen[0];
+		payload = seg[1];
+		payloadlen = seglen[1];
+		mac = seg[2];
+		maclen = seglen[2];
+	}
+	if (kidlen > MAX_KID || maclen != MAC_LEN)
+	{
+		log_invalid("malformed");
+		PG_RETURN_NULL();
+	}
+
+	/* The key. */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "bulkhead: SPI_connect failed");
+	if (key_plan == NULL)
+		key_plan = prepare("SELECT kk.secret, kk.not_after FROM bulkhead_control.keys kk"
+						   " WHERE kk.kid OPERATOR(pg_catalog.=) $1"
+						   " AND kk.purpose OPERATOR(pg_catalog.=) 'context'::pg_catalog.text",
+						   TEXTOID);
+	{
+		Datum		arg = PointerGetDatum(cstring_to_text_with_len(kid, kidlen));
+		int			rc = SPI_execute_plan(key_plan, &arg, NULL, true, 1);
+
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "bulkhead: key lookup failed: %s", SPI_result_code_string(rc));
+		found = SPI_processed > 0;
+		if (found)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			bytea	   *secret;
+			Datum		na;
+
+			if (isnull)
+				elog(ERROR, "bulkhead: a key without a secret");
+			secret = DatumGetByteaPP(d);
+			mac_of((const uint8 *) VARDATA_ANY(secret), VARSIZE_ANY_EXHDR(secret),
+				   setting, (size_t) (mac - 1 - setting), expected);
+			na = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &retired_null);
+			if (!retired_null)
+				not_after = DatumGetTimestampTz(na);
+		}
+	}
+	SPI_finish();
+	if (!found)
+	{
+		log_invalid("unknown key");
+		PG_RETURN_NULL();
+	}
+	{
+		/* Constant time: every byte is compared. */
+		unsigned char diff = 0;
+
+		for (int i = 0; i < MAC_LEN; i++)
+			diff |= (unsigned char) (expected[i] ^ mac[i]);
+		if (diff != 0)
+		{
+			log_invalid("bad signature");
+			PG_RETURN_NULL();
+		}
+	}
+
+	/* From here on the payload is bulkhead's own: it decodes. */
+	raw = b64url_decode(payload, payloadlen, &rawlen);
+	utf8 = pg_any_to_server(raw, rawlen, PG_UTF8);
+	if (utf8 == raw)
+	{
+		/* Same encoding: verified, not copied; jsonb_in needs a NUL. */
+		utf8 = pnstrdup(raw, rawlen);
+	}
+	claims = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(utf8)));
+
+	{
+		/* float8_pl and float8_mi raise an overflow as SQL's + and - do. */
+		float8		now = epoch_of(GetCurrentStatementStartTimestamp());
+
+		if (!field_is_number(claims, "exp") || !field_is_number(claims, "iat"))
+			why = "exp or iat missing or not a number";
+		else if (field_float8(claims, "exp") <= now)
+			why = "expired";
+		else if (field_float8(claims, "iat") > float8_pl(now, 5))
+			why = "issued in the future";
+		else if (float8_mi(field_float8(claims, "exp"), field_float8(claims, "iat")) > 300)
+			why = "lifetime over the maximum";
+		else if (!retired_null && not_after <= GetCurrentStatementStartTimestamp())
+			why = "retired key";
+		else
+		{
+			char	   *aud = field_text(claims, "aud");
+
+			if (aud == NULL || strcmp(aud, session_user_name()) != 0)
+				why = "audience is another login role";
+		}
+	}
+
+	if (why == NULL)
+	{
+		/* The tenant's status, read once: the check, and the log line. */
+		char	   *tid = field_text(claims, "tenant_id");
+
+		if (tid != NULL)
+		{
+			Datum		arg = DirectFunctionCall1(uuid_in, CStringGetDatum(tid));
+			int			rc;
+
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "bulkhead: SPI_connect failed");
+			if (tenant_plan == NULL)
+				tenant_plan = prepare("SELECT t.status, t.contexts_from FROM bulkhead_control.tenants t"
+									  " WHERE t.id OPERATOR(pg_catalog.=) $1",
+									  UUIDOID);
+			rc = SPI_execute_plan(tenant_plan, &arg, NULL, true, 1);
+			if (rc != SPI_OK_SELECT)
+				elog(ERROR, "bulkhead: tenant lookup failed: %s", SPI_result_code_string(rc));
+			if (SPI_processed > 0)
+			{
+				Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &status_null);
+
+				if (!status_null)
+					text_to_cstring_buffer(DatumGetTextPP(d), status, sizeof(status));
+				d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &after_null);
+				if (!after_null)
+					after = DatumGetTimestampTz(d);
+			}
+			SPI_finish();
+		}
+		if (status_null || strcmp(status, "active") != 0)
+			why = "inactive";
+		else if (!after_null && field_float8(claims, "iat") < epoch_of(after))
+			why = "issued before the tenant moved";
+	}
+	if (why != NULL && strcmp(why, "inactive") == 0)
+	{
+		ereport(LOG,
+				(errmsg("bulkhead: tenant context for a tenant that is not active (%s) for role %s",
+						status_null ? "absent" : status, session_user_name()),
+				 errcontext(VERIFIER_CONTEXT)));
+		PG_RETURN_NULL();
+	}
+	if (why != NULL)
+	{
+		log_invalid(why);
+		PG_RETURN_NULL();
+	}
+	PG_RETURN_JSONB_P(claims);
+}
+

@@ -16,24 +16,38 @@
  * custom C libraries; there the PL/pgSQL verifier stays.
  *
  * It is installed as SECURITY DEFINER, owned by bulkhead_owner, without a
- * SET search_path clause: every name in its two queries is qualified,
- * operators included, so the caller's search_path cannot change them.
+ * SET search_path clause: it runs no SQL. It reads its two rows (the key,
+ * the tenant) through their tables' primary-key indexes, looked up by name
+ * in bulkhead_control, with the statement's snapshot, and calls
+ * PostgreSQL's functions directly, so the caller's search_path cannot
+ * change what it runs.
  */
 #include "postgres.h"
 
+#include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "common/hmac.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/float.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 PG_MODULE_MAGIC;
 
@@ -46,8 +60,6 @@ PG_MODULE_MAGIC;
 #define MAX_KID 32
 #define MAC_LEN 43				/* 32 bytes, base64url without padding */
 
-static SPIPlanPtr key_plan = NULL;
-static SPIPlanPtr tenant_plan = NULL;
 
 PG_FUNCTION_INFO_V1(bulkhead_verifier_version);
 PG_FUNCTION_INFO_V1(bulkhead_context);
@@ -251,16 +263,66 @@ mac_of(const uint8 *key, size_t keylen, const char *signed_part, size_t len,
 	Assert(o == MAC_LEN);
 }
 
-static SPIPlanPtr
-prepare(const char *sql, Oid argtype)
+/*
+ * One row of bulkhead_control.<table> by its primary key, read as the
+ * statement's snapshot sees it, through the key's index: what the
+ * PL/pgSQL verifier's SELECT ... WHERE <key> = $1 reads, without the
+ * executor. Names are looked up in bulkhead_control only, so no
+ * search_path is involved. The row's columns are copied into values and
+ * nulls (by name, in cols order); false when there is no row.
+ */
+static bool
+lookup(const char *table, const char *index, const char *keycol, Oid eqproc,
+	   Datum keyval, int ncols, const char *const *cols, Datum *values, bool *nulls)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, 1, &argtype);
+	Oid			nsp = get_namespace_oid("bulkhead_control", false);
+	Oid			relid = get_relname_relid(table, nsp);
+	Oid			indexid = get_relname_relid(index, nsp);
+	Relation	rel;
+	Relation	idx;
+	AttrNumber	keyatt;
+	ScanKeyData skey;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
 
-	if (plan == NULL)
-		elog(ERROR, "bulkhead: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "bulkhead: SPI_keepplan failed");
-	return plan;
+	if (!OidIsValid(relid) || !OidIsValid(indexid))
+		elog(ERROR, "bulkhead: bulkhead_control.%s or its index %s is missing", table, index);
+	rel = table_open(relid, AccessShareLock);
+	idx = index_open(indexid, AccessShareLock);
+	keyatt = get_attnum(relid, keycol);
+	if (idx->rd_index->indrelid != relid || idx->rd_index->indnkeyatts != 1 ||
+		idx->rd_index->indkey.values[0] != keyatt || !idx->rd_index->indisunique ||
+		idx->rd_rel->relam != BTREE_AM_OID)
+		elog(ERROR, "bulkhead: %s is not the unique btree index on bulkhead_control.%s (%s)", index, table, keycol);
+	ScanKeyEntryInitialize(&skey, 0, keyatt, BTEqualStrategyNumber, InvalidOid,
+						   idx->rd_indcollation[0], eqproc, keyval);
+	scan = systable_beginscan(rel, indexid, true,
+							  ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot(),
+							  1, &skey);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+
+		found = true;
+		for (int i = 0; i < ncols; i++)
+		{
+			AttrNumber	att = get_attnum(relid, cols[i]);
+			Form_pg_attribute a;
+
+			if (att == InvalidAttrNumber)
+				elog(ERROR, "bulkhead: bulkhead_control.%s has no column %s", table, cols[i]);
+			a = TupleDescAttr(desc, att - 1);
+			values[i] = heap_getattr(tup, att, desc, &nulls[i]);
+			if (!nulls[i])
+				values[i] = datumCopy(values[i], a->attbyval, a->attlen);
+		}
+	}
+	systable_endscan(scan);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return found;
 }
 
 Datum
@@ -346,39 +408,33 @@ bulkhead_context(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	}
 
-	/* The key. */
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "bulkhead: SPI_connect failed");
-	if (key_plan == NULL)
-		key_plan = prepare("SELECT kk.secret, kk.not_after FROM bulkhead_control.keys kk"
-						   " WHERE kk.kid OPERATOR(pg_catalog.=) $1"
-						   " AND kk.purpose OPERATOR(pg_catalog.=) 'context'::pg_catalog.text",
-						   TEXTOID);
+	/* The key: purpose 'context' only. */
 	{
-		Datum		arg = PointerGetDatum(cstring_to_text_with_len(kid, kidlen));
-		int			rc = SPI_execute_plan(key_plan, &arg, NULL, true, 1);
+		static const char *const cols[] = {"purpose", "secret", "not_after"};
+		Datum		v[3];
+		bool		n[3];
 
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "bulkhead: key lookup failed: %s", SPI_result_code_string(rc));
-		found = SPI_processed > 0;
+		found = lookup("keys", "keys_pkey", "kid", F_TEXTEQ,
+					   PointerGetDatum(cstring_to_text_with_len(kid, kidlen)), 3, cols, v, n);
 		if (found)
 		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			char	   *purpose = n[0] ? NULL : TextDatumGetCString(v[0]);
 			bytea	   *secret;
-			Datum		na;
 
-			if (isnull)
-				elog(ERROR, "bulkhead: a key without a secret");
-			secret = DatumGetByteaPP(d);
-			mac_of((const uint8 *) VARDATA_ANY(secret), VARSIZE_ANY_EXHDR(secret),
-				   setting, (size_t) (mac - 1 - setting), expected);
-			na = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &retired_null);
-			if (!retired_null)
-				not_after = DatumGetTimestampTz(na);
+			found = purpose != NULL && strcmp(purpose, "context") == 0;
+			if (found)
+			{
+				if (n[1])
+					elog(ERROR, "bulkhead: a key without a secret");
+				secret = DatumGetByteaPP(v[1]);
+				mac_of((const uint8 *) VARDATA_ANY(secret), VARSIZE_ANY_EXHDR(secret),
+					   setting, (size_t) (mac - 1 - setting), expected);
+				retired_null = n[2];
+				if (!retired_null)
+					not_after = DatumGetTimestampTz(v[2]);
+			}
 		}
 	}
-	SPI_finish();
 	if (!found)
 	{
 		log_invalid("unknown key");
@@ -437,29 +493,20 @@ bulkhead_context(PG_FUNCTION_ARGS)
 
 		if (tid != NULL)
 		{
-			Datum		arg = DirectFunctionCall1(uuid_in, CStringGetDatum(tid));
-			int			rc;
+			static const char *const cols[] = {"status", "contexts_from"};
+			Datum		v[2];
+			bool		n[2];
 
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "bulkhead: SPI_connect failed");
-			if (tenant_plan == NULL)
-				tenant_plan = prepare("SELECT t.status, t.contexts_from FROM bulkhead_control.tenants t"
-									  " WHERE t.id OPERATOR(pg_catalog.=) $1",
-									  UUIDOID);
-			rc = SPI_execute_plan(tenant_plan, &arg, NULL, true, 1);
-			if (rc != SPI_OK_SELECT)
-				elog(ERROR, "bulkhead: tenant lookup failed: %s", SPI_result_code_string(rc));
-			if (SPI_processed > 0)
+			if (lookup("tenants", "tenants_pkey", "id", F_UUID_EQ,
+					   DirectFunctionCall1(uuid_in, CStringGetDatum(tid)), 2, cols, v, n))
 			{
-				Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &status_null);
-
+				status_null = n[0];
 				if (!status_null)
-					text_to_cstring_buffer(DatumGetTextPP(d), status, sizeof(status));
-				d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &after_null);
+					text_to_cstring_buffer(DatumGetTextPP(v[0]), status, sizeof(status));
+				after_null = n[1];
 				if (!after_null)
-					after = DatumGetTimestampTz(d);
+					after = DatumGetTimestampTz(v[1]);
 			}
-			SPI_finish();
 		}
 		if (status_null || strcmp(status, "active") != 0)
 			why = "inactive";

@@ -528,3 +528,71 @@ func TestSuiteVerifier(t *testing.T) {
 		t.Fatalf("the test database runs the %s verifier, want %s (%s=%q)", v.Kind, want, pgtest.EnvVerifier, os.Getenv(pgtest.EnvVerifier))
 	}
 }
+
+// TestNativeVerifierSnapshots: both verifiers read the key and the
+// tenant's status as the statement's snapshot has them: a transaction
+// sees its own suspension of the tenant, and a REPEATABLE READ transaction
+// keeps seeing the tenant active after another one suspends it.
+func TestNativeVerifierSnapshots(t *testing.T) {
+	p := newVerifierPair(t)
+	ctx := context.Background()
+	tok := p.e.signRaw(t, "pa", func(m map[string]any) { m["aud"] = p.user })
+	both := func(tx pgx.Tx) (string, string) {
+		t.Helper()
+		if _, err := tx.Exec(ctx, `SELECT pg_catalog.set_config('bulkhead.context', $1, true)`, tok); err != nil {
+			t.Fatal(err)
+		}
+		var a, b *string
+		if err := tx.QueryRow(ctx, `SELECT bulkhead.test_context_plpgsql()->>'tenant_id', bulkhead.test_context_native()->>'tenant_id'`).Scan(&a, &b); err != nil {
+			t.Fatal(err)
+		}
+		deref := func(s *string) string {
+			if s == nil {
+				return "NULL"
+			}
+			return *s
+		}
+		return deref(a), deref(b)
+	}
+	id := string(p.e.tenants["pa"].ID)
+
+	// Its own uncommitted suspension.
+	tx, err := p.conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE bulkhead_control.tenants SET status = 'suspended' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := both(tx); a != "NULL" || b != "NULL" {
+		t.Errorf("after suspending the tenant in the same transaction: plpgsql %s, native %s; want both NULL", a, b)
+	}
+	tx.Rollback(ctx)
+
+	// Another transaction's suspension, after this one's snapshot.
+	rr, err := p.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Rollback(ctx)
+	if a, b := both(rr); a != id || b != id {
+		t.Fatalf("before: plpgsql %s, native %s; want %s", a, b, id)
+	}
+	other := p.e.adminConn(t)
+	if _, err := other.Exec(ctx, `UPDATE bulkhead_control.tenants SET status = 'suspended' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := both(rr); a != id || b != id {
+		t.Errorf("in a REPEATABLE READ transaction begun before the suspension: plpgsql %s, native %s; want both %s", a, b, id)
+	}
+	rr.Rollback(ctx)
+	// A new transaction sees it.
+	tx, err = p.conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if a, b := both(tx); a != "NULL" || b != "NULL" {
+		t.Errorf("after the suspension: plpgsql %s, native %s; want both NULL", a, b)
+	}
+}

@@ -352,6 +352,8 @@ bulkhead_context(PG_FUNCTION_ARGS)
 
 	if (setting == NULL || setting[0] == '\0')
 		PG_RETURN_NULL();
+	/* A copy: the setting's own storage is the GUC machinery's. */
+	setting = pstrdup(setting);
 
 	/*
 	 * The strict form: length at most 4096, then

@@ -2,11 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TestNativeVerifierBoundaries gives both verifiers contexts that sit
@@ -135,3 +137,68 @@ $do$`
 var errRollback = fmt.Errorf("roll back")
 
 func quoteSQL(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// TestNativeVerifierStartupSetting gives both verifiers values of
+// bulkhead.context that set_config cannot make, because a text argument
+// must be valid UTF-8: values a client sends in its startup packet, which
+// PostgreSQL stores as they come. A truncated character at the end is an
+// encoding error (22021) in both, other bytes that are not UTF-8 are
+// malformed, and a context set for the whole session verifies in both.
+func TestNativeVerifierStartupSetting(t *testing.T) {
+	p := newVerifierPair(t)
+	ctx := context.Background()
+	valid := p.e.signRaw(t, "pa", func(m map[string]any) { m["aud"] = p.user })
+	for _, c := range []struct {
+		name, value string
+		code        string // the error both raise, if any
+		valid       bool
+	}{
+		{"a truncated character at the end", "v1.abc.def.\xf0", "22021", false},
+		{"only a truncated character", "\xc3", "22021", false},
+		{"a truncated three-byte character at the end", "v1.abc.def.ghi\xe2\x82", "22021", false},
+		{"bytes that are never UTF-8", "v1.\xff\xfe.abc.def", "", false},
+		{"a continuation byte first", "\x80v1.abc.def.ghi", "", false},
+		{"a context after a truncated character", "\xe2\x82" + valid, "", false},
+		{"9000 characters", "v1." + strings.Repeat("a", 9000) + ".b.c", "", false},
+		{"a valid context for the session", valid, "", true},
+	} {
+		cfg, err := pgx.ParseConfig(p.e.pg.AdminURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RuntimeParams["bulkhead.context"] = c.value
+		var logs []string
+		cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+			if n.Severity == "LOG" {
+				logs = append(logs, n.Message)
+			}
+		}
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if _, err := conn.Exec(ctx, `SET client_min_messages = log`); err != nil {
+			t.Fatal(err)
+		}
+		var outs [2]outcome
+		for i, fn := range []string{"test_context_plpgsql", "test_context_native"} {
+			logs = nil
+			err := conn.QueryRow(ctx, `SELECT bulkhead.`+fn+`()::text`).Scan(&outs[i].claims)
+			var pe *pgconn.PgError
+			switch {
+			case errors.As(err, &pe):
+				outs[i].code = pe.Code
+			case err != nil:
+				t.Fatalf("%s: %s: %v", c.name, fn, err)
+			}
+			outs[i].logs = logs
+		}
+		conn.Close(ctx)
+		if outs[0].String() != outs[1].String() {
+			t.Errorf("%s: the verifiers disagree\n plpgsql: %s\n native:  %s", c.name, outs[0], outs[1])
+		}
+		if outs[0].code != c.code || (outs[0].claims != nil) != c.valid {
+			t.Errorf("%s: %s; want error %q, valid %t", c.name, outs[0], c.code, c.valid)
+		}
+	}
+}

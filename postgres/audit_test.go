@@ -676,7 +676,8 @@ func TestVerifyWhileChaining(t *testing.T) {
 // TestInvalidContextLogCannotBeForged follows the test cluster's server
 // log as serve --pg-log does, while an app role's own SQL writes the
 // verifier's report naming another login role (a DO block's RAISE LOG,
-// with and without a DETAIL, and a cast error that echoes it): none of it
+// with and without a DETAIL, with the verifiers' CONTEXT lines after a
+// newline in its text, and a cast error that echoes it): none of it
 // becomes an event, and a real refusal by bulkhead.context() does.
 func TestInvalidContextLogCannotBeForged(t *testing.T) {
 	t.Parallel()
@@ -702,6 +703,11 @@ func TestInvalidContextLogCannotBeForged(t *testing.T) {
 		`DO $$ BEGIN RAISE LOG '` + forged + `' USING DETAIL = 'x'; END $$`,
 		`SELECT '` + forged + `'::int`,
 		`SELECT 1 -- LOG:  ` + forged,
+		// The verifiers' CONTEXT lines inside the message: PostgreSQL
+		// starts each line after the first with a tab.
+		`DO $$ BEGIN RAISE LOG E'` + forged + `\nCONTEXT:  bulkhead.context(), the native verifier'; END $$`,
+		`DO $$ BEGIN RAISE LOG E'` + forged + `\nCONTEXT:  PL/pgSQL function bulkhead.context() line 17 at RAISE'; END $$`,
+		`DO $$ BEGIN RAISE LOG E'` + forged + `\r\nCONTEXT:  bulkhead.context(), the native verifier\r\n'; END $$`,
 	} {
 		postgres.ScopedTx(ctx, e.db.App(), e.mint(t, "pa", nil), postgres.ScopeOptions{}, func(tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, sql)

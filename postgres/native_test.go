@@ -329,7 +329,9 @@ func FuzzNativeVerifier(f *testing.F) {
 
 // TestNativeVerifierInstall installs the native verifier with the
 // command's method and checks it decides as the PL/pgSQL one did for
-// tenants' rows, then removes it; and the refusals, each changing nothing.
+// tenants' rows, with the same grants, owner and attributes, then removes
+// it, which puts back the PL/pgSQL one's body, settings and attributes;
+// and the refusals, each changing nothing.
 func TestNativeVerifierInstall(t *testing.T) {
 	lib := pgtest.NativeLibrary(t)
 	e := newEnv(t)
@@ -342,6 +344,7 @@ func TestNativeVerifierInstall(t *testing.T) {
 		t.Fatalf("VerifierStatus = %+v, %v; want plpgsql", v, err)
 	}
 	sqlBody := contextBody(t, e)
+	sqlAttrs := contextAttrs(t, e)
 
 	// Refused: a library that is not there; one written for another
 	// migration's verifier.
@@ -373,6 +376,9 @@ func TestNativeVerifierInstall(t *testing.T) {
 	}
 	if owner != "bulkhead_owner" || !definer || config != "" {
 		t.Errorf("native bulkhead.context(): owner %s, definer %t, config %q", owner, definer, config)
+	}
+	if got, want := contextAttrs(t, e), sqlAttrs; got[:strings.Index(got, " cost")] != want[:strings.Index(want, " cost")] {
+		t.Errorf("native bulkhead.context()'s attributes are %s, want the PL/pgSQL one's %s", got, want)
 	}
 
 	// Each tenant sees its own canary and nothing else; forged and
@@ -421,6 +427,9 @@ func TestNativeVerifierInstall(t *testing.T) {
 	}
 	if got := contextBody(t, e); got != sqlBody {
 		t.Errorf("after removal, bulkhead.context() is %s, want %s", got, sqlBody)
+	}
+	if got := contextAttrs(t, e); got != sqlAttrs {
+		t.Errorf("after removal, bulkhead.context()'s attributes are %s, want %s", got, sqlAttrs)
 	}
 	var events int
 	if err := e.adminConn(t).QueryRow(ctx, `SELECT (SELECT count(*) FROM bulkhead_audit.inbox WHERE event->>'action' IN ('verifier:Native', 'verifier:PLpgSQL'))
@@ -495,6 +504,21 @@ func contextBody(t *testing.T, e *env) string {
 	var s string
 	if err := e.adminConn(t).QueryRow(context.Background(), `SELECT l.lanname || ':' || md5(p.prosrc) || ':' || coalesce(array_to_string(p.proconfig, ','), '')
 		FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'bulkhead.context()'::regprocedure`).Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// contextAttrs is what of bulkhead.context() other than its language,
+// body and settings decides who may call it and how it runs: its grants,
+// owner, SECURITY DEFINER, volatility, parallel safety, leakproofness,
+// strictness, then its cost and rows.
+func contextAttrs(t *testing.T, e *env) string {
+	t.Helper()
+	var s string
+	if err := e.adminConn(t).QueryRow(context.Background(), `SELECT format('acl=%s owner=%s definer=%s volatile=%s parallel=%s leakproof=%s strict=%s returns=%s cost=%s rows=%s',
+		p.proacl, pg_get_userbyid(p.proowner), p.prosecdef, p.provolatile, p.proparallel, p.proleakproof, p.proisstrict, p.prorettype::regtype, p.procost, p.prorows)
+		FROM pg_proc p WHERE p.oid = 'bulkhead.context()'::regprocedure`).Scan(&s); err != nil {
 		t.Fatal(err)
 	}
 	return s

@@ -247,6 +247,29 @@ func TestNativeVerifierMatchesPLpgSQL(t *testing.T) {
 		{"payload with NUL", sign(e.key, []byte("{\"x\":\"\x00\"}")), false},
 		{"payload with \\u0000", sign(e.key, []byte(`{"x":"\u0000"}`)), false},
 		{"payload one byte", sign(e.key, []byte("{")), false},
+		{"aud true", raw(func(m map[string]any) { m["aud"] = true }), false},
+		{"aud an object", raw(func(m map[string]any) { m["aud"] = map[string]any{p.user: p.user} }), false},
+		{"aud nested 1000 deep", raw(func(m map[string]any) {
+			m["aud"] = json.RawMessage(strings.Repeat("[", 1000) + strings.Repeat("]", 1000))
+		}), false},
+		{"aud in unicode escapes", raw(func(m map[string]any) {
+			esc := ""
+			for _, r := range p.user {
+				esc += fmt.Sprintf(`\u%04x`, r)
+			}
+			m["aud"] = json.RawMessage(`"` + esc + `"`)
+		}), true},
+		{"tenant an object", raw(func(m map[string]any) { m["tenant_id"] = map[string]any{"id": e.tenants["pa"].ID} }), false},
+		{"tenant true", raw(func(m map[string]any) { m["tenant_id"] = true }), false},
+		{"tenant upper case, no hyphens", raw(func(m map[string]any) {
+			m["tenant_id"] = strings.ToUpper(strings.ReplaceAll(string(e.tenants["pa"].ID), "-", ""))
+		}), true},
+		{"exp -0", raw(func(m map[string]any) { m["exp"] = json.RawMessage("-0") }), false},
+		{"exp 400 digits", raw(func(m map[string]any) { m["exp"] = json.RawMessage("1" + strings.Repeat("0", 400)) }), false},
+		{"iat 1e-400", raw(func(m map[string]any) { m["iat"] = json.RawMessage("1e-400") }), false},
+		{"exp with 60 decimals", raw(func(m map[string]any) {
+			m["exp"] = json.RawMessage(fmt.Sprintf("%d.%s", now+60, strings.Repeat("9", 60)))
+		}), true},
 	}
 	var jwtKid string
 	if err := p.conn.QueryRow(ctx, `SELECT kid FROM bulkhead_control.keys WHERE purpose = 'jwt' LIMIT 1`).Scan(&jwtKid); err != nil {

@@ -25,6 +25,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_am.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "common/hmac.h"
 #include "fmgr.h"
@@ -202,7 +203,7 @@ b64url_decode(const char *s, int len, int *outlen)
 	if (len % 4 == 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid base64 end sequence")));
+				 errmsg("unexpected \"=\" while decoding base64 sequence")));
 	for (int i = 0; i < len; i++)
 	{
 		int			v = b64url_value(s[i]);
@@ -293,8 +294,9 @@ lookup(const char *table, const char *index, const char *keycol, Oid eqproc,
 	keyatt = get_attnum(relid, keycol);
 	if (idx->rd_index->indrelid != relid || idx->rd_index->indnkeyatts != 1 ||
 		idx->rd_index->indkey.values[0] != keyatt || !idx->rd_index->indisunique ||
+		!idx->rd_index->indisvalid || !heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL) ||
 		idx->rd_rel->relam != BTREE_AM_OID)
-		elog(ERROR, "bulkhead: %s is not the unique btree index on bulkhead_control.%s (%s)", index, table, keycol);
+		elog(ERROR, "bulkhead: %s is not the valid, unique, whole-table btree index on bulkhead_control.%s (%s)", index, table, keycol);
 	ScanKeyEntryInitialize(&skey, 0, keyatt, BTEqualStrategyNumber, InvalidOid,
 						   idx->rd_indcollation[0], eqproc, keyval);
 	scan = systable_beginscan(rel, indexid, true,
@@ -457,12 +459,18 @@ bulkhead_context(PG_FUNCTION_ARGS)
 
 	/* From here on the payload is bulkhead's own: it decodes. */
 	raw = b64url_decode(payload, payloadlen, &rawlen);
-	utf8 = pg_any_to_server(raw, rawlen, PG_UTF8);
-	if (utf8 == raw)
-	{
-		/* Same encoding: verified, not copied; jsonb_in needs a NUL. */
-		utf8 = pnstrdup(raw, rawlen);
-	}
+
+	/*
+	 * Only in a UTF8 database (bulkhead verifier native refuses others):
+	 * converting to another encoding would look the conversion up through
+	 * the caller's search_path.
+	 */
+	if (GetDatabaseEncoding() != PG_UTF8)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("bulkhead: the native verifier needs a UTF8 database")));
+	pg_verify_mbstr(PG_UTF8, raw, rawlen, false);
+	utf8 = pnstrdup(raw, rawlen);
 	claims = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(utf8)));
 
 	{

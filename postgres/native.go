@@ -93,13 +93,21 @@ func (db *DB) InstallNativeVerifier(ctx context.Context, library string) (*Verif
 		if _, err := tx.Exec(ctx, `DROP FUNCTION pg_temp.bulkhead_verifier_version()`); err != nil {
 			return err
 		}
+		var encoding string
+		if err := tx.QueryRow(ctx, `SELECT pg_catalog.getdatabaseencoding()`).Scan(&encoding); err != nil {
+			return err
+		}
+		if encoding != "UTF8" {
+			return fault.Errorf(fault.Conflict, "native_needs_utf8",
+				"The database's encoding is %s; the native verifier works only in a UTF8 database (the PL/pgSQL verifier stays).", encoding)
+		}
 		if version != NativeVerifierVersion {
 			return fault.Errorf(fault.Conflict, "native_library_version",
 				"The native verifier at %s reproduces the verifier of migration %d; this bulkhead's is migration %d's. Build the library from this release's pgext/ and install it.",
 				library, version, NativeVerifierVersion)
 		}
 		_, err = tx.Exec(ctx, `CREATE OR REPLACE FUNCTION bulkhead.context() RETURNS jsonb
-			LANGUAGE c STABLE SECURITY DEFINER PARALLEL SAFE AS `+lib+`, '`+nativeSymbol+`'`)
+			LANGUAGE c STABLE SECURITY DEFINER PARALLEL SAFE COST 100 AS `+lib+`, '`+nativeSymbol+`'`)
 		if err != nil {
 			return fmt.Errorf("install the native verifier: %w", err)
 		}

@@ -192,6 +192,15 @@ func (db *DB) resetRole(ctx context.Context, role string) error {
 	if _, err := db.admin.Exec(ctx, `ALTER ROLE `+q+` RESET ALL`); err != nil {
 		return err
 	}
+	// RESET ALL clears the settings for every database only; the role may
+	// also have planted some for this database (IN DATABASE).
+	var dbName string
+	if err := db.admin.QueryRow(ctx, `SELECT current_database()`).Scan(&dbName); err != nil {
+		return err
+	}
+	if _, err := db.admin.Exec(ctx, `ALTER ROLE `+q+` IN DATABASE `+quoteIdent(dbName)+` RESET ALL`); err != nil {
+		return err
+	}
 	var super bool
 	if err := db.admin.QueryRow(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
 		return err

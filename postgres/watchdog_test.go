@@ -34,6 +34,10 @@ func TestWatchdog(t *testing.T) {
 	if _, err := conn.Exec(ctx, `ALTER ROLE CURRENT_USER SET work_mem = '1GB'`); err != nil {
 		t.Fatalf("planting a setting: %v", err)
 	}
+	// And one for this database only, which RESET ALL alone leaves.
+	if _, err := conn.Exec(ctx, `ALTER ROLE CURRENT_USER IN DATABASE `+e.pg.Name+` SET statement_timeout = 0`); err != nil {
+		t.Fatalf("planting a setting for this database: %v", err)
+	}
 	if _, err := conn.Exec(ctx, `BEGIN`); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +56,7 @@ func TestWatchdog(t *testing.T) {
 		}
 		kinds = append(kinds, f.Kind+":"+f.Action)
 	}
-	if strings.Join(kinds, ",") != "role_setting:reset,strong_lock:terminated" {
+	if strings.Join(kinds, ",") != "role_setting:reset,role_setting:reset,strong_lock:terminated" {
 		t.Fatalf("findings %v, want a reset role setting and a terminated lock holder", got)
 	}
 	if err := conn.Ping(ctx); err == nil {
@@ -69,7 +73,7 @@ func TestWatchdog(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range settings {
-		if strings.HasPrefix(s, "work_mem") {
+		if strings.HasPrefix(s, "work_mem") || strings.HasPrefix(s, "statement_timeout") {
 			t.Fatalf("planted setting survived: %v", settings)
 		}
 	}

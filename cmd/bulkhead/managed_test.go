@@ -153,7 +153,10 @@ func managedWatchdog(t *testing.T, d *pgtest.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fn.Close(context.Background()) })
-	if _, err := fn.Exec(ctx, `ALTER ROLE CURRENT_USER SET work_mem = '64MB'`); err != nil {
+	// In this database only: the other subtest's watchdog, in another
+	// database of the same cluster, sweeps settings for every database
+	// and would otherwise reset this one first (roles are cluster-wide).
+	if _, err := fn.Exec(ctx, `ALTER ROLE CURRENT_USER IN DATABASE `+d.Name+` SET work_mem = '64MB'`); err != nil {
 		t.Fatal(err)
 	}
 	db, err := postgres.Open(ctx, postgres.Config{AdminURL: d.AdminURL})

@@ -111,6 +111,15 @@ epoch_of(TimestampTz ts)
 											  TimestampTzGetDatum(ts)));
 }
 
+/* claims -> key: NULL when claims is not an object or has no such key. */
+static JsonbValue *
+field(Jsonb *claims, const char *key, JsonbValue *buf)
+{
+	if (!JB_ROOT_IS_OBJECT(claims))
+		return NULL;
+	return getKeyJsonValueFromContainer(&claims->root, key, strlen(key), buf);
+}
+
 /*
  * claims ->> key: NULL when claims is not an object, the key is absent or
  * its value is JSON null; a string's text; any other value as JSON text.
@@ -119,11 +128,8 @@ static char *
 field_text(Jsonb *claims, const char *key)
 {
 	JsonbValue	vbuf;
-	JsonbValue *v;
+	JsonbValue *v = field(claims, key, &vbuf);
 
-	if (!JB_ROOT_IS_OBJECT(claims))
-		return NULL;
-	v = getKeyJsonValueFromContainer(&claims->root, key, strlen(key), &vbuf);
 	if (v == NULL)
 		return NULL;
 	switch (v->type)
@@ -150,11 +156,8 @@ static bool
 field_is_number(Jsonb *claims, const char *key)
 {
 	JsonbValue	vbuf;
-	JsonbValue *v;
+	JsonbValue *v = field(claims, key, &vbuf);
 
-	if (!JB_ROOT_IS_OBJECT(claims))
-		return false;
-	v = getKeyJsonValueFromContainer(&claims->root, key, strlen(key), &vbuf);
 	return v != NULL && v->type == jbvNumeric;
 }
 

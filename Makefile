@@ -57,6 +57,9 @@ fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz FuzzEvaluate -fuzztime 30s
 	$(GO) test ./tenant -run '^$$' -fuzz FuzzParseSlug -fuzztime 10s
 	$(GO) test ./httpapi -run '^$$' -fuzz FuzzAPI -fuzztime 60s -parallel 2
+	@if [ -f "$$(pg_config --includedir-server 2>/dev/null)/postgres.h" ]; then \
+		$(GO) test ./postgres -run '^$$' -fuzz FuzzNativeVerifier -fuzztime 60s; \
+	else echo "make fuzz: no PostgreSQL server headers, FuzzNativeVerifier not run"; fi
 
 clean:
 	rm -rf bin

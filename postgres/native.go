@@ -60,7 +60,8 @@ func (db *DB) VerifierStatus(ctx context.Context) (*Verifier, error) {
 // verifier from library (a path PostgreSQL can load, such as
 // [DefaultNativeLibrary]), in one transaction. Only a superuser may create
 // a function in C. It refuses a library written for another migration's
-// verifier, and a database not migrated up to [NativeVerifierVersion].
+// verifier, a database not migrated up to [NativeVerifierVersion], and a
+// database whose encoding is not UTF8.
 func (db *DB) InstallNativeVerifier(ctx context.Context, library string) (*Verifier, error) {
 	if library == "" {
 		library = DefaultNativeLibrary
@@ -73,8 +74,9 @@ func (db *DB) InstallNativeVerifier(ctx context.Context, library string) (*Verif
 		if err := tx.QueryRow(ctx, `SELECT pg_catalog.quote_literal($1::text)`, library).Scan(&lib); err != nil {
 			return err
 		}
-		// The library's own version, through a function that lives as
-		// long as this transaction's session-temporary schema entry.
+		// Ask the library which verifier it reproduces, through a
+		// temporary function dropped again below (or with the
+		// transaction, if anything fails).
 		_, err := tx.Exec(ctx, `CREATE FUNCTION pg_temp.bulkhead_verifier_version() RETURNS integer
 			LANGUAGE c IMMUTABLE AS `+lib+`, 'bulkhead_verifier_version'`)
 		if err != nil {

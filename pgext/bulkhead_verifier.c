@@ -354,6 +354,7 @@ bulkhead_context(PG_FUNCTION_ARGS)
 	bool		status_null = true;
 	bool		after_null = true;
 	TimestampTz after = 0;
+	float8		iat = 0;		/* parsed when the checks reach it */
 
 	if (setting == NULL || setting[0] == '\0')
 		PG_RETURN_NULL();
@@ -477,16 +478,22 @@ bulkhead_context(PG_FUNCTION_ARGS)
 	claims = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(utf8)));
 
 	{
-		/* float8_pl and float8_mi raise an overflow as SQL's + and - do. */
+		/*
+		 * exp and iat are each parsed once, when the check that first
+		 * needs it runs, so that a value float8 cannot hold raises its
+		 * error where the PL/pgSQL verifier's CASE would. float8_pl and
+		 * float8_mi raise an overflow as SQL's + and - do.
+		 */
 		float8		now = epoch_of(GetCurrentStatementStartTimestamp());
+		float8		exp;
 
 		if (!field_is_number(claims, "exp") || !field_is_number(claims, "iat"))
 			why = "exp or iat missing or not a number";
-		else if (field_float8(claims, "exp") <= now)
+		else if ((exp = field_float8(claims, "exp")) <= now)
 			why = "expired";
-		else if (field_float8(claims, "iat") > float8_pl(now, 5))
+		else if ((iat = field_float8(claims, "iat")) > float8_pl(now, 5))
 			why = "issued in the future";
-		else if (float8_mi(field_float8(claims, "exp"), field_float8(claims, "iat")) > 300)
+		else if (float8_mi(exp, iat) > 300)
 			why = "lifetime over the maximum";
 		else if (!retired_null && not_after <= GetCurrentStatementStartTimestamp())
 			why = "retired key";
@@ -523,7 +530,7 @@ bulkhead_context(PG_FUNCTION_ARGS)
 		}
 		if (status_null || strcmp(status, "active") != 0)
 			why = "inactive";
-		else if (!after_null && field_float8(claims, "iat") < epoch_of(after))
+		else if (!after_null && iat < epoch_of(after))
 			why = "issued before the tenant moved";
 	}
 	if (why != NULL && strcmp(why, "inactive") == 0)

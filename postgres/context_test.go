@@ -3,9 +3,6 @@ package postgres_test
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,10 +120,7 @@ func (e *env) signRaw(t *testing.T, slug string, edit func(map[string]any)) stri
 	if b, err = json.Marshal(m); err != nil {
 		t.Fatal(err)
 	}
-	signed := ctxtoken.Prefix + "." + e.key.ID + "." + base64.RawURLEncoding.EncodeToString(b)
-	h := hmac.New(sha256.New, e.key.Secret)
-	h.Write([]byte(signed))
-	return signed + "." + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+	return sign(e.key, b)
 }
 
 func (e *env) exec(t testing.TB, token, sql string, args ...any) {

@@ -70,10 +70,7 @@ func (db *DB) InstallNativeVerifier(ctx context.Context, library string) (*Verif
 		return nil, fault.E(fault.Invalid, "invalid_library", "The library path contains a NUL byte.")
 	}
 	err := db.nativeTx(ctx, func(tx pgx.Tx) error {
-		var lib string
-		if err := tx.QueryRow(ctx, `SELECT pg_catalog.quote_literal($1::text)`, library).Scan(&lib); err != nil {
-			return err
-		}
+		lib := quoteLiteral(library)
 		// Ask the library which verifier it reproduces, through a
 		// temporary function dropped again below (or with the
 		// transaction, if anything fails).

@@ -236,6 +236,7 @@ func TestNativeVerifierMatchesPLpgSQL(t *testing.T) {
 		{"tenant not a uuid", raw(func(m map[string]any) { m["tenant_id"] = "acme" }), false},
 		{"tenant a number", raw(func(m map[string]any) { m["tenant_id"] = 7 }), false},
 		{"tenant in braces", raw(func(m map[string]any) { m["tenant_id"] = "{" + string(e.tenants["pa"].ID) + "}" }), true},
+		{"expired, iat beyond a float8 (never parsed)", raw(func(m map[string]any) { m["iat"], m["exp"] = json.Number("1e-400"), now-1 }), false},
 		{"lifetime overflows a float8", raw(func(m map[string]any) { m["iat"], m["exp"] = json.Number("-1.7e308"), json.Number("1.7e308") }), false},
 		{"exp out of float range", raw(func(m map[string]any) { m["exp"] = json1e400{} }), false},
 		{"duplicate keys", sign(e.key, []byte(fmt.Sprintf(`{"tenant_id":%q,"aud":"x","aud":%q,"iat":%d,"exp":%d}`, e.tenants["pa"].ID, p.user, now, now+60))), true},

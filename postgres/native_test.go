@@ -377,6 +377,7 @@ func TestNativeVerifierInstall(t *testing.T) {
 		lib, code string
 	}{
 		{"/nonexistent/bulkhead_verifier.so", "native_library_missing"},
+		{`/nonexistent/it's', 'x'; DROP TABLE bulkhead_control.keys; --\.so`, "native_library_missing"},
 		{"$libdir/bulkhead_no_such_library", "native_library_missing"},
 		{oldLibrary(t), "native_library_version"},
 	} {

@@ -1095,6 +1095,36 @@ func TestBatchOnboarding(t *testing.T) {
 	if !strings.Contains(string(r.Body), `"result":"exists"`) {
 		t.Fatalf("retry: %s", r)
 	}
+	// Items are created several at a time, but an id the batch repeats
+	// meets what its earlier item left, in order: created, then exists,
+	// then taken by another shape; the answers stay in the batch's order.
+	var items []string
+	want := ""
+	for i := range 40 {
+		id := fmt.Sprintf("p-%02d", i)
+		items = append(items, fmt.Sprintf(`{"id":%q}`, id))
+		want += id + ":created: "
+		if i == 0 || i == 20 {
+			items = append(items, `{"id":"d-1","name":"One"}`, `{"id":"d-1","name":"One"}`, `{"id":"d-1","name":"Other"}`)
+		}
+	}
+	want = strings.Replace(want, "p-00:created: ", "p-00:created: d-1:created: d-1:exists: d-1:failed:tenant_exists ", 1)
+	want = strings.Replace(want, "p-20:created: ", "p-20:created: d-1:exists: d-1:exists: d-1:failed:tenant_exists ", 1)
+	r = s.Do(t, "POST", "/v1/tenants/batch", s.AdminToken, "["+strings.Join(items, ",")+"]")
+	out.Results = nil
+	r.JSON(t, &out)
+	got = ""
+	for _, x := range out.Results {
+		got += x.ID + ":" + x.Result + ":" + x.Code + " "
+	}
+	if got != want {
+		t.Fatalf("batch with repeated ids:\n got %s\nwant %s", got, want)
+	}
+	for _, id := range []string{"p-00", "p-39", "d-1"} {
+		if r := s.Do(t, "GET", "/v1/tenants/"+id, s.AdminToken, nil); r.Status != http.StatusOK || (id == "d-1" && !strings.Contains(string(r.Body), `"name":"One"`)) {
+			t.Fatalf("%s after the batch: %s", id, r)
+		}
+	}
 	for _, bad := range []string{`{"id":"x"}`, `[]`, `[{"id":"x","ID":"y"}]`} {
 		if r := s.Do(t, "POST", "/v1/tenants/batch", s.AdminToken, bad); r.Status < 400 || r.Status >= 500 {
 			t.Fatalf("bad batch %s: %s", bad, r)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -148,39 +149,81 @@ func (s *Server) createTenants(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out := make([]batchResult, len(reqs))
+	// The first item with each id is created several at a time (each in
+	// its own transaction, so their commits share the disk's flushes); an
+	// id the batch repeats is tried after all of those, one item at a
+	// time in order, so it meets what its earlier item left, as it would
+	// in a batch created one by one.
+	seen := make(map[string]bool, len(reqs))
+	var first, again []int
 	for i, req := range reqs {
-		res := batchResult{ID: req.ID}
-		if r.Context().Err() != nil {
-			// The request's time ran out: the rest are not tried.
-			res.Result, res.Code, res.Message = "failed", "timeout", batchTimeout
-			out[i] = res
+		if seen[req.ID] {
+			again = append(again, i)
 			continue
 		}
-		if req.Tier == "" {
-			req.Tier = string(tenant.Pool)
-		}
-		t, created, err := s.pg.CreateTenant(s.changeCtx(r), postgres.TenantCreate{Slug: tenant.Slug(req.ID), Name: req.Name, Tier: tenant.Tier(req.Tier), Plan: req.Plan})
-		switch {
-		case err != nil && fault.KindOf(err) == fault.Canceled:
-			res.Result, res.Code, res.Message = "failed", "timeout", batchTimeout
-		case err != nil:
-			if fault.KindOf(err) == fault.Internal {
-				s.log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("request_id", requestIDFrom(r.Context())),
-					slog.Int("batch_item", i), slog.String("err", err.Error()))
+		seen[req.ID] = true
+		first = append(first, i)
+	}
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(s.batchConcurrency(), len(first)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				out[i] = s.createBatchItem(r, p, i, reqs[i])
 			}
-			res.Result, res.Code, res.Message = "failed", fault.CodeOf(err), fault.MessageOf(err)
-		case created:
-			res.Result = "created"
-		default:
-			res.Result = "exists"
-		}
-		if t != nil {
-			j := toTenantJSON(t, p)
-			res.Tenant = &j
-		}
-		out[i] = res
+		}()
+	}
+	for _, i := range first {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	for _, i := range again {
+		out[i] = s.createBatchItem(r, p, i, reqs[i])
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"results": out})
+}
+
+// batchConcurrency is how many tenants of a batch are created at once:
+// half the admin pool's connections, at most 4, so that a batch leaves
+// connections to the control plane's other requests.
+func (s *Server) batchConcurrency() int {
+	return max(1, min(4, int(s.pg.Admin().Config().MaxConns)/2))
+}
+
+// createBatchItem creates item i of a batch and says what became of it.
+func (s *Server) createBatchItem(r *http.Request, p tenant.Principal, i int, req createTenantRequest) batchResult {
+	res := batchResult{ID: req.ID}
+	if r.Context().Err() != nil {
+		// The request's time ran out: the rest are not tried.
+		res.Result, res.Code, res.Message = "failed", "timeout", batchTimeout
+		return res
+	}
+	if req.Tier == "" {
+		req.Tier = string(tenant.Pool)
+	}
+	t, created, err := s.pg.CreateTenant(s.changeCtx(r), postgres.TenantCreate{Slug: tenant.Slug(req.ID), Name: req.Name, Tier: tenant.Tier(req.Tier), Plan: req.Plan})
+	switch {
+	case err != nil && fault.KindOf(err) == fault.Canceled:
+		res.Result, res.Code, res.Message = "failed", "timeout", batchTimeout
+	case err != nil:
+		if fault.KindOf(err) == fault.Internal {
+			s.log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("request_id", requestIDFrom(r.Context())),
+				slog.Int("batch_item", i), slog.String("err", err.Error()))
+		}
+		res.Result, res.Code, res.Message = "failed", fault.CodeOf(err), fault.MessageOf(err)
+	case created:
+		res.Result = "created"
+	default:
+		res.Result = "exists"
+	}
+	if t != nil {
+		j := toTenantJSON(t, p)
+		res.Tenant = &j
+	}
+	return res
 }
 
 func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {

@@ -385,6 +385,141 @@ func TestSuspendAndResume(t *testing.T) {
 	}
 }
 
+// TestChangePlan: only a platform admin changes a tenant's plan; a bad
+// change changes nothing; the new plan decides the tenant's next request
+// on the server (its template, so a basic tenant cannot delete, and its
+// limits, which were made for the old plan); the change is audited with
+// the plan before it; another tenant on the old plan is untouched.
+func TestChangePlan(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.Limits = map[string]httpapi.Limit{
+			"basic":   {Rate: 0.001, Burst: 3, Concurrent: 2, StatementTimeout: time.Second},
+			"premium": httpapi.DefaultLimits["premium"],
+		}
+		c.RefusalPause = -1
+	}})
+	a := seed(t, s, "acme", "pool")
+	b := seed(t, s, "globex", "pool")
+	plan := func(slug string) string {
+		t.Helper()
+		var out struct{ Plan string }
+		s.Do(t, "GET", "/v1/tenants/"+slug, s.AdminToken, nil).JSON(t, &out)
+		return out.Plan
+	}
+	if r := s.Do(t, "PATCH", "/v1/tenants/acme", a.AdminToken, map[string]string{"plan": "basic"}); r.Status != http.StatusForbidden {
+		t.Fatalf("a tenant admin changing its own plan: %s", r)
+	}
+	if r := s.Do(t, "PATCH", "/v1/tenants/globex", a.AdminToken, map[string]string{"plan": "basic"}); r.Status != http.StatusNotFound {
+		t.Fatalf("a tenant admin changing another tenant's plan: %s", r)
+	}
+	for _, tt := range []struct {
+		body any
+		code string
+	}{
+		{map[string]string{"plan": "gold"}, "invalid_plan"},
+		{map[string]string{"plan": "Premium"}, "invalid_plan"},
+		{map[string]string{}, "invalid_body"},
+		{map[string]string{"status": "frozen", "plan": "basic"}, "invalid_status"},
+		{map[string]string{"plan": "basic", "tier": "silo"}, "invalid_body"},
+		{map[string]any{"plan": 1}, "invalid_body"},
+	} {
+		if r := s.Do(t, "PATCH", "/v1/tenants/acme", s.AdminToken, tt.body); r.Status != http.StatusBadRequest || r.Code() != tt.code {
+			t.Fatalf("update %v: %s, want 400 %s", tt.body, r, tt.code)
+		}
+	}
+	if p := plan("acme"); p != "premium" {
+		t.Fatalf("after the refused updates, acme is on %q", p)
+	}
+	// deletes creates a project as t's admin and deletes it: the status of
+	// the deletion.
+	deletes := func(c *canary) int {
+		t.Helper()
+		r := s.Do(t, "POST", "/rest/v1/projects", c.AdminToken, map[string]string{"name": "doomed"}, "Prefer", "return=representation")
+		if r.Status != http.StatusCreated {
+			t.Fatalf("%s: insert: %s", c.Slug, r)
+		}
+		var rows []map[string]any
+		r.JSON(t, &rows)
+		return s.Do(t, "DELETE", "/rest/v1/projects?id=eq."+rows[0]["id"].(string), c.AdminToken, nil).Status
+	}
+	if st := deletes(a); st != http.StatusNoContent {
+		t.Fatalf("a premium tenant's delete: %d", st)
+	}
+	r := s.Do(t, "PATCH", "/v1/tenants/acme", s.AdminToken, map[string]string{"plan": "basic"})
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"plan":"basic"`) {
+		t.Fatalf("to basic: %s", r)
+	}
+	if p := plan("acme"); p != "basic" {
+		t.Fatalf("after the change, acme is on %q", p)
+	}
+	// The basic template allows no delete, and basic's burst of 3 ends
+	// within a few requests; premium's limiter, made before, would allow
+	// hundreds.
+	if st := deletes(a); st != http.StatusForbidden {
+		t.Fatalf("a basic tenant's delete: %d", st)
+	}
+	limited := false
+	for range 5 {
+		if r := s.Do(t, "GET", "/rest/v1/projects", a.AdminToken, nil); r.Status == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("acme on the basic plan was never rate-limited: its limits are still premium's")
+	}
+	// globex stayed on premium.
+	if st := deletes(b); st != http.StatusNoContent {
+		t.Fatalf("the other tenant's delete: %d", st)
+	}
+	for range 10 {
+		if r := s.Do(t, "GET", "/rest/v1/projects", b.AdminToken, nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), b.ProjectName) || strings.Contains(string(r.Body), a.ProjectName) {
+			t.Fatalf("the other tenant after acme's change: %s", r)
+		}
+	}
+	if p := plan("globex"); p != "premium" {
+		t.Fatalf("globex is on %q", p)
+	}
+	// Back to premium: deletes again; setting the plan it has is no error.
+	for range 2 {
+		if r := s.Do(t, "PATCH", "/v1/tenants/acme", s.AdminToken, map[string]string{"plan": "premium"}); r.Status != http.StatusOK {
+			t.Fatalf("to premium: %s", r)
+		}
+	}
+	if st := deletes(a); st != http.StatusNoContent {
+		t.Fatalf("a premium tenant's delete, again: %d", st)
+	}
+	// Status and plan in one request.
+	if r := s.Do(t, "PATCH", "/v1/tenants/acme", s.AdminToken, map[string]string{"status": "suspended", "plan": "basic"}); r.Status != http.StatusOK ||
+		!strings.Contains(string(r.Body), `"plan":"basic"`) || !strings.Contains(string(r.Body), `"status":"suspended"`) {
+		t.Fatalf("suspend and downgrade: %s", r)
+	}
+	var changes []string
+	ctx := context.Background()
+	adm, err := pgx.Connect(ctx, s.PG.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close(ctx)
+	rows, err := adm.Query(ctx, `SELECT coalesce(ev->'detail'->>'plan_before', '-') || '>' || coalesce(ev->'detail'->>'plan', '-') || ',' || coalesce(ev->'detail'->>'status', '-')
+		FROM (SELECT event FROM bulkhead_audit.inbox UNION ALL SELECT body::jsonb FROM bulkhead_audit.events) e(ev)
+		WHERE ev->>'action' = 'tenants:Update' AND ev->>'tenant' = 'acme' AND ev->>'decision' = 'allow' ORDER BY (ev->>'at')::timestamptz`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		changes = append(changes, c)
+	}
+	if got, want := strings.Join(changes, " "), "premium>basic,- basic>premium,- premium>premium,- premium>basic,suspended"; got != want {
+		t.Fatalf("audited changes of acme: %s, want %s", got, want)
+	}
+}
+
 func TestMethodNotAllowed(t *testing.T) {
 	t.Parallel()
 	s := apitest.Start(t, apitest.Options{})

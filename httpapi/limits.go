@@ -41,6 +41,7 @@ var DefaultLimits = map[string]Limit{
 }
 
 type tenantLimiter struct {
+	plan      string // the plan the bucket, slots and budget were made for
 	bucket    *rate.Limiter
 	passwords *rate.Limiter // the tenant's share of the server's password checks, for new users
 	dbTime    *timeBudget   // Limit.StatementTime; nil without a budget
@@ -239,16 +240,26 @@ func (l *limiters) get(t *tenant.Tenant) *tenantLimiter {
 		l.m = map[tenant.ID]*tenantLimiter{}
 	}
 	tl, ok := l.m[t.ID]
-	if !ok {
+	if !ok || tl.plan != t.Plan {
+		// A tenant moved to another plan gets limits made for it. Its
+		// requests in flight give their slots back to the limiter they
+		// took them from; its share of the password checks, and when it
+		// was last refused, are not the plan's and carry over.
 		slots := lim.Concurrent
 		if l.share > 0 {
 			slots = min(slots, l.share)
 		}
-		tl = &tenantLimiter{bucket: rate.NewLimiter(rate.Limit(lim.Rate), lim.Burst), slots: make(chan struct{}, slots),
-			passwords: rate.NewLimiter(rate.Limit(l.passwords.Rate), l.passwords.Burst)}
-		if lim.StatementTime > 0 {
-			tl.dbTime = newTimeBudget(lim.StatementTime, now)
+		next := &tenantLimiter{plan: t.Plan, bucket: rate.NewLimiter(rate.Limit(lim.Rate), lim.Burst), slots: make(chan struct{}, slots)}
+		if ok {
+			next.passwords = tl.passwords
+			next.refused.Store(tl.refused.Load())
+		} else {
+			next.passwords = rate.NewLimiter(rate.Limit(l.passwords.Rate), l.passwords.Burst)
 		}
+		if lim.StatementTime > 0 {
+			next.dbTime = newTimeBudget(lim.StatementTime, now)
+		}
+		tl = next
 		l.m[t.ID] = tl //bulkhead:ok keyed by the verified tenant's UUID; holds counters, no tenant data
 	}
 	tl.used = now

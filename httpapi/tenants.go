@@ -288,6 +288,7 @@ func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
 
 type updateTenantRequest struct {
 	Status string `json:"status"`
+	Plan   string `json:"plan"`
 }
 
 // platformTenant resolves the tenant in the path for a platform-only change
@@ -308,9 +309,11 @@ func (s *Server) platformTenant(r *http.Request, action string) (tenant.Principa
 	return p, t, nil
 }
 
-// updateTenant suspends or reactivates a tenant. A suspended tenant's
-// contexts stop verifying at the next statement and its tokens stop
-// working; its data stays.
+// updateTenant suspends or reactivates a tenant, or moves it to another
+// plan. A suspended tenant's contexts stop verifying at the next statement
+// and its tokens stop working; its data stays. A new plan applies to the
+// tenant's next request on this server (its limits and the template that
+// bounds its policies).
 func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
 	p, t, err := s.platformTenant(r, policy.TenantsUpdate)
 	if err != nil {
@@ -322,7 +325,7 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.pg.SetTenantStatus(s.changeCtx(r), t.ID, tenant.Status(req.Status)); err != nil {
+	if err := s.pg.UpdateTenant(s.changeCtx(r), t.ID, postgres.TenantUpdate{Status: tenant.Status(req.Status), Plan: req.Plan}); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

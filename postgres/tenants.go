@@ -214,30 +214,82 @@ func (db *DB) FindTenants(ctx context.Context, f TenantFilter) ([]*tenant.Tenant
 // contexts stop verifying at the next statement.
 func (db *DB) SetTenantStatus(ctx context.Context, id tenant.ID, s tenant.Status) (err error) {
 	defer fault.Wrap(&err, "postgres.SetTenantStatus(%s)", id)
-	if s != tenant.Active && s != tenant.Suspended {
+	return db.UpdateTenant(ctx, id, TenantUpdate{Status: s})
+}
+
+// SetTenantPlan moves a tenant to another plan. The plan bounds what its
+// users may do (its template) and sets its limits; contexts issued before
+// the change keep the commands they carry until they expire.
+func (db *DB) SetTenantPlan(ctx context.Context, id tenant.ID, plan string) (err error) {
+	defer fault.Wrap(&err, "postgres.SetTenantPlan(%s)", id)
+	return db.UpdateTenant(ctx, id, TenantUpdate{Plan: plan})
+}
+
+// TenantUpdate is a change to a tenant: its status, its plan, or both.
+// An empty field is left as it is.
+type TenantUpdate struct {
+	Status tenant.Status
+	Plan   string
+}
+
+// ErrNoUpdate refuses a change that changes nothing.
+var ErrNoUpdate = fault.E(fault.Invalid, "invalid_body", `Give a "status", a "plan", or both.`)
+
+// Valid checks the change before anything is written.
+func (u TenantUpdate) Valid() error {
+	if u.Status == "" && u.Plan == "" {
+		return ErrNoUpdate
+	}
+	if u.Status != "" && u.Status != tenant.Active && u.Status != tenant.Suspended {
 		return fault.E(fault.Invalid, "invalid_status", `The status must be "active" or "suspended".`)
 	}
+	if u.Plan != "" && u.Plan != "basic" && u.Plan != "premium" {
+		return fault.E(fault.Invalid, "invalid_plan", `The plan must be "basic" or "premium".`)
+	}
+	return nil
+}
+
+// UpdateTenant applies u to a tenant that is active or suspended, in one
+// transaction with its audit event (action tenants:Update; the detail
+// names what was set, and the plan before it when the plan is set).
+// Setting what the tenant already has is not an error. A moving tenant
+// gets ErrMoving, an offboarded or unknown one ErrNotFound.
+func (db *DB) UpdateTenant(ctx context.Context, id tenant.ID, u TenantUpdate) (err error) {
+	defer fault.Wrap(&err, "postgres.UpdateTenant(%s)", id)
+	if err := u.Valid(); err != nil {
+		return err
+	}
 	err = db.ownerTx(ctx, func(tx pgx.Tx) error {
-		var slug string
-		err := tx.QueryRow(ctx, `UPDATE bulkhead_control.tenants SET status = $2 WHERE id = $1 AND status IN ('active', 'suspended') RETURNING slug`,
-			string(id), string(s)).Scan(&slug)
+		var slug, status, plan string
+		err := tx.QueryRow(ctx, `SELECT slug, status, plan FROM bulkhead_control.tenants WHERE id = $1 FOR UPDATE`, string(id)).Scan(&slug, &status, &plan)
 		if errors.Is(err, pgx.ErrNoRows) {
-			// A moving tenant exists and is active again in seconds: say
-			// so, rather than that it does not exist.
-			var moving bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM bulkhead_control.tenants WHERE id = $1 AND status = 'moving')`, string(id)).Scan(&moving); err != nil {
-				return err
-			}
-			if moving {
-				return tenant.ErrMoving
-			}
 			return tenant.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		return db.changeEvent(ctx, tx, "tenants:Update", controlResource(string(id), policy.KindTenant, string(id)), string(id), slug,
-			map[string]string{"status": string(s)})
+		switch tenant.Status(status) {
+		case tenant.Active, tenant.Suspended:
+		case tenant.Moving:
+			// A moving tenant exists and is active again in seconds: say
+			// so, rather than that it does not exist.
+			return tenant.ErrMoving
+		default:
+			return tenant.ErrNotFound
+		}
+		detail := map[string]string{}
+		if u.Status != "" {
+			status = string(u.Status)
+			detail["status"] = status
+		}
+		if u.Plan != "" {
+			detail["plan"], detail["plan_before"] = u.Plan, plan
+			plan = u.Plan
+		}
+		if _, err := tx.Exec(ctx, `UPDATE bulkhead_control.tenants SET status = $2, plan = $3 WHERE id = $1`, string(id), status, plan); err != nil {
+			return err
+		}
+		return db.changeEvent(ctx, tx, "tenants:Update", controlResource(string(id), policy.KindTenant, string(id)), string(id), slug, detail)
 	})
 	return Translate(err)
 }

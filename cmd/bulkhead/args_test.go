@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
 )
 
@@ -220,5 +221,57 @@ func TestOffboardingDeletesPolicies(t *testing.T) {
 	var stderr bytes.Buffer
 	if err := run(ctx, []string{"policy", "put", "--tenant", "acme", "--name", "x", "--file", pf, "--database-url", pg.AdminURL}, io.Discard, &stderr); err == nil {
 		t.Fatal("policy put on an offboarded tenant succeeded")
+	}
+}
+
+// TestSetPlan: set-plan needs an explicit --plan and a known one, changes
+// only the tenant named, says what the plan was, and refuses an
+// offboarded tenant; a refused change changes nothing.
+func TestSetPlan(t *testing.T) {
+	pg := pgtest.NewDB(t)
+	cmd := cli(pg.AdminURL)
+	for _, slug := range []string{"acme", "globex", "gone"} {
+		if _, err := cmd("tenants", "create", slug); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{
+		{"tenants", "set-plan", "acme"},                      // no --plan: the default would pass for a choice
+		{"tenants", "set-plan", "--plan", "premium"},         // no tenant
+		{"tenants", "set-plan", "acme", "--plan", "gold"},    // no such plan
+		{"tenants", "set-plan", "acme", "--plan", "PREMIUM"}, // plans are lowercase
+		{"tenants", "set-plan", "acme", "globex", "--plan", "premium"},
+	} {
+		if out, err := cmd(args...); !isUsage(err) {
+			t.Errorf("%v: %q %v, want a usage error", args, out, err)
+		}
+	}
+	show := func(slug string) string {
+		t.Helper()
+		out, err := cmd("tenants", "show", slug, "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v struct{ Plan string }
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return v.Plan
+	}
+	if p := show("acme"); p != "basic" {
+		t.Fatalf("after refused changes acme is on %q", p)
+	}
+	out, err := cmd("tenants", "set-plan", "acme", "--plan", "premium")
+	if err != nil || !strings.Contains(out, "acme is on the premium plan (was basic)") {
+		t.Fatalf("set-plan: %q %v", out, err)
+	}
+	if a, g := show("acme"), show("globex"); a != "premium" || g != "basic" {
+		t.Fatalf("acme on %q, globex on %q; want premium and basic", a, g)
+	}
+	if _, err := cmd("tenants", "delete", "gone", "--yes"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cmd("tenants", "set-plan", "gone", "--plan", "premium"); fault.CodeOf(err) != "tenant_not_found" {
+		t.Fatalf("set-plan on an offboarded tenant: %v", err)
 	}
 }

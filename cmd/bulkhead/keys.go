@@ -35,8 +35,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if sub != "retire" && kid != "" {
 		return unexpectedArgument(kid)
 	}
-	graceSet := false
-	fs.Visit(func(f *flag.Flag) { graceSet = graceSet || f.Name == "grace" })
+	graceSet := flagSet(fs, "grace")
 	switch {
 	case *grace < 0:
 		return usageError{fmt.Sprintf("--grace must not be negative (%s); to retire every older key at once, use --retire-now", *grace)}

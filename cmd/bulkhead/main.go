@@ -111,6 +111,14 @@ Commands that talk to PostgreSQL take --database-url or BULKHEAD_DATABASE_URL
 }
 
 // newFlags returns a flag set whose -h prints the command's help.
+// flagSet says whether the command line set the flag name, whatever its
+// value (a default cannot be told from a value given).
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("bulkhead "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -399,9 +399,7 @@ func (o *serveOptions) checkFlags(fs *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	claimSet := false
-	fs.Visit(func(f *flag.Flag) { claimSet = claimSet || f.Name == "idp-tenant-claim" })
-	if len(ext) == 0 && claimSet {
+	if len(ext) == 0 && flagSet(fs, "idp-tenant-claim") {
 		return usageError{"--idp-tenant-claim needs an external identity provider: --idp-issuer, --idp-jwks-url and --idp-audience"}
 	}
 	if len(ext) > 0 {

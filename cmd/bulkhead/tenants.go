@@ -31,7 +31,7 @@ func openStore(ctx context.Context, flagURL string) (*postgres.DB, error) {
 }
 
 func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const synopsis = "tenants create ID [--name NAME] [--tier pool|silo] [--plan basic|premium] | import FILE [--concurrency N] | list [--json] | show ID | suspend ID | resume ID | move ID --to pool|silo [--settle 5s] | delete ID --yes"
+	const synopsis = "tenants create ID [--name NAME] [--tier pool|silo] [--plan basic|premium] | import FILE [--concurrency N] | list [--json] | show ID | suspend ID | resume ID | set-plan ID --plan basic|premium | move ID --to pool|silo [--settle 5s] | delete ID --yes"
 	if len(args) == 0 || isHelp(args[0]) {
 		fmt.Fprintln(stderr, "usage: bulkhead "+synopsis)
 		return flag.ErrHelp
@@ -41,7 +41,7 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL")
 	name := fs.String("name", "", "display name (create)")
 	tier := fs.String("tier", "pool", "pool or silo (create)")
-	plan := fs.String("plan", "basic", "basic or premium (create)")
+	plan := fs.String("plan", "basic", "basic or premium (create, set-plan)")
 	concurrency := fs.Int("concurrency", 4, "tenants created at once (import)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	yes := fs.Bool("yes", false, "confirm deletion (delete)")
@@ -121,6 +121,22 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		fmt.Fprintf(stdout, "%s is %s\n", t.Slug, st)
+		return nil
+	case "set-plan":
+		if id == "" || !flagSet(fs, "plan") {
+			return usageError{"usage: bulkhead tenants set-plan ID --plan basic|premium"}
+		}
+		if err := (postgres.TenantUpdate{Plan: *plan}).Valid(); err != nil {
+			return usageError{fault.MessageOf(err)}
+		}
+		t, err := db.FindTenantBySlug(ctx, tenant.Slug(id), false)
+		if err != nil {
+			return err
+		}
+		if err := db.SetTenantPlan(ctx, t.ID, *plan); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s is on the %s plan (was %s)\n", t.Slug, *plan, t.Plan)
 		return nil
 	case "move":
 		if id == "" || !tenant.Tier(*to).Valid() {

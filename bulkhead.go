@@ -24,6 +24,12 @@ import (
 // request deadline.
 const DefaultContextTTL = 45 * time.Second
 
+// MaxTenantCacheTTL is the longest Config.TenantCacheTTL, and its default:
+// a move's shortest settling (4 s, bulkhead tenants move --settle) less
+// postgres.MoveClockSkew, so that no minter routes a moved tenant to its
+// old place once the move has ended.
+const MaxTenantCacheTTL = 2 * time.Second
+
 // MaxContextTTL is the longest lifetime the database verifier accepts.
 const MaxContextTTL = 5 * time.Minute
 
@@ -38,10 +44,14 @@ type Config struct {
 	// ContextTTL is the lifetime of minted contexts; zero means
 	// DefaultContextTTL.
 	ContextTTL time.Duration
-	// TenantCacheTTL bounds how stale the minter's view of a tenant's status
-	// may be; zero means 2 seconds. The database checks the status itself on
-	// every statement, so this only affects how fast the HTTP layer answers
-	// 401 instead of an empty result.
+	// TenantCacheTTL bounds how stale the minter's view of a tenant (its
+	// status, placement and plan) may be; zero means MaxTenantCacheTTL, and
+	// a longer one is refused. The database checks the status itself on
+	// every statement, so for a suspension this only affects how fast the
+	// HTTP layer answers 401 instead of an empty result; for a move it is
+	// how long a minter may still route the tenant to its old place, which
+	// the move's settling outlasts (postgres.MoveOptions.Settle); a new plan
+	// applies to the minter's contexts within it.
 	TenantCacheTTL time.Duration
 	Logger         *slog.Logger
 	Now            func() time.Time
@@ -79,7 +89,10 @@ func Open(ctx context.Context, cfg Config) (db *DB, err error) {
 		return nil, fault.Errorf(fault.Invalid, "invalid_config", "ContextTTL must be between 1s and %s.", MaxContextTTL)
 	}
 	if cfg.TenantCacheTTL == 0 {
-		cfg.TenantCacheTTL = 2 * time.Second
+		cfg.TenantCacheTTL = MaxTenantCacheTTL
+	}
+	if cfg.TenantCacheTTL < 0 || cfg.TenantCacheTTL > MaxTenantCacheTTL {
+		return nil, fault.Errorf(fault.Invalid, "invalid_config", "TenantCacheTTL must be between 0 and %s: a move lets servers' tenant caches expire before it resumes the tenant in its new place, and waits no longer than that.", MaxTenantCacheTTL)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -276,3 +276,25 @@ func TestTxLeavesNoNotifications(t *testing.T) {
 		t.Fatalf("A and B ran on backends %d and %d; the test needs one connection", pidA, pidB)
 	}
 }
+
+// TestOpenBoundsTenantCacheTTL: a minter whose tenant cache outlived a
+// move's shortest settling could route a moved tenant to its old place
+// after the move, so Open refuses it before it connects; the bound itself
+// and shorter ones are accepted.
+func TestOpenBoundsTenantCacheTTL(t *testing.T) {
+	ctx := context.Background()
+	for _, ttl := range []time.Duration{-time.Second, bulkhead.MaxTenantCacheTTL + time.Millisecond, time.Minute} {
+		_, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: "postgres://nobody@127.0.0.1:1/none", TenantCacheTTL: ttl})
+		if fault.CodeOf(err) != "invalid_config" || !strings.Contains(fault.MessageOf(err), "TenantCacheTTL") {
+			t.Errorf("TenantCacheTTL %s: %v, want invalid_config", ttl, err)
+		}
+	}
+	url := pgtest.NewDB(t).AdminURL
+	for _, ttl := range []time.Duration{0, time.Millisecond, bulkhead.MaxTenantCacheTTL} {
+		db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: url, TenantCacheTTL: ttl})
+		if err != nil {
+			t.Fatalf("TenantCacheTTL %s: %v", ttl, err)
+		}
+		db.Close()
+	}
+}

@@ -46,7 +46,7 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	asJSON := fs.Bool("json", false, "print JSON")
 	yes := fs.Bool("yes", false, "confirm deletion (delete)")
 	to := fs.String("to", "", "the tier to move the tenant to: pool or silo (move)")
-	settle := fs.Duration("settle", postgres.DefaultMoveSettle, "how long the moving tenant stays stopped before it resumes in its new place; at least 2s longer than every server's tenant cache, 2s by default (move)")
+	settle := fs.Duration("settle", postgres.DefaultMoveSettle, "how long the moving tenant stays stopped before it resumes in its new place; at least 2s longer than every server's tenant cache, which is 2s at most (move)")
 	id, rest := splitPositional(args)
 	if err := parse(fs, rest); err != nil {
 		return err

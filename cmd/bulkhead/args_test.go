@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -267,6 +268,13 @@ func TestSetPlan(t *testing.T) {
 	}
 	if a, g := show("acme"), show("globex"); a != "premium" || g != "basic" {
 		t.Fatalf("acme on %q, globex on %q; want premium and basic", a, g)
+	}
+	if out, err := cmd("tenants", "show", "acme"); err != nil || !strings.Contains(out, "acme tier=pool status=active plan=premium uuid=") {
+		t.Fatalf("show: %q %v", out, err)
+	}
+	if out, err := cmd("tenants", "list"); err != nil || !regexp.MustCompile(`(?m)^acme +pool +active +premium +[0-9a-f-]{36} +acme$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^globex +pool +active +basic `).MatchString(out) || !strings.HasPrefix(out, "ID ") || !strings.Contains(out, " PLAN ") {
+		t.Fatalf("list: %q %v", out, err)
 	}
 	if _, err := cmd("tenants", "delete", "gone", "--yes"); err != nil {
 		t.Fatal(err)

@@ -97,9 +97,9 @@ func runTenants(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return json.NewEncoder(stdout).Encode(ts)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tTIER\tSTATUS\tUUID\tNAME")
+		fmt.Fprintln(tw, "ID\tTIER\tSTATUS\tPLAN\tUUID\tNAME")
 		for _, t := range ts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Slug, t.Tier, t.Status, t.ID, t.Name)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Slug, t.Tier, t.Status, t.Plan, t.ID, t.Name)
 		}
 		return tw.Flush()
 	case "show":
@@ -192,7 +192,7 @@ func printTenant(w io.Writer, t *tenant.Tenant, asJSON bool, verb string) error 
 	if verb != "" {
 		fmt.Fprintf(w, "%s: ", verb)
 	}
-	_, err := fmt.Fprintf(w, "%s tier=%s status=%s uuid=%s placement=%s\n", t.Slug, t.Tier, t.Status, t.ID, t.Placement)
+	_, err := fmt.Fprintf(w, "%s tier=%s status=%s plan=%s uuid=%s placement=%s\n", t.Slug, t.Tier, t.Status, t.Plan, t.ID, t.Placement)
 	return err
 }
 

@@ -56,7 +56,7 @@ func commands() []command {
 		{"dev", "run a private PostgreSQL, a seeded demo and the server", runDev},
 		{"serve", "run the server against a PostgreSQL", runServe},
 		{"migrate", "create roles, harden and migrate a database", runMigrate},
-		{"tenants", "create, list, show and delete tenants", runTenants},
+		{"tenants", "create, list, suspend, re-plan, move and delete tenants", runTenants},
 		{"users", "add users to a tenant", runUsers},
 		{"functions", "register business functions (their own login role and credential)", runFunctions},
 		{"keys", "list, rotate and retire signing keys", runKeys},

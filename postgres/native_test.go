@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -797,5 +799,67 @@ func TestVerifierParallelQuery(t *testing.T) {
 				t.Errorf("%s, parallel %t: %d rows verified as pa's, want %d", fn, parallel, n, rows+1)
 			}
 		}
+	}
+}
+
+// TestMigrationReplacingNativeIsReported: a migration of a later release
+// that changes bulkhead.context() replaces the native verifier with its
+// own PL/pgSQL one (its checks must not run in an older library), and
+// Setup says so, once; a Setup that applies nothing, or that replaces a
+// PL/pgSQL verifier, says nothing.
+func TestMigrationReplacingNativeIsReported(t *testing.T) {
+	lib := pgtest.NativeLibrary(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	stmt, err := postgres.PLpgSQLVerifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := fstest.MapFS{}
+	if err := fs.WalkDir(postgres.MigrationFS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(postgres.MigrationFS(), p)
+		later[p] = &fstest.MapFile{Data: b}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	add := func(version int) {
+		later[fmt.Sprintf("%05d_later_verifier.sql", version)] = &fstest.MapFile{Data: []byte(
+			"-- +goose Up\n-- +goose StatementBegin\n" + stmt + ";\n-- +goose StatementEnd\n")}
+	}
+	if _, err := e.db.InstallNativeVerifier(ctx, lib); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := postgres.Setup(ctx, e.pg.AdminURL, nil)
+	if err != nil || len(rep.Applied) != 0 || rep.NativeReplaced {
+		t.Fatalf("Setup with nothing to apply = %+v, %v", rep, err)
+	}
+	add(990)
+	rep, err = postgres.SetupWithMigrations(ctx, e.pg.AdminURL, later)
+	if err != nil || fmt.Sprint(rep.Applied) != "[990]" || !rep.NativeReplaced {
+		t.Fatalf("Setup with a later verifier over the native one = %+v, %v; want [990] applied and NativeReplaced", rep, err)
+	}
+	if v, err := e.db.VerifierStatus(ctx); err != nil || v.Kind != "plpgsql" {
+		t.Fatalf("VerifierStatus after it = %+v, %v", v, err)
+	}
+	rep, err = postgres.SetupWithMigrations(ctx, e.pg.AdminURL, later)
+	if err != nil || len(rep.Applied) != 0 || rep.NativeReplaced {
+		t.Fatalf("Setup again = %+v, %v", rep, err)
+	}
+	add(991)
+	rep, err = postgres.SetupWithMigrations(ctx, e.pg.AdminURL, later)
+	if err != nil || fmt.Sprint(rep.Applied) != "[991]" || rep.NativeReplaced {
+		t.Fatalf("Setup with a later verifier over a PL/pgSQL one = %+v, %v; want [991] applied, nothing replaced", rep, err)
+	}
+	// A tenant still reads its own rows, and only those, under the
+	// later verifier.
+	if got := e.names(t, e.mint(t, "pa", nil), "pa"); fmt.Sprint(got) != "[canary-pa]" {
+		t.Fatalf("pa reads %v", got)
+	}
+	if got := e.names(t, e.mint(t, "pb", nil), "pb"); fmt.Sprint(got) != "[canary-pb]" {
+		t.Fatalf("pb reads %v", got)
 	}
 }

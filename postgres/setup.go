@@ -57,6 +57,12 @@ const (
 type SetupReport struct {
 	Applied  []int64  // migration versions applied now
 	Warnings []string // hardening steps that need a superuser and were skipped
+	// NativeReplaced says that the database ran the native verifier and
+	// a migration applied now replaced it with its own PL/pgSQL one (as a
+	// migration that changes bulkhead.context() does): the checks are the
+	// new migration's, and `bulkhead verifier native` with a library built
+	// for it switches back.
+	NativeReplaced bool
 	// OverBound lists the tenants with more policy documents than
 	// policy.MaxDocuments (attached before the bound existed): they keep
 	// them all, and every decision for their users evaluates them all.
@@ -82,6 +88,9 @@ func Setup(ctx context.Context, adminURL string, log *slog.Logger) (rep *SetupRe
 // SetupOptions tune SetupWith.
 type SetupOptions struct {
 	Logger *slog.Logger
+	// migrations replaces the embedded SQL migrations (tests: those of a
+	// later release).
+	migrations fs.FS
 }
 
 // SetupWith is Setup with options.
@@ -114,11 +123,20 @@ func SetupWith(ctx context.Context, adminURL string, o SetupOptions) (rep *Setup
 		return nil, err
 	}
 	rep.Warnings = append(rep.Warnings, warns...)
-	applied, err := migrate(ctx, cfg)
+	before, err := verifierLanguage(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := migrate(ctx, cfg, o.migrations)
 	if err != nil {
 		return nil, err
 	}
 	rep.Applied = applied
+	after, err := verifierLanguage(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	rep.NativeReplaced = before == "c" && after != "c"
 	if err := ensureLoginRole(ctx, conn, super, GatewayRolePrefix); err != nil {
 		return nil, err
 	}
@@ -133,6 +151,9 @@ func SetupWith(ctx context.Context, adminURL string, o SetupOptions) (rep *Setup
 	}
 	for _, w := range rep.Warnings {
 		log.WarnContext(ctx, "hardening step skipped", "why", w)
+	}
+	if rep.NativeReplaced {
+		log.WarnContext(ctx, NativeReplacedWarning, "migrations", rep.Applied)
 	}
 	for _, t := range rep.OverBound {
 		log.WarnContext(ctx, "tenant over the bound of policy documents; each of its requests evaluates them all",
@@ -342,10 +363,10 @@ END $$`)
 	return warnings, nil
 }
 
-func migrate(ctx context.Context, cfg *pgx.ConnConfig) ([]int64, error) {
+func migrate(ctx context.Context, cfg *pgx.ConnConfig, migrations fs.FS) ([]int64, error) {
 	db := stdlib.OpenDB(*cfg)
 	defer db.Close()
-	p, err := newProvider(db)
+	p, err := newProvider(db, migrations)
 	if err != nil {
 		return nil, err
 	}
@@ -361,16 +382,16 @@ func migrate(ctx context.Context, cfg *pgx.ConnConfig) ([]int64, error) {
 }
 
 // newProvider is goose's view of the database's versioned migrations:
-// the embedded SQL files and the Go migrations, recorded in
-// bulkhead_control.schema_migrations.
-func newProvider(db *sql.DB) (*goose.Provider, error) {
+// the embedded SQL files (or sqlFiles, when not nil) and the Go
+// migrations, recorded in bulkhead_control.schema_migrations.
+func newProvider(db *sql.DB, sqlFiles fs.FS) (*goose.Provider, error) {
 	store, err := database.NewStore(database.DialectPostgres, migrationsTable)
 	if err != nil {
 		return nil, err
 	}
-	sub, err := fs.Sub(migrationFS, "migrations")
-	if err != nil {
-		return nil, err
+	sub := sqlFiles
+	if sub == nil {
+		sub = MigrationFS()
 	}
 	p, err := goose.NewProvider("", db, sub,
 		goose.WithStore(store),
@@ -554,7 +575,7 @@ func quoteLiteral(s string) string {
 
 // SetupVersion changes whenever Setup's non-migration steps change, so
 // cached test templates are rebuilt.
-const SetupVersion = 8
+const SetupVersion = 9
 
 // MigrationFS returns the embedded migration files.
 func MigrationFS() fs.FS {
@@ -566,4 +587,20 @@ func MigrationFS() fs.FS {
 // which two sessions changing the same catalog row at once can get.
 func concurrentlyUpdated(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "tuple concurrently updated")
+}
+
+// NativeReplacedWarning is what Setup logs, and `bulkhead migrate` prints,
+// when a migration replaced the native verifier (SetupReport.NativeReplaced).
+const NativeReplacedWarning = "a migration replaced the native verifier with its own PL/pgSQL one: the database now runs that migration's checks in PL/pgSQL; to run them in C again, install the native library built from this release (make -C pgext install) and run bulkhead verifier native"
+
+// verifierLanguage is the language bulkhead.context() is written in ("c"
+// for the native verifier), or "" before the migrations made it.
+func verifierLanguage(ctx context.Context, conn *pgx.Conn) (string, error) {
+	var lang string
+	err := conn.QueryRow(ctx, `SELECT coalesce((SELECT l.lanname FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+		WHERE p.oid = pg_catalog.to_regprocedure('bulkhead.context()')), '')`).Scan(&lang)
+	if err != nil {
+		return "", fmt.Errorf("read bulkhead.context()'s language: %w", err)
+	}
+	return lang, nil
 }

@@ -54,7 +54,7 @@ func Status(ctx context.Context, adminURL string) (st *MigrationStatus, err erro
 
 	db := stdlib.OpenDB(*cfg)
 	defer db.Close()
-	p, err := newProvider(db)
+	p, err := newProvider(db, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -49,6 +49,9 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for _, w := range rep.Warnings {
 		fmt.Fprintln(stdout, "warning:", w)
 	}
+	if rep.NativeReplaced {
+		fmt.Fprintln(stdout, "warning:", postgres.NativeReplacedWarning)
+	}
 	for _, t := range rep.OverBound {
 		fmt.Fprintf(stdout, "warning: tenant %s has %d policy documents, over the bound of %d that new ones are held to; each of its requests evaluates them all (remove some with bulkhead policy delete)\n",
 			t.Slug, t.Documents, policy.MaxDocuments)

@@ -155,6 +155,10 @@ func FuzzAPI(f *testing.F) {
 		{1, 4, "/v1/tenants", "", `{"id":"fuzzco","name":"Fuzz Co","tier":"silo","plan":"basic"}`, ""},
 		{1, 4, "/v1/tenants/batch", "", `[{"id":"fuzz-a"},{"id":"fuzz-b","tier":"silo"},{"id":"Bad"}]`, ""},
 		{2, 4, "/v1/tenants/fuzzco", "", `{"status":"suspended"}`, ""},
+		{2, 4, "/v1/tenants/fuzzco", "", `{"plan":"premium"}`, ""},
+		{2, 4, "/v1/tenants/fuzzco", "", `{"plan":"gold","status":"suspended"}`, ""},
+		{2, 0, "/v1/tenants/{B}", "", `{"plan":"premium"}`, ""},
+		{2, 0, "/v1/tenants/acme", "", `{"plan":"basic","status":"active"}`, ""},
 		{1, 0, "/v1/tenants/{B}/move", "", `{"tier":"silo"}`, ""},
 		{1, 0, "/v1/tenants/acme/move", "", `{"tier":"silo"}`, ""},
 		{1, 4, "/v1/tenants/fuzzco/move", "", `{"tier":"silo"}`, ""},
@@ -292,8 +296,9 @@ func flip(s string) string {
 }
 
 // fingerprint is everything of tenant v a request could change: its rows
-// in its tables (the pool's or its own schema's), its users and its
-// policies, read as the superuser so that no policy hides any of it.
+// in its tables (the pool's or its own schema's), its users, its
+// policies, its status and its plan, read as the superuser so that no
+// policy hides any of it.
 func fingerprint(tb testing.TB, conn *pgx.Conn, v *canary) string {
 	tb.Helper()
 	var fp string
@@ -306,7 +311,7 @@ func fingerprint(tb testing.TB, conn *pgx.Conn, v *canary) string {
 			(SELECT md5(coalesce(string_agg(u.id::text || u.email || u.role || u.password_hash, ',' ORDER BY u.id), ''))
 			   FROM bulkhead_control.users u WHERE u.tenant_id = $1),
 			(SELECT md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) FROM bulkhead_control.policies x WHERE x.tenant_id = $1),
-			(SELECT status FROM bulkhead_control.tenants WHERE id = $1),
+			(SELECT status || '/' || plan FROM bulkhead_control.tenants WHERE id = $1),
 			(SELECT schema FROM t))`, v.UUID).Scan(&fp)
 	if err != nil {
 		tb.Fatalf("fingerprint of %s: %v", v.Slug, err)

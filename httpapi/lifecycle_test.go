@@ -392,13 +392,7 @@ func TestSuspendAndResume(t *testing.T) {
 // the plan before it; another tenant on the old plan is untouched.
 func TestChangePlan(t *testing.T) {
 	t.Parallel()
-	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
-		c.Limits = map[string]httpapi.Limit{
-			"basic":   {Rate: 0.001, Burst: 3, Concurrent: 2, StatementTimeout: time.Second},
-			"premium": httpapi.DefaultLimits["premium"],
-		}
-		c.RefusalPause = -1
-	}})
+	s := startTightBasic(t)
 	a := seed(t, s, "acme", "pool")
 	b := seed(t, s, "globex", "pool")
 	plan := func(slug string) string {
@@ -665,6 +659,20 @@ func countCode(t *testing.T, s *apitest.Server, code string) int {
 	return n
 }
 
+// startTightBasic starts a server whose basic plan allows a burst of 3
+// requests and almost nothing after it, premium as shipped, and sends
+// refusals at once.
+func startTightBasic(t *testing.T) *apitest.Server {
+	t.Helper()
+	return apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.Limits = map[string]httpapi.Limit{
+			"basic":   {Rate: 0.001, Burst: 3, Concurrent: 2, StatementTimeout: time.Second},
+			"premium": httpapi.DefaultLimits["premium"],
+		}
+		c.RefusalPause = -1
+	}})
+}
+
 // TestRefusedRequestsCountAgainstThePlan: requests the server refuses
 // before any SQL (an unknown table, another tenant's record, another
 // tenant's id in a filter) cost it work and an audit event each, so they
@@ -672,13 +680,7 @@ func countCode(t *testing.T, s *apitest.Server, code string) int {
 // Retry-After and no audit event, while another tenant is answered.
 func TestRefusedRequestsCountAgainstThePlan(t *testing.T) {
 	t.Parallel()
-	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
-		c.Limits = map[string]httpapi.Limit{
-			"basic":   {Rate: 0.001, Burst: 3, Concurrent: 2, StatementTimeout: time.Second},
-			"premium": httpapi.DefaultLimits["premium"],
-		}
-		c.RefusalPause = -1
-	}})
+	s := startTightBasic(t)
 	noisy := s.CreateTenantOnPlan(t, "noisy", "pool", "basic")
 	quiet := seed(t, s, "quiet", "pool")
 	paths := []string{"/rest/v1/no_such_table", "/v1/tenants/quiet", "/rest/v1/projects?tenant_id=eq." + quiet.UUID}

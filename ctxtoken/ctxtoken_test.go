@@ -2,6 +2,7 @@ package ctxtoken
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -137,4 +138,83 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 	})
+}
+
+// mintWithMarshal is Mint as it was before appendClaims: the claims
+// through json.Marshal, the parts joined with +.
+func mintWithMarshal(t testing.TB, k Key, c Claims) string {
+	if c.Scope == nil {
+		c.Scope = []string{}
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := Prefix + "." + k.ID + "." + enc.EncodeToString(payload)
+	return signed + "." + enc.EncodeToString(mac(k.Secret, signed))
+}
+
+// TestAppendClaims: Mint makes, byte for byte, the token json.Marshal's
+// encoding of the claims made, whatever the strings hold.
+func TestAppendClaims(t *testing.T) {
+	odd := []string{"", "acme", `q"uote`, `back\slash`, "<script>&", "tab\tnew\nline\x00", "é ü 日本", "\u2028\u2029",
+		"bad utf-8 \xff\xfe", "\x7f del", strings.Repeat("long-", 200)}
+	for i, s := range odd {
+		c := claims()
+		switch i % 4 {
+		case 0:
+			c.Tenant, c.RequestID = s, s
+		case 1:
+			c.Subject, c.Audience = s, s+"x"
+		case 2:
+			c.Role, c.Scope = s, []string{s, "insert"}
+		case 3:
+			c.TenantID, c.Scope = s+"x", nil
+		}
+		if got, want := string(appendClaims(nil, c)), func() string { c := c; c.Scope = cmpScope(c.Scope); b, _ := json.Marshal(c); return string(b) }(); got != want {
+			t.Errorf("appendClaims(%q) = %s, want %s", s, got, want)
+		}
+		got, err := Mint(key, c)
+		if err != nil {
+			if len(s) < 500 {
+				t.Fatalf("Mint(%q): %v", s, err)
+			}
+			continue
+		}
+		if want := mintWithMarshal(t, key, c); got != want {
+			t.Errorf("Mint(%q) = %s, want %s", s, got, want)
+		}
+	}
+}
+
+// cmpScope is Mint's reading of a nil scope: no command.
+func cmpScope(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func FuzzAppendClaims(f *testing.F) {
+	f.Add("acme", "u1", "select", int64(1), "<&>")
+	f.Add("", "\xff", "\"\\", int64(-5), "\u2028")
+	f.Fuzz(func(t *testing.T, a, b, cmd string, n int64, rid string) {
+		c := Claims{Tenant: a, TenantID: b, Subject: a + b, Role: cmd, Scope: []string{cmd, a}, IssuedAt: n, ExpiresAt: n / 2, Audience: b, RequestID: rid}
+		want, _ := json.Marshal(c)
+		if got := appendClaims(nil, c); string(got) != string(want) {
+			t.Fatalf("appendClaims = %s, want %s", got, want)
+		}
+	})
+}
+
+func BenchmarkMint(b *testing.B) {
+	c := claims()
+	c.Scope = []string{"select", "insert", "update", "delete"}
+	c.RequestID = "6ac0fcd9a848e987dffa3511"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Mint(key, c); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

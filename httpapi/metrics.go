@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -82,6 +83,15 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 		s.status = http.StatusOK
 	}
 	return s.ResponseWriter.Write(b)
+}
+
+// WriteString lets io.WriteString reach the ResponseWriter's own
+// WriteString (net/http's copies into its buffer without converting).
+func (s *statusRecorder) WriteString(str string) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return io.WriteString(s.ResponseWriter, str)
 }
 
 // principalSlot lets the innermost handler report who the caller was to

@@ -96,8 +96,8 @@ func event(r *http.Request, decision, code string, status int) audit.Event {
 	}
 	ua := clip(r.UserAgent(), 200)
 	var stmt string
-	if n, ok := r.Context().Value(decisionKey{}).(*decisionNote); ok {
-		stmt = n.statement
+	if i := requestInfoFrom(r.Context()); i != nil {
+		stmt = i.decision.statement
 	}
 	return audit.Event{
 		Statement: stmt,

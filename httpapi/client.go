@@ -1,15 +1,10 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"net/netip"
 	"strings"
 )
-
-// clientKey holds the client's address in a request's context, worked out
-// once by the outermost middleware.
-type clientKey struct{}
 
 // clientAddr is the address a request came from: the TCP peer, unless the
 // peer is one of the trusted proxies, in which case the rightmost address
@@ -75,13 +70,8 @@ func inAny(a netip.Addr, ps []netip.Prefix) bool {
 // middleware worked it out; the TCP peer for a request that did not pass
 // through it.
 func sourceIP(r *http.Request) netip.Addr {
-	if a, ok := r.Context().Value(clientKey{}).(netip.Addr); ok {
-		return a
+	if i := requestInfoFrom(r.Context()); i != nil {
+		return i.client
 	}
 	return peerAddr(r)
-}
-
-// withClient notes the client's address in ctx.
-func withClient(ctx context.Context, r *http.Request, trusted []netip.Prefix) context.Context {
-	return context.WithValue(ctx, clientKey{}, clientAddr(r, trusted))
 }

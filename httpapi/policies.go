@@ -11,10 +11,16 @@ import (
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
-// decisionKey carries the deciding statement of a request to its audit event.
-type decisionKey struct{}
-
+// decisionNote carries the deciding statement of a request to its audit
+// event (in requestInfo).
 type decisionNote struct{ statement string }
+
+// noteDecision keeps d's deciding statement for r's audit event.
+func noteDecision(r *http.Request, d policy.Decision) {
+	if i := requestInfoFrom(r.Context()); i != nil {
+		i.decision.statement = d.Statement
+	}
+}
 
 // decide evaluates a tenant principal's request against its tenant's
 // policies, bounded by its plan's template, before any SQL runs. Platform
@@ -34,9 +40,7 @@ func (s *Server) decide(r *http.Request, p tenant.Principal, t *tenant.Tenant, a
 	}
 	pp := policy.Principal{TenantID: t.ID, Tier: tp.Plan, Role: p.Role}
 	d := policy.EvaluateWithBoundary(req, pp, tp.Boundary, tp.Policies)
-	if n, ok := r.Context().Value(decisionKey{}).(*decisionNote); ok {
-		n.statement = d.Statement
-	}
+	noteDecision(r, d)
 	if !d.Allowed() {
 		return d, fault.Errorf(fault.Denied, "policy_denied", "A policy denies %s on this resource: %s", action, d.Reason)
 	}
@@ -61,9 +65,7 @@ var platformPolicy = func() *policy.Document {
 // platform policy, so that it too has a deciding statement in the trail.
 func (s *Server) decidePlatform(r *http.Request, action, resource string) (policy.Decision, error) {
 	d := policy.Evaluate(policy.Request{Action: action, Resource: resource, Time: time.Now(), SourceIP: sourceIP(r)}, policy.Principal{}, platformPolicy)
-	if n, ok := r.Context().Value(decisionKey{}).(*decisionNote); ok {
-		n.statement = d.Statement
-	}
+	noteDecision(r, d)
 	if !d.Allowed() {
 		return d, fault.Errorf(fault.Denied, "policy_denied", "A policy denies %s on this resource: %s", action, d.Reason)
 	}

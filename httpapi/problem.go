@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	"github.com/bulkhead-dev/bulkhead/audit"
@@ -108,11 +109,28 @@ func writeJSONStatus(w http.ResponseWriter, status int, ctype string, v any) {
 	w.Write(append(b, '\n'))
 }
 
-type requestIDKey struct{}
+// requestInfo is what the outermost middleware (requestID) notes for the
+// rest of a request, in one context value: its id, the client's address
+// (see clientAddr), worked out once, and the deciding statement of its
+// policy decision, for its audit event.
+type requestInfo struct {
+	id       string
+	client   netip.Addr
+	decision decisionNote
+}
+
+type requestInfoKey struct{}
+
+func requestInfoFrom(ctx context.Context) *requestInfo {
+	i, _ := ctx.Value(requestInfoKey{}).(*requestInfo)
+	return i
+}
 
 func requestIDFrom(ctx context.Context) string {
-	s, _ := ctx.Value(requestIDKey{}).(string)
-	return s
+	if i := requestInfoFrom(ctx); i != nil {
+		return i.id
+	}
+	return ""
 }
 
 // isDenial says whether an answer is a denial, which is audited.

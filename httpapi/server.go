@@ -287,14 +287,11 @@ func (s *Server) Handler() http.Handler {
 // X-Request-Id. A client's X-Request-Id is never trusted.
 func (s *Server) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b := make([]byte, 12)
-		rand.Read(b)
-		id := hex.EncodeToString(b)
-		w.Header().Set("X-Request-Id", id)
-		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
-		ctx = context.WithValue(ctx, decisionKey{}, &decisionNote{})
-		ctx = withClient(ctx, r, s.trusted)
-		next.ServeHTTP(w, r.WithContext(ctx))
+		var b [12]byte
+		rand.Read(b[:])
+		info := &requestInfo{id: hex.EncodeToString(b[:]), client: clientAddr(r, s.trusted)}
+		w.Header().Set("X-Request-Id", info.id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info)))
 	})
 }
 

@@ -29,6 +29,41 @@ type Metrics struct {
 
 	mu      sync.Mutex
 	tenants map[string]bool
+
+	// The series each request counts, by their labels, so that a request
+	// finds them without WithLabelValues' hashing and locking. There are
+	// as many as the labels allow (the tenant label is bounded), and
+	// series are never deleted, so a child kept here is the one
+	// WithLabelValues would return.
+	counted sync.Map // requestLabels → *requestSeries
+}
+
+// requestLabels are the labels of the series one request counts.
+type requestLabels struct {
+	tenant, tier, route string
+	status              int
+}
+
+// requestSeries are the series of one set of requestLabels.
+type requestSeries struct {
+	requests prometheus.Counter
+	denials  prometheus.Counter // nil unless the status is a denial
+	latency  prometheus.Observer
+}
+
+// series returns the series of l, made on first use.
+func (m *Metrics) series(l requestLabels) *requestSeries {
+	if s, ok := m.counted.Load(l); ok {
+		return s.(*requestSeries)
+	}
+	status := strconv.Itoa(l.status)
+	s := &requestSeries{requests: m.requests.WithLabelValues(l.tenant, l.tier, l.route, status[:1]+"xx"),
+		latency: m.latency.WithLabelValues(l.tier, l.route)}
+	if l.status == 401 || l.status == 403 || l.status == 404 {
+		s.denials = m.denials.WithLabelValues(l.tenant, l.tier, status)
+	}
+	got, _ := m.counted.LoadOrStore(l, s) //bulkhead:ok metric series by label set, bounded with the tenant label by MaxTenantLabels, holds no tenant data
+	return got.(*requestSeries)
 }
 
 // NewMetrics makes the metrics and their registry.
@@ -120,13 +155,12 @@ func (m *Metrics) middleware(next http.Handler) http.Handler {
 		if t := slot.p.TenantID; t != "" {
 			tier = "tenant"
 		}
-		status := strconv.Itoa(rec.status)
-		tl := m.tenantLabel(slot.p.Tenant)
-		m.requests.WithLabelValues(tl, tier, route, status[:1]+"xx").Inc()
-		if rec.status == 401 || rec.status == 403 || rec.status == 404 {
-			m.denials.WithLabelValues(tl, tier, status).Inc()
+		s := m.series(requestLabels{tenant: m.tenantLabel(slot.p.Tenant), tier: tier, route: route, status: rec.status})
+		s.requests.Inc()
+		if s.denials != nil {
+			s.denials.Inc()
 		}
-		m.latency.WithLabelValues(tier, route).Observe(time.Since(start).Seconds())
+		s.latency.Observe(time.Since(start).Seconds())
 	})
 }
 

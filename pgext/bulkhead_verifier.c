@@ -46,10 +46,13 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "storage/lmgr.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 PG_MODULE_MAGIC;
 
@@ -269,41 +272,141 @@ mac_of(const uint8 *key, size_t keylen, const char *signed_part, size_t len,
 }
 
 /*
+ * What lookup() finds by name in bulkhead_control: a table, its
+ * primary-key index and the columns it reads. The names are looked up
+ * again after any invalidation that could change what they mean (see
+ * control_generation); everything else (the index's checks, the lock, the
+ * row) is done on every call.
+ */
+#define MAX_COLS 3
+
+typedef struct ControlTable
+{
+	const char *table;
+	const char *index;
+	const char *keycol;
+	int			ncols;
+	const char *const *cols;
+
+	/*
+	 * What the names meant when last looked up, valid while filled and
+	 * generation is control_generation.
+	 */
+	bool		filled;
+	uint64		generation;
+	Oid			relid;
+	Oid			indexid;
+	AttrNumber	keyatt;
+	AttrNumber	atts[MAX_COLS];
+} ControlTable;
+
+static const char *const key_cols[] = {"purpose", "secret", "not_after"};
+static ControlTable keys_table = {"keys", "keys_pkey", "kid", 3, key_cols};
+static const char *const tenant_cols[] = {"status", "contexts_from"};
+static ControlTable tenants_table = {"tenants", "tenants_pkey", "id", 2, tenant_cols};
+
+/*
+ * Counts the invalidations that could change what the names mean. For a
+ * name to mean another relation or column, the one it meant must be
+ * renamed, dropped or moved to another schema, or its column renamed or
+ * dropped: each changes its pg_class or pg_attribute rows, for which
+ * PostgreSQL sends a relcache invalidation of it (and creating or dropping
+ * an index sends one of its table). A schema renamed or dropped changes
+ * pg_namespace, whose syscache invalidations come here too. A backend
+ * processes invalidations when a transaction starts, after each command of
+ * its own, and whenever it takes a lock it did not hold: lookup() takes its
+ * locks and then checks that none arrived since the names were looked up.
+ */
+static uint64 control_generation = 1;
+
+static void
+control_relcache_changed(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid ||
+		relid == keys_table.relid || relid == keys_table.indexid ||
+		relid == tenants_table.relid || relid == tenants_table.indexid)
+		control_generation++;
+}
+
+static void
+control_namespace_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	control_generation++;
+}
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	CacheRegisterRelcacheCallback(control_relcache_changed, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, control_namespace_changed, (Datum) 0);
+}
+
+/* Looks ct's names up, in bulkhead_control only (no search_path). */
+static void
+resolve(ControlTable *ct)
+{
+	Oid			nsp;
+
+	ct->filled = false;
+	/* Before the first lookup: one that takes a lock may process invalidations. */
+	ct->generation = control_generation;
+	nsp = get_namespace_oid("bulkhead_control", false);
+	ct->relid = get_relname_relid(ct->table, nsp);
+	ct->indexid = get_relname_relid(ct->index, nsp);
+	if (!OidIsValid(ct->relid) || !OidIsValid(ct->indexid))
+		elog(ERROR, "bulkhead: bulkhead_control.%s or its index %s is missing", ct->table, ct->index);
+	ct->keyatt = get_attnum(ct->relid, ct->keycol);
+	for (int i = 0; i < ct->ncols; i++)
+		ct->atts[i] = get_attnum(ct->relid, ct->cols[i]);
+	ct->filled = true;
+}
+
+/*
  * One row of bulkhead_control.<table> by its primary key, read as the
  * statement's snapshot sees it, through the key's index: what the
  * PL/pgSQL verifier's SELECT ... WHERE <key> = $1 reads, without the
  * executor. Names are looked up in bulkhead_control only, so no
  * search_path is involved. The row's columns are copied into values and
- * nulls (by name, in cols order); false when there is no row.
+ * nulls (in ct->cols order); false when there is no row.
  */
 static bool
-lookup(const char *table, const char *index, const char *keycol, Oid eqproc,
-	   Datum keyval, int ncols, const char *const *cols, Datum *values, bool *nulls)
+lookup(ControlTable *ct, Oid eqproc, Datum keyval, Datum *values, bool *nulls)
 {
-	Oid			nsp = get_namespace_oid("bulkhead_control", false);
-	Oid			relid = get_relname_relid(table, nsp);
-	Oid			indexid = get_relname_relid(index, nsp);
 	Relation	rel;
 	Relation	idx;
-	AttrNumber	keyatt;
 	ScanKeyData skey;
 	SysScanDesc scan;
 	HeapTuple	tup;
 	bool		found = false;
 
-	if (!OidIsValid(relid) || !OidIsValid(indexid))
-		elog(ERROR, "bulkhead: bulkhead_control.%s or its index %s is missing", table, index);
-	rel = table_open(relid, AccessShareLock);
-	idx = index_open(indexid, AccessShareLock);
-	keyatt = get_attnum(relid, keycol);
-	if (idx->rd_index->indrelid != relid || idx->rd_index->indnkeyatts != 1 ||
-		idx->rd_index->indkey.values[0] != keyatt || !idx->rd_index->indisunique ||
+	/*
+	 * Lock the table and the index the names meant; if an invalidation
+	 * arrived meanwhile (taking a lock processes them), they may mean
+	 * others now: let go and look them up again.
+	 */
+	for (;;)
+	{
+		if (!ct->filled || ct->generation != control_generation)
+			resolve(ct);
+		LockRelationOid(ct->relid, AccessShareLock);
+		LockRelationOid(ct->indexid, AccessShareLock);
+		if (ct->generation == control_generation)
+			break;
+		UnlockRelationOid(ct->indexid, AccessShareLock);
+		UnlockRelationOid(ct->relid, AccessShareLock);
+	}
+	rel = table_open(ct->relid, NoLock);
+	idx = index_open(ct->indexid, NoLock);
+	if (idx->rd_index->indrelid != ct->relid || idx->rd_index->indnkeyatts != 1 ||
+		idx->rd_index->indkey.values[0] != ct->keyatt || !idx->rd_index->indisunique ||
 		!idx->rd_index->indisvalid || !heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL) ||
 		idx->rd_rel->relam != BTREE_AM_OID)
-		elog(ERROR, "bulkhead: %s is not the valid, unique, whole-table btree index on bulkhead_control.%s (%s)", index, table, keycol);
-	ScanKeyEntryInitialize(&skey, 0, keyatt, BTEqualStrategyNumber, InvalidOid,
+		elog(ERROR, "bulkhead: %s is not the valid, unique, whole-table btree index on bulkhead_control.%s (%s)", ct->index, ct->table, ct->keycol);
+	ScanKeyEntryInitialize(&skey, 0, ct->keyatt, BTEqualStrategyNumber, InvalidOid,
 						   idx->rd_indcollation[0], eqproc, keyval);
-	scan = systable_beginscan(rel, indexid, true,
+	scan = systable_beginscan(rel, ct->indexid, true,
 							  ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot(),
 							  1, &skey);
 	tup = systable_getnext(scan);
@@ -312,13 +415,13 @@ lookup(const char *table, const char *index, const char *keycol, Oid eqproc,
 		TupleDesc	desc = RelationGetDescr(rel);
 
 		found = true;
-		for (int i = 0; i < ncols; i++)
+		for (int i = 0; i < ct->ncols; i++)
 		{
-			AttrNumber	att = get_attnum(relid, cols[i]);
+			AttrNumber	att = ct->atts[i];
 			Form_pg_attribute a;
 
 			if (att == InvalidAttrNumber)
-				elog(ERROR, "bulkhead: bulkhead_control.%s has no column %s", table, cols[i]);
+				elog(ERROR, "bulkhead: bulkhead_control.%s has no column %s", ct->table, ct->cols[i]);
 			a = TupleDescAttr(desc, att - 1);
 			values[i] = heap_getattr(tup, att, desc, &nulls[i]);
 			if (!nulls[i])
@@ -428,12 +531,11 @@ bulkhead_context(PG_FUNCTION_ARGS)
 
 	/* The key: purpose 'context' only. */
 	{
-		static const char *const cols[] = {"purpose", "secret", "not_after"};
 		Datum		v[3];
 		bool		n[3];
 
-		found = lookup("keys", "keys_pkey", "kid", F_TEXTEQ,
-					   PointerGetDatum(cstring_to_text_with_len(kid, kidlen)), 3, cols, v, n);
+		found = lookup(&keys_table, F_TEXTEQ,
+					   PointerGetDatum(cstring_to_text_with_len(kid, kidlen)), v, n);
 		if (found)
 		{
 			char	   *purpose = n[0] ? NULL : TextDatumGetCString(v[0]);
@@ -523,12 +625,11 @@ bulkhead_context(PG_FUNCTION_ARGS)
 
 		if (tid != NULL)
 		{
-			static const char *const cols[] = {"status", "contexts_from"};
 			Datum		v[2];
 			bool		n[2];
 
-			if (lookup("tenants", "tenants_pkey", "id", F_UUID_EQ,
-					   DirectFunctionCall1(uuid_in, CStringGetDatum(tid)), 2, cols, v, n))
+			if (lookup(&tenants_table, F_UUID_EQ,
+					   DirectFunctionCall1(uuid_in, CStringGetDatum(tid)), v, n))
 			{
 				status_null = n[0];
 				if (!status_null)

@@ -505,8 +505,14 @@ lookup(ControlTable *ct, Oid eqproc, Datum keyval, Datum *values, bool *nulls)
 		}
 	}
 	systable_endscan(scan);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+
+	/*
+	 * The locks are kept until the transaction ends, as the PL/pgSQL
+	 * verifier's SELECTs keep theirs: a later call in the transaction finds
+	 * them held, and the transaction's end releases them all at once.
+	 */
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
 	return found;
 }
 

@@ -202,3 +202,38 @@ func TestNativeVerifierStartupSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifierLocksUntilCommit: both verifiers keep their locks on the
+// key and tenant tables and their primary-key indexes until the caller's
+// transaction ends, as a SELECT does.
+func TestVerifierLocksUntilCommit(t *testing.T) {
+	p := newVerifierPair(t)
+	ctx := context.Background()
+	tok := p.e.signRaw(t, "pa", func(m map[string]any) { m["aud"] = p.user })
+	const want = "keys keys_pkey tenants tenants_pkey"
+	for _, fn := range []string{"test_context_plpgsql", "test_context_native"} {
+		var held string
+		err := pgx.BeginFunc(ctx, p.conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT pg_catalog.set_config('bulkhead.context', $1, true)`, tok); err != nil {
+				return err
+			}
+			var claims *string
+			if err := tx.QueryRow(ctx, `SELECT bulkhead.`+fn+`()::text`).Scan(&claims); err != nil {
+				return err
+			}
+			if claims == nil {
+				return fmt.Errorf("no claims")
+			}
+			return tx.QueryRow(ctx, `SELECT coalesce(string_agg(c.relname, ' ' ORDER BY c.relname), '')
+				FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+				WHERE l.pid = pg_backend_pid() AND l.mode = 'AccessShareLock'
+				AND c.relnamespace = 'bulkhead_control'::regnamespace AND c.relname IN ('keys', 'keys_pkey', 'tenants', 'tenants_pkey')`).Scan(&held)
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", fn, err)
+		}
+		if held != want {
+			t.Errorf("%s: after the call, the transaction holds AccessShareLock on %q; want %q", fn, held, want)
+		}
+	}
+}

@@ -75,7 +75,7 @@ type floodKind struct {
 // floodKeys are the keys of the floods, in the order they run.
 var floodKeys = []string{"paced", "paced-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "expensive", "closed-niced", "closed"}
 
-func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d, lead time.Duration, floodRate, quietRate, rounds int, only map[string]bool) (noisyReport, error) {
+func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d, lead, warmup time.Duration, floodRate, quietRate, rounds int, only map[string]bool) (noisyReport, error) {
 	out := noisyReport{rounds: rounds, quietRate: quietRate}
 	noisy, err := oneTenant(ctx, db, auth, "bench-noisy", tenant.Pool, "basic", 20)
 	if err != nil {
@@ -180,6 +180,17 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 	for _, f := range all {
 		if only == nil || only[f.key] {
 			kinds = append(kinds, f)
+		}
+	}
+	// The first measurement would otherwise find the server and
+	// PostgreSQL cold (the seeding just ended): its "alone" p99 came out
+	// several times the later ones, a first pair with a ratio far below 1.
+	if warmup > 0 {
+		logf("noisy neighbour: quiet tenant warming up for %s (not measured)", warmup)
+		warm := quiet
+		warm.Name, warm.Duration = "quiet warm-up", warmup
+		if _, err := runAttack(ctx, warm); err != nil {
+			return out, err
 		}
 	}
 	runs := make([][]floodResult, len(kinds))

@@ -225,7 +225,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	var noisyRes noisyReport
 	if *noisy {
-		if noisyRes, err = runNoisy(ctx, db, auth, bulk, ts, *duration, *lead, *floodRate, *quietRate, *rounds, only); err != nil {
+		if noisyRes, err = runNoisy(ctx, db, auth, bulk, ts, *duration, *lead, *warmup, *floodRate, *quietRate, *rounds, only); err != nil {
 			return err
 		}
 	}

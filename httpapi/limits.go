@@ -65,7 +65,7 @@ type limiters struct {
 	// 0 holds nothing. held bounds the refusals held at once.
 	pause time.Duration
 	held  chan struct{}
-	sleep func(time.Duration) // time.Sleep; tests record the holds instead
+	sleep func(time.Duration) // releases.sleep; tests record the holds instead
 	// passwords is each tenant's share of the server's budget of password
 	// checks for the users it creates: a quarter of it.
 	passwords Bucket

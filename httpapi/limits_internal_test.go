@@ -161,3 +161,56 @@ func TestTimeBudget(t *testing.T) {
 		cheap.end(now, c, time.Millisecond)
 	}
 }
+
+// TestReleasesShareATimer: holds that fall due within one grain end
+// together, on one timer; a hold in a later grain gets its own; a hold
+// whose grain has begun ends at once; and none ends after it is due.
+func TestReleasesShareATimer(t *testing.T) {
+	start := time.Unix(1000, 0) // on a grain boundary
+	now := start
+	type timer struct {
+		after time.Duration
+		fire  func()
+	}
+	var timers []timer
+	r := &releases{now: func() time.Time { return now },
+		afterFunc: func(d time.Duration, f func()) { timers = append(timers, timer{d, f}) }}
+
+	a := r.wait(200 * time.Millisecond)
+	now = start.Add(10 * time.Millisecond)
+	b := r.wait(200 * time.Millisecond) // due at 210ms: the same grain as a (200 to 225ms)
+	now = start.Add(30 * time.Millisecond)
+	c := r.wait(200 * time.Millisecond) // due at 230ms: the next grain
+	if a == nil || a != b || c == nil || c == a {
+		t.Fatalf("channels a %p, b %p, c %p: want a and b one, c another", a, b, c)
+	}
+	if len(timers) != 2 {
+		t.Fatalf("%d timers for three holds in two grains, want 2", len(timers))
+	}
+	// Each timer fires at its grain's start: never after a hold is due.
+	if timers[0].after != 200*time.Millisecond || timers[1].after != 195*time.Millisecond {
+		t.Errorf("timers after %v and %v, want 200ms (from 0) and 195ms (from 30ms)", timers[0].after, timers[1].after)
+	}
+	if ch := r.wait(10 * time.Millisecond); ch != nil {
+		t.Errorf("a hold due within the grain that has begun (at 40ms, grain from 25ms) was held")
+	}
+	timers[0].fire()
+	select {
+	case <-a:
+	default:
+		t.Fatal("the first grain's holds were not released by its timer")
+	}
+	select {
+	case <-c:
+		t.Fatal("the second grain's hold was released by the first grain's timer")
+	default:
+	}
+	if len(r.slots) != 1 {
+		t.Errorf("%d grains pending after one fired, want 1", len(r.slots))
+	}
+	timers[1].fire()
+	<-c
+	if len(r.slots) != 0 {
+		t.Errorf("%d grains pending after both fired, want 0", len(r.slots))
+	}
+}

@@ -171,7 +171,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.quota.limits == nil {
 		s.quota.limits = DefaultLimits
 	}
-	s.quota.pause, s.quota.held, s.quota.sleep = cfg.RefusalPause, make(chan struct{}, maxHeld), time.Sleep
+	s.quota.pause, s.quota.held, s.quota.sleep = cfg.RefusalPause, make(chan struct{}, maxHeld), newReleases().sleep
 	s.anonHeld = make(chan struct{}, maxHeld)
 	if s.quota.pause == 0 {
 		s.quota.pause = 200 * time.Millisecond

@@ -46,6 +46,7 @@ type noisyReport struct {
 // range of that ratio over all rounds.
 type floodResult struct {
 	name                string
+	control             bool // the flood was aimed at nullServer, not at bulkhead
 	alone, flood, quiet attackResult
 	minRatio, maxRatio  float64
 }
@@ -70,10 +71,11 @@ type floodKind struct {
 	rate      int
 	niced     bool
 	targets   []vegeta.Target
+	control   bool // aimed at nullServer: what the flood costs the machine alone
 }
 
 // floodKeys are the keys of the floods, in the order they run.
-var floodKeys = []string{"paced", "paced-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "expensive", "closed-niced", "closed"}
+var floodKeys = []string{"paced", "paced-null", "paced-niced", "paced-null-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "expensive", "closed-niced", "closed"}
 
 func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d, lead, warmup time.Duration, floodRate, quietRate, rounds int, only map[string]bool) (noisyReport, error) {
 	out := noisyReport{rounds: rounds, quietRate: quietRate}
@@ -162,19 +164,35 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		t.Body = []byte(fmt.Sprintf(`{"tenant":"bench-guess-%d","email":"nobody@bench-noisy.test","password":"guess"}`, i))
 		spreadTenants = append(spreadTenants, t)
 	}
+	// The control: the paced flood's requests, sent to a handler in this
+	// process that answers each with a 429 and does nothing else. What it
+	// does to the quiet tenant is what any flood at that pace costs this
+	// machine (the load process, the loopback, the Go runtime's share of
+	// the CPUs), before bulkhead does anything with a request.
+	null, err := startNullServer()
+	if err != nil {
+		return out, err
+	}
+	defer null.Close()
+	nullTargets := getTargets(bulk, noisy)
+	for i := range nullTargets {
+		nullTargets[i].URL = null.url + strings.TrimPrefix(nullTargets[i].URL, bulk)
+	}
 	all := []floodKind{
-		{"paced", fmt.Sprintf("%d rps (%dx its plan)", floodRate, floodRate/50), floodRate, false, getTargets(bulk, noisy)},
-		{"paced-niced", fmt.Sprintf("%d rps, load process niced", floodRate), floodRate, true, getTargets(bulk, noisy)},
-		{"404", fmt.Sprintf("%d rps of 404s (an unknown table)", floodRate), floodRate, false, misses},
-		{"forged", fmt.Sprintf("%d rps with one forged token (401)", floodRate), floodRate, false, forged},
-		{"forged-new", fmt.Sprintf("%d rps, a new forged token each time (401)", floodRate), floodRate, false, unique},
-		{"forged-spread", fmt.Sprintf("%d rps, a new forged token each time, each from its own address", floodRate), floodRate, false, uniqueSpread},
-		{"logins", fmt.Sprintf("%d rps of failed logins (401)", floodRate), floodRate, false, logins},
-		{"logins-spread", fmt.Sprintf("%d rps of failed logins, each from its own address", floodRate), floodRate, false, spread},
-		{"logins-tenants", fmt.Sprintf("%d rps of failed logins, each from its own address and naming its own tenant", floodRate), floodRate, false, spreadTenants},
-		{"expensive", fmt.Sprintf("%d rps of queries that scan all of a tenant's 300,000 rows", floodRate), floodRate, false, heavy},
-		{"closed-niced", "32 clients, closed loop, load process niced", 0, true, getTargets(bulk, noisy)},
-		{"closed", "32 clients, closed loop", 0, false, getTargets(bulk, noisy)},
+		{"paced", fmt.Sprintf("%d rps (%dx its plan)", floodRate, floodRate/50), floodRate, false, getTargets(bulk, noisy), false},
+		{"paced-null", fmt.Sprintf("control: %d rps at a bare handler that only answers 429", floodRate), floodRate, false, nullTargets, true},
+		{"paced-niced", fmt.Sprintf("%d rps, load process niced", floodRate), floodRate, true, getTargets(bulk, noisy), false},
+		{"paced-null-niced", fmt.Sprintf("control: %d rps at a bare handler, load process niced", floodRate), floodRate, true, nullTargets, true},
+		{"404", fmt.Sprintf("%d rps of 404s (an unknown table)", floodRate), floodRate, false, misses, false},
+		{"forged", fmt.Sprintf("%d rps with one forged token (401)", floodRate), floodRate, false, forged, false},
+		{"forged-new", fmt.Sprintf("%d rps, a new forged token each time (401)", floodRate), floodRate, false, unique, false},
+		{"forged-spread", fmt.Sprintf("%d rps, a new forged token each time, each from its own address", floodRate), floodRate, false, uniqueSpread, false},
+		{"logins", fmt.Sprintf("%d rps of failed logins (401)", floodRate), floodRate, false, logins, false},
+		{"logins-spread", fmt.Sprintf("%d rps of failed logins, each from its own address", floodRate), floodRate, false, spread, false},
+		{"logins-tenants", fmt.Sprintf("%d rps of failed logins, each from its own address and naming its own tenant", floodRate), floodRate, false, spreadTenants, false},
+		{"expensive", fmt.Sprintf("%d rps of queries that scan all of a tenant's 300,000 rows", floodRate), floodRate, false, heavy, false},
+		{"closed-niced", "32 clients, closed loop, load process niced", 0, true, getTargets(bulk, noisy), false},
+		{"closed", "32 clients, closed loop", 0, false, getTargets(bulk, noisy), false},
 	}
 	var kinds []floodKind
 	for _, f := range all {
@@ -232,7 +250,7 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 			if err != nil {
 				return out, err
 			}
-			runs[k] = append(runs[k], floodResult{name: f.name, alone: alone, flood: fr.r, quiet: qr})
+			runs[k] = append(runs[k], floodResult{name: f.name, control: f.control, alone: alone, flood: fr.r, quiet: qr})
 		}
 	}
 	for _, rs := range runs {

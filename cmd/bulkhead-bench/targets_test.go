@@ -24,7 +24,9 @@ func TestVerdicts(t *testing.T) {
 	}
 	sql := []pgbenchResult{{name: "4", clients: 4, plain: 100, isolated: 95}, {name: "1", clients: 1, plain: 100, isolated: 10}}
 	scale := []scalePoint{{tenants: 10, res: side("", 0, time.Millisecond)}, {tenants: 1000, res: side("", 0, 1200*time.Microsecond)}}
-	noisy := noisyReport{floods: []floodResult{{name: "paced", alone: side("", 0, time.Millisecond), quiet: side("", 0, 1500*time.Microsecond)}}}
+	noisy := noisyReport{floods: []floodResult{{name: "paced", alone: side("", 0, time.Millisecond), quiet: side("", 0, 1500*time.Microsecond)},
+		// A control flood (at a bare handler, not at bulkhead) is named but not held to the target.
+		{name: "control", control: true, alone: side("", 0, time.Millisecond), quiet: side("", 0, 3*time.Millisecond)}}}
 	vs := verdicts(results, sql, noisy, scale)
 	if len(vs) != 5 {
 		t.Fatalf("%d verdicts, want 5: %+v", len(vs), vs)
@@ -36,6 +38,9 @@ func TestVerdicts(t *testing.T) {
 	}
 	if !strings.Contains(vs[0].detail, "0.85 (get)") || !strings.Contains(vs[1].detail, "1.30 (get)") {
 		t.Errorf("the worst scenario not named: %q, %q", vs[0].detail, vs[1].detail)
+	}
+	if want := "none of 1 floods above (not held to the target, control 3.00)"; vs[4].detail != want {
+		t.Errorf("the floods' verdict says %q, want %q", vs[4].detail, want)
 	}
 
 	// Past each boundary.
@@ -49,7 +54,7 @@ func TestVerdicts(t *testing.T) {
 			t.Errorf("past the boundary, %q met: %s", v.target, v.detail)
 		}
 	}
-	if !strings.Contains(vs[4].detail, "1 of 2 floods above: logins 2.00") {
+	if !strings.Contains(vs[4].detail, "1 of 2 floods above: logins 2.00 (not held") {
 		t.Errorf("the floods above the target not listed: %q", vs[4].detail)
 	}
 	var b bytes.Buffer

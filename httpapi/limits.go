@@ -47,7 +47,8 @@ type tenantLimiter struct {
 	dbTime    *timeBudget   // Limit.StatementTime; nil without a budget
 	slots     chan struct{}
 	used      time.Time
-	refused   atomic.Int64 // when this tenant was last refused, in Unix nanoseconds
+	refused   atomic.Int64  // when this tenant was last refused, in Unix nanoseconds
+	held      *atomic.Int32 // this tenant's refusals held now (maxHeldPerTenant)
 }
 
 // limiters holds one token bucket and one set of transaction slots per
@@ -74,6 +75,15 @@ type limiters struct {
 // maxHeld is the most refusals held at once across all tenants; beyond it
 // they are sent at once.
 const maxHeld = 1024
+
+// maxHeldPerTenant is the most of one tenant's refusals held at once;
+// beyond it they are sent at once. A client that retries at once over a
+// few connections is slowed as before, each connection's refusal held. A
+// flood paced over hundreds of connections is not slowed by holding (it
+// opens more), and holding hundreds of its refusals at a time cost the
+// server more than answering them (docs/PERFORMANCE.md); nor can one
+// tenant's flood take all of maxHeld from the others'.
+const maxHeldPerTenant = 64
 
 var errTooMany = fault.E(fault.TooMany, "rate_limited", "This tenant is sending requests faster than its plan allows; retry after the indicated time.")
 var errTooManyPasswords = fault.E(fault.TooMany, "too_many_new_passwords", "This tenant is setting new passwords faster than its share of the server's password checks allows; retry after the indicated time.")
@@ -212,7 +222,10 @@ const busyRetry = 100 * time.Millisecond
 func (l *limiters) refused(tl *tenantLimiter, retry time.Duration) {
 	now := time.Now().UnixNano()
 	if last := tl.refused.Swap(now); l.pause > 0 && now-last < int64(time.Second) {
-		l.hold(min(l.pause, retryAfter(retry)))
+		if tl.held.Add(1) <= maxHeldPerTenant {
+			l.hold(min(l.pause, retryAfter(retry)))
+		}
+		tl.held.Add(-1)
 	}
 }
 
@@ -243,18 +256,19 @@ func (l *limiters) get(t *tenant.Tenant) *tenantLimiter {
 	if !ok || tl.plan != t.Plan {
 		// A tenant moved to another plan gets limits made for it. Its
 		// requests in flight give their slots back to the limiter they
-		// took them from; its share of the password checks, and when it
-		// was last refused, are not the plan's and carry over.
+		// took them from; its share of the password checks, when it was
+		// last refused and how many of its refusals are held are not the
+		// plan's and carry over.
 		slots := lim.Concurrent
 		if l.share > 0 {
 			slots = min(slots, l.share)
 		}
 		next := &tenantLimiter{plan: t.Plan, bucket: rate.NewLimiter(rate.Limit(lim.Rate), lim.Burst), slots: make(chan struct{}, slots)}
 		if ok {
-			next.passwords = tl.passwords
+			next.passwords, next.held = tl.passwords, tl.held
 			next.refused.Store(tl.refused.Load())
 		} else {
-			next.passwords = rate.NewLimiter(rate.Limit(l.passwords.Rate), l.passwords.Burst)
+			next.passwords, next.held = rate.NewLimiter(rate.Limit(l.passwords.Rate), l.passwords.Burst), new(atomic.Int32)
 		}
 		if lim.StatementTime > 0 {
 			next.dbTime = newTimeBudget(lim.StatementTime, now)

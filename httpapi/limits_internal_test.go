@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,5 +213,65 @@ func TestReleasesShareATimer(t *testing.T) {
 	<-c
 	if len(r.slots) != 0 {
 		t.Errorf("%d grains pending after both fired, want 0", len(r.slots))
+	}
+}
+
+// TestRefusalsHeldPerTenant: at most maxHeldPerTenant of one tenant's
+// refusals are held at once; past that they are sent at once, another
+// tenant's are still held, and the count survives a change of plan.
+func TestRefusalsHeldPerTenant(t *testing.T) {
+	var holding atomic.Int32
+	release := make(chan struct{})
+	l := limiters{limits: map[string]Limit{"basic": {Rate: 0.001, Burst: 1, Concurrent: 4}, "premium": {Rate: 0.001, Burst: 1, Concurrent: 4}},
+		pause: 200 * time.Millisecond, held: make(chan struct{}, maxHeld),
+		sleep: func(time.Duration) { holding.Add(1); <-release }}
+	noisy := &tenant.Tenant{ID: "00000000-0000-4000-8000-000000000001", Plan: "basic"}
+	l.admit(noisy) // the burst
+	l.admit(noisy) // the first refusal, sent at once
+	if holding.Load() != 0 {
+		t.Fatal("the first refusal was held")
+	}
+	const extra = 5
+	done := make(chan error)
+	for range maxHeldPerTenant + extra {
+		go func() {
+			_, err := l.admit(noisy)
+			done <- err
+		}()
+	}
+	// The held ones wait for release; the others come back now.
+	for range extra {
+		if err := <-done; !errors.Is(err, errTooMany) {
+			t.Fatalf("a refusal past the tenant's held share: %v, want rate_limited", err)
+		}
+	}
+	if n := holding.Load(); n != maxHeldPerTenant {
+		t.Fatalf("%d of the tenant's refusals held, want %d", n, maxHeldPerTenant)
+	}
+	// Another tenant's refusals are still held.
+	other := &tenant.Tenant{ID: "00000000-0000-4000-8000-000000000002", Plan: "basic"}
+	l.admit(other)
+	l.admit(other)
+	go func() {
+		_, err := l.admit(other)
+		done <- err
+	}()
+	for holding.Load() != maxHeldPerTenant+1 {
+		time.Sleep(time.Millisecond)
+	}
+	// A plan change keeps the count: the tenant is still at its share.
+	moved := *noisy
+	moved.Plan = "premium"
+	if got := l.get(&moved).held.Load(); got != maxHeldPerTenant {
+		t.Fatalf("after a plan change the tenant has %d refusals held, want %d", got, maxHeldPerTenant)
+	}
+	close(release)
+	for range maxHeldPerTenant + 1 {
+		if err := <-done; !errors.Is(err, errTooMany) {
+			t.Fatalf("a held refusal: %v, want rate_limited", err)
+		}
+	}
+	if n := l.get(&moved).held.Load(); n != 0 {
+		t.Fatalf("%d refusals counted as held after all were sent", n)
 	}
 }

@@ -57,8 +57,10 @@ type Config struct {
 	// RefusalPause is how long a 429 is held before it is sent to a tenant
 	// that was already refused within the last second (never longer than
 	// its Retry-After): a client that retries at once instead of waiting
-	// is slowed, so a flood's refusals cost the server little. 0 means
-	// 200ms; a negative value sends every refusal at once.
+	// is slowed, so a flood's refusals cost the server little. At most 64
+	// of one tenant's refusals are held at once, 1,024 in all, and held
+	// refusals are let go together every 25ms. 0 means 200ms; a negative
+	// value sends every refusal at once.
 	RefusalPause time.Duration
 	// AnonymousRefusals bounds, per source address (per /64 for IPv6), the
 	// denials (401, 403, 404, each audited before it is answered) of

@@ -197,7 +197,7 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 	}
 	var took time.Duration
 	err = postgres.ScopedStatement(r.Context(), s.db.Postgres().App(), sc.Token, st.SQL, st.Args, scan, check,
-		postgres.StatementTimeout(lim.StatementTimeout), postgres.Took(&took))
+		postgres.StatementTimeout(lim.StatementTimeout), postgres.ParallelWorkers(lim.ParallelWorkers), postgres.Took(&took))
 	s.quota.endTime(t, charged, took) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
 	if (err == nil || fault.KindOf(err) == fault.NotFound) && rows == 0 {
 		defer s.checkProbe(r, p, base.Name, probedIDs(compared["id"]))

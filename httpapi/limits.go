@@ -32,6 +32,14 @@ type Limit struct {
 	// rows) cost the others, which the rate and the transactions at once
 	// do not: a few requests a second can each take a second.
 	StatementTime time.Duration
+	// ParallelWorkers is how many parallel workers PostgreSQL may start
+	// for one of the tenant's statements (max_parallel_workers_per_gather,
+	// set in the transaction). 0, every plan's default, runs each statement
+	// in its one backend: a statement with n workers keeps n+1 CPUs busy
+	// while StatementTime and the transactions at once count it as one,
+	// and the workers come from a pool all tenants share
+	// (max_parallel_workers).
+	ParallelWorkers int
 }
 
 // DefaultLimits are the limits per plan.

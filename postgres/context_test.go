@@ -490,6 +490,50 @@ func TestContextDoesNotOutliveStatement(t *testing.T) {
 	}
 }
 
+// TestScopedStatementLimits: a plan's statement timeout and parallel
+// workers hold for the scoped statement, in any combination, and neither
+// outlives it on the connection.
+func TestScopedStatementLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	pool := e.onePool(t, cachedGateway)
+	const q = `SELECT current_setting('statement_timeout'), current_setting('max_parallel_workers_per_gather')`
+	var timeout0, parallel0 string
+	if err := pool.QueryRow(ctx, q).Scan(&timeout0, &parallel0); err != nil {
+		t.Fatal(err)
+	}
+	if parallel0 == "0" || parallel0 == "3" {
+		t.Fatalf("the session's max_parallel_workers_per_gather is %s; the test needs another", parallel0)
+	}
+	for _, c := range []struct {
+		name                   string
+		opts                   []postgres.StatementOption
+		wantTimeout, wantPlans string
+	}{
+		{"none", nil, timeout0, parallel0},
+		{"timeout", []postgres.StatementOption{postgres.StatementTimeout(1500 * time.Millisecond)}, "1500ms", parallel0},
+		{"no workers", []postgres.StatementOption{postgres.ParallelWorkers(0)}, timeout0, "0"},
+		{"negative workers", []postgres.StatementOption{postgres.ParallelWorkers(-3)}, timeout0, "0"},
+		{"both", []postgres.StatementOption{postgres.StatementTimeout(2 * time.Second), postgres.ParallelWorkers(3)}, "2s", "3"},
+	} {
+		for _, check := range []func() error{nil, func() error { return nil }} {
+			var gotTimeout, gotPlans string
+			err := postgres.ScopedStatement(ctx, pool, e.mint(t, "pa", nil), q, nil,
+				func(r pgx.Row) error { return r.Scan(&gotTimeout, &gotPlans) }, check, c.opts...)
+			if err != nil || gotTimeout != c.wantTimeout || gotPlans != c.wantPlans {
+				t.Fatalf("%s (check %v): statement_timeout %q, max_parallel_workers_per_gather %q, %v; want %q and %q",
+					c.name, check != nil, gotTimeout, gotPlans, err, c.wantTimeout, c.wantPlans)
+			}
+			var afterTimeout, afterPlans string
+			if err := pool.QueryRow(ctx, q).Scan(&afterTimeout, &afterPlans); err != nil || afterTimeout != timeout0 || afterPlans != parallel0 {
+				t.Fatalf("%s: after the statement the connection has statement_timeout %q, max_parallel_workers_per_gather %q, %v",
+					c.name, afterTimeout, afterPlans, err)
+			}
+		}
+	}
+}
+
 // TestBusinessCodeCannotReplaceCachedStatements: the gateway's connections
 // cache prepared statements. Business code never runs on them (it gets its
 // own pool), but if it did, through ScopedTx, a statement it swaps for its

@@ -177,11 +177,19 @@ func ScopedStatement(ctx context.Context, pool *pgxpool.Pool, token, sql string,
 	if check != nil {
 		b.Queue(`BEGIN`)
 	}
-	if o.timeout > 0 {
-		// One statement sets both, transaction-local.
+	// One statement sets the context and the limits given,
+	// transaction-local.
+	switch {
+	case o.timeout > 0 && o.parallel != nil:
+		b.Queue(`SELECT pg_catalog.set_config('bulkhead.context', $1, true), pg_catalog.set_config('statement_timeout', $2, true), pg_catalog.set_config('max_parallel_workers_per_gather', $3, true)`,
+			token, strconv.FormatInt(o.timeout.Milliseconds(), 10), strconv.Itoa(*o.parallel))
+	case o.timeout > 0:
 		b.Queue(`SELECT pg_catalog.set_config('bulkhead.context', $1, true), pg_catalog.set_config('statement_timeout', $2, true)`,
 			token, strconv.FormatInt(o.timeout.Milliseconds(), 10))
-	} else {
+	case o.parallel != nil:
+		b.Queue(`SELECT pg_catalog.set_config('bulkhead.context', $1, true), pg_catalog.set_config('max_parallel_workers_per_gather', $2, true)`,
+			token, strconv.Itoa(*o.parallel))
+	default:
 		b.Queue(SetContextSQL, token)
 	}
 	b.Queue(sql, args...)
@@ -221,13 +229,23 @@ var errStatementTimeout = errors.New("postgres: statement timeout")
 type StatementOption func(*statementOptions)
 
 type statementOptions struct {
-	timeout time.Duration
-	took    *time.Duration
+	timeout  time.Duration
+	parallel *int
+	took     *time.Duration
 }
 
 // StatementTimeout bounds the statement (a tenant's plan limit).
 func StatementTimeout(d time.Duration) StatementOption {
 	return func(o *statementOptions) { o.timeout = d }
+}
+
+// ParallelWorkers bounds the parallel workers PostgreSQL may start for
+// the statement (max_parallel_workers_per_gather, a tenant's plan
+// limit). A statement with n workers keeps n+1 backends busy while the
+// time it is charged is its own; 0 (or less) runs it in its one backend.
+func ParallelWorkers(n int) StatementOption {
+	n = min(max(n, 0), 1024) // PostgreSQL's range for the setting
+	return func(o *statementOptions) { o.parallel = &n }
 }
 
 // Took stores in d how long the statement's transaction took once it had

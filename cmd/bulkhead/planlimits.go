@@ -24,6 +24,7 @@ type planLimit struct {
 	Concurrent       *int     `json:"concurrent"`
 	StatementTimeout string   `json:"statement_timeout"`
 	StatementTime    string   `json:"statement_time"`
+	ParallelWorkers  *int     `json:"parallel_workers"`
 }
 
 // planLimits returns the limits per plan: the defaults, changed by the
@@ -73,6 +74,12 @@ func (p *planLimit) apply(l httpapi.Limit) (httpapi.Limit, error) {
 			return l, fmt.Errorf("concurrent: %d is not 1 to 1024", *p.Concurrent)
 		}
 		l.Concurrent = *p.Concurrent
+	}
+	if p.ParallelWorkers != nil {
+		if *p.ParallelWorkers < 0 || *p.ParallelWorkers > 64 {
+			return l, fmt.Errorf("parallel_workers: %d is not 0 to 64", *p.ParallelWorkers)
+		}
+		l.ParallelWorkers = *p.ParallelWorkers
 	}
 	for _, d := range []struct {
 		name    string

@@ -26,7 +26,7 @@ func TestPlanLimits(t *testing.T) {
 		}
 		return p
 	}
-	got, err := planLimits(write(`{"basic": {"rate": 10, "statement_time": "50ms"}, "premium": {"concurrent": 8, "statement_time": "0s", "statement_timeout": "1m"}}`))
+	got, err := planLimits(write(`{"basic": {"rate": 10, "statement_time": "50ms"}, "premium": {"concurrent": 8, "statement_time": "0s", "statement_timeout": "1m", "parallel_workers": 2}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,11 @@ func TestPlanLimits(t *testing.T) {
 		b.StatementTimeout != httpapi.DefaultLimits["basic"].StatementTimeout {
 		t.Errorf("basic = %+v", b)
 	}
-	if p.Concurrent != 8 || p.StatementTime != 0 || p.StatementTimeout != time.Minute || p.Rate != httpapi.DefaultLimits["premium"].Rate {
+	if b.ParallelWorkers != 0 {
+		t.Errorf("basic's parallel workers = %d; want the default, none", b.ParallelWorkers)
+	}
+	if p.Concurrent != 8 || p.StatementTime != 0 || p.StatementTimeout != time.Minute || p.Rate != httpapi.DefaultLimits["premium"].Rate ||
+		p.ParallelWorkers != 2 {
 		t.Errorf("premium = %+v", p)
 	}
 	if httpapi.DefaultLimits["basic"].Rate == 10 {
@@ -54,6 +58,9 @@ func TestPlanLimits(t *testing.T) {
 		`{"basic": {"statement_timeout": "2h"}}`,
 		`{"basic": {"statement_time": "fast"}}`,
 		`{"basic": {"statement_time": "-1s"}}`,
+		`{"basic": {"parallel_workers": -1}}`,
+		`{"basic": {"parallel_workers": 65}}`,
+		`{"basic": {"parallel_workers": "two"}}`,
 		`{"basic": {"rate": "ten"}}`,
 		`[]`,
 	} {

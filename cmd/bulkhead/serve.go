@@ -62,7 +62,7 @@ func (o *serveOptions) register(fs interface {
 	fs.BoolVar(&o.jsonLogs, "log-json", false, "log JSON lines instead of text")
 	fs.IntVar(&o.alarmLimit, "alarm-denials", 20, "fire an alarm when one principal is denied more than this many times within --alarm-window (0: off)")
 	fs.DurationVar(&o.alarmWindow, "alarm-window", time.Minute, "the window of --alarm-denials")
-	fs.StringVar(&o.planFile, "plan-limits", "", "read each plan's limits (rate, burst, concurrent, statement_timeout, statement_time) from this JSON file; those left out keep their defaults (see docs/api.md#limits-per-plan)")
+	fs.StringVar(&o.planFile, "plan-limits", "", "read each plan's limits (rate, burst, concurrent, statement_timeout, statement_time, parallel_workers) from this JSON file; those left out keep their defaults (see docs/api.md#limits-per-plan)")
 	fs.StringVar(&o.alarmFile, "alarm-rules", "", "read the alarm rules from this JSON file instead of --alarm-denials and --alarm-window (see docs/audit.md#alarms)")
 	fs.StringVar(&o.alarmHook, "alarm-webhook", "", "POST alarm transitions as JSON to this URL, signed with BULKHEAD_ALARM_WEBHOOK_SECRET (X-Bulkhead-Signature: sha256=<hex HMAC>)")
 	fs.StringVar(&o.anchorHook, "checkpoint-webhook", "", "also POST each signed audit checkpoint to this URL (signed like --alarm-webhook, with BULKHEAD_ALARM_WEBHOOK_SECRET), an anchor outside the database")

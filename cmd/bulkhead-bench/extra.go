@@ -250,7 +250,10 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 			if err != nil {
 				return out, err
 			}
-			runs[k] = append(runs[k], floodResult{name: f.name, control: f.control, alone: alone, flood: fr.r, quiet: qr})
+			pair := floodResult{name: f.name, control: f.control, alone: alone, flood: fr.r, quiet: qr}
+			logf("%s: quiet p99 %s alone, %s during (ratio %.2f); the flood sent %.0f rps, %d of them not refused", prefix,
+				round(alone.P99), round(qr.P99), pair.ratio(), fr.r.Rate, int(fr.r.Requests)-fr.r.Status["429"]-fr.r.Status["503"])
+			runs[k] = append(runs[k], pair)
 		}
 	}
 	for _, rs := range runs {

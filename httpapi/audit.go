@@ -234,7 +234,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	var charged time.Duration
 	if caller != nil {
 		var retry time.Duration
-		if charged, retry, err = s.quota.beginTime(caller); err != nil { //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+		if charged, retry, err = s.quota.beginTime(r.Context(), caller); err != nil { //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
 			setRetryAfter(w, retry)
 			s.writeError(w, r, err)
 			return

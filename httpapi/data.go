@@ -189,7 +189,7 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 	}
 	// And the database time its requests take, by plan: a tenant whose
 	// queries are expensive runs fewer of them.
-	charged, retry, err := s.quota.beginTime(t) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+	charged, retry, err := s.quota.beginTime(r.Context(), t) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
 	if err != nil {
 		setRetryAfter(w, retry)
 		s.writeError(w, r, err)

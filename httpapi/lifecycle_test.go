@@ -1321,6 +1321,85 @@ func TestBatchPastDeadline(t *testing.T) {
 	}
 }
 
+// TestStatementTimeBudgetFirstRunsAlone: until one of a tenant's requests
+// has ended, its budget does not know what they cost, so a fresh tenant's
+// requests run one at a time: while the first waits on a lock, no second
+// reaches PostgreSQL; once it ends, having taken long, the others are
+// charged what it took and refused, not run.
+func TestStatementTimeBudgetFirstRunsAlone(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.RequestTimeout = time.Minute
+		c.RefusalPause = -1
+		c.Limits = map[string]httpapi.Limit{
+			"basic":   {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTimeout: 30 * time.Second, StatementTime: 50 * time.Millisecond},
+			"premium": {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTimeout: 30 * time.Second, StatementTime: 50 * time.Millisecond},
+		}
+	}})
+	g := s.CreateTenantOnPlan(t, "globex", "pool", "basic")
+	conn, unlock := lockProjects(t, s)
+	answers := make(chan *apitest.Response, 3)
+	for range 3 {
+		go func() { answers <- s.Do(t, "GET", "/rest/v1/projects", g.AdminToken, nil) }()
+	}
+	awaitLockWait(t, conn)
+	// Watch for a while (100 looks, 10 ms apart: without the rule the
+	// other two reach the lock within it): one waits on the lock, never more.
+	for range 100 {
+		var waiting int
+		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting != 1 {
+			unlock()
+			t.Fatalf("%d of a fresh tenant's requests waited on the lock at once; want its first alone", waiting)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	unlock()
+	status := map[string]int{}
+	for range 3 {
+		r := <-answers
+		switch {
+		case r.Status == http.StatusOK:
+			status["ok"]++
+		case r.Status == http.StatusTooManyRequests && r.Code() == "statement_time_spent" && r.Header.Get("Retry-After") != "":
+			status["spent"]++
+		default:
+			t.Fatalf("a request: %s", r)
+		}
+	}
+	if status["ok"] != 1 || status["spent"] != 2 {
+		t.Fatalf("answers %v; want the first served and the two that waited for it refused with statement_time_spent", status)
+	}
+}
+
+// TestStatementTimeBudgetWaitTimesOut: a request waiting for a fresh
+// tenant's first one whose deadline passes meanwhile gets 503 timeout, as
+// one that ran out of time in the database does, never a 500.
+func TestStatementTimeBudgetWaitTimesOut(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.RequestTimeout = 500 * time.Millisecond
+		c.RefusalPause = -1
+		c.Limits = map[string]httpapi.Limit{
+			"basic":   {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTimeout: 30 * time.Second, StatementTime: 50 * time.Millisecond},
+			"premium": {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTimeout: 30 * time.Second, StatementTime: 50 * time.Millisecond},
+		}
+	}})
+	g := s.CreateTenantOnPlan(t, "globex", "pool", "basic")
+	lockProjects(t, s)
+	answers := make(chan *apitest.Response, 2)
+	for range 2 {
+		go func() { answers <- s.Do(t, "GET", "/rest/v1/projects", g.AdminToken, nil) }()
+	}
+	for range 2 {
+		if r := <-answers; r.Status != http.StatusServiceUnavailable || r.Code() != "timeout" {
+			t.Fatalf("a request past its deadline, on the lock or waiting for the first: %s; want 503 timeout", r)
+		}
+	}
+}
+
 // TestStatementTimeBudget: a tenant whose requests took more database time
 // than its plan's budget gets 429 statement_time_spent, with Retry-After,
 // for its data requests and its reads of the audit trail, until the debt

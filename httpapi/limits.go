@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"strconv"
@@ -25,7 +26,8 @@ type Limit struct {
 	// audit reads may take per second, measured around each one's
 	// transaction, with a
 	// burst of one second's worth. Each request is charged what the
-	// tenant's recent requests took when it starts, and settled with
+	// tenant's recent requests took when it starts (until one has ended,
+	// they run one at a time), and settled with
 	// what it took when it ends; one that does not fit gets 429
 	// statement_time_spent. Zero means no such budget. It bounds what a
 	// tenant's expensive queries (filters no index serves, over many
@@ -130,17 +132,35 @@ func (l *limiters) slot(t *tenant.Tenant) (release func(), retry time.Duration, 
 // beginTime admits a data request of t if its budget of statement time
 // holds what one is expected to take, and charges that; otherwise it says
 // how long until it will. The caller passes charged to endTime.
-func (l *limiters) beginTime(t *tenant.Tenant) (charged time.Duration, retry time.Duration, err error) {
+//
+// Until one of the tenant's requests has ended, the budget does not know
+// what they cost, so they run one at a time: a request that arrives while
+// the first runs waits for it (or for ctx), then is charged what it took.
+// Otherwise a tenant's first requests after a while idle, or after the
+// server starts, would all be admitted at once, however expensive.
+func (l *limiters) beginTime(ctx context.Context, t *tenant.Tenant) (charged time.Duration, retry time.Duration, err error) {
 	tl := l.get(t)
 	if tl.dbTime == nil {
 		return 0, 0, nil
 	}
-	charged, retry, ok := tl.dbTime.begin(time.Now())
-	if !ok {
-		l.refused(tl, retry)
-		return 0, retry, errStatementTime
+	for {
+		charged, retry, first, ok := tl.dbTime.begin(time.Now())
+		if first != nil {
+			select {
+			case <-first:
+				continue
+			case <-ctx.Done():
+				// Its deadline passed, or the client left, while it waited:
+				// 503 timeout, as for one that ran out of time in the database.
+				return 0, 0, &fault.Error{Kind: fault.Canceled, Code: "canceled", Message: "The request was canceled or ran out of time.", Err: ctx.Err()}
+			}
+		}
+		if !ok {
+			l.refused(tl, retry)
+			return 0, retry, errStatementTime
+		}
+		return charged, 0, nil
 	}
-	return charged, 0, nil
 }
 
 // endTime settles a request of t that was charged charged and took took.
@@ -163,11 +183,15 @@ type timeBudget struct {
 	tokens   float64 // seconds; negative is debt
 	last     time.Time
 	expected float64 // seconds: a moving average of what requests took
+	// first, until a request has ended, is closed when the first does;
+	// running is then 1 while it runs. Nil once the budget has learned.
+	first   chan struct{}
+	running int
 }
 
 func newTimeBudget(perSecond time.Duration, now time.Time) *timeBudget {
 	r := perSecond.Seconds()
-	return &timeBudget{rate: r, burst: r, tokens: r, last: now}
+	return &timeBudget{rate: r, burst: r, tokens: r, last: now, first: make(chan struct{})}
 }
 
 func (b *timeBudget) refill(now time.Time) {
@@ -178,17 +202,26 @@ func (b *timeBudget) refill(now time.Time) {
 }
 
 // begin charges what a request is expected to take, if the budget holds
-// it; otherwise it reports how long until it will.
-func (b *timeBudget) begin(now time.Time) (charged, retry time.Duration, ok bool) {
+// it; otherwise it reports how long until it will. While the budget has
+// not learned what requests take and one runs, it returns first instead:
+// wait for it to close, then begin again.
+func (b *timeBudget) begin(now time.Time) (charged, retry time.Duration, first <-chan struct{}, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.first != nil {
+		if b.running > 0 {
+			return 0, 0, b.first, false
+		}
+		b.running++
+	}
 	b.refill(now)
 	need := min(b.expected, b.burst)
 	if b.tokens < need {
-		return 0, time.Duration((need - b.tokens) / b.rate * float64(time.Second)), false
+		b.running = 0
+		return 0, time.Duration((need - b.tokens) / b.rate * float64(time.Second)), nil, false
 	}
 	b.tokens -= need
-	return time.Duration(need * float64(time.Second)), 0, true
+	return time.Duration(need * float64(time.Second)), 0, nil, true
 }
 
 // end settles a request charged charged that took took, and learns from
@@ -198,6 +231,14 @@ func (b *timeBudget) end(now time.Time, charged, took time.Duration) {
 	defer b.mu.Unlock()
 	b.refill(now)
 	b.tokens -= (took - charged).Seconds()
+	if b.first != nil {
+		// The first request to end: what it took is what the next is
+		// expected to take, and those waiting for it go on.
+		b.expected = took.Seconds()
+		close(b.first)
+		b.first = nil
+		return
+	}
 	b.expected += (took.Seconds() - b.expected) / 4
 }
 

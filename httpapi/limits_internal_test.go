@@ -124,40 +124,59 @@ func TestTimeBudget(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	b := newTimeBudget(200*time.Millisecond, t0) // 0.2 s a second, burst 0.2 s
-	// Nothing learned yet: requests cost nothing up front.
-	c1, _, ok1 := b.begin(at(0))
-	c2, _, ok2 := b.begin(at(0))
-	if !ok1 || !ok2 || c1 != 0 || c2 != 0 {
-		t.Fatalf("the first requests: %v %v, %v %v; want both admitted, charged nothing", c1, ok1, c2, ok2)
+	// Nothing learned yet: the first request costs nothing up front, and
+	// runs alone: one arriving meanwhile is told to wait for it.
+	c1, _, first, ok1 := b.begin(at(0))
+	_, _, wait, ok2 := b.begin(at(0))
+	if !ok1 || first != nil || c1 != 0 || ok2 || wait == nil {
+		t.Fatalf("the first requests: %v %v, then %v %v; want the first admitted, charged nothing, the second told to wait", c1, ok1, ok2, wait)
 	}
-	// Each took 400 ms: a debt of 0.6 s, and 400 ms expected of the next.
+	// It took 400 ms: a debt of 0.2 s, 400 ms expected of the next, and
+	// the one waiting goes on.
 	b.end(at(400), c1, 400*time.Millisecond)
-	b.end(at(400), c2, 400*time.Millisecond)
-	_, retry, ok := b.begin(at(400))
+	select {
+	case <-wait:
+	default:
+		t.Fatal("the first request ended and the one waiting for it was not let go")
+	}
+	_, retry, _, ok := b.begin(at(400))
 	if ok || retry <= 0 {
 		t.Fatalf("in debt: admitted %v, retry %v; want a wait", ok, retry)
 	}
-	// After retry the debt is repaid and the expected cost (a moving
-	// average: 175 ms) is there: admitted then, not before.
-	if _, _, ok := b.begin(at(400).Add(retry - time.Millisecond)); ok {
+	// After retry the debt is repaid and the expected cost (at most a
+	// burst: 200 ms) is there: admitted then, not before.
+	if _, _, _, ok := b.begin(at(400).Add(retry - time.Millisecond)); ok {
 		t.Fatal("admitted before the retry it was told")
 	}
 	then := at(400).Add(retry + time.Millisecond)
-	c3, _, ok := b.begin(then)
-	if !ok || c3 < 170*time.Millisecond || c3 > 180*time.Millisecond {
-		t.Fatalf("after the retry: admitted %v, charged %v; want about 175 ms up front", ok, c3)
+	c3, _, _, ok := b.begin(then)
+	if !ok || c3 != 200*time.Millisecond {
+		t.Fatalf("after the retry: admitted %v, charged %v; want 200 ms up front", ok, c3)
 	}
 	// Charged up front, a second expensive request waits for the first.
-	if _, _, ok := b.begin(then); ok {
-		t.Fatal("a second expensive request admitted while the first runs")
+	if _, _, first, ok := b.begin(then); ok || first != nil {
+		t.Fatal("a second expensive request admitted, or told to wait, while the first runs")
 	}
-	// A tenant whose requests are cheap is never held back at its pace.
+	// The expected cost then moves by a quarter of each difference.
+	b.end(then.Add(100*time.Millisecond), c3, 100*time.Millisecond)
+	if e := b.expected; e < 0.324 || e > 0.326 {
+		t.Fatalf("expected %v s after 0.4 and 0.1; want 0.325", e)
+	}
+	// A tenant whose requests are cheap is never held back at its pace,
+	// nor made to wait once its first has ended.
 	cheap := newTimeBudget(200*time.Millisecond, t0)
 	for i := range 1000 {
 		now := t0.Add(time.Duration(i) * 10 * time.Millisecond) // 100 a second
-		c, retry, ok := cheap.begin(now)
-		if !ok {
-			t.Fatalf("cheap request %d refused, retry %v", i, retry)
+		c, retry, first, ok := cheap.begin(now)
+		if !ok || first != nil {
+			t.Fatalf("cheap request %d refused, retry %v, or told to wait", i, retry)
+		}
+		if i > 0 {
+			c2, _, first, ok := cheap.begin(now) // another at once
+			if !ok || first != nil {
+				t.Fatalf("a second cheap request at %d refused or told to wait", i)
+			}
+			cheap.end(now, c2, time.Millisecond)
 		}
 		cheap.end(now, c, time.Millisecond)
 	}

@@ -1328,14 +1328,7 @@ func TestBatchPastDeadline(t *testing.T) {
 // charged what it took and refused, not run.
 func TestStatementTimeBudgetFirstRunsAlone(t *testing.T) {
 	t.Parallel()
-	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
-		c.RequestTimeout = time.Minute
-		c.RefusalPause = -1
-		c.Limits = map[string]httpapi.Limit{
-			"basic":   {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTimeout: 30 * time.Second, StatementTime: 50 * time.Millisecond},
-			"premium": {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTimeout: 30 * time.Second, StatementTime: 50 * time.Millisecond},
-		}
-	}})
+	s := startBudgetServer(t, time.Minute)
 	g := s.CreateTenantOnPlan(t, "globex", "pool", "basic")
 	conn, unlock := lockProjects(t, s)
 	answers := make(chan *apitest.Response, 3)
@@ -1381,14 +1374,7 @@ func TestStatementTimeBudgetFirstRunsAlone(t *testing.T) {
 // (429 statement_time_spent). Never a 500.
 func TestStatementTimeBudgetWaitTimesOut(t *testing.T) {
 	t.Parallel()
-	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
-		c.RequestTimeout = 500 * time.Millisecond
-		c.RefusalPause = -1
-		c.Limits = map[string]httpapi.Limit{
-			"basic":   {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTimeout: 30 * time.Second, StatementTime: 50 * time.Millisecond},
-			"premium": {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTimeout: 30 * time.Second, StatementTime: 50 * time.Millisecond},
-		}
-	}})
+	s := startBudgetServer(t, 500*time.Millisecond)
 	g := s.CreateTenantOnPlan(t, "globex", "pool", "basic")
 	lockProjects(t, s)
 	answers := make(chan *apitest.Response, 2)
@@ -1411,20 +1397,26 @@ func TestStatementTimeBudgetWaitTimesOut(t *testing.T) {
 	}
 }
 
-// TestStatementTimeBudget: a tenant whose requests took more database time
-// than its plan's budget gets 429 statement_time_spent, with Retry-After,
-// for its data requests and its reads of the audit trail, until the debt
-// is repaid; another tenant is served meanwhile.
-func TestStatementTimeBudget(t *testing.T) {
-	t.Parallel()
-	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
-		c.RequestTimeout = time.Minute
+// startBudgetServer starts a server whose plans both allow 50 ms of
+// statement time a second and little else to limit, and no refusal pause.
+func startBudgetServer(t *testing.T, requestTimeout time.Duration) *apitest.Server {
+	return apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.RequestTimeout = requestTimeout
 		c.RefusalPause = -1
 		c.Limits = map[string]httpapi.Limit{
 			"basic":   {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTimeout: 30 * time.Second, StatementTime: 50 * time.Millisecond},
 			"premium": {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTimeout: 30 * time.Second, StatementTime: 50 * time.Millisecond},
 		}
 	}})
+}
+
+// TestStatementTimeBudget: a tenant whose requests took more database time
+// than its plan's budget gets 429 statement_time_spent, with Retry-After,
+// for its data requests and its reads of the audit trail, until the debt
+// is repaid; another tenant is served meanwhile.
+func TestStatementTimeBudget(t *testing.T) {
+	t.Parallel()
+	s := startBudgetServer(t, time.Minute)
 	// No rows: seeding them through the API would spend the budgets this
 	// test is about, by however long a busy machine takes to insert.
 	a := s.CreateTenantOnPlan(t, "acme", "pool", "premium") // whose admins read the audit trail

@@ -231,10 +231,10 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	// A tenant's read is charged to its budget of statement time, as its
 	// data requests are.
-	var charged time.Duration
+	var sp spend
 	if caller != nil {
 		var retry time.Duration
-		if charged, retry, err = s.quota.beginTime(r.Context(), caller); err != nil { //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+		if sp, retry, err = s.quota.beginTime(r.Context(), caller); err != nil { //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
 			setRetryAfter(w, retry)
 			s.writeError(w, r, err)
 			return
@@ -243,7 +243,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
 	page, err := s.pg.FindEvents(r.Context(), f)
 	if caller != nil {
-		s.quota.endTime(caller, charged, time.Since(began)) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+		s.quota.endTime(sp, time.Since(began)) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
 	}
 	if err != nil {
 		s.writeError(w, r, err)

@@ -189,7 +189,7 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 	}
 	// And the database time its requests take, by plan: a tenant whose
 	// queries are expensive runs fewer of them.
-	charged, retry, err := s.quota.beginTime(r.Context(), t) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+	sp, retry, err := s.quota.beginTime(r.Context(), t) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
 	if err != nil {
 		setRetryAfter(w, retry)
 		s.writeError(w, r, err)
@@ -198,7 +198,7 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 	var took time.Duration
 	err = postgres.ScopedStatement(r.Context(), s.db.Postgres().App(), sc.Token, st.SQL, st.Args, scan, check,
 		postgres.StatementTimeout(lim.StatementTimeout), postgres.ParallelWorkers(lim.ParallelWorkers), postgres.Took(&took))
-	s.quota.endTime(t, charged, took) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+	s.quota.endTime(sp, took) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
 	if (err == nil || fault.KindOf(err) == fault.NotFound) && rows == 0 {
 		defer s.checkProbe(r, p, base.Name, probedIDs(compared["id"]))
 	}

@@ -131,17 +131,19 @@ func (l *limiters) slot(t *tenant.Tenant) (release func(), retry time.Duration, 
 
 // beginTime admits a data request of t if its budget of statement time
 // holds what one is expected to take, and charges that; otherwise it says
-// how long until it will. The caller passes charged to endTime.
+// how long until it will. The caller settles the returned spend with
+// endTime, on the budget it was charged to, even if the tenant's plan
+// changes meanwhile.
 //
 // Until one of the tenant's requests has ended, the budget does not know
 // what they cost, so they run one at a time: a request that arrives while
 // the first runs waits for it (or for ctx), then is charged what it took.
 // Otherwise a tenant's first requests after a while idle, or after the
 // server starts, would all be admitted at once, however expensive.
-func (l *limiters) beginTime(ctx context.Context, t *tenant.Tenant) (charged time.Duration, retry time.Duration, err error) {
+func (l *limiters) beginTime(ctx context.Context, t *tenant.Tenant) (sp spend, retry time.Duration, err error) {
 	tl := l.get(t)
 	if tl.dbTime == nil {
-		return 0, 0, nil
+		return spend{}, 0, nil
 	}
 	for {
 		charged, retry, first, ok := tl.dbTime.begin(time.Now())
@@ -152,21 +154,28 @@ func (l *limiters) beginTime(ctx context.Context, t *tenant.Tenant) (charged tim
 			case <-ctx.Done():
 				// Its deadline passed, or the client left, while it waited:
 				// 503 timeout, as for one that ran out of time in the database.
-				return 0, 0, &fault.Error{Kind: fault.Canceled, Code: "canceled", Message: "The request was canceled or ran out of time.", Err: ctx.Err()}
+				return spend{}, 0, &fault.Error{Kind: fault.Canceled, Code: "canceled", Message: "The request was canceled or ran out of time.", Err: ctx.Err()}
 			}
 		}
 		if !ok {
 			l.refused(tl, retry)
-			return 0, retry, errStatementTime
+			return spend{}, retry, errStatementTime
 		}
-		return charged, 0, nil
+		return spend{b: tl.dbTime, charged: charged}, 0, nil
 	}
 }
 
-// endTime settles a request of t that was charged charged and took took.
-func (l *limiters) endTime(t *tenant.Tenant, charged, took time.Duration) {
-	if tl := l.get(t); tl.dbTime != nil {
-		tl.dbTime.end(time.Now(), charged, took)
+// spend is a request's charge to its tenant's budget of statement time;
+// the zero value is a tenant without one.
+type spend struct {
+	b       *timeBudget
+	charged time.Duration
+}
+
+// endTime settles sp with what its request took.
+func (l *limiters) endTime(sp spend, took time.Duration) {
+	if sp.b != nil {
+		sp.b.end(time.Now(), sp.charged, took)
 	}
 }
 

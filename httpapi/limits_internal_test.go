@@ -294,3 +294,35 @@ func TestRefusalsHeldPerTenant(t *testing.T) {
 		t.Fatalf("%d refusals counted as held after all were sent", n)
 	}
 }
+
+// TestTimeSettledWhereCharged: a request is settled on the budget it was
+// charged to, even when its tenant's plan changes while it runs (the
+// limiter, and its budget, are then made anew): the old budget learns
+// from it and lets go of any request waiting for it, and the new one is
+// left to learn from its own.
+func TestTimeSettledWhereCharged(t *testing.T) {
+	l := limiters{limits: map[string]Limit{
+		"basic":   {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTime: 200 * time.Millisecond},
+		"premium": {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTime: 500 * time.Millisecond},
+	}}
+	ten := &tenant.Tenant{ID: "00000000-0000-4000-8000-000000000001", Plan: "basic"}
+	sp, _, err := l.beginTime(t.Context(), ten)
+	if err != nil || sp.b == nil {
+		t.Fatalf("the first request: %+v, %v", sp, err)
+	}
+	old := sp.b
+	moved := *ten
+	moved.Plan = "premium"
+	sp2, _, err := l.beginTime(t.Context(), &moved) // the first on the new plan's budget
+	if err != nil || sp2.b == nil || sp2.b == old {
+		t.Fatalf("after the plan change: %+v, %v; want a budget of its own", sp2, err)
+	}
+	l.endTime(sp, time.Millisecond)
+	if old.first != nil || sp2.b.first == nil {
+		t.Fatalf("settled the wrong budget: old first %v, new first %v; want the old one's ended, the new one's still waiting", old.first, sp2.b.first)
+	}
+	l.endTime(sp2, time.Millisecond)
+	if sp2.b.first != nil {
+		t.Fatal("the new budget's first request ended and it did not learn")
+	}
+}

@@ -193,9 +193,10 @@ type timeBudget struct {
 	last     time.Time
 	expected float64 // seconds: a moving average of what requests took
 	// first, until a request has ended, is closed when the first does;
-	// running is then 1 while it runs. Nil once the budget has learned.
+	// firstIn says that one has been admitted. Nil once the budget has
+	// learned.
 	first   chan struct{}
-	running int
+	firstIn bool
 }
 
 func newTimeBudget(perSecond time.Duration, now time.Time) *timeBudget {
@@ -217,19 +218,16 @@ func (b *timeBudget) refill(now time.Time) {
 func (b *timeBudget) begin(now time.Time) (charged, retry time.Duration, first <-chan struct{}, ok bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.first != nil {
-		if b.running > 0 {
-			return 0, 0, b.first, false
-		}
-		b.running++
+	if b.first != nil && b.firstIn {
+		return 0, 0, b.first, false
 	}
 	b.refill(now)
 	need := min(b.expected, b.burst)
 	if b.tokens < need {
-		b.running = 0
 		return 0, time.Duration((need - b.tokens) / b.rate * float64(time.Second)), nil, false
 	}
 	b.tokens -= need
+	b.firstIn = b.first != nil
 	return time.Duration(need * float64(time.Second)), 0, nil, true
 }
 

@@ -81,3 +81,18 @@ func perRequest(a, b cpuSample, requests uint64) (self, pg time.Duration, ok boo
 	}
 	return (b.self - a.self) / time.Duration(requests), (b.pg - a.pg) / time.Duration(requests), true
 }
+
+// cpuRate is the CPU used per second of wall time between two samples.
+type cpuRate struct {
+	self, pg time.Duration
+	ok       bool
+}
+
+// cpuPerSecond is the CPU used per second over elapsed between two samples.
+func cpuPerSecond(a, b cpuSample, elapsed time.Duration) cpuRate {
+	if !a.ok || !b.ok || elapsed <= 0 {
+		return cpuRate{}
+	}
+	per := func(d time.Duration) time.Duration { return time.Duration(float64(d) / elapsed.Seconds()) }
+	return cpuRate{self: per(b.self - a.self), pg: per(b.pg - a.pg), ok: true}
+}

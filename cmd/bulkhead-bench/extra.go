@@ -49,6 +49,20 @@ type floodResult struct {
 	control             bool // the flood was aimed at nullServer, not at bulkhead
 	alone, flood, quiet attackResult
 	minRatio, maxRatio  float64
+	// aloneCPU and floodCPU are the CPU the servers and PostgreSQL used
+	// per second while the quiet tenant was measured alone and during
+	// the flood.
+	aloneCPU, floodCPU cpuRate
+}
+
+// cpuNote says what the flood cost the servers and PostgreSQL in CPU, for
+// the round's line; empty without a meter.
+func (f floodResult) cpuNote() string {
+	if !f.aloneCPU.ok || !f.floodCPU.ok {
+		return ""
+	}
+	return fmt.Sprintf("; CPU per second, alone then during: servers %s, %s; PostgreSQL %s, %s",
+		round(f.aloneCPU.self), round(f.floodCPU.self), round(f.aloneCPU.pg), round(f.floodCPU.pg))
 }
 
 func (f floodResult) ratio() float64 { return p99Ratio(f.alone, f.quiet) }
@@ -77,7 +91,23 @@ type floodKind struct {
 // floodKeys are the keys of the floods, in the order they run.
 var floodKeys = []string{"paced", "paced-null", "paced-niced", "paced-null-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "expensive", "closed-niced", "closed"}
 
-func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, d, lead, warmup time.Duration, floodRate, quietRate, rounds int, only map[string]bool) (noisyReport, error) {
+// noisyConfig is what --noisy runs: each side for d, each flood started
+// lead before the quiet tenant is measured, the paced floods at
+// floodRate, the quiet tenant at quietRate (0: a closed loop), rounds
+// times, the floods in only (nil: all). The meter reads the CPU of the
+// servers and PostgreSQL around each side; with profile set, the servers
+// are CPU-profiled into it while the quiet tenant is measured during the
+// first round of the flood profileFlood.
+type noisyConfig struct {
+	d, lead, warmup              time.Duration
+	floodRate, quietRate, rounds int
+	only                         map[string]bool
+	meter                        cpuMeter
+	profile, profileFlood        string
+}
+
+func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, cfg noisyConfig) (noisyReport, error) {
+	d, lead, warmup, floodRate, quietRate, rounds, only := cfg.d, cfg.lead, cfg.warmup, cfg.floodRate, cfg.quietRate, cfg.rounds, cfg.only
 	out := noisyReport{rounds: rounds, quietRate: quietRate}
 	noisy, err := oneTenant(ctx, db, auth, "bench-noisy", tenant.Pool, "basic", 20)
 	if err != nil {
@@ -230,10 +260,12 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 				prefix = fmt.Sprintf("noisy neighbour, round %d of %d", r, rounds)
 			}
 			logf("%s: quiet tenant alone for %s", prefix, d)
+			before, start := cfg.meter.read(), time.Now()
 			alone, err := runAttack(ctx, quiet)
 			if err != nil {
 				return out, err
 			}
+			aloneCPU := cpuPerSecond(before, cfg.meter.read(), time.Since(start))
 			logf("%s: quiet tenant while a basic-plan tenant floods, %s", prefix, f.name)
 			flood := attackSpec{Name: "flood " + f.name, Targets: f.targets, Workers: 32, Duration: lead + d + 200*time.Millisecond, Rate: f.rate, Niced: f.niced}
 			if f.rate > 0 {
@@ -253,7 +285,16 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 			time.Sleep(lead)
 			q := quiet
 			q.Name = "quiet during the flood, " + f.name
+			stop := func() {}
+			if cfg.profile != "" && f.key == cfg.profileFlood && r == 1 {
+				if stop, err = startProfile(cfg.profile); err != nil {
+					return out, err
+				}
+			}
+			before, start = cfg.meter.read(), time.Now()
 			qr, err := runAttack(ctx, q)
+			floodCPU := cpuPerSecond(before, cfg.meter.read(), time.Since(start))
+			stop()
 			fr := <-fc
 			if err == nil {
 				err = fr.err
@@ -261,9 +302,9 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 			if err != nil {
 				return out, err
 			}
-			pair := floodResult{name: f.name, control: f.control, alone: alone, flood: fr.r, quiet: qr}
-			logf("%s: quiet p99 %s alone, %s during (ratio %.2f); the flood sent %.0f rps, %d of them not refused", prefix,
-				round(alone.P99), round(qr.P99), pair.ratio(), fr.r.Rate, int(fr.r.Requests)-fr.r.Status["429"]-fr.r.Status["503"])
+			pair := floodResult{name: f.name, control: f.control, alone: alone, flood: fr.r, quiet: qr, aloneCPU: aloneCPU, floodCPU: floodCPU}
+			logf("%s: quiet p99 %s alone, %s during (ratio %.2f); the flood sent %.0f rps, %d of them not refused%s", prefix,
+				round(alone.P99), round(qr.P99), pair.ratio(), fr.r.Rate, int(fr.r.Requests)-fr.r.Status["429"]-fr.r.Status["503"], pair.cpuNote())
 			runs[k] = append(runs[k], pair)
 		}
 	}

@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string) error {
 	pgb := fs.Bool("pgbench", true, "also compare at the SQL level with pgbench")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the servers) while one side of one scenario runs (--profile-scenario)")
 	profileSide := fs.String("profile-side", "bulkhead", "the side --cpuprofile covers: bulkhead or baseline")
-	profileScenario := fs.String("profile-scenario", "get by id", "the scenario --cpuprofile covers: "+strings.Join(scenarioNames, ", "))
+	profileScenario := fs.String("profile-scenario", "get by id", "the scenario --cpuprofile covers: "+strings.Join(scenarioNames, ", ")+"; or flood and a flood's name from --floods (flood forged), for the servers while the quiet tenant is measured during that flood's first round")
 	noisy := fs.Bool("noisy", true, "measure a quiet tenant's p99 alone and while a basic-plan tenant floods the API")
 	floodRate := fs.Int("flood-rate", 2000, "requests per second of the paced flood in --noisy (the basic plan allows 50)")
 	lead := fs.Duration("flood-lead", 200*time.Millisecond, "how long each flood of --noisy runs before the quiet tenant is measured; longer leads measure the flood after its bursts are spent")
@@ -93,8 +93,12 @@ func run(ctx context.Context, args []string) error {
 	if *profileSide != "bulkhead" && *profileSide != "baseline" {
 		return errors.New("--profile-side must be bulkhead or baseline")
 	}
-	if !slices.Contains(scenarioNames, *profileScenario) {
-		return fmt.Errorf("--profile-scenario must be one of: %s", strings.Join(scenarioNames, ", "))
+	if flood, ok := strings.CutPrefix(*profileScenario, "flood "); ok {
+		if !slices.Contains(floodKeys, flood) {
+			return fmt.Errorf("--profile-scenario: no flood %q (there are %s)", flood, strings.Join(floodKeys, ", "))
+		}
+	} else if !slices.Contains(scenarioNames, *profileScenario) {
+		return fmt.Errorf("--profile-scenario must be one of: %s, or flood and one of --floods' names (flood forged)", strings.Join(scenarioNames, ", "))
 	}
 	maxRequests = *maxReq
 	dir, err := os.MkdirTemp("", "bulkhead-bench-")
@@ -191,13 +195,11 @@ func run(ctx context.Context, args []string) error {
 				} else {
 					logf("%s: %s for %s with %d clients", sc.name, side.name, *duration, *workers)
 				}
-				profiling := *cpuprofile != "" && side.name == *profileSide && sc.name == *profileScenario && round == 1
-				var pf *os.File
-				if profiling {
-					if pf, err = os.Create(*cpuprofile); err != nil {
+				stop := func() {}
+				if *cpuprofile != "" && side.name == *profileSide && sc.name == *profileScenario && round == 1 {
+					if stop, err = startProfile(*cpuprofile); err != nil {
 						return err
 					}
-					pprof.StartCPUProfile(pf)
 				}
 				before := meter.read()
 				spec := attackSpec{Name: sc.name + "/" + side.name, Targets: side.targets, Workers: *workers, Duration: *duration}
@@ -208,10 +210,7 @@ func run(ctx context.Context, args []string) error {
 				}
 				r, err := runAttack(ctx, spec)
 				r.serverCPU, r.pgCPU, r.cpuOK = perRequest(before, meter.read(), r.Requests)
-				if profiling {
-					pprof.StopCPUProfile()
-					pf.Close()
-				}
+				stop()
 				if err != nil {
 					return err
 				}
@@ -225,7 +224,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	var noisyRes noisyReport
 	if *noisy {
-		if noisyRes, err = runNoisy(ctx, db, auth, bulk, ts, *duration, *lead, *warmup, *floodRate, *quietRate, *rounds, only); err != nil {
+		cfg := noisyConfig{d: *duration, lead: *lead, warmup: *warmup, floodRate: *floodRate, quietRate: *quietRate, rounds: *rounds, only: only, meter: meter}
+		if flood, ok := strings.CutPrefix(*profileScenario, "flood "); ok {
+			cfg.profile, cfg.profileFlood = *cpuprofile, flood
+		}
+		if noisyRes, err = runNoisy(ctx, db, auth, bulk, ts, cfg); err != nil {
 			return err
 		}
 	}
@@ -667,4 +670,21 @@ func printSpread(w io.Writer, results [][2]attackResult, spreads []roundSpread) 
 		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%.2f\t\n", strings.TrimSuffix(results[i][0].Name, "/baseline"), sp.minRatio, sp.maxRatio, sp.minP99, sp.maxP99)
 	}
 	tw.Flush()
+}
+
+// startProfile starts a CPU profile of this process (the servers) into
+// path; stop ends it.
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start the CPU profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

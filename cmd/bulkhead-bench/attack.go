@@ -27,19 +27,23 @@ type attackSpec struct {
 	// that it takes only the CPU the system under test leaves idle, as an
 	// attacker's own machines would.
 	Niced bool `json:"niced,omitempty"`
+	// KeepLatencies returns every request's latency with the result, so
+	// that the parent can pool several runs' before taking quantiles.
+	KeepLatencies bool `json:"keep_latencies,omitempty"`
 }
 
 // attackResult is what it writes on stdout.
 type attackResult struct {
-	Name       string         `json:"name"`
-	Requests   uint64         `json:"requests"`
-	Throughput float64        `json:"throughput"` // successful requests per second
-	Rate       float64        `json:"rate"`       // requests sent per second
-	Success    float64        `json:"success"`
-	P50        time.Duration  `json:"p50"`
-	P99        time.Duration  `json:"p99"`
-	Status     map[string]int `json:"status"`
-	Errors     []string       `json:"errors,omitempty"`
+	Name       string          `json:"name"`
+	Requests   uint64          `json:"requests"`
+	Throughput float64         `json:"throughput"` // successful requests per second
+	Rate       float64         `json:"rate"`       // requests sent per second
+	Success    float64         `json:"success"`
+	P50        time.Duration   `json:"p50"`
+	P99        time.Duration   `json:"p99"`
+	Status     map[string]int  `json:"status"`
+	Errors     []string        `json:"errors,omitempty"`
+	Latencies  []time.Duration `json:"latencies,omitempty"` // with KeepLatencies, in the order sent
 
 	// Measured by the parent around the run, not by the load process.
 	serverCPU, pgCPU time.Duration // per request
@@ -70,16 +74,20 @@ func attack(ctx context.Context, in io.Reader, out io.Writer) error {
 		pacer = vegeta.ConstantPacer{Freq: spec.Rate, Per: time.Second}
 	}
 	var m vegeta.Metrics
+	var lat []time.Duration
 	for res := range a.Attack(targeter, pacer, spec.Duration, spec.Name) {
 		if res.Error == vegeta.ErrNoTargets.Error() {
 			continue // not a request: the bound was reached
 		}
 		m.Add(res)
+		if spec.KeepLatencies {
+			lat = append(lat, res.Latency)
+		}
 		if ctx.Err() != nil {
 			a.Stop()
 		}
 	}
 	m.Close()
 	return json.NewEncoder(out).Encode(attackResult{Name: spec.Name, Requests: m.Requests, Throughput: m.Throughput, Rate: m.Rate,
-		Success: m.Success, P50: m.Latencies.P50, P99: m.Latencies.P99, Status: m.StatusCodes, Errors: m.Errors})
+		Success: m.Success, P50: m.Latencies.P50, P99: m.Latencies.P99, Status: m.StatusCodes, Errors: m.Errors, Latencies: lat})
 }

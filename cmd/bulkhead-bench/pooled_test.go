@@ -1,0 +1,55 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestQuantile(t *testing.T) {
+	var ls []time.Duration
+	for i := 100; i >= 1; i-- { // unsorted on purpose
+		ls = append(ls, time.Duration(i)*time.Millisecond)
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 50 * time.Millisecond}, {0.99, 99 * time.Millisecond}, {1, 100 * time.Millisecond}, {0, time.Millisecond}} {
+		if got := quantile(ls, c.q); got != c.want {
+			t.Errorf("quantile(1..100 ms, %v) = %v, want %v", c.q, got, c.want)
+		}
+	}
+	if ls[0] != 100*time.Millisecond {
+		t.Error("quantile sorted its argument in place")
+	}
+	if got := quantile(nil, 0.99); got != 0 {
+		t.Errorf("quantile(nil) = %v, want 0", got)
+	}
+}
+
+// TestPooledRatio pools the rounds before taking the p99: one round's
+// slow moment, which decides that round's own p99, is one of many in the
+// pool.
+func TestPooledRatio(t *testing.T) {
+	ms := func(n, each int) []time.Duration {
+		var out []time.Duration
+		for range n {
+			out = append(out, time.Duration(each)*time.Millisecond)
+		}
+		return out
+	}
+	// Two rounds of 100 requests each. Alone: 1 ms throughout. During:
+	// 2 ms throughout, except that the second round has 2 requests at
+	// 50 ms, which make that round's p99 50 ms; pooled over 200 requests,
+	// the p99 (the 198th) is still 2 ms.
+	r1 := floodResult{alone: attackResult{Latencies: ms(100, 1)}, quiet: attackResult{Latencies: ms(100, 2)}}
+	r2 := floodResult{alone: attackResult{Latencies: ms(100, 1)}, quiet: attackResult{Latencies: append(ms(98, 2), ms(2, 50)...)}}
+	if got := pooledRatio([]floodResult{r1, r2}); got != 2 {
+		t.Errorf("pooledRatio = %v, want 2", got)
+	}
+	if got := pooledRatio([]floodResult{r2}); got != 50 {
+		t.Errorf("pooledRatio of the second round alone = %v, want 50", got)
+	}
+	if got := pooledRatio([]floodResult{{}}); got != 0 {
+		t.Errorf("pooledRatio without latencies = %v, want 0", got)
+	}
+}

@@ -74,14 +74,6 @@ func p99Ratio(alone, during attackResult) float64 {
 	return float64(during.P99) / float64(alone.P99)
 }
 
-// runNoisy measures a quiet tenant's get-by-id latency while a basic-plan
-// tenant (50 requests per second) floods the API: paced at floodRate, and
-// as fast as 32 clients can go, with the flood's load process at the
-// lowest CPU priority and then at the normal one. Each measurement during
-// a flood is paired with one of the quiet tenant alone just before it, so
-// that the machine's drift over the run does not land in the ratio; with
-// rounds > 1 the whole sequence repeats and the report keeps, per kind of
-// flood, the round with the median ratio and the range.
 // floodKind is one kind of flood --noisy runs; key names it in --floods.
 type floodKind struct {
 	key, name string
@@ -109,6 +101,15 @@ type noisyConfig struct {
 	profile, profileFlood        string
 }
 
+// runNoisy measures a quiet tenant's get-by-id latency while a basic-plan
+// tenant (50 requests per second) floods the API: paced at floodRate, and
+// as fast as 32 clients can go, with the flood's load process at the
+// lowest CPU priority and then at the normal one. Each measurement during
+// a flood is paired with one of the quiet tenant alone just before it, so
+// that the machine's drift over the run does not land in the ratio; with
+// rounds > 1 the whole sequence repeats and the report keeps, per kind of
+// flood, the round with the median ratio, the range, and the ratio of
+// all rounds pooled.
 func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk string, ts []benchTenant, cfg noisyConfig) (noisyReport, error) {
 	d, lead, warmup, floodRate, quietRate, rounds, only := cfg.d, cfg.lead, cfg.warmup, cfg.floodRate, cfg.quietRate, cfg.rounds, cfg.only
 	out := noisyReport{rounds: rounds, quietRate: quietRate}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
 )
@@ -51,5 +53,28 @@ func TestPooledRatio(t *testing.T) {
 	}
 	if got := pooledRatio([]floodResult{{}}); got != 0 {
 		t.Errorf("pooledRatio without latencies = %v, want 0", got)
+	}
+}
+
+// TestProfileFloodFlag: a flood to profile must be one that exists and
+// runs, checked before anything starts; and the table of a run with
+// rounds shows the pooled ratio.
+func TestProfileFloodFlag(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"--cpuprofile", "p", "--profile-scenario", "flood nope"},
+		{"--cpuprofile", "p", "--profile-scenario", "flood forged", "--floods", "paced"},
+		{"--cpuprofile", "p", "--profile-scenario", "flood forged", "--noisy=false"},
+	} {
+		err := run(t.Context(), args)
+		if err == nil || !strings.Contains(err.Error(), "--profile-scenario") {
+			t.Errorf("%q: %v, want an error naming --profile-scenario", args, err)
+		}
+	}
+	f := floodResult{name: "paced", alone: side("", 0, time.Millisecond), quiet: side("", 0, 2*time.Millisecond), pooled: 1.75}
+	var buf bytes.Buffer
+	printNoisy(&buf, noisyReport{floods: []floodResult{f}, rounds: 3})
+	if !strings.Contains(buf.String(), "all rounds pooled") || !strings.Contains(buf.String(), "1.75") {
+		t.Errorf("the table with 3 rounds says\n%s\nwant an \"all rounds pooled\" column with 1.75", buf.String())
 	}
 }

@@ -97,6 +97,9 @@ func run(ctx context.Context, args []string) error {
 		if !slices.Contains(floodKeys, flood) {
 			return fmt.Errorf("--profile-scenario: no flood %q (there are %s)", flood, strings.Join(floodKeys, ", "))
 		}
+		if *cpuprofile != "" && (!*noisy || (only != nil && !only[flood])) {
+			return fmt.Errorf("--profile-scenario %q: that flood does not run (it needs --noisy, and to be in --floods)", *profileScenario)
+		}
 	} else if !slices.Contains(scenarioNames, *profileScenario) {
 		return fmt.Errorf("--profile-scenario must be one of: %s, or flood and one of --floods' names (flood forged)", strings.Join(scenarioNames, ", "))
 	}

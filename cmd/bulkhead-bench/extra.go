@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -21,6 +22,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/httpapi"
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -81,10 +83,13 @@ type floodKind struct {
 	niced     bool
 	targets   []vegeta.Target
 	control   bool // aimed at nullServer: what the flood costs the machine alone
+	// direct, when set, is the flood instead of targets: it runs in this
+	// process, for the given time, without the HTTP API.
+	direct func(ctx context.Context, d time.Duration) (attackResult, error)
 }
 
 // floodKeys are the keys of the floods, in the order they run.
-var floodKeys = []string{"paced", "paced-null", "paced-niced", "paced-null-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "expensive", "closed-niced", "closed"}
+var floodKeys = []string{"paced", "paced-null", "paced-niced", "paced-null-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "expensive", "expensive-plan", "expensive-direct", "closed-niced", "closed"}
 
 // noisyConfig is what --noisy runs: each side for d, each flood started
 // lead before the quiet tenant is measured, the paced floods at
@@ -130,7 +135,8 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 	// all of its rows, within the plan's rate, its transactions at once
 	// and its statement timeout.
 	var heavy []vegeta.Target
-	if only == nil || only["expensive"] {
+	var heavyDirect func(context.Context, time.Duration) (attackResult, error)
+	if only == nil || only["expensive"] || only["expensive-plan"] || only["expensive-direct"] {
 		h, err := oneTenant(ctx, db, auth, "bench-heavy", tenant.Pool, "basic", 1)
 		if err != nil {
 			return out, err
@@ -153,6 +159,7 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		}
 		heavy = []vegeta.Target{{Method: "GET", URL: bulk + "/rest/v1/projects?select=id&description=like.*zzz*&limit=1",
 			Header: http.Header{"Authorization": {"Bearer " + h.token}}}}
+		heavyDirect = pacedScans(db, h.admin, httpapi.DefaultLimits["basic"].StatementTime)
 	}
 	// A flood of requests the server refuses before any SQL (an unknown
 	// table: 404, audited) must be held to the plan as well.
@@ -223,21 +230,24 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 	for i := range nullTargets {
 		nullTargets[i].URL = null.url + strings.TrimPrefix(nullTargets[i].URL, bulk)
 	}
+	planRate := int(httpapi.DefaultLimits["basic"].Rate)
 	all := []floodKind{
-		{"paced", fmt.Sprintf("%d rps (%dx its plan)", floodRate, floodRate/50), floodRate, false, getTargets(bulk, noisy), false},
-		{"paced-null", fmt.Sprintf("control: %d rps at a bare handler that only answers 429", floodRate), floodRate, false, nullTargets, true},
-		{"paced-niced", fmt.Sprintf("%d rps, load process niced", floodRate), floodRate, true, getTargets(bulk, noisy), false},
-		{"paced-null-niced", fmt.Sprintf("control: %d rps at a bare handler, load process niced", floodRate), floodRate, true, nullTargets, true},
-		{"404", fmt.Sprintf("%d rps of 404s (an unknown table)", floodRate), floodRate, false, misses, false},
-		{"forged", fmt.Sprintf("%d rps with one forged token (401)", floodRate), floodRate, false, forged, false},
-		{"forged-new", fmt.Sprintf("%d rps, a new forged token each time (401)", floodRate), floodRate, false, unique, false},
-		{"forged-spread", fmt.Sprintf("%d rps, a new forged token each time, each from its own address", floodRate), floodRate, false, uniqueSpread, false},
-		{"logins", fmt.Sprintf("%d rps of failed logins (401)", floodRate), floodRate, false, logins, false},
-		{"logins-spread", fmt.Sprintf("%d rps of failed logins, each from its own address", floodRate), floodRate, false, spread, false},
-		{"logins-tenants", fmt.Sprintf("%d rps of failed logins, each from its own address and naming its own tenant", floodRate), floodRate, false, spreadTenants, false},
-		{"expensive", fmt.Sprintf("%d rps of queries that scan all of a tenant's 300,000 rows", floodRate), floodRate, false, heavy, false},
-		{"closed-niced", "32 clients, closed loop, load process niced", 0, true, getTargets(bulk, noisy), false},
-		{"closed", "32 clients, closed loop", 0, false, getTargets(bulk, noisy), false},
+		{"paced", fmt.Sprintf("%d rps (%dx its plan)", floodRate, floodRate/50), floodRate, false, getTargets(bulk, noisy), false, nil},
+		{"paced-null", fmt.Sprintf("control: %d rps at a bare handler that only answers 429", floodRate), floodRate, false, nullTargets, true, nil},
+		{"paced-niced", fmt.Sprintf("%d rps, load process niced", floodRate), floodRate, true, getTargets(bulk, noisy), false, nil},
+		{"paced-null-niced", fmt.Sprintf("control: %d rps at a bare handler, load process niced", floodRate), floodRate, true, nullTargets, true, nil},
+		{"404", fmt.Sprintf("%d rps of 404s (an unknown table)", floodRate), floodRate, false, misses, false, nil},
+		{"forged", fmt.Sprintf("%d rps with one forged token (401)", floodRate), floodRate, false, forged, false, nil},
+		{"forged-new", fmt.Sprintf("%d rps, a new forged token each time (401)", floodRate), floodRate, false, unique, false, nil},
+		{"forged-spread", fmt.Sprintf("%d rps, a new forged token each time, each from its own address", floodRate), floodRate, false, uniqueSpread, false, nil},
+		{"logins", fmt.Sprintf("%d rps of failed logins (401)", floodRate), floodRate, false, logins, false, nil},
+		{"logins-spread", fmt.Sprintf("%d rps of failed logins, each from its own address", floodRate), floodRate, false, spread, false, nil},
+		{"logins-tenants", fmt.Sprintf("%d rps of failed logins, each from its own address and naming its own tenant", floodRate), floodRate, false, spreadTenants, false, nil},
+		{"expensive", fmt.Sprintf("%d rps of queries that scan all of a tenant's 300,000 rows", floodRate), floodRate, false, heavy, false, nil},
+		{"expensive-plan", fmt.Sprintf("%d rps of the same scans (the basic plan's rate)", planRate), planRate, false, heavy, false, nil},
+		{key: "expensive-direct", name: fmt.Sprintf("control: the same scans through the library, one at a time at the basic plan's %s of statement time a second", httpapi.DefaultLimits["basic"].StatementTime), control: true, direct: heavyDirect},
+		{"closed-niced", "32 clients, closed loop, load process niced", 0, true, getTargets(bulk, noisy), false, nil},
+		{"closed", "32 clients, closed loop", 0, false, getTargets(bulk, noisy), false, nil},
 	}
 	var kinds []floodKind
 	for _, f := range all {
@@ -283,6 +293,11 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 			}
 			fc := make(chan res, 1)
 			go func() {
+				if f.direct != nil {
+					r, err := f.direct(ctx, flood.Duration)
+					fc <- res{r, err}
+					return
+				}
 				r, err := runAttackAllowing(ctx, flood, 0) // most of the flood is refused with 429, as it should be
 				fc <- res{r, err}
 			}()
@@ -316,6 +331,56 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		out.floods = append(out.floods, medianFlood(rs))
 	}
 	return out, nil
+}
+
+// pacedScans is the control of the expensive flood: the same scan of the
+// heavy tenant's rows that its requests ask for, as that tenant (row
+// security and the verified context as on the data API, parallel workers
+// off as the plan sets them), but through the library instead of the
+// HTTP API, and one at a time at the pace a budget of perSecond of
+// statement time a second settles into: after a scan that took t, it
+// waits t·(1s/perSecond − 1), so that scans take perSecond of each
+// second. What it does to the quiet tenant is what the work the plan
+// allows costs the machine, whatever bulkhead does around it.
+func pacedScans(db *bulkhead.DB, p tenant.Principal, perSecond time.Duration) func(context.Context, time.Duration) (attackResult, error) {
+	return func(ctx context.Context, d time.Duration) (attackResult, error) {
+		start := time.Now()
+		end := start.Add(d)
+		var n int
+		for time.Now().Before(end) {
+			t0 := time.Now()
+			err := db.Tx(tenant.NewContext(ctx, p), func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, `SET LOCAL max_parallel_workers_per_gather = 0`); err != nil {
+					return err
+				}
+				var id string
+				err := tx.QueryRow(ctx, `SELECT id::text FROM app.projects WHERE description LIKE '%zzz%' LIMIT 1`).Scan(&id)
+				if errors.Is(err, pgx.ErrNoRows) {
+					return nil
+				}
+				return err
+			})
+			if err != nil {
+				return attackResult{}, fmt.Errorf("the expensive flood's control: %w", err)
+			}
+			n++
+			select {
+			case <-time.After(min(idleAfter(time.Since(t0), perSecond), time.Until(end))):
+			case <-ctx.Done():
+				return attackResult{}, ctx.Err()
+			}
+		}
+		took := time.Since(start)
+		return attackResult{Name: "expensive-direct", Requests: uint64(n), Rate: float64(n) / took.Seconds(),
+			Throughput: float64(n) / took.Seconds(), Success: 1, Status: map[string]int{"200": n}}, nil
+	}
+}
+
+// idleAfter is how long a budget of perSecond of statement time a second
+// keeps a tenant out after a request that took took, once it has settled:
+// took·(1s/perSecond − 1).
+func idleAfter(took, perSecond time.Duration) time.Duration {
+	return time.Duration(float64(took) * (float64(time.Second)/float64(perSecond) - 1))
 }
 
 // pooledRatio is the p99 of the quiet tenant's latencies during the flood
@@ -373,9 +438,9 @@ func oneTenant(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, slug s
 	if err != nil {
 		return benchTenant{}, err
 	}
-	bt := benchTenant{t: t, token: tok}
+	bt := benchTenant{t: t, token: tok, admin: tenant.Principal{Subject: u.ID, TenantID: t.ID, Role: tenant.Admin}}
 	schema, _ := postgres.Schema(t.Placement)
-	pctx := tenant.NewContext(ctx, tenant.Principal{Subject: u.ID, TenantID: t.ID, Role: tenant.Admin})
+	pctx := tenant.NewContext(ctx, bt.admin)
 	err = db.Tx(pctx, func(tx pgx.Tx) error {
 		rs, err := tx.Query(ctx, `INSERT INTO `+schema+`.projects (name) SELECT 'p' || g FROM generate_series(1, $1) g RETURNING id::text`, rows)
 		if err != nil {

@@ -78,3 +78,18 @@ func TestProfileFloodFlag(t *testing.T) {
 		t.Errorf("the table with 3 rounds says\n%s\nwant an \"all rounds pooled\" column with 1.75", buf.String())
 	}
 }
+
+// TestIdleAfter: the expensive flood's control keeps to the basic plan's
+// budget, 0.2 s of statement time a second: a scan of 0.6 s, then 2.4 s
+// idle, is 0.6 s in every 3.
+func TestIdleAfter(t *testing.T) {
+	for _, c := range []struct{ took, per, want time.Duration }{
+		{600 * time.Millisecond, 200 * time.Millisecond, 2400 * time.Millisecond},
+		{100 * time.Millisecond, 500 * time.Millisecond, 100 * time.Millisecond},
+		{time.Second, time.Second, 0},
+	} {
+		if got := idleAfter(c.took, c.per); got != c.want {
+			t.Errorf("idleAfter(%v, %v) = %v, want %v", c.took, c.per, got, c.want)
+		}
+	}
+}

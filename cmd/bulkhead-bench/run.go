@@ -43,6 +43,7 @@ type benchTenant struct {
 	token    string
 	idpToken string // the same tenant's admin, signed in through an external provider
 	ids      []string
+	admin    tenant.Principal // the tenant's admin, whose token token is
 }
 
 func run(ctx context.Context, args []string) error {

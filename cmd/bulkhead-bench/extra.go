@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -89,7 +90,7 @@ type floodKind struct {
 }
 
 // floodKeys are the keys of the floods, in the order they run.
-var floodKeys = []string{"paced", "paced-null", "paced-niced", "paced-null-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "expensive", "expensive-plan", "expensive-direct", "closed-niced", "closed"}
+var floodKeys = []string{"paced", "paced-null", "paced-niced", "paced-null-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "logins-direct", "logins-process", "expensive", "expensive-plan", "expensive-direct", "closed-niced", "closed"}
 
 // noisyConfig is what --noisy runs: each side for d, each flood started
 // lead before the quiet tenant is measured, the paced floods at
@@ -246,6 +247,8 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		{"expensive", fmt.Sprintf("%d rps of queries that scan all of a tenant's 300,000 rows", floodRate), floodRate, false, heavy, false, nil},
 		{"expensive-plan", fmt.Sprintf("%d rps of the same scans (the basic plan's rate)", planRate), planRate, false, heavy, false, nil},
 		{key: "expensive-direct", name: fmt.Sprintf("control: the same scans through the library, one at a time at the basic plan's %s of statement time a second", httpapi.DefaultLimits["basic"].StatementTime), control: true, direct: heavyDirect},
+		{key: "logins-direct", name: fmt.Sprintf("control: password checks in this process at the server's budget (%.0f a second), without HTTP", httpapi.DefaultPasswordChecks().Rate), control: true, direct: pacedChecks(httpapi.DefaultPasswordChecks().Rate)},
+		{key: "logins-process", name: fmt.Sprintf("control: the same checks in a process of their own (%.0f a second)", httpapi.DefaultPasswordChecks().Rate), control: true, direct: checksProcess(httpapi.DefaultPasswordChecks().Rate)},
 		{"closed-niced", "32 clients, closed loop, load process niced", 0, true, getTargets(bulk, noisy), false, nil},
 		{"closed", "32 clients, closed loop", 0, false, getTargets(bulk, noisy), false, nil},
 	}
@@ -374,6 +377,80 @@ func pacedScans(db *bulkhead.DB, p tenant.Principal, perSecond time.Duration) fu
 		return attackResult{Name: "expensive-direct", Requests: uint64(n), Rate: float64(n) / took.Seconds(),
 			Throughput: float64(n) / took.Seconds(), Success: 1, Status: map[string]int{"200": n}}, nil
 	}
+}
+
+// pacedChecks is the control of the login floods: failed password checks
+// (a user that does not exist, which costs a whole check) with a hasher
+// made as the server's default one is, in this process, which runs the
+// server, at perSecond, the server's budget of password checks, which
+// bounds the floods of logins from many addresses. What it does to the
+// quiet tenant is what the checks the budget allows cost, without the
+// flood's HTTP requests.
+func pacedChecks(perSecond float64) func(context.Context, time.Duration) (attackResult, error) {
+	return func(ctx context.Context, d time.Duration) (attackResult, error) {
+		h := &identity.Hasher{}
+		every := time.Duration(float64(time.Second) / perSecond)
+		start := time.Now()
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		var n int
+		for time.Since(start) < d {
+			if _, err := h.Check(ctx, "", "guess"); err != nil {
+				return attackResult{}, fmt.Errorf("the login floods' control: %w", err)
+			}
+			n++
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return attackResult{}, ctx.Err()
+			}
+		}
+		took := time.Since(start)
+		return attackResult{Name: "logins-direct", Requests: uint64(n), Rate: float64(n) / took.Seconds(),
+			Throughput: float64(n) / took.Seconds(), Success: 1, Status: map[string]int{"200": n}}, nil
+	}
+}
+
+// checksProcess is pacedChecks in a process of its own (this executable's
+// checks command), so that the checks share the machine with the server
+// but not its process: its Go scheduler, its threads and its collector.
+func checksProcess(perSecond float64) func(context.Context, time.Duration) (attackResult, error) {
+	return func(ctx context.Context, d time.Duration) (attackResult, error) {
+		self, err := os.Executable()
+		if err != nil {
+			return attackResult{}, err
+		}
+		out, err := exec.CommandContext(ctx, self, "checks", strconv.FormatFloat(perSecond, 'f', -1, 64), d.String()).Output()
+		if err != nil {
+			return attackResult{}, fmt.Errorf("the checks process: %w", err)
+		}
+		var r attackResult
+		if err := json.Unmarshal(out, &r); err != nil {
+			return attackResult{}, fmt.Errorf("the checks process's result: %w", err)
+		}
+		return r, nil
+	}
+}
+
+// checks is the checks command: pacedChecks at args[0] a second for the
+// duration args[1], its result as JSON on out.
+func checks(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) != 2 {
+		return errors.New("usage: bulkhead-bench checks PER_SECOND DURATION")
+	}
+	rate, err := strconv.ParseFloat(args[0], 64)
+	if err != nil || rate <= 0 || rate > 1000 {
+		return fmt.Errorf("checks: the rate must be a number of checks a second, above 0 and at most 1000: %q", args[0])
+	}
+	d, err := time.ParseDuration(args[1])
+	if err != nil || d <= 0 || d > 10*time.Minute {
+		return fmt.Errorf("checks: the duration must be above 0 and at most 10m: %q", args[1])
+	}
+	r, err := pacedChecks(rate)(ctx, d)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(out).Encode(r)
 }
 
 // idleAfter is how long a budget of perSecond of statement time a second

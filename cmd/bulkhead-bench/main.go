@@ -27,9 +27,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "attack" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "attack":
 		err = attack(ctx, os.Stdin, os.Stdout)
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "checks":
+		err = checks(ctx, os.Args[2:], os.Stdout)
+	default:
 		err = run(ctx, os.Args[1:])
 	}
 	if errors.Is(err, flag.ErrHelp) {

@@ -93,3 +93,23 @@ func TestIdleAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestChecksCommand: the checks command refuses a rate or a duration it
+// cannot run before checking anything, and runs the checks it is asked
+// for.
+func TestChecksCommand(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{}, {"4"}, {"x", "1s"}, {"0", "1s"}, {"4", "soon"}, {"4", "-1s"}, {"4", "11m"}} {
+		var out bytes.Buffer
+		if err := checks(t.Context(), args, &out); err == nil || out.Len() != 0 {
+			t.Errorf("checks %q: %v, and %q written; want an error and nothing written", args, err, out.String())
+		}
+	}
+	var out bytes.Buffer
+	if err := checks(t.Context(), []string{"20", "100ms"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"status":{"200":`) {
+		t.Errorf("checks 20 100ms wrote %q, want a result with its checks counted", out.String())
+	}
+}

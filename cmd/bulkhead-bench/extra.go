@@ -347,12 +347,8 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 // allows costs the machine, whatever bulkhead does around it.
 func pacedScans(db *bulkhead.DB, p tenant.Principal, perSecond time.Duration) func(context.Context, time.Duration) (attackResult, error) {
 	return func(ctx context.Context, d time.Duration) (attackResult, error) {
-		start := time.Now()
-		end := start.Add(d)
-		var n int
-		for time.Now().Before(end) {
-			t0 := time.Now()
-			err := db.Tx(tenant.NewContext(ctx, p), func(tx pgx.Tx) error {
+		scan := func() error {
+			return db.Tx(tenant.NewContext(ctx, p), func(tx pgx.Tx) error {
 				if _, err := tx.Exec(ctx, `SET LOCAL max_parallel_workers_per_gather = 0`); err != nil {
 					return err
 				}
@@ -363,20 +359,33 @@ func pacedScans(db *bulkhead.DB, p tenant.Principal, perSecond time.Duration) fu
 				}
 				return err
 			})
-			if err != nil {
-				return attackResult{}, fmt.Errorf("the expensive flood's control: %w", err)
-			}
-			n++
-			select {
-			case <-time.After(min(idleAfter(time.Since(t0), perSecond), time.Until(end))):
-			case <-ctx.Done():
-				return attackResult{}, ctx.Err()
-			}
 		}
-		took := time.Since(start)
-		return attackResult{Name: "expensive-direct", Requests: uint64(n), Rate: float64(n) / took.Seconds(),
-			Throughput: float64(n) / took.Seconds(), Success: 1, Status: map[string]int{"200": n}}, nil
+		return runPaced(ctx, "expensive-direct", d, scan, func(took time.Duration) time.Duration { return idleAfter(took, perSecond) })
 	}
+}
+
+// runPaced runs work over and over for d, one at a time, waiting
+// pause(took) after each run that took took, and reports the runs as a
+// load run named name would be.
+func runPaced(ctx context.Context, name string, d time.Duration, work func() error, pause func(took time.Duration) time.Duration) (attackResult, error) {
+	start := time.Now()
+	end := start.Add(d)
+	var n int
+	for time.Now().Before(end) {
+		t0 := time.Now()
+		if err := work(); err != nil {
+			return attackResult{}, fmt.Errorf("%s: %w", name, err)
+		}
+		n++
+		select {
+		case <-time.After(min(pause(time.Since(t0)), time.Until(end))):
+		case <-ctx.Done():
+			return attackResult{}, ctx.Err()
+		}
+	}
+	took := time.Since(start)
+	return attackResult{Name: name, Requests: uint64(n), Rate: float64(n) / took.Seconds(),
+		Throughput: float64(n) / took.Seconds(), Success: 1, Status: map[string]int{"200": n}}, nil
 }
 
 // pacedChecks is the control of the login floods: failed password checks
@@ -390,24 +399,11 @@ func pacedChecks(perSecond float64) func(context.Context, time.Duration) (attack
 	return func(ctx context.Context, d time.Duration) (attackResult, error) {
 		h := &identity.Hasher{}
 		every := time.Duration(float64(time.Second) / perSecond)
-		start := time.Now()
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		var n int
-		for time.Since(start) < d {
-			if _, err := h.Check(ctx, "", "guess"); err != nil {
-				return attackResult{}, fmt.Errorf("the login floods' control: %w", err)
-			}
-			n++
-			select {
-			case <-tick.C:
-			case <-ctx.Done():
-				return attackResult{}, ctx.Err()
-			}
+		check := func() error {
+			_, err := h.Check(ctx, "", "guess")
+			return err
 		}
-		took := time.Since(start)
-		return attackResult{Name: "logins-direct", Requests: uint64(n), Rate: float64(n) / took.Seconds(),
-			Throughput: float64(n) / took.Seconds(), Success: 1, Status: map[string]int{"200": n}}, nil
+		return runPaced(ctx, "logins-direct", d, check, func(took time.Duration) time.Duration { return every - took })
 	}
 }
 

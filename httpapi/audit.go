@@ -240,11 +240,14 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	began := time.Now()
-	page, err := s.pg.FindEvents(r.Context(), f)
-	if caller != nil {
-		s.quota.endTime(sp, time.Since(began)) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
-	}
+	var page postgres.EventPage
+	err = s.quota.spendTime(sp, func(took *time.Duration) error { //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+		began := time.Now()
+		defer func() { *took = time.Since(began) }()
+		var ferr error
+		page, ferr = s.pg.FindEvents(r.Context(), f)
+		return ferr
+	})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

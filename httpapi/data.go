@@ -195,10 +195,10 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var took time.Duration
-	err = postgres.ScopedStatement(r.Context(), s.db.Postgres().App(), sc.Token, st.SQL, st.Args, scan, check,
-		postgres.StatementTimeout(lim.StatementTimeout), postgres.ParallelWorkers(lim.ParallelWorkers), postgres.Took(&took))
-	s.quota.endTime(sp, took) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+	err = s.quota.spendTime(sp, func(took *time.Duration) error { //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+		return postgres.ScopedStatement(r.Context(), s.db.Postgres().App(), sc.Token, st.SQL, st.Args, scan, check,
+			postgres.StatementTimeout(lim.StatementTimeout), postgres.ParallelWorkers(lim.ParallelWorkers), postgres.Took(took))
+	})
 	if (err == nil || fault.KindOf(err) == fault.NotFound) && rows == 0 {
 		defer s.checkProbe(r, p, base.Name, probedIDs(compared["id"]))
 	}

@@ -179,6 +179,16 @@ func (l *limiters) endTime(sp spend, took time.Duration) {
 	}
 }
 
+// spendTime runs f, which sets *took to the database time it took, and
+// settles sp with it however f ends, a panic included: a first request
+// left unsettled would keep every later request of its tenant waiting
+// for it until their deadlines.
+func (l *limiters) spendTime(sp spend, f func(took *time.Duration) error) error {
+	var took time.Duration
+	defer func() { l.endTime(sp, took) }()
+	return f(&took)
+}
+
 // timeBudget is a tenant's budget of statement time: a bucket of time
 // that refills at rate, up to burst, and may run into debt. A request is
 // charged, when it starts, what the tenant's requests have lately taken

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -324,5 +325,34 @@ func TestTimeSettledWhereCharged(t *testing.T) {
 	l.endTime(sp2, time.Millisecond)
 	if sp2.b.first != nil {
 		t.Fatal("the new budget's first request ended and it did not learn")
+	}
+}
+
+// TestTimeSettledWhenWorkPanics: a tenant's first request whose work
+// panics (answered 500 by the recoverer) is still settled, so the
+// tenant's next request runs rather than waiting for it until its
+// deadline.
+func TestTimeSettledWhenWorkPanics(t *testing.T) {
+	l := limiters{limits: map[string]Limit{"basic": {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTime: 200 * time.Millisecond}}}
+	ten := &tenant.Tenant{ID: "00000000-0000-4000-8000-000000000001", Plan: "basic"}
+	sp, _, err := l.beginTime(t.Context(), ten)
+	if err != nil || sp.b == nil {
+		t.Fatalf("the first request: %+v, %v", sp, err)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the work's panic did not reach the caller")
+			}
+		}()
+		l.spendTime(sp, func(took *time.Duration) error {
+			*took = time.Millisecond
+			panic("the work failed")
+		})
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if _, _, err := l.beginTime(ctx, ten); err != nil {
+		t.Fatalf("the next request after a panicking first one: %v; want it admitted at once", err)
 	}
 }

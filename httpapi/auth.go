@@ -87,6 +87,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if u == nil {
 		if err := s.hasher.DummyCheck(ctx, req.Password); err != nil && fault.KindOf(err) != fault.Invalid {
+			failed = !hashingDown(err)
 			s.writeError(w, r, err)
 			return
 		}
@@ -95,6 +96,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	ok, err := s.hasher.Check(ctx, u.PasswordHash, req.Password)
 	if err != nil && fault.KindOf(err) != fault.Invalid {
+		failed = !hashingDown(err)
 		s.writeError(w, r, err)
 		return
 	}
@@ -115,6 +117,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(time.Until(exp).Seconds())})
 }
+
+// hashingDown reports whether a password check could not run because
+// the hasher is unavailable (its process is being restarted): the
+// login's 503 is the server's failure, not the client's, and takes
+// nothing from the address's share of failed logins, whoever it names.
+func hashingDown(err error) bool { return fault.KindOf(err) == fault.Unavailable }
 
 type vendRequest struct {
 	Token string `json:"token"`

@@ -8,13 +8,16 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead"
+	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/httpapi"
+	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -1441,5 +1444,52 @@ func TestStatementTimeBudget(t *testing.T) {
 	}
 	if r := s.Do(t, "GET", "/rest/v1/projects", g.AdminToken, nil); r.Status != http.StatusOK {
 		t.Fatalf("globex meanwhile: %s", r)
+	}
+}
+
+// downDeriver is a password hasher's process that is down.
+type downDeriver struct{ down atomic.Bool }
+
+func (d *downDeriver) DeriveKey(ctx context.Context, pw, salt []byte, p identity.Params) ([]byte, error) {
+	if d.down.Load() {
+		return nil, fault.E(fault.Unavailable, "password_hashing_unavailable", "Passwords cannot be checked at the moment; retry shortly.")
+	}
+	return identity.DeriveKey(pw, salt, p)
+}
+
+// TestLoginWhileHashingIsDown: while the hasher's process is down, every
+// login (a known user with the right or a wrong password, an unknown
+// user) gets the same 503 with Retry-After and no token; none takes from
+// the address's share of failed logins, so once the hasher is back the
+// right password logs in at once.
+func TestLoginWhileHashingIsDown(t *testing.T) {
+	t.Parallel()
+	d := &downDeriver{}
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.Hasher = &identity.Hasher{Params: identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, Deriver: d}
+		c.FailedLogins = httpapi.Bucket{Rate: 0.001, Burst: 3}
+		c.RefusalPause = -1
+	}})
+	s.CreateTenant(t, "acme", "pool")
+	d.down.Store(true)
+	login := func(email, pw string) *apitest.Response {
+		return s.Do(t, "POST", "/v1/auth/token", "", map[string]string{"tenant": "acme", "email": email, "password": pw})
+	}
+	var first *apitest.Response
+	for i := range 4 {
+		for _, r := range []*apitest.Response{login("admin@acme.test", "pw-admin@acme.test"), login("admin@acme.test", "wrong"), login("nobody@acme.test", "wrong")} {
+			if r.Status != http.StatusServiceUnavailable || r.Code() != "password_hashing_unavailable" || r.Header.Get("Retry-After") == "" || strings.Contains(string(r.Body), "access_token") {
+				t.Fatalf("login %d with the hasher down: %s; want 503 password_hashing_unavailable with Retry-After", i, r)
+			}
+			if first == nil {
+				first = r
+			} else if !sameAnswer(first, r) {
+				t.Fatalf("the 503s differ:\n%s\n%s", first.Body, r.Body)
+			}
+		}
+	}
+	d.down.Store(false)
+	if r := login("admin@acme.test", "pw-admin@acme.test"); r.Status != http.StatusOK {
+		t.Fatalf("the right password once the hasher is back, after 12 logins it could not check: %s", r)
 	}
 }

@@ -15,6 +15,9 @@
 // flood of logins queues (honouring each request's context) rather than
 // exhausting memory, and [Hasher.Check] with an empty hash spends the same
 // work as a real check, so an unknown user costs the same as a wrong password.
+// Its Deriver moves the argon2id work elsewhere; package hashproc runs it in
+// a child process at the lowest CPU priority, which is what bulkhead serve
+// does by default.
 //
 // # Tokens
 //

@@ -195,6 +195,12 @@ type Hasher struct {
 	Params        Params    // for new hashes and dummy checks; zero means DefaultParams()
 	MaxConcurrent int       // hashes in flight; zero or less means GOMAXPROCS/2, at least 1
 	Rand          io.Reader // salt source; nil means crypto/rand.Reader
+	// Deriver computes the argon2id keys; nil means in this process, on
+	// the calling goroutine. A server gives it a [hashproc.Process], so
+	// that password work runs in a child process at a lower CPU priority,
+	// out of the server's scheduler and heap. Salts, the PHC strings and
+	// the constant-time comparison stay here either way.
+	Deriver KeyDeriver
 
 	once  sync.Once
 	slots chan struct{}
@@ -215,6 +221,43 @@ func (h *Hasher) init() {
 		}
 		h.slots = make(chan struct{}, n)
 	})
+}
+
+// KeyDeriver computes argon2id keys for a [Hasher].
+type KeyDeriver interface {
+	// DeriveKey returns argon2id(password, salt) with p's Memory, Time,
+	// Threads and KeyLen (p's SaltLen is len(salt)). It may return early
+	// with an error when ctx ends.
+	DeriveKey(ctx context.Context, password, salt []byte, p Params) ([]byte, error)
+}
+
+// DeriveKey is the in-process derivation: argon2id(password, salt) with
+// p's parameters, after checking them against this package's limits. A
+// [KeyDeriver] in another process calls it on its side.
+func DeriveKey(password, salt []byte, p Params) ([]byte, error) {
+	if err := checkPasswordLen(string(password)); err != nil {
+		return nil, err
+	}
+	p.SaltLen = uint32(len(salt))
+	if err := p.validate(); err != nil {
+		return nil, fail(ErrHasherConfig, "identity.DeriveKey", err)
+	}
+	return argon2.IDKey(password, salt, p.Time, p.Memory, p.Threads, p.KeyLen), nil
+}
+
+// derive computes the key with h.Deriver, or here when there is none.
+func (h *Hasher) derive(ctx context.Context, pw string, salt []byte, p Params) ([]byte, error) {
+	if h.Deriver == nil {
+		return argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, p.KeyLen), nil
+	}
+	key, err := h.Deriver.DeriveKey(ctx, []byte(pw), salt, p)
+	if err != nil {
+		return nil, err
+	}
+	if uint32(len(key)) != p.KeyLen {
+		return nil, internal("identity.Hasher", fmt.Errorf("deriver returned a key of %d bytes, not %d", len(key), p.KeyLen))
+	}
+	return key, nil
 }
 
 // acquire takes a slot, waiting until one is free or ctx ends.
@@ -250,7 +293,15 @@ func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 	if r == nil {
 		r = rand.Reader
 	}
-	return hashPassword(h.p, r, pw)
+	salt := make([]byte, h.p.SaltLen)
+	if _, err := io.ReadFull(r, salt); err != nil {
+		return "", internal("identity.Hasher.Hash", fmt.Errorf("reading salt: %w", err))
+	}
+	key, err := h.derive(ctx, pw, salt, h.p)
+	if err != nil {
+		return "", err
+	}
+	return encodePHC(h.p, salt, key), nil
 }
 
 // Check reports whether pw matches the PHC string hash, in constant time.
@@ -275,13 +326,20 @@ func (h *Hasher) Check(ctx context.Context, hash, pw string) (bool, error) {
 		}
 		hash = dummyHash(h.p)
 	}
+	p, salt, want, err := decodePHC(hash)
+	if err != nil {
+		return false, fail(ErrInvalidHash, "identity.Hasher.Check", err)
+	}
 	release, err := h.acquire(ctx, "identity.Hasher.Check")
 	if err != nil {
 		return false, err
 	}
 	defer release()
-	ok, err := checkPassword(hash, pw)
-	return ok && !dummy, err
+	got, err := h.derive(ctx, pw, salt, p)
+	if err != nil {
+		return false, err
+	}
+	return subtle.ConstantTimeCompare(got, want) == 1 && !dummy, nil
 }
 
 // DummyCheck spends the work of checking pw against a hash made with

@@ -208,3 +208,58 @@ func TestHasherBoundsConcurrency(t *testing.T) {
 		}
 	})
 }
+
+// deriver is a KeyDeriver that returns what it is told to.
+type deriver struct {
+	key   []byte
+	err   error
+	calls int
+}
+
+func (d *deriver) DeriveKey(ctx context.Context, pw, salt []byte, p identity.Params) ([]byte, error) {
+	d.calls++
+	if d.err != nil {
+		return nil, d.err
+	}
+	if d.key != nil {
+		return d.key, nil
+	}
+	return identity.DeriveKey(pw, salt, p)
+}
+
+// TestHasherDeriver: a Hasher uses its Deriver for hashes, checks and
+// dummy checks alike (an unknown user costs the same work wherever it
+// runs), passes its errors on, and refuses a key of the wrong length
+// rather than comparing it.
+func TestHasherDeriver(t *testing.T) {
+	ctx := context.Background()
+	d := &deriver{}
+	h := &identity.Hasher{Params: cheap, Deriver: d}
+	hash, err := h.Hash(ctx, "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := h.Check(ctx, hash, "pw"); !ok || err != nil {
+		t.Fatalf("Check: %v, %v", ok, err)
+	}
+	if ok, err := identity.CheckPassword(hash, "pw"); !ok || err != nil {
+		t.Fatalf("the deriver's hash does not check in process: %v, %v", ok, err)
+	}
+	if err := h.DummyCheck(ctx, "pw"); err != nil {
+		t.Fatal(err)
+	}
+	if d.calls != 3 {
+		t.Fatalf("the deriver ran %d times for a hash, a check and a dummy check", d.calls)
+	}
+	d.err = errors.New("child gone")
+	if _, err := h.Check(ctx, hash, "pw"); !errors.Is(err, d.err) {
+		t.Fatalf("deriver's error: %v", err)
+	}
+	d.err, d.key = nil, make([]byte, 16)
+	if ok, err := h.Check(ctx, hash, "pw"); ok || err == nil {
+		t.Fatalf("a 16-byte key for a 32-byte hash: %v, %v", ok, err)
+	}
+	if _, err := identity.DeriveKey([]byte("pw"), []byte("short"), cheap); !errors.Is(err, identity.ErrHasherConfig) {
+		t.Fatalf("DeriveKey with a 5-byte salt: %v", err)
+	}
+}

@@ -21,6 +21,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/bulkhead-dev/bulkhead/identity/hashproc"
 )
 
 func main() {
@@ -30,6 +32,8 @@ func main() {
 	switch {
 	case len(os.Args) > 1 && os.Args[1] == "attack":
 		err = attack(ctx, os.Stdin, os.Stdout)
+	case len(os.Args) > 1 && os.Args[1] == hashWorkerCommand:
+		err = hashproc.Run(os.Stdin, os.Stdout, os.Stderr)
 	case len(os.Args) > 1 && os.Args[1] == "checks":
 		err = checks(ctx, os.Args[2:], os.Stdout)
 	default:

@@ -33,6 +33,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/httpapi"
 	"github.com/bulkhead-dev/bulkhead/identity"
+	"github.com/bulkhead-dev/bulkhead/identity/hashproc"
 	"github.com/bulkhead-dev/bulkhead/internal/pgcluster"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -53,6 +54,7 @@ func run(ctx context.Context, args []string) error {
 	maxReq := fs.Uint64("max-requests", 1000000, "the most requests one load run sends, even before --duration is up")
 	verifier := fs.String("verifier", "plpgsql", "the database's context verifier: plpgsql (bulkhead's migrations') or native (pgext/, installed with make -C pgext install; see --native-library)")
 	nativeLib := fs.String("native-library", postgres.DefaultNativeLibrary, "the native verifier's library, as PostgreSQL loads it (--verifier native)")
+	hashing := fs.String("password-hashing", "process", `where the bulkhead server's password checks run, as bulkhead serve's flag: "process" (a child at nice 19, the default) or "inline" (in the server's process, which is this one)`)
 	prepared := fs.Bool("prepared", false, "opt the data API's pool in to prepared statements (default_query_exec_mode=cache_statement in its URL; see docs/PERFORMANCE.md)")
 	warmup := fs.Duration("warmup", time.Second, "an unmeasured run before each measured one, so that both sides are measured warm (connections open, statements prepared, caches filled); 0 skips it")
 	rate := fs.Int("rate", 0, "pace the three scenarios at this many requests per second (an open loop, the same load on both sides) instead of a closed loop of --workers clients")
@@ -80,6 +82,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *verifier != "plpgsql" && *verifier != "native" {
 		return errors.New("--verifier must be plpgsql or native")
+	}
+	if *hashing != "process" && *hashing != "inline" {
+		return errors.New("--password-hashing must be process or inline")
 	}
 	only, err := parseFloods(*floods)
 	if err != nil {
@@ -166,7 +171,16 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	bulk, err := serveBulkhead(ctx, db, auth)
+	hasher := &identity.Hasher{}
+	if *hashing == "process" {
+		p, err := startHashing()
+		if err != nil {
+			return err
+		}
+		defer p.Close(5 * time.Second)
+		hasher.Deriver = p
+	}
+	bulk, err := serveBulkhead(ctx, db, auth, hasher)
 	if err != nil {
 		return err
 	}
@@ -255,7 +269,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	printReport(os.Stdout, results, sql, *workers, *rate, *prepared, *verifier, *duration)
+	printReport(os.Stdout, results, sql, *workers, *rate, *prepared, *verifier, *hashing, *duration)
 	printSpread(os.Stdout, results, spreads)
 	printLadder(os.Stdout, ladder)
 	printExtra(os.Stdout, noisyRes, scaleRes, siloRes)
@@ -338,9 +352,9 @@ func parseFloods(s string) (map[string]bool, error) {
 
 // serveBulkhead runs the full path: the same handler, audit writer,
 // sequencer and metrics as bulkhead serve.
-func serveBulkhead(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth) (string, error) {
+func serveBulkhead(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, hasher *identity.Hasher) (string, error) {
 	w := audit.NewWriter(db.Postgres(), 4096, 256)
-	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Audit: w, Metrics: httpapi.NewMetrics(),
+	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Audit: w, Metrics: httpapi.NewMetrics(), Hasher: hasher,
 		Limits:      map[string]httpapi.Limit{"premium": {Rate: 1e9, Burst: 1e9, Concurrent: 1024, StatementTimeout: 10 * time.Second}},
 		TenantShare: -1,
 		// The flood of logins from many addresses names them in
@@ -356,6 +370,21 @@ func serveBulkhead(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth) (s
 		}
 	}()
 	return listen(h.Handler())
+}
+
+// hashWorkerCommand is this executable's hidden command that serves
+// password work, as bulkhead's does.
+const hashWorkerCommand = "hash-worker"
+
+// startHashing starts the bench server's password hashing process, as
+// bulkhead serve does by default: this executable as hash-worker.
+func startHashing() (*hashproc.Process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	p := &hashproc.Process{Command: func() *exec.Cmd { return exec.Command(self, hashWorkerCommand) }}
+	return p, p.Start()
 }
 
 // serveBaseline is the comparison: net/http and pgx, the tenant from the
@@ -585,7 +614,7 @@ func (pb *pgbencher) tps(user, password, script string, clients int) (float64, e
 
 var tpsLine = regexp.MustCompile(`tps = ([0-9.]+)`)
 
-func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, workers uint64, rate int, prepared bool, verifier string, d time.Duration) {
+func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, workers uint64, rate int, prepared bool, verifier, hashing string, d time.Duration) {
 	host, _ := os.Hostname()
 	load := fmt.Sprintf("%d load clients", workers)
 	if rate > 0 {
@@ -595,7 +624,11 @@ func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, wor
 	if prepared {
 		statements = "prepared statements (--prepared)"
 	}
-	fmt.Fprintf(w, "\nbulkhead-bench: %s, %s per side, %d CPUs (%s/%s), host %s; the data API's pool uses %s; the %s verifier\n\n", load, d, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host, statements, verifier)
+	where := "in a process of their own (the default)"
+	if hashing == "inline" {
+		where = "in the server's process (--password-hashing inline)"
+	}
+	fmt.Fprintf(w, "\nbulkhead-bench: %s, %s per side, %d CPUs (%s/%s), host %s; the data API's pool uses %s; the %s verifier; password checks %s\n\n", load, d, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host, statements, verifier, where)
 	if len(results) == 0 && len(sql) == 0 {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"os/user"
 	"syscall"
 
+	"github.com/bulkhead-dev/bulkhead/identity/hashproc"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 )
 
@@ -83,6 +84,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return flag.ErrHelp
 		}
 		return nil
+	}
+	if args[0] == hashWorkerCommand { // hidden: the server's password hashing process
+		return hashproc.Run(os.Stdin, stdout, stderr)
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/httpapi"
 	"github.com/bulkhead-dev/bulkhead/identity"
+	"github.com/bulkhead-dev/bulkhead/identity/hashproc"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 )
 
@@ -45,6 +47,7 @@ type serveOptions struct {
 	failedLogin int
 	checks      int
 	proxies     string
+	hashing     string
 }
 
 func (o *serveOptions) register(fs interface {
@@ -72,6 +75,7 @@ func (o *serveOptions) register(fs interface {
 	fs.IntVar(&o.checks, "password-checks", int(httpapi.DefaultPasswordChecks().Rate), "password checks per second (burst twice as many) the whole server may start, for logins and new users' passwords; past it, 503 password_checks_busy before any password is checked; logins naming one tenant take a quarter at most (the default is 2 for each CPU)")
 	fs.IntVar(&o.anonTotal, "anonymous-denials-total", int(httpapi.DefaultAnonymousRefusalsTotal.Rate), "denials per second (burst ten times as many) the whole server gives to requests without valid credentials, from all addresses together; past it, 429 too_many_refusals, and tokens the server has not seen pass are not checked")
 	fs.IntVar(&o.failedLogin, "failed-logins", int(httpapi.DefaultFailedLogins.Rate), "failed logins per second (burst ten times as many) each client address may have; past it, its logins get 429 too_many_refusals before any password is checked")
+	fs.StringVar(&o.hashing, "password-hashing", "process", `where argon2id password work runs: "process" (a child process of this executable at nice 19, out of the server's scheduler and heap, so that logins slow tenants' requests less) or "inline" (in the server's process)`)
 	fs.StringVar(&o.proxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the reverse proxies in front of the server: a request from one of them is put down to the rightmost address in X-Forwarded-For that is not one of them (none by default: the header is never read)")
 	fs.StringVar(&o.auditLog, "audit-log", "", `also write chained audit events and signed checkpoints as JSON lines to this file ("-" for stdout), for log shippers and as an anchor outside the database`)
 }
@@ -126,6 +130,8 @@ type app struct {
 	api    *httpapi.Server
 	cancel context.CancelFunc
 	sink   io.Closer
+	// hashing is the password hashing process; nil with inline hashing.
+	hashing *hashproc.Process
 	// hooks are the webhook sinks, waited for at shutdown so that the
 	// last checkpoint and alarms are delivered before the process exits.
 	hooks []*audit.WebhookSink
@@ -224,25 +230,37 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 		db.Close()
 		return nil, err
 	}
-	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer, Metrics: metrics, Alarms: alarms, Limits: limits,
+	hasher := &identity.Hasher{}
+	var hashing *hashproc.Process
+	if o.hashing == "process" {
+		if hashing, err = startHashing(log); err != nil {
+			writer.Close()
+			db.Close()
+			return nil, err
+		}
+		hasher.Deriver = hashing
+	}
+	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer, Metrics: metrics, Alarms: alarms, Limits: limits, Hasher: hasher,
 		AnonymousRefusals:      httpapi.Bucket{Rate: float64(o.anonDenials), Burst: 10 * o.anonDenials},
 		AnonymousRefusalsTotal: httpapi.Bucket{Rate: float64(o.anonTotal), Burst: 10 * o.anonTotal},
 		FailedLogins:           httpapi.Bucket{Rate: float64(o.failedLogin), Burst: 10 * o.failedLogin},
 		PasswordChecks:         httpapi.Bucket{Rate: float64(o.checks), Burst: 2 * o.checks},
 		TrustedProxies:         trusted})
 	if err != nil {
+		closeHashing(hashing)
 		writer.Close()
 		db.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
+		closeHashing(hashing)
 		db.Close()
 		return nil, fmt.Errorf("listen on %s: %w", o.addr, err)
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a := &app{db: db, auth: auth, addr: ln.Addr().String(), errc: make(chan error, 1), log: log, api: h,
-		audit: writer, seqd: make(chan struct{}), cancel: cancel, sink: sinkCloser, hooks: hooks,
+		audit: writer, seqd: make(chan struct{}), cancel: cancel, sink: sinkCloser, hooks: hooks, hashing: hashing,
 		srv: &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 			WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}}
 	go func() { a.errc <- a.srv.Serve(ln) }()
@@ -333,9 +351,45 @@ func (a *app) wait(ctx context.Context) error {
 	if a.sink != nil {
 		a.sink.Close()
 	}
+	closeHashing(a.hashing)
 	a.auth.Close()
 	a.db.Close()
 	return err
+}
+
+// hashWorkerCommand is the hidden command the password hashing process
+// runs: this executable, reading derivations on its standard input.
+const hashWorkerCommand = "hash-worker"
+
+// startHashing starts the password hashing process: this executable
+// with hashWorkerCommand. Its environment holds none of the server's
+// (no database URL, no secrets), only the Go runtime's settings.
+func startHashing(log *slog.Logger) (*hashproc.Process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("--password-hashing process: finding this executable: %w (--password-hashing inline runs the work in the server)", err)
+	}
+	env := []string{}
+	for _, k := range []string{"GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	p := &hashproc.Process{Logger: log, Command: func() *exec.Cmd {
+		cmd := exec.Command(self, hashWorkerCommand)
+		cmd.Env = env
+		return cmd
+	}}
+	if err := p.Start(); err != nil {
+		return nil, fmt.Errorf("--password-hashing process: %w (--password-hashing inline runs the work in the server)", err)
+	}
+	return p, nil
+}
+
+func closeHashing(p *hashproc.Process) {
+	if p != nil {
+		p.Close(5 * time.Second)
+	}
 }
 
 // parseProxies reads --trusted-proxies: addresses or CIDR prefixes,
@@ -375,6 +429,9 @@ func (o *serveOptions) checkFlags(fs *flag.FlagSet) error {
 	}
 	if o.checks < 1 || o.checks > 1_000_000 {
 		return usageError{"--password-checks must be 1 to 1000000 per second"}
+	}
+	if o.hashing != "process" && o.hashing != "inline" {
+		return usageError{fmt.Sprintf(`--password-hashing must be "process" or "inline", not %q`, o.hashing)}
 	}
 	if _, err := parseProxies(o.proxies); err != nil {
 		return err

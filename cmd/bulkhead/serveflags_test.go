@@ -44,6 +44,7 @@ func TestServeFlagValues(t *testing.T) {
 		"--alarm-webhook without a scheme":  {"--alarm-webhook", "hooks.example.com/alarm"},
 		"--checkpoint-webhook over ftp":     {"--checkpoint-webhook", "ftp://hooks.example.com/"},
 		"--metrics-addr not an address":     {"--metrics-addr", "9090"},
+		"--password-hashing unknown":        {"--password-hashing", "elsewhere"},
 	} {
 		err := run(context.Background(), append([]string{"serve", "--database-url", pg.AdminURL}, args...), io.Discard, io.Discard)
 		if !errors.As(err, new(usageError)) {

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
+)
+
+// TestServePasswordHashing logs in through serve with each
+// --password-hashing: a right password gets a token, a wrong one and an
+// unknown user the same 401. With "process" the hashing runs in a child
+// (this test binary, as hash-worker) that carries none of the server's
+// environment, and that exits when the server stops.
+func TestServePasswordHashing(t *testing.T) {
+	pg := pgtest.NewDB(t)
+	cmd := cli(pg.AdminURL)
+	if _, err := cmd("tenants", "create", "acme"); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("BULKHEAD_USER_PASSWORD", "correct horse battery")
+	if out, err := cmd("users", "create", "--tenant", "acme", "--email", "ann@acme.test"); err != nil {
+		t.Fatalf("users create: %q %v", out, err)
+	}
+	t.Setenv("BULKHEAD_DATABASE_URL", pg.AdminURL)
+	started := regexp.MustCompile(`password hashing process started.*pid=(\d+)`)
+	for _, mode := range []string{"process", "inline"} {
+		t.Run(mode, func(t *testing.T) {
+			stdout, stderr, stop := start(t, "serve", "--addr", "127.0.0.1:0", "--password-hashing", mode, "--password-checks", "100")
+			re := regexp.MustCompile(`serving on (http://\S+)`)
+			waitFor(t, "the server", stderr, func() bool { return re.MatchString(stdout.String()) })
+			base := re.FindStringSubmatch(stdout.String())[1]
+			login := func(tenant, email, pw string) (int, string) {
+				res, err := http.Post(base+"/v1/auth/token", "application/json",
+					strings.NewReader(`{"tenant":"`+tenant+`","email":"`+email+`","password":"`+pw+`"}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer res.Body.Close()
+				b, _ := io.ReadAll(res.Body)
+				return res.StatusCode, string(b)
+			}
+			if code, body := login("acme", "ann@acme.test", "correct horse battery"); code != http.StatusOK || !strings.Contains(body, `"access_token"`) {
+				t.Fatalf("right password: %d %s", code, body)
+			}
+			for _, c := range [][3]string{{"acme", "ann@acme.test", "correct horse batterz"}, {"acme", "bob@acme.test", "correct horse battery"}, {"nobody", "ann@acme.test", "correct horse battery"}} {
+				if code, body := login(c[0], c[1], c[2]); code != http.StatusUnauthorized || !strings.Contains(body, `"code":"invalid_credentials"`) {
+					t.Fatalf("login %v: %d %s, want 401 invalid_credentials", c, code, body)
+				}
+			}
+			m := started.FindStringSubmatch(stderr.String())
+			if mode == "inline" {
+				if m != nil {
+					t.Fatalf("inline hashing started a process:\n%s", stderr.String())
+				}
+				stop()
+				return
+			}
+			if m == nil {
+				t.Fatalf("no hashing process in the log:\n%s", stderr.String())
+			}
+			pid, _ := strconv.Atoi(m[1])
+			env, err := os.ReadFile("/proc/" + m[1] + "/environ")
+			if err != nil {
+				t.Fatalf("the hashing process %d: %v", pid, err)
+			}
+			if strings.Contains(string(env), "BULKHEAD_") {
+				t.Fatalf("the hashing process has the server's environment: %q", env)
+			}
+			// Killed, the child is started again by the next login that
+			// needs it; meanwhile logins get 503, never a 500 or a pass.
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			for try := 0; ; try++ {
+				if try == 100 {
+					t.Fatalf("no login passed in 10s after the child was killed:\n%s", stderr.String())
+				}
+				code, body := login("acme", "ann@acme.test", "correct horse battery")
+				if code == http.StatusOK {
+					break
+				}
+				if code != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"password_hashing_unavailable"`) {
+					t.Fatalf("login with the child killed: %d %s", code, body)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			all := started.FindAllStringSubmatch(stderr.String(), -1)
+			if len(all) != 2 || all[1][1] == m[1] {
+				t.Fatalf("want a second hashing process after the kill, got %v", all)
+			}
+			m = all[1]
+			pid, _ = strconv.Atoi(m[1])
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat("/proc/" + m[1]); err == nil {
+				t.Fatalf("the hashing process %d outlived the server", pid)
+			}
+		})
+	}
+}

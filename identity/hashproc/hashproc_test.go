@@ -1,0 +1,324 @@
+package hashproc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+	"github.com/bulkhead-dev/bulkhead/identity"
+)
+
+// childEnv makes the test binary act as a child: "serve" runs Run,
+// "crash" exits after reading one request, "garbage" answers nonsense,
+// "stall" reads and never answers.
+const childEnv = "HASHPROC_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(childEnv) {
+	case "":
+		os.Exit(m.Run())
+	case "serve":
+		if err := Run(os.Stdin, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	case "crash":
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		os.Exit(3)
+	case "garbage":
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		fmt.Println("{not json")
+		io.Copy(io.Discard, os.Stdin)
+	case "stall":
+		io.Copy(io.Discard, os.Stdin)
+	}
+	os.Exit(0)
+}
+
+func command(mode string) func() *exec.Cmd {
+	return func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), childEnv+"="+mode)
+		return cmd
+	}
+}
+
+// small are cheap argon2id parameters, for tests.
+var small = identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+func newProcess(t *testing.T, mode string) *Process {
+	t.Helper()
+	p := &Process{Command: command(mode)}
+	t.Cleanup(func() { p.Close(5 * time.Second) })
+	return p
+}
+
+func TestDeriveKeyMatchesInProcess(t *testing.T) {
+	p := newProcess(t, "serve")
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	salt := []byte("0123456789abcdef")
+	for _, pw := range []string{"correct horse", "x", strings.Repeat("é", identity.MaxPasswordLen/2)} {
+		got, err := p.DeriveKey(context.Background(), []byte(pw), salt, small)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := identity.DeriveKey([]byte(pw), salt, small)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("password of %d bytes: key %x from the child, %x here", len(pw), got, want)
+		}
+	}
+}
+
+// TestHasherWithProcess checks passwords both ways: a hash made through
+// the child checks here, and one made here checks through the child; a
+// wrong password, an unknown user and a malformed hash fail as they do
+// in process.
+func TestHasherWithProcess(t *testing.T) {
+	remote := &identity.Hasher{Params: small, Deriver: newProcess(t, "serve")}
+	local := &identity.Hasher{Params: small}
+	ctx := context.Background()
+	for _, pair := range [][2]*identity.Hasher{{remote, local}, {local, remote}} {
+		hash, err := pair[0].Hash(ctx, "correct horse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := pair[1].Check(ctx, hash, "correct horse"); err != nil || !ok {
+			t.Fatalf("right password: %v, %v", ok, err)
+		}
+		if ok, err := pair[1].Check(ctx, hash, "correct horsf"); err != nil || ok {
+			t.Fatalf("wrong password: %v, %v", ok, err)
+		}
+	}
+	if ok, err := remote.Check(ctx, "", "anything"); err != nil || ok {
+		t.Fatalf("unknown user: %v, %v", ok, err)
+	}
+	if _, err := remote.Check(ctx, "$argon2id$v=19$m=64,t=1,p=1$AAAA$AAAA", "x"); !errors.Is(err, identity.ErrInvalidHash) {
+		t.Fatalf("malformed hash: %v, want ErrInvalidHash", err)
+	}
+}
+
+// TestChildIsNiced reads every thread's niceness from /proc: all of the
+// child's threads run at Niceness, the test's own stay at what they were.
+func TestChildIsNiced(t *testing.T) {
+	before := threadNices(t, os.Getpid())
+	p := newProcess(t, "serve")
+	if _, err := p.DeriveKey(context.Background(), []byte("pw"), []byte("0123456789abcdef"), small); err != nil {
+		t.Fatal(err)
+	}
+	pid := p.cur.cmd.Process.Pid
+	nices := threadNices(t, pid)
+	if len(nices) < 2 {
+		t.Fatalf("the child has %d threads; the Go runtime starts several", len(nices))
+	}
+	for tid, n := range nices {
+		if n != Niceness {
+			t.Errorf("child thread %d at nice %d, want %d", tid, n, Niceness)
+		}
+	}
+	for tid, n := range threadNices(t, os.Getpid()) {
+		if was, ok := before[tid]; ok && n != was {
+			t.Errorf("the parent's thread %d went from nice %d to %d", tid, was, n)
+		}
+	}
+}
+
+func threadNices(t *testing.T, pid int) map[int]int {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nices := map[int]int{}
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// The command name, in parentheses, may hold spaces; the fields
+		// after it are fixed: nice is the 17th after the ")".
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		n, err := strconv.Atoi(f[16])
+		if err != nil {
+			t.Fatalf("%s: %v", task.Name(), err)
+		}
+		tid, _ := strconv.Atoi(task.Name())
+		nices[tid] = n
+	}
+	return nices
+}
+
+// TestChildCrashes: a child that exits with work in flight fails that
+// work with ErrUnavailable (503, retry), is not restarted in a loop, and
+// is restarted by a later call.
+func TestChildCrashes(t *testing.T) {
+	mode := "crash"
+	p := &Process{Command: func() *exec.Cmd { return command(mode)() }}
+	t.Cleanup(func() { p.Close(5 * time.Second) })
+	salt := []byte("0123456789abcdef")
+	_, err := p.DeriveKey(context.Background(), []byte("pw"), salt, small)
+	if !errors.Is(err, ErrUnavailable) || fault.KindOf(err) != fault.Unavailable {
+		t.Fatalf("crashed child: %v, want ErrUnavailable", err)
+	}
+	mode = "serve"
+	if _, err := p.DeriveKey(context.Background(), []byte("pw"), salt, small); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("restart within restartEvery: %v, want ErrUnavailable", err)
+	}
+	saved := restartEvery
+	restartEvery = 0
+	t.Cleanup(func() { restartEvery = saved })
+	if _, err := p.DeriveKey(context.Background(), []byte("pw"), salt, small); err != nil {
+		t.Fatalf("after the restart: %v", err)
+	}
+}
+
+// TestMalformedAnswer: a child whose output is not answers is killed,
+// and its work fails with ErrUnavailable.
+func TestMalformedAnswer(t *testing.T) {
+	p := newProcess(t, "garbage")
+	_, err := p.DeriveKey(context.Background(), []byte("pw"), []byte("0123456789abcdef"), small)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("malformed answer: %v, want ErrUnavailable", err)
+	}
+	<-p.cur.done
+	if p.cur.cmd.ProcessState == nil {
+		t.Fatal("the child was not waited for")
+	}
+}
+
+// TestCanceled: a caller whose context ends gets ErrCanceled rather than
+// waiting on a child that does not answer; one whose context has ended
+// starts no child.
+func TestCanceled(t *testing.T) {
+	p := newProcess(t, "stall")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := p.DeriveKey(ctx, []byte("pw"), []byte("0123456789abcdef"), small)
+	if !errors.Is(err, identity.ErrCanceled) {
+		t.Fatalf("stalled child: %v, want ErrCanceled", err)
+	}
+	q := newProcess(t, "serve")
+	done, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	if _, err := q.DeriveKey(done, []byte("pw"), []byte("0123456789abcdef"), small); !errors.Is(err, identity.ErrCanceled) {
+		t.Fatalf("ended context: %v, want ErrCanceled", err)
+	}
+	if q.cur != nil {
+		t.Fatal("a child was started for a context that had ended")
+	}
+}
+
+func TestClose(t *testing.T) {
+	p := newProcess(t, "serve")
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := p.cur
+	if err := p.Close(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if c.cmd.ProcessState == nil || !c.cmd.ProcessState.Exited() {
+		t.Fatal("the child has not exited")
+	}
+	if _, err := p.DeriveKey(context.Background(), []byte("pw"), []byte("0123456789abcdef"), small); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("after Close: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestNoCommand(t *testing.T) {
+	var p Process
+	if err := p.Start(); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("no command: %v", err)
+	}
+	q := &Process{Command: func() *exec.Cmd { return exec.Command(filepath.Join(t.TempDir(), "missing")) }}
+	if err := q.Start(); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("missing executable: %v", err)
+	}
+}
+
+// serve runs Serve on the given lines and returns its answers by id.
+func serve(t *testing.T, lines ...string) (map[uint64]answer, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := Serve(strings.NewReader(strings.Join(lines, "\n")+"\n"), &out)
+	answers := map[uint64]answer{}
+	dec := json.NewDecoder(&out)
+	for dec.More() {
+		var a answer
+		if derr := dec.Decode(&a); derr != nil {
+			t.Fatalf("answer: %v", derr)
+		}
+		answers[a.ID] = a
+	}
+	return answers, err
+}
+
+func line(t *testing.T, r request) string {
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestServeRefuses: the child derives nothing for parameters beyond the
+// package's limits (it would allocate them), for an empty or overlong
+// password, or after the caller's deadline; it stops at a line that is
+// not a request, after answering the ones before it.
+func TestServeRefuses(t *testing.T) {
+	salt := []byte("0123456789abcdef")
+	ok := request{ID: 1, Memory: 64, Time: 1, Threads: 1, KeyLen: 32, Salt: salt, Password: []byte("pw")}
+	huge := ok
+	huge.ID, huge.Memory = 2, 1<<20+1
+	empty := ok
+	empty.ID, empty.Password = 3, nil
+	long := ok
+	long.ID, long.Password = 4, bytes.Repeat([]byte("a"), identity.MaxPasswordLen+1)
+	late := ok
+	late.ID, late.Deadline = 5, time.Now().Add(-time.Second).UnixMilli()
+	shortSalt := ok
+	shortSalt.ID, shortSalt.Salt = 6, []byte("1234")
+	answers, err := serve(t, line(t, ok), line(t, huge), line(t, empty), line(t, long), line(t, late), line(t, shortSalt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := answers[1]; a.Error != "" || len(a.Key) != 32 {
+		t.Fatalf("good request: %+v", a)
+	}
+	for _, id := range []uint64{2, 3, 4, 6} {
+		if a := answers[id]; a.Error == "" || a.Key != nil {
+			t.Errorf("request %d: %+v, want an error and no key", id, a)
+		}
+	}
+	if a := answers[5]; !a.Skipped || a.Key != nil {
+		t.Errorf("past its deadline: %+v, want skipped", a)
+	}
+
+	answers, err = serve(t, line(t, ok), "{not json")
+	if err == nil || !strings.Contains(err.Error(), "malformed request") {
+		t.Fatalf("malformed line: %v", err)
+	}
+	if len(answers[1].Key) != 32 {
+		t.Fatal("the request before the malformed line was not answered")
+	}
+	if _, err := serve(t, `{"id":1,"pw":"`+strings.Repeat("A", maxLine)+`"}`); err == nil {
+		t.Fatal("an overlong line was read")
+	}
+}

@@ -9,15 +9,17 @@ import (
 	"time"
 )
 
-// cpuMeter reads the CPU time of this process (both servers) and of the
-// PostgreSQL cluster (the postmaster and its children). It needs /proc;
-// without it, ok is false and the report leaves the columns out.
+// cpuMeter reads the CPU time of this process (both servers), of its
+// password hashing process (a child running hash-worker, when the bench
+// server hashes in a process of its own) and of the PostgreSQL cluster
+// (the postmaster and its children). It needs /proc; without it, ok is
+// false and the report leaves the columns out.
 type cpuMeter struct{ postmaster int }
 
 // cpuSample is one reading.
 type cpuSample struct {
-	self, pg time.Duration
-	ok       bool
+	self, hash, pg time.Duration
+	ok             bool
 }
 
 func newCPUMeter(dataDir string) cpuMeter {
@@ -43,7 +45,8 @@ func (m cpuMeter) read() cpuSample {
 	if err != nil {
 		return cpuSample{}
 	}
-	var ticks int64
+	var ticks, hashTicks int64
+	me := os.Getpid()
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
 		if err != nil {
@@ -64,14 +67,27 @@ func (m cpuMeter) read() cpuSample {
 			continue
 		}
 		ppid, _ := strconv.Atoi(f[1])
-		if pid != m.postmaster && ppid != m.postmaster {
-			continue
-		}
 		ut, _ := strconv.ParseInt(f[11], 10, 64)
 		st, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += ut + st
+		switch {
+		case pid == m.postmaster || ppid == m.postmaster:
+			ticks += ut + st
+		case ppid == me && isHashWorker(pid):
+			hashTicks += ut + st
+		}
 	}
-	return cpuSample{self: self, pg: time.Duration(ticks) * clockTick, ok: true}
+	return cpuSample{self: self, hash: time.Duration(hashTicks) * clockTick, pg: time.Duration(ticks) * clockTick, ok: true}
+}
+
+// isHashWorker reports whether pid runs this executable's hash-worker
+// command (its second argument), rather than a load process.
+func isHashWorker(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(b), "\x00")
+	return len(args) > 1 && args[1] == hashWorkerCommand
 }
 
 // perRequest is the CPU each request cost between two samples.
@@ -84,8 +100,8 @@ func perRequest(a, b cpuSample, requests uint64) (self, pg time.Duration, ok boo
 
 // cpuRate is the CPU used per second of wall time between two samples.
 type cpuRate struct {
-	self, pg time.Duration
-	ok       bool
+	self, hash, pg time.Duration
+	ok             bool
 }
 
 // cpuPerSecond is the CPU used per second over elapsed between two samples.
@@ -94,5 +110,5 @@ func cpuPerSecond(a, b cpuSample, elapsed time.Duration) cpuRate {
 		return cpuRate{}
 	}
 	per := func(d time.Duration) time.Duration { return time.Duration(float64(d) / elapsed.Seconds()) }
-	return cpuRate{self: per(b.self - a.self), pg: per(b.pg - a.pg), ok: true}
+	return cpuRate{self: per(b.self - a.self), hash: per(b.hash - a.hash), pg: per(b.pg - a.pg), ok: true}
 }

@@ -67,8 +67,12 @@ func (f floodResult) cpuNote() string {
 	if !f.aloneCPU.ok || !f.floodCPU.ok {
 		return ""
 	}
-	return fmt.Sprintf("; CPU per second, alone then during: servers %s, %s; PostgreSQL %s, %s",
-		round(f.aloneCPU.self), round(f.floodCPU.self), round(f.aloneCPU.pg), round(f.floodCPU.pg))
+	hash := ""
+	if f.aloneCPU.hash > 0 || f.floodCPU.hash > 0 {
+		hash = fmt.Sprintf("; password hashing process %s, %s", round(f.aloneCPU.hash), round(f.floodCPU.hash))
+	}
+	return fmt.Sprintf("; CPU per second, alone then during: servers %s, %s%s; PostgreSQL %s, %s",
+		round(f.aloneCPU.self), round(f.floodCPU.self), hash, round(f.aloneCPU.pg), round(f.floodCPU.pg))
 }
 
 func (f floodResult) ratio() float64 { return p99Ratio(f.alone, f.quiet) }

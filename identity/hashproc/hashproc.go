@@ -112,6 +112,22 @@ func (p *Process) Start() error {
 	return err
 }
 
+// Pid returns the process id of the running child, or 0 when none is
+// running (not started yet, exited, or closed).
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil {
+		return 0
+	}
+	select {
+	case <-p.cur.done:
+		return 0
+	default:
+		return p.cur.cmd.Process.Pid
+	}
+}
+
 // child returns the running child, starting one if there is none.
 func (p *Process) child() (*child, error) {
 	p.mu.Lock()

@@ -122,7 +122,7 @@ func TestChildIsNiced(t *testing.T) {
 	if _, err := p.DeriveKey(context.Background(), []byte("pw"), []byte("0123456789abcdef"), small); err != nil {
 		t.Fatal(err)
 	}
-	pid := p.cur.cmd.Process.Pid
+	pid := p.Pid()
 	nices := threadNices(t, pid)
 	if len(nices) < 2 {
 		t.Fatalf("the child has %d threads; the Go runtime starts several", len(nices))
@@ -236,6 +236,9 @@ func TestClose(t *testing.T) {
 	}
 	if c.cmd.ProcessState == nil || !c.cmd.ProcessState.Exited() {
 		t.Fatal("the child has not exited")
+	}
+	if pid := p.Pid(); pid != 0 {
+		t.Fatalf("Pid after Close: %d, want 0", pid)
 	}
 	if _, err := p.DeriveKey(context.Background(), []byte("pw"), []byte("0123456789abcdef"), small); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("after Close: %v, want ErrUnavailable", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +67,7 @@ func TestProfileFloodFlag(t *testing.T) {
 		{"--cpuprofile", "p", "--profile-scenario", "flood forged", "--floods", "paced"},
 		{"--cpuprofile", "p", "--profile-scenario", "flood forged", "--noisy=false"},
 	} {
-		err := run(t.Context(), args)
+		err := runRefused(args)
 		if err == nil || !strings.Contains(err.Error(), "--profile-scenario") {
 			t.Errorf("%q: %v, want an error naming --profile-scenario", args, err)
 		}
@@ -77,6 +78,15 @@ func TestProfileFloodFlag(t *testing.T) {
 	if !strings.Contains(buf.String(), "all rounds pooled") || !strings.Contains(buf.String(), "1.75") {
 		t.Errorf("the table with 3 rounds says\n%s\nwant an \"all rounds pooled\" column with 1.75", buf.String())
 	}
+}
+
+// runRefused runs the bench with args under a context that has already
+// ended: flags it refuses give their error, and flags it wrongly accepts
+// make it fail at its first step, rather than run a whole bench.
+func runRefused(args []string) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return run(ctx, args)
 }
 
 // TestIdleAfter: the expensive flood's control keeps to the basic plan's

@@ -73,7 +73,7 @@ func TestVerdicts(t *testing.T) {
 func TestQuietRateFlag(t *testing.T) {
 	t.Parallel()
 	for _, v := range []string{"-1", "100001"} {
-		err := run(t.Context(), []string{"--quiet-rate", v})
+		err := runRefused([]string{"--quiet-rate", v})
 		if err == nil || !strings.Contains(err.Error(), "quiet-rate") {
 			t.Errorf("--quiet-rate %s: %v, want an error naming the flag", v, err)
 		}

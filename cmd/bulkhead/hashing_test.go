@@ -104,6 +104,12 @@ func TestServePasswordHashing(t *testing.T) {
 			if _, err := os.Stat("/proc/" + m[1]); err == nil {
 				t.Fatalf("the hashing process %d outlived the server", pid)
 			}
+			// The kill is a warning; the stop at shutdown is not.
+			logs := stderr.String()
+			if !strings.Contains(logs, `level=WARN msg="password hashing process ended" pid=`+all[0][1]) ||
+				!strings.Contains(logs, `level=INFO msg="password hashing process stopped" pid=`+m[1]) {
+				t.Fatalf("the log does not tell the kill from the stop:\n%s", logs)
+			}
 		})
 	}
 }

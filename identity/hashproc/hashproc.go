@@ -30,6 +30,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
@@ -103,6 +104,9 @@ type child struct {
 	calls map[uint64]chan answer
 	err   error         // why the child ended, once it has
 	done  chan struct{} // closed when the child has ended
+	// stopping is set by Close before it closes in: the end that
+	// follows is asked for, not a failure.
+	stopping atomic.Bool
 }
 
 // Start starts the child now, so that a child that cannot run is found
@@ -221,7 +225,11 @@ func (c *child) read(out io.Reader, log *slog.Logger) {
 		err = errors.New("exited")
 	}
 	if log != nil {
-		log.Warn("password hashing process ended", "pid", c.cmd.Process.Pid, "err", err)
+		if c.stopping.Load() && bad == nil && werr == nil {
+			log.Info("password hashing process stopped", "pid", c.cmd.Process.Pid)
+		} else {
+			log.Warn("password hashing process ended", "pid", c.cmd.Process.Pid, "err", err)
+		}
 	}
 	c.mu.Lock()
 	c.err = err
@@ -334,6 +342,7 @@ func (p *Process) Close(grace time.Duration) error {
 	if c == nil {
 		return nil
 	}
+	c.stopping.Store(true)
 	c.wmu.Lock()
 	c.in.Close()
 	c.wmu.Unlock()

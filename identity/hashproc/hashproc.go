@@ -20,6 +20,7 @@ package hashproc
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -82,9 +83,11 @@ type Process struct {
 	// Command returns a new, unstarted command for the child: one that
 	// runs [Serve] on its standard input and output, such as this
 	// executable with its hidden hash-worker command. Process sets the
-	// command's Stdin and Stdout; Stderr is the parent's when nil.
+	// command's Stdin and Stdout; when Stderr is nil, the child's stderr
+	// goes to Logger, or to the parent's stderr without one.
 	Command func() *exec.Cmd
-	// Logger, when not nil, records the child's starts and exits.
+	// Logger, when not nil, records the child's starts and exits, and
+	// the lines it writes to its stderr when the command has no Stderr.
 	Logger *slog.Logger
 
 	mu      sync.Mutex
@@ -178,6 +181,9 @@ func start(cmd *exec.Cmd, log *slog.Logger) (*child, error) {
 	}
 	if cmd.Stderr == nil {
 		cmd.Stderr = os.Stderr
+		if log != nil {
+			cmd.Stderr = &lineLog{log: log}
+		}
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
@@ -188,6 +194,32 @@ func start(cmd *exec.Cmd, log *slog.Logger) (*child, error) {
 	}
 	go c.read(out, log)
 	return c, nil
+}
+
+// lineLog logs each line the child writes to its stderr (a priority it
+// could not lower, a panic), so that they reach the server's log in its
+// format rather than interleaved with it. exec.Cmd calls Write from one
+// goroutine.
+type lineLog struct {
+	log *slog.Logger
+	buf []byte
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		l.log.Warn("password hashing process", "stderr", string(l.buf[:i]))
+		l.buf = l.buf[i+1:]
+	}
+	if len(l.buf) > maxLine { // a line that never ends: log what there is
+		l.log.Warn("password hashing process", "stderr", string(l.buf))
+		l.buf = l.buf[:0]
+	}
+	return len(p), nil
 }
 
 // read delivers the child's answers until its output ends, then waits

@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +34,11 @@ func TestMain(m *testing.M) {
 	case "serve":
 		if err := Run(os.Stdin, os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	case "complain":
+		fmt.Fprint(os.Stderr, "first line\nsecond line\n")
+		if err := Run(os.Stdin, os.Stdout, os.Stderr); err != nil {
 			os.Exit(1)
 		}
 	case "crash":
@@ -324,4 +331,39 @@ func TestServeRefuses(t *testing.T) {
 	if _, err := serve(t, `{"id":1,"pw":"`+strings.Repeat("A", maxLine)+`"}`); err == nil {
 		t.Fatal("an overlong line was read")
 	}
+}
+
+// TestChildStderrLogged: with a Logger, each line the child writes to
+// its stderr becomes one record of the parent's log.
+func TestChildStderrLogged(t *testing.T) {
+	var buf syncBuffer
+	p := &Process{Command: command("complain"), Logger: slog.New(slog.NewTextHandler(&buf, nil))}
+	if _, err := p.DeriveKey(context.Background(), []byte("pw"), []byte("0123456789abcdef"), small); err != nil {
+		t.Fatal(err)
+	}
+	p.Close(5 * time.Second) // waits for the child, and so for its stderr
+	logs := buf.String()
+	for _, want := range []string{`stderr="first line"`, `stderr="second line"`, `msg="password hashing process stopped"`} {
+		if !strings.Contains(logs, want) {
+			t.Fatalf("the log has no %s:\n%s", want, logs)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

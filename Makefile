@@ -45,6 +45,7 @@ bench:
 	$(GO) test ./postgres -run '^$$' -bench IsolationTax -benchtime 3s
 	$(GO) test ./policy -run '^$$' -bench Evaluate
 	$(GO) test ./identity -run '^$$' -bench 'Verify'
+	$(GO) test ./identity/hashproc -run '^$$' -bench Check
 	$(GO) test ./httpapi -run '^$$' -bench Refused
 	$(GO) test ./httpapi -run '^$$' -bench OtherTenantsIDs -benchtime 2000x
 

@@ -199,7 +199,11 @@ type Hasher struct {
 	// the calling goroutine. A server gives it a [hashproc.Process], so
 	// that password work runs in a child process at a lower CPU priority,
 	// out of the server's scheduler and heap. Salts, the PHC strings and
-	// the constant-time comparison stay here either way.
+	// the constant-time comparison stay here either way. A slot is held
+	// until DeriveKey returns; a Deriver that returns early when its
+	// caller's context ends bounds the work it leaves running itself
+	// (hashproc's child runs at most GOMAXPROCS at once, and skips work
+	// whose caller has stopped waiting).
 	Deriver KeyDeriver
 
 	once  sync.Once

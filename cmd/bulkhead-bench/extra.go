@@ -75,6 +75,24 @@ func (f floodResult) cpuNote() string {
 		round(f.aloneCPU.self), round(f.floodCPU.self), hash, round(f.aloneCPU.pg), round(f.floodCPU.pg))
 }
 
+// statusNote lists a run's answers by status, in order of status: "401
+// 10, 429 1990"; status 0 is a request that got no answer.
+func statusNote(status map[string]int) string {
+	codes := make([]string, 0, len(status))
+	for c := range status {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = fmt.Sprintf("%s %d", c, status[c])
+	}
+	if len(parts) == 0 {
+		return "no answers"
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (f floodResult) ratio() float64 { return p99Ratio(f.alone, f.quiet) }
 
 func p99Ratio(alone, during attackResult) float64 {
@@ -329,8 +347,8 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 				return out, err
 			}
 			pair := floodResult{name: f.name, control: f.control, alone: alone, flood: fr.r, quiet: qr, aloneCPU: aloneCPU, floodCPU: floodCPU}
-			logf("%s: quiet p99 %s alone, %s during (ratio %.2f); the flood sent %.0f rps, %d of them not refused%s", prefix,
-				round(alone.P99), round(qr.P99), pair.ratio(), fr.r.Rate, int(fr.r.Requests)-fr.r.Status["429"]-fr.r.Status["503"], pair.cpuNote())
+			logf("%s: quiet p99 %s alone, %s during (ratio %.2f); the flood sent %.0f rps, %d of them not refused (%s)%s", prefix,
+				round(alone.P99), round(qr.P99), pair.ratio(), fr.r.Rate, int(fr.r.Requests)-fr.r.Status["429"]-fr.r.Status["503"], statusNote(fr.r.Status), pair.cpuNote())
 			runs[k] = append(runs[k], pair)
 		}
 	}

@@ -123,3 +123,12 @@ func TestChecksCommand(t *testing.T) {
 		t.Errorf("checks 20 100ms wrote %q, want a result with its checks counted", out.String())
 	}
 }
+
+func TestStatusNote(t *testing.T) {
+	if got, want := statusNote(map[string]int{"503": 20788, "0": 3, "401": 12}), "0 3, 401 12, 503 20788"; got != want {
+		t.Errorf("statusNote = %q, want %q", got, want)
+	}
+	if got := statusNote(nil); got != "no answers" {
+		t.Errorf("statusNote(nil) = %q", got)
+	}
+}

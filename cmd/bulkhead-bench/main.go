@@ -26,14 +26,13 @@ import (
 )
 
 func main() {
+	hashproc.MainIf(os.Args, hashWorkerCommand)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
 	switch {
 	case len(os.Args) > 1 && os.Args[1] == "attack":
 		err = attack(ctx, os.Stdin, os.Stdout)
-	case len(os.Args) > 1 && os.Args[1] == hashWorkerCommand:
-		err = hashproc.Run(os.Stdin, os.Stdout, os.Stderr)
 	case len(os.Args) > 1 && os.Args[1] == "checks":
 		err = checks(ctx, os.Args[2:], os.Stdout)
 	default:

@@ -32,13 +32,7 @@ import (
 // password hashing process (this test binary with hash-worker), that
 // process.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == hashWorkerCommand {
-		if err := hashproc.Run(os.Stdin, os.Stdout, os.Stderr); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	hashproc.MainIf(os.Args, hashWorkerCommand)
 	pgtest.Main(m)
 }
 

@@ -397,6 +397,21 @@ func Run(in io.Reader, out, stderr io.Writer) error {
 	return Serve(in, out)
 }
 
+// MainIf makes this process the child, and exits, when it was started as
+// one: when args[1] is command. An executable whose Process runs itself
+// with command calls it first in main, and so does its test binary's
+// TestMain, which the command runs when a test starts a Process.
+func MainIf(args []string, command string) {
+	if len(args) < 2 || args[1] != command {
+		return
+	}
+	if err := Run(os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
 // Niceness is the child's scheduling niceness, the lowest priority. At
 // nice 19 the kernel weighs a thread at about 1/70 of one at nice 0 (the
 // server's, PostgreSQL's), so password work yields the CPUs to them when

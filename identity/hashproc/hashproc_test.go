@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -336,7 +335,9 @@ func TestServeRefuses(t *testing.T) {
 // TestChildStderrLogged: with a Logger, each line the child writes to
 // its stderr becomes one record of the parent's log.
 func TestChildStderrLogged(t *testing.T) {
-	var buf syncBuffer
+	// Close returns after the child's stderr and the log of its end are
+	// written, so the buffer needs no lock of its own.
+	var buf bytes.Buffer
 	p := &Process{Command: command("complain"), Logger: slog.New(slog.NewTextHandler(&buf, nil))}
 	if _, err := p.DeriveKey(context.Background(), []byte("pw"), []byte("0123456789abcdef"), small); err != nil {
 		t.Fatal(err)
@@ -347,59 +348,5 @@ func TestChildStderrLogged(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Fatalf("the log has no %s:\n%s", want, logs)
 		}
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// BenchmarkCheck times a Hasher's password check with the work in this
-// process and in a child, and reports the child's time over the
-// in-process time (process/inline): what the pipe and the JSON cost. With
-// the default parameters the check itself dominates; with the smallest
-// the cost of the round trip shows.
-func BenchmarkCheck(b *testing.B) {
-	for _, c := range []struct {
-		name string
-		p    identity.Params
-	}{{"default", identity.DefaultParams()}, {"smallest", small}} {
-		b.Run(c.name, func(b *testing.B) {
-			p := &Process{Command: command("serve")}
-			defer p.Close(5 * time.Second)
-			ctx := context.Background()
-			inline, remote := &identity.Hasher{Params: c.p}, &identity.Hasher{Params: c.p, Deriver: p}
-			hash, err := inline.Hash(ctx, "correct horse")
-			if err != nil {
-				b.Fatal(err)
-			}
-			var took [2]time.Duration
-			for b.Loop() {
-				for i, h := range []*identity.Hasher{inline, remote} {
-					start := time.Now()
-					if ok, err := h.Check(ctx, hash, "correct horse"); err != nil || !ok {
-						b.Fatalf("check: %v, %v", ok, err)
-					}
-					took[i] += time.Since(start)
-				}
-			}
-			b.ReportMetric(float64(took[0].Microseconds())/float64(b.N), "inline-µs/check")
-			b.ReportMetric(float64(took[1].Microseconds())/float64(b.N), "process-µs/check")
-			b.ReportMetric(float64(took[1])/float64(took[0]), "process/inline")
-		})
 	}
 }

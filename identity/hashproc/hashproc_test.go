@@ -77,7 +77,9 @@ func TestDeriveKeyMatchesInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	salt := []byte("0123456789abcdef")
-	for _, pw := range []string{"correct horse", "x", strings.Repeat("é", identity.MaxPasswordLen/2)} {
+	// Any bytes a login's JSON can carry: a newline (the pipe's framing),
+	// quotes, bytes that are not UTF-8, the longest password.
+	for _, pw := range []string{"correct horse", "x", "line\nbreak\r\n", `"},{"id":1}`, "\xff\xfe\x00", strings.Repeat("é", identity.MaxPasswordLen/2)} {
 		got, err := p.DeriveKey(context.Background(), []byte(pw), salt, small)
 		if err != nil {
 			t.Fatal(err)

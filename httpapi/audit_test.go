@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -333,5 +334,43 @@ func TestAuditClipsLongPaths(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT count(*), max(octet_length(event::text)) FROM bulkhead_audit.inbox
 		WHERE event->>'resource' LIKE '%xxxxxxxxxx%'`).Scan(&n, &longest); err != nil || n != 3 || longest > 2000 {
 		t.Fatalf("%d events for the long paths, the longest %d bytes (%v); want 3 of at most 2000", n, longest, err)
+	}
+}
+
+// hashing is a password hashing process for the metrics: its pid and
+// starts, as set.
+type hashing struct {
+	pid    int
+	starts uint64
+}
+
+func (h *hashing) Pid() int       { return h.pid }
+func (h *hashing) Starts() uint64 { return h.starts }
+
+// TestHashingMetrics: the metrics say whether the hashing process runs,
+// and how many times it was started.
+func TestHashingMetrics(t *testing.T) {
+	m := httpapi.NewMetrics()
+	h := &hashing{pid: 4242, starts: 3}
+	m.WatchHashing(h)
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	for _, c := range []struct {
+		pid  int
+		want []string
+	}{
+		{4242, []string{"bulkhead_password_hashing_up 1", "bulkhead_password_hashing_starts_total 3"}},
+		{0, []string{"bulkhead_password_hashing_up 0", "bulkhead_password_hashing_starts_total 3"}},
+	} {
+		h.pid = c.pid
+		b := scrape()
+		for _, want := range c.want {
+			if !strings.Contains(b, want+"\n") {
+				t.Errorf("pid %d: metrics lack %q", c.pid, want)
+			}
+		}
 	}
 }

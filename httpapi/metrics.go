@@ -192,6 +192,43 @@ func (m *Metrics) WatchAlarms(a *audit.Alarms) {
 	m.reg.MustRegister(alarmCollector{a})
 }
 
+// HashingProcess is what the metrics read of a password hashing process
+// (hashproc.Process): its pid (0 when none is running) and how many times
+// it has been started.
+type HashingProcess interface {
+	Pid() int
+	Starts() uint64
+}
+
+// WatchHashing exports whether the password hashing process is running,
+// as bulkhead_password_hashing_up, and how many times it has been
+// started, as bulkhead_password_hashing_starts_total: more than one start
+// means it ended and was restarted.
+func (m *Metrics) WatchHashing(p HashingProcess) {
+	m.reg.MustRegister(hashingCollector{p})
+}
+
+var (
+	hashingUpDesc     = prometheus.NewDesc("bulkhead_password_hashing_up", "1 when the password hashing process is running, 0 when it is not (ended, being restarted).", nil, nil)
+	hashingStartsDesc = prometheus.NewDesc("bulkhead_password_hashing_starts_total", "Starts of the password hashing process, the first included.", nil, nil)
+)
+
+type hashingCollector struct{ p HashingProcess }
+
+func (c hashingCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- hashingUpDesc
+	ch <- hashingStartsDesc
+}
+
+func (c hashingCollector) Collect(ch chan<- prometheus.Metric) {
+	up := 0.0
+	if c.p.Pid() != 0 {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(hashingUpDesc, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(hashingStartsDesc, prometheus.CounterValue, float64(c.p.Starts()))
+}
+
 var alarmsDesc = prometheus.NewDesc("bulkhead_alarms_firing", "Alarms firing now, by rule.", []string{"rule"}, nil)
 
 type alarmCollector struct{ a *audit.Alarms }

@@ -33,7 +33,7 @@ func TestServePasswordHashing(t *testing.T) {
 	started := regexp.MustCompile(`password hashing process started.*pid=(\d+)`)
 	for _, mode := range []string{"process", "inline"} {
 		t.Run(mode, func(t *testing.T) {
-			stdout, stderr, stop := start(t, "serve", "--addr", "127.0.0.1:0", "--password-hashing", mode, "--password-checks", "100")
+			stdout, stderr, stop := start(t, "serve", "--addr", "127.0.0.1:0", "--password-hashing", mode, "--password-checks", "100", "--metrics-addr", "127.0.0.1:0")
 			re := regexp.MustCompile(`serving on (http://\S+)`)
 			waitFor(t, "the server", stderr, func() bool { return re.MatchString(stdout.String()) })
 			base := re.FindStringSubmatch(stdout.String())[1]
@@ -98,6 +98,22 @@ func TestServePasswordHashing(t *testing.T) {
 			}
 			m = all[1]
 			pid, _ = strconv.Atoi(m[1])
+			// The metrics say so: running, started twice.
+			maddr := regexp.MustCompile(`msg="serving metrics" addr=(\S+)`).FindStringSubmatch(stderr.String())
+			if maddr == nil {
+				t.Fatalf("no metrics address in the log:\n%s", stderr.String())
+			}
+			res, err := http.Get("http://" + maddr[1] + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			for _, want := range []string{"bulkhead_password_hashing_up 1\n", "bulkhead_password_hashing_starts_total 2\n"} {
+				if !strings.Contains(string(b), want) {
+					t.Fatalf("metrics lack %q", want)
+				}
+			}
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}

@@ -239,6 +239,7 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 			return nil, err
 		}
 		hasher.Deriver = hashing
+		metrics.WatchHashing(hashing)
 	}
 	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer, Metrics: metrics, Alarms: alarms, Limits: limits, Hasher: hasher,
 		AnonymousRefusals:      httpapi.Bucket{Rate: float64(o.anonDenials), Burst: 10 * o.anonDenials},

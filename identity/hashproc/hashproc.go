@@ -94,6 +94,7 @@ type Process struct {
 	cur     *child
 	started time.Time
 	closed  bool
+	starts  atomic.Uint64
 }
 
 // child is one run of the child process.
@@ -161,8 +162,13 @@ func (p *Process) child() (*child, error) {
 		return nil, fail(err)
 	}
 	p.cur = c
+	p.starts.Add(1)
 	return c, nil
 }
+
+// Starts returns how many times a child has been started: once at the
+// start, and once more for each restart after a child ended.
+func (p *Process) Starts() uint64 { return p.starts.Load() }
 
 func fail(cause error) error {
 	e := fault.From(ErrUnavailable, fmt.Errorf("password hashing process: %w", cause))

@@ -195,6 +195,9 @@ func TestChildCrashes(t *testing.T) {
 	if _, err := p.DeriveKey(context.Background(), []byte("pw"), salt, small); err != nil {
 		t.Fatalf("after the restart: %v", err)
 	}
+	if n := p.Starts(); n != 2 {
+		t.Fatalf("Starts() = %d after a crash and a restart, want 2", n)
+	}
 }
 
 // TestMalformedAnswer: a child whose output is not answers is killed,

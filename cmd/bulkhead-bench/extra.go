@@ -112,7 +112,7 @@ type floodKind struct {
 }
 
 // floodKeys are the keys of the floods, in the order they run.
-var floodKeys = []string{"paced", "paced-null", "paced-niced", "paced-null-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "logins-direct", "logins-process", "expensive", "expensive-plan", "expensive-direct", "closed-niced", "closed"}
+var floodKeys = []string{"paced", "paced-null", "paced-niced", "paced-null-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "logins-direct", "logins-hashing", "logins-process", "expensive", "expensive-plan", "expensive-direct", "closed-niced", "closed"}
 
 // noisyConfig is what --noisy runs: each side for d, each flood started
 // lead before the quiet tenant is measured, the paced floods at
@@ -269,7 +269,8 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		{"expensive", fmt.Sprintf("%d rps of queries that scan all of a tenant's 300,000 rows", floodRate), floodRate, false, heavy, false, nil},
 		{"expensive-plan", fmt.Sprintf("%d rps of the same scans (the basic plan's rate)", planRate), planRate, false, heavy, false, nil},
 		{key: "expensive-direct", name: fmt.Sprintf("control: the same scans through the library, one at a time at the basic plan's %s of statement time a second", httpapi.DefaultLimits["basic"].StatementTime), control: true, direct: heavyDirect},
-		{key: "logins-direct", name: fmt.Sprintf("control: password checks in this process at the server's budget (%.0f a second), without HTTP", httpapi.DefaultPasswordChecks().Rate), control: true, direct: pacedChecks(httpapi.DefaultPasswordChecks().Rate)},
+		{key: "logins-direct", name: fmt.Sprintf("control: password checks in this process at the server's budget (%.0f a second), without HTTP", httpapi.DefaultPasswordChecks().Rate), control: true, direct: pacedChecks(httpapi.DefaultPasswordChecks().Rate, false)},
+		{key: "logins-hashing", name: fmt.Sprintf("control: the same checks through a password hashing process at nice 19, as the server's (%.0f a second)", httpapi.DefaultPasswordChecks().Rate), control: true, direct: pacedChecks(httpapi.DefaultPasswordChecks().Rate, true)},
 		{key: "logins-process", name: fmt.Sprintf("control: the same checks in a process of their own (%.0f a second)", httpapi.DefaultPasswordChecks().Rate), control: true, direct: checksProcess(httpapi.DefaultPasswordChecks().Rate)},
 		{"closed-niced", "32 clients, closed loop, load process niced", 0, true, getTargets(bulk, noisy), false, nil},
 		{"closed", "32 clients, closed loop", 0, false, getTargets(bulk, noisy), false, nil},
@@ -417,15 +418,29 @@ func runPaced(ctx context.Context, name string, d time.Duration, work func() err
 // bounds the floods of logins from many addresses. What it does to the
 // quiet tenant is what the checks the budget allows cost, without the
 // flood's HTTP requests.
-func pacedChecks(perSecond float64) func(context.Context, time.Duration) (attackResult, error) {
+//
+// With child, the hasher sends its work to a password hashing process of
+// its own, started for the run, as the bench's server does by default:
+// the checks the budget allows, where the server runs them, still
+// without the flood's HTTP requests.
+func pacedChecks(perSecond float64, child bool) func(context.Context, time.Duration) (attackResult, error) {
 	return func(ctx context.Context, d time.Duration) (attackResult, error) {
 		h := &identity.Hasher{}
+		name := "logins-direct"
+		if child {
+			p, err := startHashing()
+			if err != nil {
+				return attackResult{}, fmt.Errorf("logins-hashing: %w", err)
+			}
+			defer p.Close(5 * time.Second)
+			h.Deriver, name = p, "logins-hashing"
+		}
 		every := time.Duration(float64(time.Second) / perSecond)
 		check := func() error {
 			_, err := h.Check(ctx, "", "guess")
 			return err
 		}
-		return runPaced(ctx, "logins-direct", d, check, func(took time.Duration) time.Duration { return every - took })
+		return runPaced(ctx, name, d, check, func(took time.Duration) time.Duration { return every - took })
 	}
 }
 
@@ -464,7 +479,7 @@ func checks(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil || d <= 0 || d > 10*time.Minute {
 		return fmt.Errorf("checks: the duration must be above 0 and at most 10m: %q", args[1])
 	}
-	r, err := pacedChecks(rate)(ctx, d)
+	r, err := pacedChecks(rate, false)(ctx, d)
 	if err != nil {
 		return err
 	}

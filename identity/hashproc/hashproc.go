@@ -99,11 +99,14 @@ type Process struct {
 
 // child is one run of the child process.
 type child struct {
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	wmu  sync.Mutex // one writer at a time on in
-	mu   sync.Mutex // guards calls, next and err
-	next uint64
+	cmd *exec.Cmd
+	in  *os.File // the write end of the child's standard input
+	// wslot is held by the one writer on in at a time; a channel rather
+	// than a mutex, so that a caller waiting for it can give up when its
+	// context ends.
+	wslot chan struct{}
+	mu    sync.Mutex // guards calls, next and err
+	next  uint64
 	// calls are the derivations sent and not answered yet.
 	calls map[uint64]chan answer
 	err   error         // why the child ended, once it has
@@ -177,12 +180,17 @@ func fail(cause error) error {
 }
 
 func start(cmd *exec.Cmd, log *slog.Logger) (*child, error) {
-	in, err := cmd.StdinPipe()
+	// The pipe is made here rather than by cmd.StdinPipe, so that writes
+	// to it can be given a deadline.
+	r, in, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
+	cmd.Stdin = r
 	out, err := cmd.StdoutPipe()
 	if err != nil {
+		r.Close()
+		in.Close()
 		return nil, err
 	}
 	if cmd.Stderr == nil {
@@ -191,10 +199,13 @@ func start(cmd *exec.Cmd, log *slog.Logger) (*child, error) {
 			cmd.Stderr = &lineLog{log: log}
 		}
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	r.Close() // the child has its own copy, or there is no child
+	if err != nil {
+		in.Close()
 		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
-	c := &child{cmd: cmd, in: in, calls: map[uint64]chan answer{}, done: make(chan struct{})}
+	c := &child{cmd: cmd, in: in, wslot: make(chan struct{}, 1), calls: map[uint64]chan answer{}, done: make(chan struct{})}
 	if log != nil {
 		log.Info("password hashing process started", "pid", cmd.Process.Pid)
 	}
@@ -276,8 +287,17 @@ func (c *child) read(out io.Reader, log *slog.Logger) {
 	close(c.done)
 }
 
-// send writes req to the child and returns the channel its answer comes on.
-func (c *child) send(req request) (chan answer, error) {
+// errNotSent says a request was not written because its caller's
+// context ended first.
+var errNotSent = errors.New("the context ended before the request was written")
+
+// send writes req to the child and returns the channel its answer comes
+// on. It gives up when ctx ends before the request is written, so that
+// a child that has stopped reading, with the pipe full, does not hold
+// callers past their contexts: it returns errNotSent then, and the
+// request is not sent. A request cut off part-way leaves the pipe
+// unreadable, so the child is killed and restarted by a later call.
+func (c *child) send(ctx context.Context, req request) (chan answer, error) {
 	ch := make(chan answer, 1)
 	c.mu.Lock()
 	if c.calls == nil {
@@ -294,14 +314,61 @@ func (c *child) send(req request) (chan answer, error) {
 		c.forget(req.ID)
 		return nil, err
 	}
-	c.wmu.Lock()
-	_, err = c.in.Write(append(line, '\n'))
-	c.wmu.Unlock()
+	select {
+	case c.wslot <- struct{}{}:
+	case <-ctx.Done():
+		c.forget(req.ID)
+		return nil, errNotSent
+	case <-c.done:
+		c.forget(req.ID)
+		return nil, c.err
+	}
+	n, err := c.write(ctx, append(line, '\n'))
+	<-c.wslot
 	if err != nil {
 		c.forget(req.ID)
+		if n > 0 {
+			_ = c.cmd.Process.Kill()
+			return nil, fmt.Errorf("writing to the child: cut off after %d bytes: %w", n, err)
+		}
+		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, errNotSent
+		}
 		return nil, fmt.Errorf("writing to the child: %w", err)
 	}
 	return ch, nil
+}
+
+// write writes line to the child, ending the write when ctx ends. The
+// caller holds wslot. A line of at most PIPE_BUF bytes (4 KiB on Linux,
+// which every request without a long password fits) is written whole or
+// not at all.
+func (c *child) write(ctx context.Context, line []byte) (int, error) {
+	d, _ := ctx.Deadline() // zero when there is none
+	if err := c.in.SetWriteDeadline(d); err != nil {
+		// Not a pipe the runtime can poll: write without a deadline.
+		return c.in.Write(line)
+	}
+	// A context canceled without a deadline ends the write too; the
+	// flag keeps a cancellation that comes after the write from moving
+	// the next writer's deadline.
+	var (
+		mu      sync.Mutex
+		writing = true
+	)
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if writing {
+			_ = c.in.SetWriteDeadline(time.Now())
+		}
+	})
+	n, err := c.in.Write(line)
+	stop()
+	mu.Lock()
+	writing = false
+	mu.Unlock()
+	return n, err
 }
 
 func (c *child) forget(id uint64) {
@@ -327,8 +394,11 @@ func (p *Process) DeriveKey(ctx context.Context, password, salt []byte, prm iden
 	if d, ok := ctx.Deadline(); ok {
 		req.Deadline = d.UnixMilli()
 	}
-	ch, err := c.send(req)
+	ch, err := c.send(ctx, req)
 	if err != nil {
+		if errors.Is(err, errNotSent) {
+			return nil, canceled(ctx)
+		}
 		return nil, fail(err)
 	}
 	select {
@@ -381,12 +451,25 @@ func (p *Process) Close(grace time.Duration) error {
 		return nil
 	}
 	c.stopping.Store(true)
-	c.wmu.Lock()
-	c.in.Close()
-	c.wmu.Unlock()
+	// Close the input between two requests, so that the child sees a
+	// clean end; a writer that does not let go within grace (a child
+	// that has stopped reading) gets its input closed under it.
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case c.wslot <- struct{}{}:
+		c.in.Close()
+		<-c.wslot
+	case <-c.done:
+	case <-timer.C:
+		c.in.Close()
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		return nil
+	}
 	select {
 	case <-c.done:
-	case <-time.After(grace):
+	case <-timer.C:
 		_ = c.cmd.Process.Kill()
 		<-c.done
 	}
@@ -433,6 +516,12 @@ const Niceness = 19
 // flight is answered, and an error for input that is not a derivation
 // (the parent never sends one) or when out cannot be written.
 func Serve(in io.Reader, out io.Writer) error {
+	return serveBounded(in, out, runtime.GOMAXPROCS(0), derive)
+}
+
+// serveBounded is Serve with the bound and the derivation as
+// parameters, for the tests.
+func serveBounded(in io.Reader, out io.Writer, limit int, derive func(request) answer) error {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, 1024), maxLine)
 	w := bufio.NewWriter(out)
@@ -440,7 +529,7 @@ func Serve(in io.Reader, out io.Writer) error {
 		mu    sync.Mutex
 		werr  error
 		wg    sync.WaitGroup
-		slots = make(chan struct{}, runtime.GOMAXPROCS(0))
+		slots = make(chan struct{}, limit)
 		reply = func(a answer) {
 			line, _ := json.Marshal(a) // answer has nothing json.Marshal refuses
 			mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 
 // childEnv makes the test binary act as a child: "serve" runs Run,
 // "crash" exits after reading one request, "garbage" answers nonsense,
-// "stall" reads and never answers.
+// "stall" reads and never answers, "wedged" never reads at all.
 const childEnv = "HASHPROC_TEST_CHILD"
 
 func TestMain(m *testing.M) {
@@ -49,6 +50,8 @@ func TestMain(m *testing.M) {
 		io.Copy(io.Discard, os.Stdin)
 	case "stall":
 		io.Copy(io.Discard, os.Stdin)
+	case "wedged":
+		time.Sleep(time.Hour) // the tests kill it
 	}
 	os.Exit(0)
 }
@@ -236,6 +239,77 @@ func TestCanceled(t *testing.T) {
 	}
 }
 
+// TestWedgedChild: a child that stops reading its input (stopped,
+// swapped out, stuck) fills the pipe. Callers whose context ends while
+// their request waits to be written return ErrCanceled rather than
+// blocking in the write, and Close still ends the child. Each request
+// carries the longest password, so that a few dozen fill the pipe.
+func TestWedgedChild(t *testing.T) {
+	p := newProcess(t, "wedged")
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	child := p.cur
+	pw := bytes.Repeat([]byte{'x'}, identity.MaxPasswordLen)
+	salt := []byte("0123456789abcdef")
+	finished := make(chan error)
+	go func() {
+		for i := 0; i < 200; i++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+			_, err := p.DeriveKey(ctx, pw, salt, small)
+			cancel()
+			if !errors.Is(err, identity.ErrCanceled) {
+				finished <- fmt.Errorf("call %d: %v, want ErrCanceled", i, err)
+				return
+			}
+		}
+		// A context without a deadline, canceled while its request
+		// waits behind the full pipe.
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(50*time.Millisecond, cancel)
+		if _, err := p.DeriveKey(ctx, pw, salt, small); !errors.Is(err, identity.ErrCanceled) {
+			finished <- fmt.Errorf("canceled call: %v, want ErrCanceled", err)
+			return
+		}
+		finished <- nil
+	}()
+	select {
+	case err := <-finished:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a call to a wedged child is still blocked 30 s after its context ended")
+	}
+	// A caller that never gives up, blocked in the write when the
+	// server shuts down: Close still ends the child, and the caller
+	// gets ErrUnavailable.
+	stuck := make(chan error)
+	go func() {
+		_, err := p.DeriveKey(context.Background(), pw, salt, small)
+		stuck <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let it reach the write; it passes either way
+	closed := make(chan error)
+	go func() { closed <- p.Close(100 * time.Millisecond) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close of a wedged child has not returned in 30 s")
+	}
+	if child.cmd.ProcessState == nil {
+		t.Fatal("the wedged child was not ended")
+	}
+	select {
+	case err := <-stuck:
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("a call blocked when the child was closed: %v, want ErrUnavailable", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a call blocked in the write outlived Close by 30 s")
+	}
+}
+
 func TestClose(t *testing.T) {
 	p := newProcess(t, "serve")
 	if err := p.Start(); err != nil {
@@ -334,6 +408,69 @@ func TestServeRefuses(t *testing.T) {
 	}
 	if _, err := serve(t, `{"id":1,"pw":"`+strings.Repeat("A", maxLine)+`"}`); err == nil {
 		t.Fatal("an overlong line was read")
+	}
+}
+
+// TestServeBound: the child runs at most its bound of derivations at
+// once (GOMAXPROCS in Serve); the others wait, unread, until one ends.
+// The derivations here block until the test lets each go.
+func TestServeBound(t *testing.T) {
+	const limit, total = 2, 6
+	var (
+		mu        sync.Mutex
+		running   int
+		most      int
+		started   = make(chan uint64, total)
+		release   = make(chan struct{})
+		lines     []string
+		out       bytes.Buffer
+		served    = make(chan error, 1)
+		blockedOn = func(req request) answer {
+			mu.Lock()
+			running++
+			most = max(most, running)
+			mu.Unlock()
+			started <- req.ID
+			<-release
+			mu.Lock()
+			running--
+			mu.Unlock()
+			return answer{ID: req.ID, Key: []byte("k")}
+		}
+	)
+	for id := uint64(1); id <= total; id++ {
+		lines = append(lines, line(t, request{ID: id}))
+	}
+	go func() {
+		served <- serveBounded(strings.NewReader(strings.Join(lines, "\n")+"\n"), &out, limit, blockedOn)
+	}()
+	for range limit {
+		<-started
+	}
+	// With the bound's derivations held, no other may start. A child
+	// without the bound starts the rest at once; the wait only gives it
+	// the time to, and the test passes however long it is.
+	select {
+	case id := <-started:
+		t.Fatalf("request %d started with %d derivations running, the bound", id, limit)
+	case <-time.After(100 * time.Millisecond):
+	}
+	// Each one let go lets one more in, until all have run.
+	for n := limit; n < total; n++ {
+		release <- struct{}{}
+		<-started
+	}
+	for range limit {
+		release <- struct{}{}
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if most != limit {
+		t.Fatalf("at most %d derivations ran at once, want %d", most, limit)
+	}
+	if n := strings.Count(out.String(), "\n"); n != total {
+		t.Fatalf("%d answers, want %d", n, total)
 	}
 }
 

@@ -127,6 +127,7 @@ type noisyConfig struct {
 	only                         map[string]bool
 	meter                        cpuMeter
 	profile, profileFlood        string
+	timeline                     bool
 }
 
 // runNoisy measures a quiet tenant's get-by-id latency while a basic-plan
@@ -350,6 +351,10 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 			pair := floodResult{name: f.name, control: f.control, alone: alone, flood: fr.r, quiet: qr, aloneCPU: aloneCPU, floodCPU: floodCPU}
 			logf("%s: quiet p99 %s alone, %s during (ratio %.2f); the flood sent %.0f rps, %d of them not refused (%s)%s", prefix,
 				round(alone.P99), round(qr.P99), pair.ratio(), fr.r.Rate, int(fr.r.Requests)-fr.r.Status["429"]-fr.r.Status["503"], statusNote(fr.r.Status), pair.cpuNote())
+			if cfg.timeline {
+				logf("%s: quiet p99 by second, alone: %s", prefix, timelineNote(bySecond(alone.Latencies, d)))
+				logf("%s: quiet p99 by second, during: %s", prefix, timelineNote(bySecond(qr.Latencies, d)))
+			}
 			runs[k] = append(runs[k], pair)
 		}
 	}
@@ -498,6 +503,32 @@ func idleAfter(took, perSecond time.Duration) time.Duration {
 // rounds together: with 5 rounds of 10 s at 200 requests a second, each
 // p99 rests on 100 requests rather than one round's 20, so it moves less
 // with one slow moment than the median round's ratio does.
+// bySecond splits latencies, in the order their requests were sent, into
+// one part for each whole second of d and returns each part's p99. With
+// the quiet tenant paced, each part is the requests of one second; in a
+// closed loop, an equal share of them, which is close to a second.
+func bySecond(lat []time.Duration, d time.Duration) []time.Duration {
+	n := max(1, int(d/time.Second))
+	if len(lat) == 0 {
+		return nil
+	}
+	n = min(n, len(lat))
+	out := make([]time.Duration, 0, n)
+	for i := range n {
+		out = append(out, quantile(lat[i*len(lat)/n:(i+1)*len(lat)/n], 0.99))
+	}
+	return out
+}
+
+// timelineNote prints bySecond's p99s in milliseconds.
+func timelineNote(ps []time.Duration) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = strconv.FormatFloat(float64(p)/float64(time.Millisecond), 'f', 1, 64)
+	}
+	return strings.Join(parts, " ") + " (ms)"
+}
+
 func pooledRatio(rs []floodResult) float64 {
 	var alone, during []time.Duration
 	for _, r := range rs {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,5 +131,33 @@ func TestStatusNote(t *testing.T) {
 	}
 	if got := statusNote(nil); got != "no answers" {
 		t.Errorf("statusNote(nil) = %q", got)
+	}
+}
+
+// TestBySecond: the latencies, in the order sent, split into one part per
+// second of the run; a slow moment shows in its own second only.
+func TestBySecond(t *testing.T) {
+	ms := time.Millisecond
+	var ls []time.Duration
+	for i := range 300 { // three seconds at 100 a second
+		ls = append(ls, time.Duration(1+i%3)*ms)
+	}
+	ls[150], ls[151] = 90*ms, 80*ms // the middle second's slow two percent
+	got := bySecond(ls, 3*time.Second)
+	want := []time.Duration{3 * ms, 80 * ms, 3 * ms}
+	if !slices.Equal(got, want) {
+		t.Errorf("bySecond = %v, want %v", got, want)
+	}
+	if got := timelineNote(got); got != "3.0 80.0 3.0 (ms)" {
+		t.Errorf("timelineNote = %q", got)
+	}
+	if got := bySecond(ls[:2], 10*time.Second); len(got) != 2 {
+		t.Errorf("two latencies over 10 s: %v, want a part for each", got)
+	}
+	if got := bySecond(ls, 500*time.Millisecond); len(got) != 1 {
+		t.Errorf("a run shorter than a second: %v, want one part", got)
+	}
+	if got := bySecond(nil, 3*time.Second); got != nil {
+		t.Errorf("no latencies: %v, want none", got)
 	}
 }

@@ -69,6 +69,7 @@ func run(ctx context.Context, args []string) error {
 	noisy := fs.Bool("noisy", true, "measure a quiet tenant's p99 alone and while a basic-plan tenant floods the API")
 	floodRate := fs.Int("flood-rate", 2000, "requests per second of the paced flood in --noisy (the basic plan allows 50)")
 	lead := fs.Duration("flood-lead", 200*time.Millisecond, "how long each flood of --noisy runs before the quiet tenant is measured; longer leads measure the flood after its bursts are spent")
+	timeline := fs.Bool("timeline", false, "after each round of --noisy, also print the quiet tenant's p99 second by second, alone and during the flood, to see when in a round its slow requests came")
 	quietRate := fs.Int("quiet-rate", 0, "pace the quiet tenant of --noisy at this many requests per second (an open loop; 200 is its premium plan's rate) instead of a closed loop of 2 clients, which saturates the machine on its own")
 	floods := fs.String("floods", "", "comma-separated floods for --noisy to run (default all): "+strings.Join(floodKeys, ", "))
 	scale := fs.String("scale", "", "comma-separated tenant counts (e.g. 10,1000,100000): onboard pool tenants up to each and measure get-by-id latency")
@@ -242,7 +243,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	var noisyRes noisyReport
 	if *noisy {
-		cfg := noisyConfig{d: *duration, lead: *lead, warmup: *warmup, floodRate: *floodRate, quietRate: *quietRate, rounds: *rounds, only: only, meter: meter}
+		cfg := noisyConfig{d: *duration, lead: *lead, warmup: *warmup, floodRate: *floodRate, quietRate: *quietRate, rounds: *rounds, only: only, meter: meter, timeline: *timeline}
 		if flood, ok := strings.CutPrefix(*profileScenario, "flood "); ok {
 			cfg.profile, cfg.profileFlood = *cpuprofile, flood
 		}

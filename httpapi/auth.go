@@ -72,6 +72,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	// check. It is not a failed login.
 	if !s.loginCheck(w, r, req.Tenant) {
 		failed = false
+		// It takes from the source's share of denials, though, so that
+		// one address sending logins faster than the checks can run
+		// soon gets 429 too_many_refusals, held, before it costs a body
+		// read and a budget lookup each.
+		s.anon.spend(sourceIP(r), time.Now())
 		return
 	}
 	ctx := r.Context()

@@ -992,6 +992,52 @@ func TestLoginShareOfATenant(t *testing.T) {
 	busy("a fifth invalid name", login("-", "wrong"))
 }
 
+// TestBusyLoginsSpendTheAddressShare: logins refused because the
+// password checks are busy are not failed logins, but each takes from
+// its address's share of denials, so one address that keeps sending
+// them soon gets 429 too_many_refusals before its body is read. Another
+// address naming the same tenant still gets the 503, and one naming
+// another tenant still has its password checked: the 429 is that
+// address's alone.
+func TestBusyLoginsSpendTheAddressShare(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t, apitest.Options{Config: func(c *httpapi.Config) {
+		c.PasswordChecks = httpapi.Bucket{Rate: 0.001, Burst: 16} // shares of 4
+		c.AnonymousRefusals = httpapi.Bucket{Rate: 0.001, Burst: 5}
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
+		c.RefusalPause = -1
+	}})
+	s.CreateTenant(t, "acme", "pool") // four checks, two of acme's logins
+	login := func(addr, slug string) *apitest.Response {
+		return s.Do(t, "POST", "/v1/auth/token", "", map[string]string{"tenant": slug, "email": "admin@" + slug + ".test", "password": "wrong"},
+			"X-Forwarded-For", addr)
+	}
+	const flooder, other = "198.51.100.1", "198.51.100.2"
+	// Two failed logins (two denials of the flooder's five), then acme's
+	// share is spent: three busy answers take the rest.
+	for i := range 2 {
+		if r := login(flooder, "acme"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("failed login %d within acme's share: %s; want 401", i, r)
+		}
+	}
+	for i := range 3 {
+		if r := login(flooder, "acme"); r.Status != http.StatusServiceUnavailable || r.Code() != "tenant_logins_busy" {
+			t.Fatalf("busy login %d: %s; want 503 tenant_logins_busy", i, r)
+		}
+	}
+	for i, slug := range []string{"acme", "globex", "acme"} {
+		if r := login(flooder, slug); r.Status != http.StatusTooManyRequests || r.Code() != "too_many_refusals" || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("login %d naming %s from the address past its share: %s; want 429 too_many_refusals", i, slug, r)
+		}
+	}
+	if r := login(other, "acme"); r.Status != http.StatusServiceUnavailable || r.Code() != "tenant_logins_busy" {
+		t.Fatalf("another address naming acme: %s; want 503 tenant_logins_busy", r)
+	}
+	if r := login(other, "globex"); r.Status != http.StatusUnauthorized {
+		t.Fatalf("another address naming another tenant: %s; want its password checked, 401", r)
+	}
+}
+
 // TestPasswordChecksShareOfATenant: the users one tenant creates take at
 // most a quarter of the server's budget of password checks, so a tenant
 // creating users as fast as it can leaves the budget to the other tenants'

@@ -31,8 +31,12 @@ var DefaultAnonymousRefusals = Bucket{Rate: 20, Burst: 200}
 // DefaultAnonymousRefusalsTotal is how many denials of requests without a
 // principal the whole server gives, from all sources together, before
 // the rest get 429 too_many_refusals: it bounds a flood from many
-// addresses, each within its share.
-var DefaultAnonymousRefusalsTotal = Bucket{Rate: 100, Burst: 1000}
+// addresses, each within its share. Its burst is one second's worth:
+// a burst of ten seconds' worth let a flood's first half second bring a
+// thousand signature checks and audited denials at once, which raised
+// a quiet tenant's p99 in the bench several times more than the steady
+// rate did (docs/PERFORMANCE.md).
+var DefaultAnonymousRefusalsTotal = Bucket{Rate: 100, Burst: 100}
 
 // DefaultFailedLogins is how many failed logins each source may have
 // before its logins get 429 too_many_refusals without a password check.
@@ -213,6 +217,20 @@ func (t *anonTally) over(addr netip.Addr, code string, now time.Time) (retry tim
 	}
 	s.count(code, now)
 	return untilOne(tokens, t.bucket.Rate), true
+}
+
+// spend takes one from addr's share when it has one, without counting a
+// denial and without the server's total: for answers that are not
+// denials, and that take nothing from anyone else's share, but that one
+// source sending many of should still run out of share for, such as
+// logins refused because the password checks are busy.
+func (t *anonTally) spend(addr netip.Addr, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.source(addr, now)
+	if s.bucket.TokensAt(now) >= 1 {
+		s.bucket.ReserveN(now, 1)
+	}
 }
 
 // begin admits a request from addr whose outcome is not known yet, such

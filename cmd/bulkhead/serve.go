@@ -73,7 +73,7 @@ func (o *serveOptions) register(fs interface {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this separate (admin) address, e.g. 127.0.0.1:9090; none by default")
 	fs.IntVar(&o.anonDenials, "anonymous-denials", int(httpapi.DefaultAnonymousRefusals.Rate), "denials per second (burst ten times as many) each client address may get for requests without valid credentials; past it, 429 too_many_refusals (see docs/api.md#limits-per-plan)")
 	fs.IntVar(&o.checks, "password-checks", int(httpapi.DefaultPasswordChecks().Rate), "password checks per second (burst twice as many) the whole server may start, for logins and new users' passwords; past it, 503 password_checks_busy before any password is checked; logins naming one tenant take a quarter at most (the default is 2 for each CPU)")
-	fs.IntVar(&o.anonTotal, "anonymous-denials-total", int(httpapi.DefaultAnonymousRefusalsTotal.Rate), "denials per second (burst ten times as many) the whole server gives to requests without valid credentials, from all addresses together; past it, 429 too_many_refusals, and tokens the server has not seen pass are not checked")
+	fs.IntVar(&o.anonTotal, "anonymous-denials-total", int(httpapi.DefaultAnonymousRefusalsTotal.Rate), "denials per second (burst as many) the whole server gives to requests without valid credentials, from all addresses together; past it, 429 too_many_refusals, and tokens the server has not seen pass are not checked")
 	fs.IntVar(&o.failedLogin, "failed-logins", int(httpapi.DefaultFailedLogins.Rate), "failed logins per second (burst ten times as many) each client address may have; past it, its logins get 429 too_many_refusals before any password is checked")
 	fs.StringVar(&o.hashing, "password-hashing", "process", `where argon2id password work runs: "process" (a child process of this executable at nice 19, out of the server's scheduler and heap, so that logins slow tenants' requests less) or "inline" (in the server's process)`)
 	fs.StringVar(&o.proxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the reverse proxies in front of the server: a request from one of them is put down to the rightmost address in X-Forwarded-For that is not one of them (none by default: the header is never read)")
@@ -243,7 +243,7 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 	}
 	h, err := httpapi.New(ctx, httpapi.Config{DB: db, Auth: auth, Logger: log, CORSOrigins: origins, Audit: writer, Metrics: metrics, Alarms: alarms, Limits: limits, Hasher: hasher,
 		AnonymousRefusals:      httpapi.Bucket{Rate: float64(o.anonDenials), Burst: 10 * o.anonDenials},
-		AnonymousRefusalsTotal: httpapi.Bucket{Rate: float64(o.anonTotal), Burst: 10 * o.anonTotal},
+		AnonymousRefusalsTotal: httpapi.Bucket{Rate: float64(o.anonTotal), Burst: o.anonTotal},
 		FailedLogins:           httpapi.Bucket{Rate: float64(o.failedLogin), Burst: 10 * o.failedLogin},
 		PasswordChecks:         httpapi.Bucket{Rate: float64(o.checks), Burst: 2 * o.checks},
 		TrustedProxies:         trusted})

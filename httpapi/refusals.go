@@ -416,10 +416,16 @@ func (s *Server) takeCheck(w http.ResponseWriter, r *http.Request, share func(ti
 }
 
 // checksBusy answers err with its Retry-After: retry, or a second when
-// the bucket could never grant the check (ok false).
+// the bucket could never grant the check (ok false). A request without
+// credentials (a login) gets its answer held as a 429 of such a request
+// is, so that a flood of logins from many addresses, each refused here,
+// is answered in batches rather than one wake-up at a time.
 func (s *Server) checksBusy(w http.ResponseWriter, r *http.Request, err error, ok bool, retry time.Duration) {
 	if !ok {
 		retry = time.Second
+	}
+	if _, authenticated := tenant.FromContext(r.Context()); !authenticated {
+		s.holdAnonymous(retry)
 	}
 	setRetryAfter(w, retry)
 	s.writeError(w, r, err)

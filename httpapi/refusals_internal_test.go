@@ -1,9 +1,16 @@
 package httpapi
 
 import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 // TestAnonymousRefusalsTally: each source has its own share of denials;
@@ -125,5 +132,36 @@ func TestLoginsInFlightCount(t *testing.T) {
 	}
 	if got := tl.drain(); len(got) != 1 || got[0].count != 2 || got[0].codes["invalid_credentials"] != 2 {
 		t.Fatalf("drained %+v; want the two refused logins counted", got)
+	}
+}
+
+// TestBusyLoginsHeld: a login refused because the password checks are
+// busy gets its 503 held, as a 429 of a request without credentials is,
+// so that a flood of them is answered in batches; an authenticated
+// request refused the same way (a tenant admin creating a user) is
+// answered at once.
+func TestBusyLoginsHeld(t *testing.T) {
+	var holds []time.Duration
+	s := &Server{log: slog.New(slog.DiscardHandler), anonHeld: make(chan struct{}, 4),
+		checks: rate.NewLimiter(rate.Limit(0.001), 0)} // never grants a check
+	s.quota = limiters{pause: 200 * time.Millisecond, held: make(chan struct{}, 4),
+		sleep: func(d time.Duration) { holds = append(holds, d) }}
+	w := httptest.NewRecorder()
+	if s.passwordCheck(w, httptest.NewRequest("POST", "/v1/auth/token", nil)) {
+		t.Fatal("a check was granted by an empty budget")
+	}
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("busy login: %d %v; want 503 with Retry-After", w.Code, w.Header())
+	}
+	if len(holds) != 1 || holds[0] != 200*time.Millisecond {
+		t.Fatalf("busy login: holds %v; want one of 200ms", holds)
+	}
+	r := httptest.NewRequest("POST", "/v1/tenants/acme/users", nil)
+	r = r.WithContext(tenant.NewContext(r.Context(), tenant.Principal{Tenant: "acme", Subject: "admin"}))
+	if s.passwordCheck(httptest.NewRecorder(), r) {
+		t.Fatal("a check was granted by an empty budget")
+	}
+	if len(holds) != 1 {
+		t.Fatalf("an authenticated busy refusal was held: %v", holds)
 	}
 }

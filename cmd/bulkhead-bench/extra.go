@@ -498,11 +498,6 @@ func idleAfter(took, perSecond time.Duration) time.Duration {
 	return time.Duration(float64(took) * (float64(time.Second)/float64(perSecond) - 1))
 }
 
-// pooledRatio is the p99 of the quiet tenant's latencies during the flood
-// in all rounds together, against the p99 of its latencies alone in all
-// rounds together: with 5 rounds of 10 s at 200 requests a second, each
-// p99 rests on 100 requests rather than one round's 20, so it moves less
-// with one slow moment than the median round's ratio does.
 // bySecond splits latencies, in the order their requests were sent, into
 // one part for each whole second of d and returns each part's p99. With
 // the quiet tenant paced, each part is the requests of one second; in a
@@ -520,7 +515,7 @@ func bySecond(lat []time.Duration, d time.Duration) []time.Duration {
 	return out
 }
 
-// timelineNote prints bySecond's p99s in milliseconds.
+// timelineNote formats bySecond's p99s in milliseconds.
 func timelineNote(ps []time.Duration) string {
 	parts := make([]string, len(ps))
 	for i, p := range ps {
@@ -529,6 +524,11 @@ func timelineNote(ps []time.Duration) string {
 	return strings.Join(parts, " ") + " (ms)"
 }
 
+// pooledRatio is the p99 of the quiet tenant's latencies during the flood
+// in all rounds together, against the p99 of its latencies alone in all
+// rounds together: with 5 rounds of 10 s at 200 requests a second, each
+// p99 rests on 100 requests rather than one round's 20, so it moves less
+// with one slow moment than the median round's ratio does.
 func pooledRatio(rs []floodResult) float64 {
 	var alone, during []time.Duration
 	for _, r := range rs {

@@ -1,9 +1,16 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -11,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
 )
 
@@ -127,5 +135,107 @@ func TestServePasswordHashing(t *testing.T) {
 				t.Fatalf("the log does not tell the kill from the stop:\n%s", logs)
 			}
 		})
+	}
+}
+
+// hashingHelperEnv makes the test binary run hashingHelper instead of the
+// tests (TestMain).
+const hashingHelperEnv = "BULKHEAD_TEST_HASHING_HELPER"
+
+// hashingHelper is TestHashingChildAfterUpgrade's server side, in a
+// copy of the test binary: it starts the hashing child as serve does,
+// says "ready", and on a line from stdin kills the child and waits for a
+// restarted one to derive the right key. It prints "ok" or why not.
+func hashingHelper() int {
+	p, err := startHashing(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		fmt.Println("start:", err)
+		return 1
+	}
+	defer p.Close(5 * time.Second)
+	fmt.Println("ready")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		fmt.Println("stdin:", err)
+		return 1
+	}
+	if err := syscall.Kill(p.Pid(), syscall.SIGKILL); err != nil {
+		fmt.Println("kill:", err)
+		return 1
+	}
+	prm := identity.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	pw, salt := []byte("correct horse"), []byte("0123456789abcdef")
+	want, err := identity.DeriveKey(pw, salt, prm)
+	if err != nil {
+		fmt.Println("derive:", err)
+		return 1
+	}
+	var last error
+	for range 50 { // the restart waits a second after the last start
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		key, err := p.DeriveKey(ctx, pw, salt, prm)
+		cancel()
+		if err == nil && bytes.Equal(key, want) && p.Starts() == 2 {
+			fmt.Println("ok")
+			return 0
+		}
+		last = err
+		time.Sleep(200 * time.Millisecond)
+	}
+	fmt.Printf("no restarted child derived the key: starts %d, last error %v\n", p.Starts(), last)
+	return 1
+}
+
+// TestHashingChildAfterUpgrade: a server whose executable is replaced on
+// disk (an upgrade in place) restarts a crashed hashing child from its
+// own file, not from the new one at the same path. The server here is a
+// copy of the test binary, run as hashingHelper; the path is then
+// replaced with a script that exits at once.
+func TestHashingChildAfterUpgrade(t *testing.T) {
+	if _, err := os.Stat("/proc/self/exe"); err != nil {
+		t.Skip("no /proc/self/exe: the child is started by the path")
+	}
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "bulkhead")
+	bin, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), hashingHelperEnv+"=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewReader(out)
+	if l, err := lines.ReadString('\n'); l != "ready\n" {
+		t.Fatalf("helper: %q %v\n%s", l, err, stderr.String())
+	}
+	// The upgrade: a new file renamed over the old path.
+	next := filepath.Join(dir, "bulkhead.new")
+	if err := os.WriteFile(next, []byte("#!/bin/sh\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, exe); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := lines.ReadString('\n')
+	if err := cmd.Wait(); err != nil || l != "ok\n" {
+		t.Fatalf("after the upgrade: %q %v\n%s", l, err, stderr.String())
 	}
 }

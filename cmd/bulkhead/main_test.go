@@ -33,6 +33,9 @@ import (
 // process.
 func TestMain(m *testing.M) {
 	hashproc.MainIf(os.Args, hashWorkerCommand)
+	if os.Getenv(hashingHelperEnv) != "" {
+		os.Exit(hashingHelper())
+	}
 	pgtest.Main(m)
 }
 

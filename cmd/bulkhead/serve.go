@@ -376,8 +376,16 @@ func startHashing(log *slog.Logger) (*hashproc.Process, error) {
 			env = append(env, k+"="+v)
 		}
 	}
+	// On Linux the child is this very file, through /proc/self/exe, even
+	// when the path has since been replaced (an upgrade in place): a child
+	// restarted after a crash runs the server's own version.
+	path := self
+	if _, err := os.Stat("/proc/self/exe"); err == nil {
+		path = "/proc/self/exe"
+	}
 	p := &hashproc.Process{Logger: log, Command: func() *exec.Cmd {
-		cmd := exec.Command(self, hashWorkerCommand)
+		cmd := exec.Command(path, hashWorkerCommand)
+		cmd.Args[0] = self // what ps shows
 		cmd.Env = env
 		return cmd
 	}}

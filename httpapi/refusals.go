@@ -220,10 +220,10 @@ func (t *anonTally) over(addr netip.Addr, code string, now time.Time) (retry tim
 }
 
 // spend takes one from addr's share when it has one, without counting a
-// denial and without the server's total: for answers that are not
-// denials, and that take nothing from anyone else's share, but that one
-// source sending many of should still run out of share for, such as
-// logins refused because the password checks are busy.
+// denial and without the server's total. It is for answers that are not
+// denials and take nothing from other sources' shares, but of which one
+// source sending many should still use up its share: logins refused
+// because the password checks are busy.
 func (t *anonTally) spend(addr netip.Addr, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -36,7 +36,16 @@ type WatchdogOptions struct {
 	// MaxIdleInTransaction ends app backends idle inside a transaction for
 	// longer; zero means 30 seconds.
 	MaxIdleInTransaction time.Duration
+	// MaxStatement cancels an app backend's statement that has run for
+	// longer, and ends the backend once the statement has run for twice
+	// as long (a cancel that did not stop it); zero means
+	// DefaultMaxStatement. Business code can set its own
+	// statement_timeout to anything, so this is the bound that holds.
+	MaxStatement time.Duration
 }
+
+// DefaultMaxStatement is WatchdogOptions.MaxStatement's default.
+const DefaultMaxStatement = 5 * time.Minute
 
 // appRoles selects the login roles that are members of bulkhead_app.
 const appRoles = `SELECT r.oid, r.rolname FROM pg_roles r
@@ -57,7 +66,11 @@ var ownSettings = map[string]bool{"log_parameter_max_length": true, "log_paramet
 //   - a backend holding a lock stronger than ROW EXCLUSIVE on a tenant
 //     table (LOCK TABLE needs only UPDATE or DELETE, and row security does
 //     not apply to it: it stalls every tenant) is terminated;
-//   - a backend idle inside a transaction for too long is terminated.
+//   - a backend idle inside a transaction for too long is terminated;
+//   - a statement that has run too long is canceled, and its backend
+//     terminated if it is still running at twice the limit: business code
+//     may set statement_timeout to 0, and a statement that runs for hours
+//     takes a CPU and locks from every tenant.
 //
 // It looks at this database's backends only. With an admin connection
 // that is not a superuser it does what that role's privileges allow;
@@ -66,6 +79,9 @@ func (db *DB) Sweep(ctx context.Context, o WatchdogOptions) (out []Finding, err 
 	defer fault.Wrap(&err, "postgres.Sweep")
 	if o.MaxIdleInTransaction == 0 {
 		o.MaxIdleInTransaction = 30 * time.Second
+	}
+	if o.MaxStatement == 0 {
+		o.MaxStatement = DefaultMaxStatement
 	}
 	rows, err := db.admin.Query(ctx, `WITH app AS (`+appRoles+`)
 		SELECT app.rolname, s.setdatabase, cfg
@@ -112,7 +128,7 @@ func (db *DB) Sweep(ctx context.Context, o WatchdogOptions) (out []Finding, err 
 		out = append(out, f)
 	}
 	rows, err = db.admin.Query(ctx, `WITH app AS (`+appRoles+`)
-		SELECT DISTINCT a.pid, a.usename::text, 'strong_lock', l.mode || ' on ' || n.nspname || '.' || c.relname
+		SELECT DISTINCT a.pid, a.usename::text, 'strong_lock', l.mode || ' on ' || n.nspname || '.' || c.relname, true
 		  FROM pg_locks l
 		  JOIN pg_stat_activity a ON a.pid = l.pid
 		  JOIN app ON app.oid = a.usesysid
@@ -122,35 +138,56 @@ func (db *DB) Sweep(ctx context.Context, o WatchdogOptions) (out []Finding, err 
 		   AND l.mode IN ('ShareUpdateExclusiveLock', 'ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
 		   AND (n.nspname = 'app' OR n.nspname ~ '^t_[0-9a-f]{32}$')
 		UNION
-		SELECT a.pid, a.usename::text, 'idle_in_transaction', a.state || ' for ' || date_trunc('second', now() - a.state_change)::text
+		SELECT a.pid, a.usename::text, 'idle_in_transaction', a.state || ' for ' || date_trunc('second', now() - a.state_change)::text, true
 		  FROM pg_stat_activity a JOIN app ON app.oid = a.usesysid
 		 WHERE a.datname = current_database()
 		   AND a.state IN ('idle in transaction', 'idle in transaction (aborted)')
-		   AND now() - a.state_change > make_interval(secs => $1)`, o.MaxIdleInTransaction.Seconds())
+		   AND now() - a.state_change > make_interval(secs => $1)
+		UNION
+		SELECT a.pid, a.usename::text, 'long_statement', 'running for ' || date_trunc('second', now() - a.query_start)::text,
+		       now() - a.query_start > make_interval(secs => $3)
+		  FROM pg_stat_activity a JOIN app ON app.oid = a.usesysid
+		 WHERE a.datname = current_database() AND a.backend_type = 'client backend'
+		   AND a.state IN ('active', 'fastpath function call')
+		   AND now() - a.query_start > make_interval(secs => $2)`, o.MaxIdleInTransaction.Seconds(), o.MaxStatement.Seconds(), 2*o.MaxStatement.Seconds())
 	if err != nil {
 		return nil, err
 	}
-	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Finding, error) {
-		var f Finding
-		err := r.Scan(&f.PID, &f.Role, &f.Kind, &f.Detail)
+	type found struct {
+		Finding
+		end bool // terminate the backend rather than cancel its statement
+	}
+	fs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (found, error) {
+		var f found
+		err := r.Scan(&f.PID, &f.Role, &f.Kind, &f.Detail, &f.end)
 		return f, err
 	})
 	if err != nil {
 		return nil, err
+	}
+	// A long statement is canceled, unless its backend is ended anyway
+	// for another finding or the statement has outlived a cancel.
+	end := map[int32]bool{}
+	for _, f := range fs {
+		end[f.PID] = end[f.PID] || f.end
 	}
 	// Each backend is terminated once, however many findings name it, and
 	// the sweep waits for it to exit: "terminated" means its locks are
 	// released and it is gone from pg_stat_activity, so the next sweep
 	// does not find it again.
 	done := map[int32]string{}
-	for _, f := range found {
+	for _, f := range fs {
 		action, ok := done[f.PID]
 		if !ok {
-			action = db.terminate(ctx, f.PID)
+			if end[f.PID] {
+				action = db.terminate(ctx, f.PID)
+			} else {
+				action = db.cancelStatement(ctx, f.PID)
+			}
 			done[f.PID] = action
 		}
 		f.Action = action
-		out = append(out, f)
+		out = append(out, f.Finding)
 	}
 	return out, nil
 }
@@ -182,6 +219,20 @@ func (db *DB) terminate(ctx context.Context, pid int32) string {
 		return "gone"
 	}
 	return "reported (signalled, still running after " + terminateWait.String() + ")"
+}
+
+// cancelStatement cancels the statement backend pid is running, and says
+// what happened: "canceled" (the signal was sent; the next sweep finds
+// the statement again if it did not stop), "gone", or "reported (…)".
+func (db *DB) cancelStatement(ctx context.Context, pid int32) string {
+	var sent bool
+	if err := db.admin.QueryRow(ctx, `SELECT pg_cancel_backend($1)`, pid).Scan(&sent); err != nil {
+		return "reported (could not cancel: " + err.Error() + ")"
+	}
+	if !sent { // no longer a backend: it ended between the query and the signal
+		return "gone"
+	}
+	return "canceled"
 }
 
 // resetRole removes every setting of an app role and puts back bulkhead's,

@@ -2,11 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
 	"github.com/bulkhead-dev/bulkhead/postgres"
@@ -202,4 +204,93 @@ func TestWatchdogRestoresPasswords(t *testing.T) {
 	if got := passwordFindings(); len(got) != 0 {
 		t.Fatalf("after the reset: %v", got)
 	}
+}
+
+// TestWatchdogLongStatement: business code may set its own
+// statement_timeout to 0 and run a statement for hours, holding a CPU and
+// its locks from every tenant. A sweep cancels an app backend's statement
+// past MaxStatement, and ends the backend past twice that; it leaves
+// statements under the limit, and other roles' statements, alone.
+func TestWatchdogLongStatement(t *testing.T) {
+	t.Parallel()
+	db, pg := pgtest.Open(t)
+	ctx := t.Context()
+	fn, err := db.CreateFunction(ctx, "wdl_"+strings.TrimPrefix(pg.Name, "bulkhead_test_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sleeper starts a statement of 60 s on a new connection, as role
+	// url's, and waits until it has run for at least min.
+	type sleeper struct {
+		conn *pgx.Conn
+		pid  int32
+		done chan error
+	}
+	sleep := func(url string, min time.Duration) (*sleeper, time.Duration) {
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		s := &sleeper{conn: c, pid: int32(c.PgConn().PID()), done: make(chan error, 1)}
+		go func() {
+			_, err := c.Exec(context.Background(), `SET statement_timeout = 0; SELECT pg_sleep(60)`)
+			s.done <- err
+		}()
+		for i := 0; ; i++ {
+			var ran float64
+			err := db.Admin().QueryRow(ctx, `SELECT coalesce(extract(epoch FROM now() - query_start), 0)::float8
+				FROM pg_stat_activity WHERE pid = $1 AND state = 'active'`, s.pid).Scan(&ran)
+			if err == nil && time.Duration(ran*float64(time.Second)) >= min {
+				return s, time.Duration(ran * float64(time.Second))
+			}
+			if i == 1200 {
+				t.Fatalf("the statement of backend %d did not start (%v)", s.pid, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	app := pg.URL(fn.LoginRole, fn.Password)
+	owner, _ := sleep(pg.AdminURL, 0) // not an app role: never touched
+	canceled, ran := sleep(app, 2*time.Second)
+	// Under the limit: nothing to find.
+	if got, err := db.Sweep(ctx, postgres.WatchdogOptions{MaxStatement: time.Hour}); err != nil || len(got) != 0 {
+		t.Fatalf("sweep under the limit: %v %v", got, err)
+	}
+	// Past the limit (it has run ran, at most 2·limit − 200 ms by the
+	// time the sweep reads it, unless the sweep waits over 1.8 s).
+	got, err := db.Sweep(ctx, postgres.WatchdogOptions{MaxStatement: ran - 100*time.Millisecond})
+	if err != nil || len(got) != 1 || got[0].Kind != "long_statement" || got[0].PID != canceled.pid || got[0].Role != fn.LoginRole || got[0].Action != "canceled" {
+		t.Fatalf("sweep past the limit: %v %v, want backend %d's statement canceled", got, err, canceled.pid)
+	}
+	var pgErr *pgconn.PgError
+	if err := <-canceled.done; !errors.As(err, &pgErr) || pgErr.Code != "57014" {
+		t.Fatalf("the long statement ended with %v, want query_canceled (57014)", err)
+	}
+	// A cancel ends the statement, not the session.
+	if err := canceled.conn.Ping(ctx); err != nil {
+		t.Fatalf("the canceled statement's session: %v", err)
+	}
+	// Past twice the limit, the backend is ended.
+	ended, ran := sleep(app, time.Second)
+	got, err = db.Sweep(ctx, postgres.WatchdogOptions{MaxStatement: ran/2 - 10*time.Millisecond})
+	if err != nil || len(got) != 1 || got[0].Kind != "long_statement" || got[0].PID != ended.pid || got[0].Action != "terminated" {
+		t.Fatalf("sweep past twice the limit: %v %v, want backend %d terminated", got, err, ended.pid)
+	}
+	if err := <-ended.done; err == nil {
+		t.Fatal("the ended backend's statement finished")
+	}
+	if err := ended.conn.Ping(ctx); err == nil {
+		t.Fatal("the ended backend's session survived")
+	}
+	// The owner's statement ran on through both sweeps.
+	select {
+	case err := <-owner.done:
+		t.Fatalf("the owner's statement ended: %v", err)
+	default:
+	}
+	if _, err := db.Admin().Exec(ctx, `SELECT pg_cancel_backend($1)`, owner.pid); err != nil {
+		t.Fatal(err)
+	}
+	<-owner.done
 }

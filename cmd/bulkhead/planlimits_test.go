@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/httpapi"
+	"github.com/bulkhead-dev/bulkhead/postgres"
 )
 
 // TestPlanLimits: --plan-limits changes the limits it names and keeps the
@@ -83,5 +84,21 @@ func TestPlanLimits(t *testing.T) {
 	}
 	if err := o.checkFlags(fs); err == nil {
 		t.Error("checkFlags accepted a bad --plan-limits file")
+	}
+}
+
+// TestWatchdogMaxStatement: the watchdog's bound on app roles' statements
+// stays above every plan's statement timeout, which the data API's own
+// statements run under as an app role, so it never cancels them.
+func TestWatchdogMaxStatement(t *testing.T) {
+	limits := map[string]httpapi.Limit{"basic": {StatementTimeout: 5 * time.Second}, "premium": {StatementTimeout: 20 * time.Minute}}
+	if got := watchdogMaxStatement(time.Hour, limits); got != time.Hour {
+		t.Errorf("above every plan: %v, want 1h", got)
+	}
+	if got := watchdogMaxStatement(time.Minute, limits); got != 20*time.Minute+statementHeadroom {
+		t.Errorf("below the premium plan's 20m: %v, want 20m10s", got)
+	}
+	if got := watchdogMaxStatement(postgres.DefaultMaxStatement, httpapi.DefaultLimits); got != postgres.DefaultMaxStatement {
+		t.Errorf("the defaults: %v, want %v", got, postgres.DefaultMaxStatement)
 	}
 }

@@ -48,6 +48,7 @@ type serveOptions struct {
 	checks      int
 	proxies     string
 	hashing     string
+	maxStmt     time.Duration
 }
 
 func (o *serveOptions) register(fs interface {
@@ -77,6 +78,7 @@ func (o *serveOptions) register(fs interface {
 	fs.IntVar(&o.failedLogin, "failed-logins", int(httpapi.DefaultFailedLogins.Rate), "failed logins per second (burst ten times as many) each client address may have; past it, its logins get 429 too_many_refusals before any password is checked")
 	fs.StringVar(&o.hashing, "password-hashing", "process", `where argon2id password work runs: "process" (a child process of this executable at nice 19, out of the server's scheduler and heap, so that logins slow tenants' requests less) or "inline" (in the server's process)`)
 	fs.StringVar(&o.proxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the reverse proxies in front of the server: a request from one of them is put down to the rightmost address in X-Forwarded-For that is not one of them (none by default: the header is never read)")
+	fs.DurationVar(&o.maxStmt, "watchdog-max-statement", postgres.DefaultMaxStatement, "the watchdog cancels a statement of an app role (business code, which may set its own statement_timeout) that has run for longer, and ends its session at twice that; never below the longest plan's statement_timeout plus 10s")
 	fs.StringVar(&o.auditLog, "audit-log", "", `also write chained audit events and signed checkpoints as JSON lines to this file ("-" for stdout), for log shippers and as an anchor outside the database`)
 }
 
@@ -287,7 +289,11 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 			log.Warn("watchdog limited", "why", l)
 		}
 	}
-	go db.Postgres().Watch(bg, 5*time.Second, postgres.WatchdogOptions{})
+	wopts := postgres.WatchdogOptions{MaxStatement: watchdogMaxStatement(o.maxStmt, limits)}
+	if wopts.MaxStatement != o.maxStmt {
+		log.Info("watchdog: statement limit raised above the plans' statement timeouts", "max_statement", wopts.MaxStatement.String())
+	}
+	go db.Postgres().Watch(bg, 5*time.Second, wopts)
 	if o.pgLog != "" {
 		tail, err := audit.OpenLog(o.pgLog)
 		if err != nil {
@@ -423,10 +429,28 @@ func parseProxies(v string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// watchdogMaxStatement is the watchdog's bound on an app role's statement:
+// want, or more when a plan's statement timeout (which the data API's own
+// statements run under, as the gateway's app role) would come near it.
+func watchdogMaxStatement(want time.Duration, limits map[string]httpapi.Limit) time.Duration {
+	for _, l := range limits {
+		want = max(want, l.StatementTimeout+statementHeadroom)
+	}
+	return want
+}
+
+// statementHeadroom is how far above a plan's statement timeout the
+// watchdog's bound stays: the data API's statements end by themselves
+// well before it cancels them.
+const statementHeadroom = 10 * time.Second
+
 // checkFlags checks the alarm rules, the shares of anonymous denials and
 // failed logins, the budget of password checks, and the trusted proxies before anything starts, and refuses --alarm-rules together with
 // the flags it replaces.
 func (o *serveOptions) checkFlags(fs *flag.FlagSet) error {
+	if o.maxStmt < time.Second {
+		return usageError{"--watchdog-max-statement must be at least 1s"}
+	}
 	if o.anonDenials < 1 || o.anonDenials > 1_000_000 {
 		return usageError{"--anonymous-denials must be 1 to 1000000 per second"}
 	}

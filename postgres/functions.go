@@ -59,10 +59,8 @@ func (db *DB) CreateFunction(ctx context.Context, name string) (fc *FunctionCred
 			return err
 		}
 		if super {
-			for _, s := range []string{"log_parameter_max_length", "log_parameter_max_length_on_error"} {
-				if _, err := tx.Exec(ctx, `ALTER ROLE `+quoteIdent(role)+` SET `+s+` = 0`); err != nil {
-					return err
-				}
+			if err := setOwnSettings(ctx, tx, role); err != nil {
+				return err
 			}
 		}
 		return db.changeEvent(ctx, tx, "functions:Create", controlResource("", policy.KindFunction, name), "", "", map[string]string{"login_role": role})

@@ -143,6 +143,13 @@ func SetupWith(ctx context.Context, adminURL string, o SetupOptions) (rep *Setup
 	if err := ensureLoginRole(ctx, conn, super, BusinessRolePrefix); err != nil {
 		return nil, err
 	}
+	if super {
+		// Every app login role gets bulkhead's settings, also one made
+		// by a set-up without a superuser or by an older version.
+		if err := ensureOwnSettings(ctx, conn); err != nil {
+			return nil, err
+		}
+	}
 	if err := ensureKeys(ctx, conn); err != nil {
 		return nil, err
 	}
@@ -319,7 +326,7 @@ func Harden(ctx context.Context, conn *pgx.Conn) (warnings []string, err error) 
 	if !super {
 		return append(warnings,
 			"not a superuser: EXECUTE on pg_terminate_backend, pg_cancel_backend, pg_notify, setseed, lo_* and advisory-lock functions and SELECT on pg_stat_*/pg_locks and EXECUTE on pg_stat_get_*/pg_lock_status stay granted to PUBLIC",
-			"not a superuser: log_parameter_max_length = 0 is not set for the app login roles"), nil
+			"not a superuser: log_parameter_max_length = 0 and temp_file_limit = "+TempFileLimit+" are not set for the app login roles"), nil
 	}
 	_, err = conn.Exec(ctx, `DO $$
 DECLARE r record;
@@ -481,33 +488,12 @@ func noTenantStatisticsMigration(ctx context.Context, tx *sql.Tx) error {
 // ensureLoginRole gives this database its own login role of a kind (the
 // gateway's, or business code's in a minter) the first time: a member of
 // bulkhead_app with a random scram password, stored where only the owner
-// can read, and parameters kept out of the server log.
+// can read, and bulkhead's settings (ownSettings).
 func ensureLoginRole(ctx context.Context, conn *pgx.Conn, super bool, prefix string) error {
 	var existing string
 	err := conn.QueryRow(ctx, `SELECT role FROM bulkhead_control.role_credentials WHERE starts_with(role, $1)`, prefix).Scan(&existing)
 	if err == nil {
-		// Keep parameters out of the server log, also for a gateway made
-		// by a set-up that ran without a superuser.
-		if !super {
-			return nil
-		}
-		// Databases cloned from one template share the role: check before
-		// writing, and let a concurrent set-up that wrote first win.
-		var have int
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_db_role_setting s, unnest(s.setconfig) c
-			WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1) AND s.setdatabase = 0
-			  AND c IN ('log_parameter_max_length=0', 'log_parameter_max_length_on_error=0')`, existing).Scan(&have); err != nil {
-			return err
-		}
-		if have == len(ownSettings) {
-			return nil
-		}
-		for s := range ownSettings {
-			if _, err := conn.Exec(ctx, `ALTER ROLE `+quoteIdent(existing)+` SET `+s+` = 0`); err != nil && !concurrentlyUpdated(err) {
-				return err
-			}
-		}
-		return nil
+		return nil // its settings: ensureOwnSettings
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return err
@@ -524,10 +510,8 @@ func ensureLoginRole(ctx context.Context, conn *pgx.Conn, super bool, prefix str
 		return fmt.Errorf("create the login role %s: %w", role, err)
 	}
 	if super {
-		for s := range ownSettings {
-			if _, err := tx.Exec(ctx, `ALTER ROLE `+quoteIdent(role)+` SET `+s+` = 0`); err != nil {
-				return err
-			}
+		if err := setOwnSettings(ctx, tx, role); err != nil {
+			return err
 		}
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO bulkhead_control.role_credentials (role, password) VALUES ($1, $2)`, role, pw); err != nil {

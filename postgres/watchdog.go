@@ -51,9 +51,6 @@ const DefaultMaxStatement = 5 * time.Minute
 const appRoles = `SELECT r.oid, r.rolname FROM pg_roles r
 	WHERE r.rolcanlogin AND NOT r.rolsuper AND pg_has_role(r.oid, 'bulkhead_app', 'MEMBER')`
 
-// ownSettings are the role settings bulkhead itself makes.
-var ownSettings = map[string]bool{"log_parameter_max_length": true, "log_parameter_max_length_on_error": true}
-
 // Sweep looks once at every app login role and acts:
 //
 //   - a role setting bulkhead did not make (ALTER ROLE CURRENT_USER SET …
@@ -100,7 +97,7 @@ func (db *DB) Sweep(ctx context.Context, o WatchdogOptions) (out []Finding, err 
 			return nil, err
 		}
 		name, _, _ := strings.Cut(st.cfg, "=")
-		if !ownSettings[name] {
+		if _, own := ownSettings[name]; !own {
 			planted = append(planted, st)
 		}
 	}
@@ -259,12 +256,7 @@ func (db *DB) resetRole(ctx context.Context, role string) error {
 	if !super {
 		return nil
 	}
-	for s := range ownSettings {
-		if _, err := db.admin.Exec(ctx, `ALTER ROLE `+q+` SET `+s+` = 0`); err != nil {
-			return err
-		}
-	}
-	return nil
+	return setOwnSettings(ctx, db.admin, role)
 }
 
 // Watch runs Sweep every interval until ctx ends, and logs each finding at
@@ -332,8 +324,8 @@ func (db *DB) changedPasswords(ctx context.Context) ([]storedCredential, error) 
 //   - Reading password verifiers (pg_authid) needs a superuser: without
 //     one, a changed password of the gateway or business role is not put
 //     back.
-//   - Putting bulkhead's log_parameter_max_length settings back after a
-//     reset needs a superuser: without one, reset roles are left without
+//   - Putting bulkhead's own role settings (log_parameter_max_length,
+//     temp_file_limit) back after a reset needs a superuser: without one, reset roles are left without
 //     them (as roles made without a superuser are anyway).
 //   - Resetting role settings needs CREATEROLE.
 //   - Ending other roles' backends needs pg_signal_backend (or a superuser).
@@ -352,7 +344,7 @@ func (db *DB) WatchdogLimits(ctx context.Context) (limits []string, err error) {
 	}
 	limits = append(limits,
 		"not a superuser: a changed password of the gateway or business role is not seen or put back (reading pg_authid needs a superuser)",
-		"not a superuser: after resetting a role's planted settings, log_parameter_max_length = 0 is not put back")
+		"not a superuser: after resetting a role's planted settings, log_parameter_max_length = 0 and temp_file_limit are not put back")
 	if !createrole {
 		limits = append(limits, "no CREATEROLE: settings planted on app roles are not reset (ALTER ROLE … RESET ALL needs CREATEROLE)")
 	}

@@ -1,0 +1,103 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
+	"github.com/bulkhead-dev/bulkhead/postgres"
+)
+
+// TestOwnRoleSettings: app login roles get settings only a superuser may
+// change. temp_file_limit bounds the temporary files one statement of
+// business code may write (work_mem is any role's to lower, so a sort
+// spills), which would otherwise fill the disk every tenant is on. The
+// role cannot lift it; Setup gives it to roles that lack it and keeps a
+// value a superuser chose; the watchdog puts it back after a reset.
+func TestOwnRoleSettings(t *testing.T) {
+	t.Parallel()
+	db, pg := pgtest.Open(t)
+	ctx := t.Context()
+	fn, err := db.CreateFunction(ctx, "rs_"+strings.TrimPrefix(pg.Name, "bulkhead_test_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := func() []string {
+		t.Helper()
+		var got []string
+		if err := db.Admin().QueryRow(ctx, `SELECT coalesce(array_agg(c ORDER BY c), '{}') FROM pg_db_role_setting s, unnest(s.setconfig) c
+			WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1) AND s.setdatabase = 0`, fn.LoginRole).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	want := []string{"log_parameter_max_length=0", "log_parameter_max_length_on_error=0", "temp_file_limit=" + postgres.TempFileLimit}
+	if got := settings(); !slices.Equal(got, want) {
+		t.Fatalf("a new function role's settings: %q, want %q", got, want)
+	}
+	conn, err := pgx.Connect(ctx, pg.URL(fn.LoginRole, fn.Password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var limit string
+	if err := conn.QueryRow(ctx, `SELECT current_setting('temp_file_limit')`).Scan(&limit); err != nil || limit != postgres.TempFileLimit {
+		t.Fatalf("temp_file_limit in the function's session: %q, %v", limit, err)
+	}
+	var pgErr *pgconn.PgError
+	for _, s := range []string{`SET temp_file_limit = -1`, `ALTER ROLE CURRENT_USER SET temp_file_limit = -1`, `ALTER ROLE CURRENT_USER RESET temp_file_limit`} {
+		if _, err := conn.Exec(ctx, s); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+			t.Errorf("%s as the function: %v, want insufficient_privilege", s, err)
+		}
+	}
+
+	// A role made before the setting existed (or by a set-up without a
+	// superuser) gets it from the next Setup.
+	if _, err := db.Admin().Exec(ctx, `ALTER ROLE `+pgx.Identifier{fn.LoginRole}.Sanitize()+` RESET temp_file_limit`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Setup(ctx, pg.AdminURL, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := settings(); !slices.Equal(got, want) {
+		t.Fatalf("after Setup, a role without temp_file_limit: %q, want %q", got, want)
+	}
+
+	// A superuser's own value stays, and holds: a sort the function makes
+	// spill past it fails.
+	if _, err := db.Admin().Exec(ctx, `ALTER ROLE `+pgx.Identifier{fn.LoginRole}.Sanitize()+` SET temp_file_limit = '1MB'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Setup(ctx, pg.AdminURL, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := settings(); !slices.Contains(got, "temp_file_limit=1MB") {
+		t.Fatalf("after Setup, a role with its own temp_file_limit: %q, want 1MB kept", got)
+	}
+	spill, err := pgx.Connect(ctx, pg.URL(fn.LoginRole, fn.Password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spill.Close(context.Background())
+	_, err = spill.Exec(ctx, `SET work_mem = '64kB'; SELECT count(*) FROM (SELECT g::text FROM generate_series(1, 500000) g ORDER BY 1) s`)
+	if !errors.As(err, &pgErr) || pgErr.Code != "53400" {
+		t.Fatalf("a sort spilling past temp_file_limit: %v, want configuration_limit_exceeded (53400)", err)
+	}
+
+	// The watchdog's reset of planted settings puts bulkhead's back.
+	if _, err := conn.Exec(ctx, `ALTER ROLE CURRENT_USER SET work_mem = '1GB'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Sweep(ctx, postgres.WatchdogOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := settings(); !slices.Equal(got, want) {
+		t.Fatalf("after the watchdog's reset: %q, want %q", got, want)
+	}
+}

@@ -36,7 +36,7 @@ type execer interface {
 // needs a superuser.
 func setOwnSettings(ctx context.Context, ex execer, role string) error {
 	for _, s := range slices.Sorted(maps.Keys(ownSettings)) {
-		if _, err := ex.Exec(ctx, `ALTER ROLE `+quoteIdent(role)+` SET `+s+` = `+quoteLiteral(ownSettings[s])); err != nil && !concurrentlyUpdated(err) {
+		if _, err := ex.Exec(ctx, `ALTER ROLE `+quoteIdent(role)+` SET `+s+` = `+quoteLiteral(ownSettings[s])); err != nil {
 			return err
 		}
 	}

@@ -237,26 +237,30 @@ func (db *DB) cancelStatement(ctx context.Context, pid int32) string {
 // parameters).
 func (db *DB) resetRole(ctx context.Context, role string) error {
 	q := quoteIdent(role)
-	if _, err := db.admin.Exec(ctx, `ALTER ROLE `+q+` RESET ALL`); err != nil {
-		return err
-	}
-	// RESET ALL clears the settings for every database only; the role may
-	// also have planted some for this database (IN DATABASE).
-	var dbName string
-	if err := db.admin.QueryRow(ctx, `SELECT current_database()`).Scan(&dbName); err != nil {
-		return err
-	}
-	if _, err := db.admin.Exec(ctx, `ALTER ROLE `+q+` IN DATABASE `+quoteIdent(dbName)+` RESET ALL`); err != nil {
-		return err
-	}
 	var super bool
 	if err := db.admin.QueryRow(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
 		return err
 	}
-	if !super {
-		return nil
-	}
-	return setOwnSettings(ctx, db.admin, role)
+	// In one transaction, so that no session of the role starts between
+	// the reset and bulkhead's settings coming back.
+	return pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `ALTER ROLE `+q+` RESET ALL`); err != nil {
+			return err
+		}
+		// RESET ALL clears the settings for every database only; the role
+		// may also have planted some for this database (IN DATABASE).
+		var dbName string
+		if err := tx.QueryRow(ctx, `SELECT current_database()`).Scan(&dbName); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `ALTER ROLE `+q+` IN DATABASE `+quoteIdent(dbName)+` RESET ALL`); err != nil {
+			return err
+		}
+		if !super {
+			return nil
+		}
+		return setOwnSettings(ctx, tx, role)
+	})
 }
 
 // Watch runs Sweep every interval until ctx ends, and logs each finding at

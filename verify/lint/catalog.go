@@ -2,6 +2,7 @@ package lint
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 
@@ -217,6 +218,7 @@ type catalog struct {
 	dbCreate  bool
 	dbGrants  map[string][]string
 	sessions  []sessionPriv // L20
+	tempFree  []role        // app login roles with no temp_file_limit (L22)
 
 	integrity integrity // bulkhead's own functions (bulkhead databases only)
 
@@ -310,7 +312,7 @@ func load(ctx context.Context, tx pgx.Tx, opt Options) (*catalog, error) {
 	}
 	for _, step := range []func(context.Context, pgx.Tx) error{
 		c.loadRels, c.loadPolicies, c.loadFuncs, c.loadConstraints, c.loadIndexes,
-		c.loadDeps, c.loadExtensions, c.loadSchemas, c.loadDatabase, c.loadSessionPrivs, c.loadEscalations, c.loadIntegrity,
+		c.loadDeps, c.loadExtensions, c.loadSchemas, c.loadDatabase, c.loadSessionPrivs, c.loadTempLimits, c.loadEscalations, c.loadIntegrity,
 	} {
 		if err := step(ctx, tx); err != nil {
 			return nil, err
@@ -723,6 +725,42 @@ func (c *catalog) loadSessionPrivs(ctx context.Context, tx pgx.Tx) error {
 		return s, err
 	})
 	return err
+}
+
+// loadTempLimits finds the app login roles whose sessions in this
+// database start with temp_file_limit = -1 (L22): the most specific of
+// the role's setting for this database, for every database, the
+// database's setting, and the server's.
+func (c *catalog) loadTempLimits(ctx context.Context, tx pgx.Tx) error {
+	var apps []uint32
+	for _, r := range c.apps {
+		if r.login {
+			apps = append(apps, r.oid)
+		}
+	}
+	rows, err := tx.Query(ctx, `WITH d AS (SELECT oid FROM pg_database WHERE datname = current_database()),
+		set AS (SELECT s.setrole, s.setdatabase, substr(v, length('temp_file_limit=') + 1) AS val
+		          FROM pg_db_role_setting s, unnest(s.setconfig) v WHERE v LIKE 'temp\_file\_limit=%')
+		SELECT r.oid FROM pg_roles r
+		 WHERE r.oid = ANY($1::oid[])
+		   AND coalesce((SELECT val FROM set WHERE setrole = r.oid AND setdatabase = (SELECT oid FROM d)),
+		                (SELECT val FROM set WHERE setrole = r.oid AND setdatabase = 0),
+		                (SELECT val FROM set WHERE setrole = 0 AND setdatabase = (SELECT oid FROM d)),
+		                current_setting('temp_file_limit')) = '-1'
+		 ORDER BY r.rolname`, apps)
+	if err != nil {
+		return err
+	}
+	free, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
+	if err != nil {
+		return err
+	}
+	for _, r := range c.apps {
+		if slices.Contains(free, r.oid) {
+			c.tempFree = append(c.tempFree, r)
+		}
+	}
+	return nil
 }
 
 // loadEscalations finds app roles that are, or can SET ROLE to, a role

@@ -22,6 +22,7 @@ var checks = []func(*catalog) []Finding{
 	(*catalog).checkServer,     // L18
 	(*catalog).checkIntegrity,  // L19
 	(*catalog).checkMaintSight, // L21
+	(*catalog).checkTempFiles,  // L22
 }
 
 // ---- helpers
@@ -1244,6 +1245,22 @@ func (c *catalog) sessionFinding(db Object) (Finding, bool) {
 	return Finding{ID: "L20", Object: db,
 		Message: fmt.Sprintf("App roles can see or end other sessions in database %s through %s.", c.dbq, join(held)),
 		Fix:     strings.Join(fix, "\n") + "\n-- as a superuser; bulkhead migrate does this when its admin URL is a superuser, and also revokes the other pg_stat_* views and pg_stat_get_* functions from PUBLIC. On a managed service (no superuser) it cannot be done; see docs/trust-model.md, Residual risks."}, true
+}
+
+// checkTempFiles is L22: one finding for the database, naming every app
+// login role whose statements may write temporary files without bound.
+func (c *catalog) checkTempFiles() []Finding {
+	if len(c.tempFree) == 0 {
+		return nil
+	}
+	var names, fix []string
+	for _, r := range c.tempFree {
+		names = append(names, r.q)
+		fix = append(fix, fmt.Sprintf("ALTER ROLE %s SET temp_file_limit = '1GB';", r.q))
+	}
+	return []Finding{{ID: "L22", Object: Object{Kind: "database", Name: c.dbq},
+		Message: fmt.Sprintf("App login roles %s may write temporary files without limit in database %s (temp_file_limit = -1).", join(names), c.dbq),
+		Fix:     strings.Join(fix, "\n") + "\n-- as a superuser (temp_file_limit is a superuser setting, so the roles cannot lift it); bulkhead migrate does this for bulkhead's app roles. Raise the value for a role whose queries need more, or set it for the whole server instead."}}
 }
 
 // ---- extensions and the server

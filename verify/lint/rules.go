@@ -195,6 +195,11 @@ var rules = []Rule{
 		Why:    "Offboarding deletes a tenant's rows, and a move copies and deletes them, as bulkhead_maint, then count what is left as that role. Where it does not bypass row security (a managed service's admin cannot make a BYPASSRLS role), only its maint_all policy on each tenant table lets it see the rows; without it, or under a restrictive policy, both would find nothing and report success with the rows left behind. bulkhead refuses them instead (maint_cannot_see_rows), so a tenant cannot be offboarded or moved until this is fixed.",
 		Levels: "One finding per database, a warning, naming every such table of the pool and the silos. Only in databases set up by bulkhead.",
 		Fix:    "Run bulkhead migrate, which gives every tenant table its maint_all policy (tenant-table version 5), and drop restrictive policies that apply to PUBLIC or bulkhead_maint."},
+	{ID: "L22", Name: "app_role_unbounded_temp_files", Severity: Warn, Category: Security,
+		Title:  "App roles may write temporary files without limit",
+		Why:    "A sort or hash that does not fit in work_mem, which any role may lower or raise in its session, spills to temporary files on the server's disk. With temp_file_limit at -1 (PostgreSQL's default), one statement of a compromised or careless function can fill the disk every tenant's data and WAL are on, and PostgreSQL stops for all of them; a statement timeout does not help, since the role may set its own.",
+		Levels: "One finding per database, a warning, naming every app login role whose sessions start with temp_file_limit = -1 (from its own setting for this database or for every database, the database's setting, or the server's, in that order).",
+		Fix:    "As a superuser, ALTER ROLE … SET temp_file_limit = '1GB' for each app login role (bulkhead migrate does, for the gateway and every function), or set temp_file_limit for the server; the roles cannot lift a superuser setting."},
 }
 
 var ruleByID = map[string]Rule{}

@@ -27,10 +27,11 @@ var knownFindings = map[string]string{}
 // the attacking function's own login role, or last only until a context's
 // exp; anything else contained is a regression.
 var wantContained = map[string]bool{
-	"A21 context survives the transaction": true, // until exp, this role only; DB.Tx resets with DISCARD ALL
-	"D02 ALTER ROLE … SET":                 true, // this role only; the watchdog resets it
-	"D02 ALTER ROLE … PASSWORD":            true, // locks out this function only
-	"D11 LOCK TABLE":                       true, // the watchdog ends the session
+	"A21 context survives the transaction":   true, // until exp, this role only; DB.Tx resets with DISCARD ALL
+	"D02 ALTER ROLE … SET":                   true, // this role only; the watchdog resets it
+	"D02 ALTER ROLE … PASSWORD":              true, // locks out this function only
+	"D11 LOCK TABLE":                         true, // the watchdog ends the session
+	"D11 temporary files and statement time": true, // temp_file_limit holds; the watchdog cancels long statements
 }
 
 // TestOwnDatabase runs gameday against a freshly migrated bulkhead
@@ -118,6 +119,11 @@ func checkOwn(t *testing.T, rep *gameday.Report) {
 		case gameday.Info:
 			info = append(info, key)
 		}
+	}
+	// The function's statements are bounded: temp_file_limit, which it
+	// cannot lift, and the watchdog for their time.
+	if rs := rep.Find("D11 temporary files and statement time"); len(rs) != 1 || rs[0].Verdict != gameday.Contained || !strings.Contains(rs[0].Summary, "temp_file_limit is 1GB") {
+		t.Errorf("D11 temporary files = %+v, want contained with temp_file_limit 1GB", rs)
 	}
 	for k := range knownFindings {
 		if !seen[k] {

@@ -192,6 +192,7 @@ func (r *runner) run(ctx context.Context) {
 	r.sD02(ctx, first)
 	r.sD03(ctx, first)
 	r.sD04(ctx, first)
+	r.sD11Resources(ctx, first)
 	r.sD13(ctx, first)
 	r.add(nil, "D18", "data-API oracles", NotApplicable, "",
 		"HTTP-level oracles (planned counts, reg* casts, system columns, profile headers) belong to the data API's tests, not to a SQL session", nil)

@@ -419,6 +419,10 @@ func TestUserDatabaseWithoutAdmin(t *testing.T) {
 		if rs := rep.Find("R1 read B's rows by filter"); len(rs) != 1 || rs[0].Verdict != gameday.Blocked || !strings.Contains(rs[0].Summary, "no control") {
 			t.Errorf("R1 = %+v, want blocked, saying there was no control", rs)
 		}
+		// PostgreSQL's default: no bound on temporary files.
+		if rs := rep.Find("D11 temporary files and statement time"); len(rs) != 1 || rs[0].Verdict != gameday.Info || !strings.Contains(rs[0].Summary, "temp_file_limit is -1") {
+			t.Errorf("D11 temporary files = %+v, want info: temp_file_limit is -1", rs)
+		}
 	})
 }
 

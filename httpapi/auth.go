@@ -176,6 +176,19 @@ func (s *Server) vendContext(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fault.E(fault.Denied, "tenant_token_required", "A platform-admin token carries no tenant."))
 		return
 	}
+	// A context vended for a tenant's user is that tenant's traffic (a
+	// function asks for one per request it serves): it takes a token from
+	// the tenant's plan bucket, as a data request does.
+	t, err := s.callerTenant(r.Context(), p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if retry, err := s.quota.admit(t); err != nil { //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+		setRetryAfter(w, retry)
+		s.writeError(w, r, err)
+		return
+	}
 	// Isolation: Mint's default scope is what the tenant's policies allow on
 	// every tenant table, so a function cannot insert, update or delete
 	// through direct SQL what the data API would refuse. (Reads need only a

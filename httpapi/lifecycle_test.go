@@ -625,6 +625,33 @@ func TestNoisyNeighbour(t *testing.T) {
 	if limited < 10 {
 		t.Fatalf("only %d of 20 requests over a 1/s, burst 3 limit were refused", limited)
 	}
+	// Contexts vended for the tenant's users through a function are its
+	// traffic too: past the plan they are refused the same way, and the
+	// quiet tenant's are not.
+	fn, err := s.DB.Postgres().CreateFunction(t.Context(), "noisy_"+strings.ReplaceAll(noisy.UUID[:8], "-", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vendLimited := 0
+	for i := 0; i < 20; i++ {
+		r := s.Do(t, "POST", "/v1/auth/context", fn.Token, map[string]string{"token": noisy.AdminToken})
+		switch r.Status {
+		case http.StatusOK:
+		case http.StatusTooManyRequests:
+			if r.Code() != "rate_limited" || r.Header.Get("Retry-After") == "" {
+				t.Fatalf("vend: 429 without its code or Retry-After: %s %v", r, r.Header)
+			}
+			vendLimited++
+		default:
+			t.Fatalf("vend for the noisy tenant: %s", r)
+		}
+		if q := s.Do(t, "POST", "/v1/auth/context", fn.Token, map[string]string{"token": quiet.AdminToken}); q.Status != http.StatusOK {
+			t.Fatalf("a context for the quiet tenant was refused while the other flooded: %s", q)
+		}
+	}
+	if vendLimited < 10 {
+		t.Fatalf("only %d of 20 contexts vended past a 1/s, burst 3 limit were refused", vendLimited)
+	}
 }
 
 // adminScan runs one query on the test database as its superuser and

@@ -111,7 +111,10 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("--profile-scenario must be one of: %s, or flood and one of --floods' names (flood forged)", strings.Join(scenarioNames, ", "))
 	}
 	maxRequests = *maxReq
-	dir, err := os.MkdirTemp("", "bulkhead-bench-")
+	dir, swept, err := pgcluster.TempDir("bulkhead-bench-")
+	for _, d := range swept {
+		logf("stopped and removed %s, left by a bench that did not finish", d)
+	}
 	if err != nil {
 		return err
 	}

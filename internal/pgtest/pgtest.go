@@ -75,7 +75,8 @@ func setup(tb testing.TB) {
 	defer cancel()
 	raw := os.Getenv(EnvURL)
 	if raw == "" {
-		dir, err := os.MkdirTemp("", "bulkhead-pgtest-")
+		// Clusters of test runs that were killed are stopped and removed.
+		dir, _, err := pgcluster.TempDir("bulkhead-pgtest-cluster-")
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -337,7 +338,7 @@ func managed(tb testing.TB) *pgcluster.Cluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "bulkhead-pgtest-managed-")
+	dir, _, err := pgcluster.TempDir("bulkhead-pgtest-managed-")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -34,13 +35,40 @@ var functionName = regexp.MustCompile(`^[a-z][a-z0-9_]{1,39}$`)
 // ErrFunctionExists is returned when a function name is taken.
 var ErrFunctionExists = fault.E(fault.Conflict, "function_exists", "A function with that name exists.")
 
+// DefaultFunctionConnections is a function's login role's CONNECTION
+// LIMIT unless FunctionOptions says otherwise. It bounds how many
+// statements the function runs on PostgreSQL at once, each up to a CPU:
+// PostgreSQL has no other bound on what one role's statements take.
+const DefaultFunctionConnections = 20
+
+// MaxFunctionConnections is the largest FunctionOptions.ConnectionLimit.
+const MaxFunctionConnections = 10000
+
+// FunctionOptions tune CreateFunctionWith.
+type FunctionOptions struct {
+	// ConnectionLimit is the login role's CONNECTION LIMIT, 1 to
+	// MaxFunctionConnections; zero means DefaultFunctionConnections.
+	ConnectionLimit int
+}
+
 // CreateFunction registers a function: a login role of its own (a member
 // of bulkhead_app, so it holds only the app grants; scram password;
-// connection limit; parameters kept out of the server log) and a credential.
-func (db *DB) CreateFunction(ctx context.Context, name string) (fc *FunctionCredentials, err error) {
+// connection limit; bulkhead's role settings) and a credential.
+func (db *DB) CreateFunction(ctx context.Context, name string) (*FunctionCredentials, error) {
+	return db.CreateFunctionWith(ctx, name, FunctionOptions{})
+}
+
+// CreateFunctionWith is CreateFunction with options.
+func (db *DB) CreateFunctionWith(ctx context.Context, name string, o FunctionOptions) (fc *FunctionCredentials, err error) {
 	defer fault.Wrap(&err, "postgres.CreateFunction(%s)", name)
 	if !functionName.MatchString(name) {
 		return nil, fault.E(fault.Invalid, "invalid_function_name", "A function name is 2 to 40 characters of lowercase letters, digits and underscores, starting with a letter.")
+	}
+	if o.ConnectionLimit == 0 {
+		o.ConnectionLimit = DefaultFunctionConnections
+	}
+	if o.ConnectionLimit < 1 || o.ConnectionLimit > MaxFunctionConnections {
+		return nil, fault.Errorf(fault.Invalid, "invalid_connection_limit", "A function's connection limit is 1 to %d.", MaxFunctionConnections)
 	}
 	role := FunctionRolePrefix + name
 	fc = &FunctionCredentials{Function: Function{Name: name, LoginRole: role},
@@ -55,7 +83,7 @@ func (db *DB) CreateFunction(ctx context.Context, name string) (fc *FunctionCred
 			return err
 		}
 		if _, err := tx.Exec(ctx, `CREATE ROLE `+quoteIdent(role)+` LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB INHERIT
-			CONNECTION LIMIT 20 IN ROLE bulkhead_app PASSWORD `+quoteLiteral(fc.Password)); err != nil {
+			CONNECTION LIMIT `+strconv.Itoa(o.ConnectionLimit)+` IN ROLE bulkhead_app PASSWORD `+quoteLiteral(fc.Password)); err != nil {
 			return err
 		}
 		if super {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 )
@@ -102,5 +103,52 @@ func TestOwnRoleSettings(t *testing.T) {
 	}
 	if got := settings(); !slices.Equal(got, want) {
 		t.Fatalf("after the watchdog's reset: %q, want %q", got, want)
+	}
+}
+
+// TestFunctionConnectionLimit: a function's login role's connection limit
+// bounds how many statements it runs at once; out of range is refused
+// before anything is made.
+func TestFunctionConnectionLimit(t *testing.T) {
+	t.Parallel()
+	db, pg := pgtest.Open(t)
+	ctx := t.Context()
+	name := "cl_" + strings.TrimPrefix(pg.Name, "bulkhead_test_")
+	limit := func(role string) int {
+		n := -2
+		if err := db.Admin().QueryRow(ctx, `SELECT coalesce((SELECT rolconnlimit FROM pg_roles WHERE rolname = $1), -2)`, role).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, bad := range []int{-1, postgres.MaxFunctionConnections + 1} {
+		if _, err := db.CreateFunctionWith(ctx, name, postgres.FunctionOptions{ConnectionLimit: bad}); fault.CodeOf(err) != "invalid_connection_limit" {
+			t.Errorf("connection limit %d: %v, want invalid_connection_limit", bad, err)
+		}
+	}
+	if n := limit(postgres.FunctionRolePrefix + name); n != -2 {
+		t.Fatalf("a refused function made its role (limit %d)", n)
+	}
+	fn, err := db.CreateFunctionWith(ctx, name, postgres.FunctionOptions{ConnectionLimit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := limit(fn.LoginRole); n != 2 {
+		t.Fatalf("connection limit %d, want 2", n)
+	}
+	// Two sessions, and a third is refused by PostgreSQL.
+	for i := 0; i < 2; i++ {
+		c, err := pgx.Connect(ctx, pg.URL(fn.LoginRole, fn.Password))
+		if err != nil {
+			t.Fatalf("session %d: %v", i+1, err)
+		}
+		defer c.Close(context.Background())
+	}
+	var pgErr *pgconn.PgError
+	if c, err := pgx.Connect(ctx, pg.URL(fn.LoginRole, fn.Password)); !errors.As(err, &pgErr) || pgErr.Code != "53300" {
+		if err == nil {
+			c.Close(context.Background())
+		}
+		t.Fatalf("a third session: %v, want too_many_connections (53300)", err)
 	}
 }

@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/bulkhead-dev/bulkhead/postgres"
 )
 
 func runFunctions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const synopsis = "functions create NAME"
+	const synopsis = "functions create NAME [--connection-limit N]"
 	if len(args) > 0 && isHelp(args[0]) {
 		fmt.Fprintln(stderr, "usage: bulkhead "+synopsis)
 		return flag.ErrHelp
@@ -19,6 +21,7 @@ func runFunctions(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	fs := newFlags("functions create", synopsis, stderr)
 	dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL")
+	conns := fs.Int("connection-limit", postgres.DefaultFunctionConnections, fmt.Sprintf("the function's login role's CONNECTION LIMIT (1 to %d): how many statements it can run on PostgreSQL at once, each up to a CPU", postgres.MaxFunctionConnections))
 	name, rest := splitPositional(args[1:])
 	if err := parse(fs, rest); err != nil {
 		return err
@@ -30,12 +33,15 @@ func runFunctions(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if name == "" {
 		return usageError{"usage: bulkhead " + synopsis}
 	}
+	if *conns < 1 || *conns > postgres.MaxFunctionConnections {
+		return usageError{fmt.Sprintf("--connection-limit must be 1 to %d", postgres.MaxFunctionConnections)}
+	}
 	db, err := openStore(ctx, *dbURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	fc, err := db.CreateFunction(ctx, name)
+	fc, err := db.CreateFunctionWith(ctx, name, postgres.FunctionOptions{ConnectionLimit: *conns})
 	if err != nil {
 		return err
 	}

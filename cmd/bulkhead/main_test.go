@@ -349,6 +349,33 @@ func TestTenantsCommand(t *testing.T) {
 	if out, err := cmd("functions", "create", fn); err != nil || !strings.Contains(out, `"login_role":"bulkhead_fn_`+fn+`"`) {
 		t.Fatalf("functions create: %q %v", out, err)
 	}
+	// The role's connection limit bounds how many statements the function
+	// runs at once: 20 unless --connection-limit says otherwise; a value
+	// out of range is a usage error and makes nothing.
+	connLimit := func(role string) int {
+		n := -2
+		if err := adm.QueryRow(ctx, `SELECT coalesce((SELECT rolconnlimit FROM pg_roles WHERE rolname = $1), -2)`, role).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := connLimit("bulkhead_fn_" + fn); n != 20 {
+		t.Errorf("functions create: connection limit %d, want 20", n)
+	}
+	if out, err := cmd("functions", "create", fn+"_x", "--connection-limit", "3"); err != nil {
+		t.Fatalf("functions create --connection-limit 3: %q %v", out, err)
+	}
+	if n := connLimit("bulkhead_fn_" + fn + "_x"); n != 3 {
+		t.Errorf("functions create --connection-limit 3: connection limit %d", n)
+	}
+	for _, bad := range []string{"0", "-1", "10001", "many"} {
+		if _, err := cmd("functions", "create", fn+"_y", "--connection-limit", bad); !isUsage(err) {
+			t.Errorf("--connection-limit %s: %v, want a usage error", bad, err)
+		}
+	}
+	if n := connLimit("bulkhead_fn_" + fn + "_y"); n != -2 {
+		t.Errorf("a refused functions create made its role (connection limit %d)", n)
+	}
 }
 
 func TestDev(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/bulkhead-dev/bulkhead"
@@ -112,7 +113,7 @@ type floodKind struct {
 }
 
 // floodKeys are the keys of the floods, in the order they run.
-var floodKeys = []string{"paced", "paced-null", "paced-niced", "paced-null-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "logins-direct", "logins-hashing", "logins-process", "expensive", "expensive-plan", "expensive-direct", "closed-niced", "closed"}
+var floodKeys = []string{"paced", "paced-null", "paced-niced", "paced-null-niced", "404", "forged", "forged-new", "forged-spread", "logins", "logins-spread", "logins-tenants", "logins-direct", "logins-hashing", "logins-process", "expensive", "expensive-plan", "expensive-direct", "function", "function-1", "closed-niced", "closed"}
 
 // noisyConfig is what --noisy runs: each side for d, each flood started
 // lead before the quiet tenant is measured, the paced floods at
@@ -184,6 +185,25 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		heavy = []vegeta.Target{{Method: "GET", URL: bulk + "/rest/v1/projects?select=id&description=like.*zzz*&limit=1",
 			Header: http.Header{"Authorization": {"Bearer " + h.token}}}}
 		heavyDirect = pacedScans(db, h.admin, httpapi.DefaultLimits["basic"].StatementTime)
+	}
+	// Business code that talks to PostgreSQL directly, compromised: a
+	// registered function's login role running CPU-bound statements on as
+	// many connections as its role allows (the default), or on one.
+	var fnAll, fnOne func(context.Context, time.Duration) (attackResult, error)
+	if only == nil || only["function"] || only["function-1"] {
+		fc, err := db.Postgres().CreateFunctionWith(ctx, "bench_load", postgres.FunctionOptions{})
+		if err != nil {
+			return out, err
+		}
+		cc := db.Postgres().Admin().Config().ConnConfig.Copy()
+		cc.User, cc.Password = fc.LoginRole, fc.Password
+		admin := db.Postgres().Admin()
+		fnAll = func(ctx context.Context, d time.Duration) (attackResult, error) {
+			return functionLoad(ctx, admin, cc, postgres.DefaultFunctionConnections, d)
+		}
+		fnOne = func(ctx context.Context, d time.Duration) (attackResult, error) {
+			return functionLoad(ctx, admin, cc, 1, d)
+		}
 	}
 	// A flood of requests the server refuses before any SQL (an unknown
 	// table: 404, audited) must be held to the plan as well.
@@ -273,6 +293,8 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		{key: "logins-direct", name: fmt.Sprintf("control: password checks in this process at the server's budget (%.0f a second), without HTTP", httpapi.DefaultPasswordChecks().Rate), control: true, direct: pacedChecks(httpapi.DefaultPasswordChecks().Rate, false)},
 		{key: "logins-hashing", name: fmt.Sprintf("control: the same checks through a password hashing process at nice 19, as the server's (%.0f a second)", httpapi.DefaultPasswordChecks().Rate), control: true, direct: pacedChecks(httpapi.DefaultPasswordChecks().Rate, true)},
 		{key: "logins-process", name: fmt.Sprintf("control: the same checks in a process of their own (%.0f a second)", httpapi.DefaultPasswordChecks().Rate), control: true, direct: checksProcess(httpapi.DefaultPasswordChecks().Rate)},
+		{key: "function", name: fmt.Sprintf("outside the API: a function's %d connections (its role's limit) running CPU-bound statements", postgres.DefaultFunctionConnections), control: true, direct: fnAll},
+		{key: "function-1", name: "outside the API: the same statements on one connection", control: true, direct: fnOne},
 		{"closed-niced", "32 clients, closed loop, load process niced", 0, true, getTargets(bulk, noisy), false, nil},
 		{"closed", "32 clients, closed loop", 0, false, getTargets(bulk, noisy), false, nil},
 	}
@@ -362,6 +384,63 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 		out.floods = append(out.floods, medianFlood(rs))
 	}
 	return out, nil
+}
+
+// functionLoad is what a compromised function can do to PostgreSQL without
+// the API: conns sessions as its login role, each running a CPU-bound
+// statement (no table, no tenant) over and over for d. PostgreSQL bounds it
+// only by the role's connection limit, and the watchdog's statement limit
+// (minutes, far past d).
+func functionLoad(parent context.Context, admin *pgxpool.Pool, cc *pgx.ConnConfig, conns int, d time.Duration) (attackResult, error) {
+	ctx, cancel := context.WithTimeout(parent, d)
+	defer cancel()
+	start := time.Now()
+	// The statements in flight at the end are canceled and their sessions
+	// closed; wait until PostgreSQL has ended them, so that the next
+	// measurement of the quiet tenant alone does not run beside them.
+	defer func() {
+		for i := 0; i < 300; i++ {
+			var n int
+			if err := admin.QueryRow(parent, `SELECT count(*) FROM pg_stat_activity WHERE usename = $1`, cc.User).Scan(&n); err != nil || n == 0 {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	counts := make(chan int, conns)
+	errs := make(chan error, conns)
+	for range conns {
+		go func() {
+			n := 0
+			defer func() { counts <- n }()
+			c, err := pgx.ConnectConfig(ctx, cc)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close(context.Background())
+			for ctx.Err() == nil {
+				if _, err := c.Exec(ctx, `SELECT count(*) FROM generate_series(1, 2000000)`); err == nil {
+					n++
+				} else if ctx.Err() == nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	n := 0
+	for range conns {
+		n += <-counts
+	}
+	select {
+	case err := <-errs:
+		return attackResult{}, fmt.Errorf("function load: %w", err)
+	default:
+	}
+	took := time.Since(start)
+	return attackResult{Name: "function", Requests: uint64(n), Rate: float64(n) / took.Seconds(),
+		Throughput: float64(n) / took.Seconds(), Success: 1, Status: map[string]int{"200": n}}, nil
 }
 
 // pacedScans is the control of the expensive flood: the same scan of the

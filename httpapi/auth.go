@@ -179,14 +179,7 @@ func (s *Server) vendContext(w http.ResponseWriter, r *http.Request) {
 	// A context vended for a tenant's user is that tenant's traffic (a
 	// function asks for one per request it serves): it takes a token from
 	// the tenant's plan bucket, as a data request does.
-	t, err := s.callerTenant(r.Context(), p)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if retry, err := s.quota.admit(t); err != nil { //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
-		setRetryAfter(w, retry)
-		s.writeError(w, r, err)
+	if _, ok := s.admitTenant(w, r, p); !ok {
 		return
 	}
 	// Isolation: Mint's default scope is what the tenant's policies allow on

@@ -376,20 +376,31 @@ func (s *Server) verifyToken(next http.Handler) http.Handler {
 			notePrincipal(r, p)
 		}
 		if ok && !p.Platform {
-			t, err := s.callerTenant(r.Context(), p)
-			if err != nil {
-				s.writeError(w, r, err)
-				return
-			}
-			if retry, err := s.quota.admit(t); err != nil { //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
-				setRetryAfter(w, retry)
-				s.writeError(w, r, err)
+			t, ok := s.admitTenant(w, r, p)
+			if !ok {
 				return
 			}
 			r = r.WithContext(context.WithValue(r.Context(), callerTenantKey{}, t))
 		}
 		next.ServeHTTP(w, r)
 	}))
+}
+
+// admitTenant finds p's tenant and takes a token from its plan's bucket.
+// Past the plan, or when the tenant cannot be found, it answers the
+// request (429 with Retry-After, or the error) and returns false.
+func (s *Server) admitTenant(w http.ResponseWriter, r *http.Request, p tenant.Principal) (*tenant.Tenant, bool) {
+	t, err := s.callerTenant(r.Context(), p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, false
+	}
+	if retry, err := s.quota.admit(t); err != nil { //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data
+		setRetryAfter(w, retry)
+		s.writeError(w, r, err)
+		return nil, false
+	}
+	return t, true
 }
 
 func mustPrincipal(r *http.Request) tenant.Principal {

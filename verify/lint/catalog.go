@@ -219,6 +219,7 @@ type catalog struct {
 	dbGrants  map[string][]string
 	sessions  []sessionPriv // L20
 	tempFree  []role        // app login roles with no temp_file_limit (L22)
+	connFree  []role        // app login roles with no connection limit (L23)
 
 	integrity integrity // bulkhead's own functions (bulkhead databases only)
 
@@ -730,7 +731,8 @@ func (c *catalog) loadSessionPrivs(ctx context.Context, tx pgx.Tx) error {
 // loadTempLimits finds the app login roles whose sessions in this
 // database start with temp_file_limit = -1 (L22): the most specific of
 // the role's setting for this database, for every database, the
-// database's setting, and the server's.
+// database's setting, and the server's; and those without a connection
+// limit (L23).
 func (c *catalog) loadTempLimits(ctx context.Context, tx pgx.Tx) error {
 	var apps []uint32
 	for _, r := range c.apps {
@@ -755,9 +757,20 @@ func (c *catalog) loadTempLimits(ctx context.Context, tx pgx.Tx) error {
 	if err != nil {
 		return err
 	}
+	rows, err = tx.Query(ctx, `SELECT oid FROM pg_roles WHERE oid = ANY($1::oid[]) AND rolconnlimit < 0`, apps)
+	if err != nil {
+		return err
+	}
+	unlimited, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
+	if err != nil {
+		return err
+	}
 	for _, r := range c.apps {
 		if slices.Contains(free, r.oid) {
 			c.tempFree = append(c.tempFree, r)
+		}
+		if slices.Contains(unlimited, r.oid) {
+			c.connFree = append(c.connFree, r)
 		}
 	}
 	return nil

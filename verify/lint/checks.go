@@ -22,7 +22,7 @@ var checks = []func(*catalog) []Finding{
 	(*catalog).checkServer,     // L18
 	(*catalog).checkIntegrity,  // L19
 	(*catalog).checkMaintSight, // L21
-	(*catalog).checkTempFiles,  // L22
+	(*catalog).checkTempFiles,  // L22 L23
 }
 
 // ---- helpers
@@ -1247,20 +1247,32 @@ func (c *catalog) sessionFinding(db Object) (Finding, bool) {
 		Fix:     strings.Join(fix, "\n") + "\n-- as a superuser; bulkhead migrate does this when its admin URL is a superuser, and also revokes the other pg_stat_* views and pg_stat_get_* functions from PUBLIC. On a managed service (no superuser) it cannot be done; see docs/trust-model.md, Residual risks."}, true
 }
 
-// checkTempFiles is L22: one finding for the database, naming every app
-// login role whose statements may write temporary files without bound.
+// checkTempFiles is L22 and L23: one finding each for the database,
+// naming every app login role whose statements may write temporary files
+// without bound, and every one without a connection limit.
 func (c *catalog) checkTempFiles() []Finding {
-	if len(c.tempFree) == 0 {
-		return nil
+	var out []Finding
+	if len(c.tempFree) > 0 {
+		var names, fix []string
+		for _, r := range c.tempFree {
+			names = append(names, r.q)
+			fix = append(fix, fmt.Sprintf("ALTER ROLE %s SET temp_file_limit = '1GB';", r.q))
+		}
+		out = append(out, Finding{ID: "L22", Object: Object{Kind: "database", Name: c.dbq},
+			Message: fmt.Sprintf("App login roles %s may write temporary files without limit in database %s (temp_file_limit = -1).", join(names), c.dbq),
+			Fix:     strings.Join(fix, "\n") + "\n-- as a superuser (temp_file_limit is a superuser setting, so the roles cannot lift it); bulkhead migrate does this for bulkhead's app roles. Raise the value for a role whose queries need more, or set it for the whole server instead."})
 	}
-	var names, fix []string
-	for _, r := range c.tempFree {
-		names = append(names, r.q)
-		fix = append(fix, fmt.Sprintf("ALTER ROLE %s SET temp_file_limit = '1GB';", r.q))
+	if len(c.connFree) > 0 {
+		var names, fix []string
+		for _, r := range c.connFree {
+			names = append(names, r.q)
+			fix = append(fix, fmt.Sprintf("ALTER ROLE %s CONNECTION LIMIT 20;", r.q))
+		}
+		out = append(out, Finding{ID: "L23", Object: Object{Kind: "database", Name: c.dbq},
+			Message: fmt.Sprintf("App login roles %s have no connection limit: each may run as many statements at once as the server allows connections.", join(names)),
+			Fix:     strings.Join(fix, "\n") + "\n-- as a role with CREATEROLE (the roles cannot change their own limit); size each to what one service may take from every tenant. bulkhead gives its gateway 200 and each function 20 (bulkhead functions create --connection-limit)."})
 	}
-	return []Finding{{ID: "L22", Object: Object{Kind: "database", Name: c.dbq},
-		Message: fmt.Sprintf("App login roles %s may write temporary files without limit in database %s (temp_file_limit = -1).", join(names), c.dbq),
-		Fix:     strings.Join(fix, "\n") + "\n-- as a superuser (temp_file_limit is a superuser setting, so the roles cannot lift it); bulkhead migrate does this for bulkhead's app roles. Raise the value for a role whose queries need more, or set it for the whole server instead."}}
+	return out
 }
 
 // ---- extensions and the server

@@ -15,7 +15,7 @@
 //     are judged for every role an app role can SET ROLE to, since SQL run
 //     as the app role can take any of them;
 //   - the exposed schemas, which the checks derived from Supabase's
-//     splinter (ids S00nn) look at. The tenant lints (L01–L22) look at
+//     splinter (ids S00nn) look at. The tenant lints (L01–L23) look at
 //     every schema.
 //
 // # Findings

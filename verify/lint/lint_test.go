@@ -196,6 +196,7 @@ func (b *bed) expected() map[string][]string {
 		"L17":   {"extension postgres_fdw", "user mapping PUBLIC SERVER " + b.prefix + "_srv"},
 		"L20":   {"database " + b.db.Name},
 		"L22":   {"database " + b.db.Name},
+		"L23":   {"database " + b.db.Name},
 		"S0003": q("policy mine ON $.n03_per_row"),
 		"S0006": q("table $.t04_or", "table $.t04_guarded"),
 		"S0007": q("table $.n07_policy_no_rls"),

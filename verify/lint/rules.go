@@ -200,6 +200,11 @@ var rules = []Rule{
 		Why:    "A sort or hash that does not fit in work_mem, which any role may lower or raise in its session, spills to temporary files on the server's disk. With temp_file_limit at -1 (PostgreSQL's default), one statement of a compromised or careless function can fill the disk every tenant's data and WAL are on, and PostgreSQL stops for all of them; a statement timeout does not help, since the role may set its own.",
 		Levels: "One finding per database, a warning, naming every app login role whose sessions start with temp_file_limit = -1 (from its own setting for this database or for every database, the database's setting, or the server's, in that order).",
 		Fix:    "As a superuser, ALTER ROLE … SET temp_file_limit = '1GB' for each app login role (bulkhead migrate does, for the gateway and every function), or set temp_file_limit for the server; the roles cannot lift a superuser setting."},
+	{ID: "L23", Name: "app_role_no_connection_limit", Severity: Warn, Category: Security,
+		Title:  "App login roles without a connection limit",
+		Why:    "PostgreSQL has no bound on the CPU, memory or locks one role's statements take but the number of sessions it may hold at once: with none, one compromised or runaway service can open as many sessions as the server allows, run a heavy statement in each, and starve every tenant (on two CPUs, CPU-bound statements on 20 sessions put another tenant's p99 at over 100 times its value alone), or use up max_connections so that nobody else can connect.",
+		Levels: "One finding per database, a warning, naming every app login role whose CONNECTION LIMIT is -1 (PostgreSQL's default).",
+		Fix:    "As a role with CREATEROLE, ALTER ROLE … CONNECTION LIMIT n for each app login role, n sized to what one service may take from every tenant; a role cannot change its own. bulkhead gives its gateway 200 and each function 20 (bulkhead functions create --connection-limit)."},
 }
 
 var ruleByID = map[string]Rule{}

@@ -122,8 +122,8 @@ func checkOwn(t *testing.T, rep *gameday.Report) {
 	}
 	// The function's statements are bounded: temp_file_limit, which it
 	// cannot lift, and the watchdog for their time.
-	if rs := rep.Find("D11 temporary files and statement time"); len(rs) != 1 || rs[0].Verdict != gameday.Contained || !strings.Contains(rs[0].Summary, "temp_file_limit is 1GB") {
-		t.Errorf("D11 temporary files = %+v, want contained with temp_file_limit 1GB", rs)
+	if rs := rep.Find("D11 temporary files and statement time"); len(rs) != 1 || rs[0].Verdict != gameday.Contained || !strings.Contains(rs[0].Summary, "temp_file_limit is 1GB") || !strings.Contains(rs[0].Summary, "may hold 20 sessions") {
+		t.Errorf("D11 temporary files = %+v, want contained with temp_file_limit 1GB and 20 sessions", rs)
 	}
 	for k := range knownFindings {
 		if !seen[k] {

@@ -408,31 +408,37 @@ func (r *runner) sD11(ctx context.Context, p *pair) {
 	}
 }
 
-// sD11Resources looks at what bounds one statement of the login: the
-// temporary files it may write (temp_file_limit, which only a superuser
-// may change) and its time (statement_timeout, which is the login's own
-// to set). Unbounded, one statement fills the disk or holds a CPU from
-// every tenant.
+// sD11Resources looks at what bounds the login's statements: the
+// temporary files one may write (temp_file_limit, which only a superuser
+// may change), its time (statement_timeout, which is the login's own to
+// set), and how many run at once (the role's connection limit).
+// Unbounded, one statement fills the disk, and many hold every CPU.
 func (r *runner) sD11Resources(ctx context.Context, p *pair) {
 	const name = "temporary files and statement time"
 	var limit string
+	var conns int64
 	var lifted, timeout bool
 	steps, err := r.probe(ctx, p.a.ctx, txOptions{}, func(a *attempt) {
 		limit = a.run(`SELECT pg_catalog.current_setting('temp_file_limit')`).str(0)
+		conns = a.run(`SELECT rolconnlimit FROM pg_catalog.pg_roles WHERE rolname = SESSION_USER`).int(0)
 		lifted = a.run(`SET LOCAL temp_file_limit = -1`).ok()
 		timeout = a.run(`SET LOCAL statement_timeout = 0`).ok()
 	})
+	sessions := fmt.Sprintf("it may hold %d sessions at once, each running a statement up to a CPU", conns)
+	if conns < 0 {
+		sessions = "it has no connection limit, so it may hold as many sessions, each running a statement up to a CPU, as the server allows (ALTER ROLE … CONNECTION LIMIT; lint L23)"
+	}
 	switch {
 	case err != nil || limit == "":
 		r.add(p, "D11", name, Inconclusive, "", fmt.Sprintf("could not read temp_file_limit (%v)", err), steps)
-	case limit == "-1" || lifted:
-		r.add(p, "D11", name, Info, Medium, fmt.Sprintf("temp_file_limit is %s for the login (lifted in the session: %t): one statement that spills a sort or hash can fill the disk every tenant is on. As a superuser, ALTER ROLE … SET temp_file_limit (bulkhead does for its app roles; lint L22)", limit, lifted), steps)
+	case limit == "-1" || lifted || conns < 0:
+		r.add(p, "D11", name, Info, Medium, fmt.Sprintf("temp_file_limit is %s for the login (lifted in the session: %t): with -1, one statement that spills a sort or hash can fill the disk every tenant is on (as a superuser, ALTER ROLE … SET temp_file_limit; lint L22); %s", limit, lifted, sessions), steps)
 	case !timeout:
-		r.add(p, "D11", name, Blocked, "", "temp_file_limit is "+limit+" and the login cannot lift it, nor set its own statement_timeout", steps)
+		r.add(p, "D11", name, Blocked, "", "temp_file_limit is "+limit+" and the login cannot lift it, nor set its own statement_timeout; "+sessions, steps)
 	case r.own != nil:
-		r.add(p, "D11", name, Contained, Low, "temp_file_limit is "+limit+" and the login cannot lift it; it can set its own statement_timeout to 0 (rolled back), and `bulkhead serve`'s watchdog cancels app statements past --watchdog-max-statement (5 minutes by default)", steps)
+		r.add(p, "D11", name, Contained, Low, "temp_file_limit is "+limit+" and the login cannot lift it; it can set its own statement_timeout to 0 (rolled back), and `bulkhead serve`'s watchdog cancels app statements past --watchdog-max-statement (5 minutes by default); until then "+sessions, steps)
 	default:
-		r.add(p, "D11", name, Info, Low, "temp_file_limit is "+limit+" and the login cannot lift it; it can set its own statement_timeout to 0 (rolled back): only a watchdog that cancels long statements bounds their time", steps)
+		r.add(p, "D11", name, Info, Low, "temp_file_limit is "+limit+" and the login cannot lift it; it can set its own statement_timeout to 0 (rolled back): only a watchdog that cancels long statements bounds their time; "+sessions, steps)
 	}
 }
 

@@ -420,8 +420,8 @@ func TestUserDatabaseWithoutAdmin(t *testing.T) {
 			t.Errorf("R1 = %+v, want blocked, saying there was no control", rs)
 		}
 		// PostgreSQL's default: no bound on temporary files.
-		if rs := rep.Find("D11 temporary files and statement time"); len(rs) != 1 || rs[0].Verdict != gameday.Info || !strings.Contains(rs[0].Summary, "temp_file_limit is -1") {
-			t.Errorf("D11 temporary files = %+v, want info: temp_file_limit is -1", rs)
+		if rs := rep.Find("D11 temporary files and statement time"); len(rs) != 1 || rs[0].Verdict != gameday.Info || !strings.Contains(rs[0].Summary, "temp_file_limit is -1") || !strings.Contains(rs[0].Summary, "no connection limit") {
+			t.Errorf("D11 temporary files = %+v, want info: temp_file_limit is -1, no connection limit", rs)
 		}
 	})
 }

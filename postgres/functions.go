@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -105,6 +106,37 @@ func (db *DB) CreateFunctionWith(ctx context.Context, name string, o FunctionOpt
 		return nil, Translate(err)
 	}
 	return fc, nil
+}
+
+// FunctionInfo is a registered function as ListFunctions reports it.
+type FunctionInfo struct {
+	Name      string    `json:"name"`
+	LoginRole string    `json:"login_role"`
+	CreatedAt time.Time `json:"created_at"`
+	// ConnectionLimit is the login role's CONNECTION LIMIT, -1 for none;
+	// RoleMissing says the role is gone from the cluster.
+	ConnectionLimit int  `json:"connection_limit"`
+	RoleMissing     bool `json:"role_missing,omitempty"`
+	// Sessions is how many sessions the role holds now, in every database
+	// of the cluster (-1 when the admin role may not see them).
+	Sessions int `json:"sessions"`
+}
+
+// ListFunctions returns every registered function, by name, with its
+// login role's connection limit and the sessions it holds now.
+func (db *DB) ListFunctions(ctx context.Context) (fs []FunctionInfo, err error) {
+	defer fault.Wrap(&err, "postgres.ListFunctions")
+	rows, err := db.admin.Query(ctx, `SELECT f.name, f.login_role, f.created_at, coalesce(r.rolconnlimit, -1), r.oid IS NULL,
+			CASE WHEN pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
+			     THEN (SELECT count(*) FROM pg_stat_activity a WHERE a.usename = f.login_role)::int ELSE -1 END
+		FROM bulkhead_control.functions f LEFT JOIN pg_roles r ON r.rolname = f.login_role
+		ORDER BY f.name`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (f FunctionInfo, err error) {
+		return f, r.Scan(&f.Name, &f.LoginRole, &f.CreatedAt, &f.ConnectionLimit, &f.RoleMissing, &f.Sessions)
+	})
 }
 
 // ResetFunctionPassword gives a function's login role a new password and

@@ -6,15 +6,21 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/postgres"
 )
 
 func runFunctions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const synopsis = "functions create NAME [--connection-limit N]"
+	const synopsis = "functions create NAME [--connection-limit N] | list [--json]"
 	if len(args) > 0 && isHelp(args[0]) {
 		fmt.Fprintln(stderr, "usage: bulkhead "+synopsis)
 		return flag.ErrHelp
+	}
+	if len(args) > 0 && args[0] == "list" {
+		return listFunctions(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "create" {
 		return usageError{"usage: bulkhead " + synopsis}
@@ -49,4 +55,47 @@ func runFunctions(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return json.NewEncoder(stdout).Encode(map[string]string{
 		"name": fc.Name, "login_role": fc.LoginRole, "function_token": fc.Token, "password": fc.Password,
 	})
+}
+
+// listFunctions prints every registered function with its login role's
+// connection limit and the sessions it holds now.
+func listFunctions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("functions list", "functions list [--json]", stderr)
+	dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL")
+	asJSON := fs.Bool("json", false, "print a JSON array instead of a table")
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	db, err := openStore(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	fns, err := db.ListFunctions(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if fns == nil {
+			fns = []postgres.FunctionInfo{}
+		}
+		return json.NewEncoder(stdout).Encode(fns)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tLOGIN ROLE\tCONNECTION LIMIT\tSESSIONS\tCREATED")
+	for _, f := range fns {
+		limit := strconv.Itoa(f.ConnectionLimit)
+		switch {
+		case f.RoleMissing:
+			limit = "role missing"
+		case f.ConnectionLimit < 0:
+			limit = "none"
+		}
+		sessions := strconv.Itoa(f.Sessions)
+		if f.Sessions < 0 {
+			sessions = "unknown"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Name, f.LoginRole, limit, sessions, f.CreatedAt.UTC().Format(time.RFC3339))
+	}
+	return tw.Flush()
 }

@@ -362,8 +362,9 @@ func TestTenantsCommand(t *testing.T) {
 	if n := connLimit("bulkhead_fn_" + fn); n != 20 {
 		t.Errorf("functions create: connection limit %d, want 20", n)
 	}
-	if out, err := cmd("functions", "create", fn+"_x", "--connection-limit", "3"); err != nil {
-		t.Fatalf("functions create --connection-limit 3: %q %v", out, err)
+	created, err := cmd("functions", "create", fn+"_x", "--connection-limit", "3")
+	if err != nil {
+		t.Fatalf("functions create --connection-limit 3: %q %v", created, err)
 	}
 	if n := connLimit("bulkhead_fn_" + fn + "_x"); n != 3 {
 		t.Errorf("functions create --connection-limit 3: connection limit %d", n)
@@ -375,6 +376,42 @@ func TestTenantsCommand(t *testing.T) {
 	}
 	if n := connLimit("bulkhead_fn_" + fn + "_y"); n != -2 {
 		t.Errorf("a refused functions create made its role (connection limit %d)", n)
+	}
+	// functions list: each function, its limit and the sessions it holds.
+	var creds struct{ Password string }
+	if err := json.Unmarshal([]byte(created), &creds); err != nil {
+		t.Fatalf("functions create output %q: %v", created, err)
+	}
+	session, err := pgx.Connect(ctx, pg.URL("bulkhead_fn_"+fn+"_x", creds.Password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close(ctx)
+	listOut, err := cmd("functions", "list", "--json")
+	if err != nil {
+		t.Fatalf("functions list --json: %q %v", listOut, err)
+	}
+	var listed []struct {
+		Name            string `json:"name"`
+		LoginRole       string `json:"login_role"`
+		ConnectionLimit int    `json:"connection_limit"`
+		Sessions        int    `json:"sessions"`
+	}
+	if err := json.Unmarshal([]byte(listOut), &listed); err != nil {
+		t.Fatalf("functions list --json %q: %v", listOut, err)
+	}
+	got := map[string][2]int{}
+	for _, f := range listed {
+		got[f.Name] = [2]int{f.ConnectionLimit, f.Sessions}
+	}
+	if len(listed) != 2 || got[fn] != [2]int{20, 0} || got[fn+"_x"] != [2]int{3, 1} {
+		t.Errorf("functions list --json: %s, want %s with limit 20 and no session, %s_x with 3 and one", listOut, fn, fn)
+	}
+	if out, err := cmd("functions", "list"); err != nil || !strings.Contains(out, "CONNECTION LIMIT") || !strings.Contains(out, fn+"_x") {
+		t.Errorf("functions list: %q %v", out, err)
+	}
+	if _, err := cmd("functions", "list", "extra"); !isUsage(err) {
+		t.Errorf("functions list extra: %v, want a usage error", err)
 	}
 }
 

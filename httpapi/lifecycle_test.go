@@ -348,6 +348,22 @@ func TestVendedContextBoundToFunction(t *testing.T) {
 	if err := db.Tx(tenant.NewContext(ctx, tenant.Principal{Tenant: "globex", Role: tenant.Admin}), func(pgx.Tx) error { return nil }); err == nil {
 		t.Fatal("a business-code handle ran a transaction from a principal it chose")
 	}
+	// Revoked, the function gets no more contexts, and the one it was
+	// vended is addressed to a role that no longer logs in.
+	if _, err := s.DB.Postgres().DeleteFunction(ctx, f1.Name); err != nil {
+		t.Fatal(err)
+	}
+	if r, _, _ := vend(f1.Token, a.AdminToken); r.Status != http.StatusUnauthorized || r.Code() != "invalid_function_credential" {
+		t.Fatalf("vend with a deleted function's credential: %s", r)
+	}
+	if c, err := pgx.Connect(ctx, s.PG.URL(f1.LoginRole, f1.Password)); err == nil {
+		c.Close(ctx)
+		t.Fatal("a deleted function's role still logs in")
+	}
+	// The other function is untouched.
+	if r, _, _ := vend(f2.Token, a.AdminToken); r.Status != http.StatusOK {
+		t.Fatalf("vend for the other function after the delete: %s", r)
+	}
 }
 
 func TestSuspendAndResume(t *testing.T) {

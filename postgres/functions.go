@@ -139,6 +139,61 @@ func (db *DB) ListFunctions(ctx context.Context) (fs []FunctionInfo, err error) 
 	})
 }
 
+// DeleteFunction revokes a registered function: in one transaction its
+// credential is removed (POST /v1/auth/context refuses it from then on)
+// and its login role dropped, so that neither it nor a context already
+// vended to it (addressed to that role) works again; then the sessions
+// the role still held are ended. It returns how many were. A function
+// whose role was dropped by hand is removed all the same.
+func (db *DB) DeleteFunction(ctx context.Context, name string) (ended int, err error) {
+	defer fault.Wrap(&err, "postgres.DeleteFunction(%s)", name)
+	f, err := db.findFunction(ctx, `name = $1`, name)
+	if err != nil {
+		return 0, err
+	}
+	var oid uint32
+	err = pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM bulkhead_control.functions WHERE name = $1`, name); err != nil {
+			return err
+		}
+		err := tx.QueryRow(ctx, `SELECT oid FROM pg_roles WHERE rolname = $1`, f.LoginRole).Scan(&oid)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return err
+		default:
+			// Memberships and role settings go with the role; a function's
+			// role owns nothing and holds no grant of its own.
+			if _, err := tx.Exec(ctx, `DROP ROLE `+quoteIdent(f.LoginRole)); err != nil {
+				return err
+			}
+		}
+		return db.changeEvent(ctx, tx, "functions:Delete", controlResource("", policy.KindFunction, name), "", "", map[string]string{"login_role": f.LoginRole})
+	})
+	if err != nil {
+		return 0, Translate(err)
+	}
+	if oid == 0 {
+		return 0, nil
+	}
+	// The role is gone, and with it its membership of bulkhead_app, so its
+	// sessions can no longer read anything; end them all the same.
+	rows, err := db.admin.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE usesysid = $1`, oid)
+	if err != nil {
+		return 0, Translate(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return 0, Translate(err)
+	}
+	for _, pid := range pids {
+		if db.terminate(ctx, pid) == "terminated" {
+			ended++
+		}
+	}
+	return ended, nil
+}
+
 // ResetFunctionPassword gives a function's login role a new password and
 // returns it. `bulkhead dev` uses it on each start.
 func (db *DB) ResetFunctionPassword(ctx context.Context, name string) (string, error) {

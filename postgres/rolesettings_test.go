@@ -152,3 +152,58 @@ func TestFunctionConnectionLimit(t *testing.T) {
 		t.Fatalf("a third session: %v, want too_many_connections (53300)", err)
 	}
 }
+
+// TestDeleteFunction: revoking a compromised function removes its
+// credential and its login role in one transaction and ends the sessions
+// it holds; an unknown name changes nothing.
+func TestDeleteFunction(t *testing.T) {
+	t.Parallel()
+	db, pg := pgtest.Open(t)
+	ctx := t.Context()
+	suffix := strings.TrimPrefix(pg.Name, "bulkhead_test_")
+	fn, err := db.CreateFunction(ctx, "del_"+suffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := db.CreateFunction(ctx, "keep_"+suffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	session, err := pgx.Connect(ctx, pg.URL(fn.LoginRole, fn.Password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close(context.Background())
+
+	if _, err := db.DeleteFunction(ctx, "nobody_"+suffix); fault.CodeOf(err) != "function_not_found" {
+		t.Fatalf("deleting an unknown function: %v, want function_not_found", err)
+	}
+	ended, err := db.DeleteFunction(ctx, fn.Name)
+	if err != nil || ended != 1 {
+		t.Fatalf("DeleteFunction = %d, %v; want its one session ended", ended, err)
+	}
+	if err := session.Ping(ctx); err == nil {
+		t.Error("the deleted function's session still answers")
+	}
+	if _, err := pgx.Connect(ctx, pg.URL(fn.LoginRole, fn.Password)); err == nil {
+		t.Error("the deleted function's role still logs in")
+	}
+	if _, err := db.FindFunctionByToken(ctx, fn.Token); !errors.Is(err, postgres.ErrBadFunctionToken) {
+		t.Errorf("the deleted function's credential: %v, want ErrBadFunctionToken", err)
+	}
+	var roles int
+	if err := db.Admin().QueryRow(ctx, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, fn.LoginRole).Scan(&roles); err != nil || roles != 0 {
+		t.Errorf("the deleted function's role: %d left (%v)", roles, err)
+	}
+	if _, err := db.DeleteFunction(ctx, fn.Name); fault.CodeOf(err) != "function_not_found" {
+		t.Errorf("deleting it again: %v, want function_not_found", err)
+	}
+	// The other function is untouched.
+	if f, err := db.FindFunctionByToken(ctx, other.Token); err != nil || f.Name != other.Name {
+		t.Errorf("the other function's credential: %v, %v", f, err)
+	}
+	fs, err := db.ListFunctions(ctx)
+	if err != nil || len(fs) != 1 || fs[0].Name != other.Name || fs[0].RoleMissing {
+		t.Errorf("ListFunctions after the delete: %+v, %v; want only %s, with its role", fs, err, other.Name)
+	}
+}

@@ -14,13 +14,16 @@ import (
 )
 
 func runFunctions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const synopsis = "functions create NAME [--connection-limit N] | list [--json]"
+	const synopsis = "functions create NAME [--connection-limit N] | list [--json] | delete NAME"
 	if len(args) > 0 && isHelp(args[0]) {
 		fmt.Fprintln(stderr, "usage: bulkhead "+synopsis)
 		return flag.ErrHelp
 	}
 	if len(args) > 0 && args[0] == "list" {
 		return listFunctions(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "delete" {
+		return deleteFunction(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "create" {
 		return usageError{"usage: bulkhead " + synopsis}
@@ -98,4 +101,34 @@ func listFunctions(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Name, f.LoginRole, limit, sessions, f.CreatedAt.UTC().Format(time.RFC3339))
 	}
 	return tw.Flush()
+}
+
+// deleteFunction revokes a function: its credential and login role go in
+// one transaction, then its sessions are ended.
+func deleteFunction(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const synopsis = "functions delete NAME"
+	fs := newFlags("functions delete", synopsis, stderr)
+	dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL")
+	name, rest := splitPositional(args)
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	name, err := positional(fs, name)
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		return usageError{"usage: bulkhead " + synopsis}
+	}
+	db, err := openStore(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ended, err := db.DeleteFunction(ctx, name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "deleted: %s (its credential and login role; %d sessions ended)\n", name, ended)
+	return nil
 }

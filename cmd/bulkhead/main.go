@@ -59,7 +59,7 @@ func commands() []command {
 		{"migrate", "create roles, harden and migrate a database", runMigrate},
 		{"tenants", "create, list, suspend, re-plan, move and delete tenants", runTenants},
 		{"users", "add users to a tenant", runUsers},
-		{"functions", "register business functions (their own login role and credential) and list them", runFunctions},
+		{"functions", "register business functions (their own login role and credential), list and delete them", runFunctions},
 		{"keys", "list, rotate and retire signing keys", runKeys},
 		{"verifier", "show or switch the database's context verifier (PL/pgSQL or native C)", runVerifier},
 		{"token", "issue or revoke a platform-admin token", runToken},

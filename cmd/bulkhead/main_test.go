@@ -413,6 +413,26 @@ func TestTenantsCommand(t *testing.T) {
 	if _, err := cmd("functions", "list", "extra"); !isUsage(err) {
 		t.Errorf("functions list extra: %v, want a usage error", err)
 	}
+	// functions delete: the credential and the role go, and the session
+	// the role held is ended; an unknown name exits 1 and changes nothing.
+	if _, err := cmd("functions", "delete"); !isUsage(err) {
+		t.Errorf("functions delete without a name: %v, want a usage error", err)
+	}
+	if _, err := cmd("functions", "delete", fn+"_nobody"); err == nil || isUsage(err) {
+		t.Errorf("functions delete of an unknown name: %v, want a run-time error", err)
+	}
+	if out, err := cmd("functions", "delete", fn+"_x"); err != nil || !strings.Contains(out, "deleted: "+fn+"_x") || !strings.Contains(out, "1 sessions ended") {
+		t.Errorf("functions delete: %q %v", out, err)
+	}
+	if err := session.Ping(ctx); err == nil {
+		t.Error("the deleted function's session still answers")
+	}
+	if n := connLimit("bulkhead_fn_" + fn + "_x"); n != -2 {
+		t.Errorf("the deleted function's role is still there (connection limit %d)", n)
+	}
+	if out, err := cmd("functions", "list"); err != nil || strings.Contains(out, fn+"_x") || !strings.Contains(out, fn) {
+		t.Errorf("functions list after the delete: %q %v", out, err)
+	}
 }
 
 func TestDev(t *testing.T) {

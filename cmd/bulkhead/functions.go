@@ -31,16 +31,9 @@ func runFunctions(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := newFlags("functions create", synopsis, stderr)
 	dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL")
 	conns := fs.Int("connection-limit", postgres.DefaultFunctionConnections, fmt.Sprintf("the function's login role's CONNECTION LIMIT (1 to %d): how many statements it can run on PostgreSQL at once, each up to a CPU", postgres.MaxFunctionConnections))
-	name, rest := splitPositional(args[1:])
-	if err := parse(fs, rest); err != nil {
-		return err
-	}
-	name, err := positional(fs, name)
+	name, err := parseName(fs, args[1:], synopsis)
 	if err != nil {
 		return err
-	}
-	if name == "" {
-		return usageError{"usage: bulkhead " + synopsis}
 	}
 	if *conns < 1 || *conns > postgres.MaxFunctionConnections {
 		return usageError{fmt.Sprintf("--connection-limit must be 1 to %d", postgres.MaxFunctionConnections)}
@@ -109,16 +102,9 @@ func deleteFunction(ctx context.Context, args []string, stdout, stderr io.Writer
 	const synopsis = "functions delete NAME"
 	fs := newFlags("functions delete", synopsis, stderr)
 	dbURL := fs.String("database-url", "", "the control plane's PostgreSQL URL")
-	name, rest := splitPositional(args)
-	if err := parse(fs, rest); err != nil {
-		return err
-	}
-	name, err := positional(fs, name)
+	name, err := parseName(fs, args, synopsis)
 	if err != nil {
 		return err
-	}
-	if name == "" {
-		return usageError{"usage: bulkhead " + synopsis}
 	}
 	db, err := openStore(ctx, *dbURL)
 	if err != nil {
@@ -131,4 +117,21 @@ func deleteFunction(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	fmt.Fprintf(stdout, "deleted: %s (its credential and login role; %d sessions ended)\n", name, ended)
 	return nil
+}
+
+// parseName parses fs from args, which must hold exactly one positional
+// argument, the function's name, before or after the flags.
+func parseName(fs *flag.FlagSet, args []string, synopsis string) (string, error) {
+	name, rest := splitPositional(args)
+	if err := parse(fs, rest); err != nil {
+		return "", err
+	}
+	name, err := positional(fs, name)
+	if err != nil {
+		return "", err
+	}
+	if name == "" {
+		return "", usageError{"usage: bulkhead " + synopsis}
+	}
+	return name, nil
 }

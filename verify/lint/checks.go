@@ -1252,27 +1252,38 @@ func (c *catalog) sessionFinding(db Object) (Finding, bool) {
 // without bound, and every one without a connection limit.
 func (c *catalog) checkTempFiles() []Finding {
 	var out []Finding
-	if len(c.tempFree) > 0 {
-		var names, fix []string
-		for _, r := range c.tempFree {
-			names = append(names, r.q)
-			fix = append(fix, fmt.Sprintf("ALTER ROLE %s SET temp_file_limit = '1GB';", r.q))
-		}
-		out = append(out, Finding{ID: "L22", Object: Object{Kind: "database", Name: c.dbq},
-			Message: fmt.Sprintf("App login roles %s may write temporary files without limit in database %s (temp_file_limit = -1).", join(names), c.dbq),
-			Fix:     strings.Join(fix, "\n") + "\n-- as a superuser (temp_file_limit is a superuser setting, so the roles cannot lift it); bulkhead migrate does this for bulkhead's app roles. Raise the value for a role whose queries need more, or set it for the whole server instead."})
+	if f, ok := c.loginRolesFinding("L22", c.tempFree, func(names string) string {
+		return fmt.Sprintf("App login roles %s may write temporary files without limit in database %s (temp_file_limit = -1).", names, c.dbq)
+	},
+		"ALTER ROLE %s SET temp_file_limit = '1GB';",
+		"-- as a superuser (temp_file_limit is a superuser setting, so the roles cannot lift it); bulkhead migrate does this for bulkhead's app roles. Raise the value for a role whose queries need more, or set it for the whole server instead."); ok {
+		out = append(out, f)
 	}
-	if len(c.connFree) > 0 {
-		var names, fix []string
-		for _, r := range c.connFree {
-			names = append(names, r.q)
-			fix = append(fix, fmt.Sprintf("ALTER ROLE %s CONNECTION LIMIT 20;", r.q))
-		}
-		out = append(out, Finding{ID: "L23", Object: Object{Kind: "database", Name: c.dbq},
-			Message: fmt.Sprintf("App login roles %s have no connection limit: each may run as many statements at once as the server allows connections.", join(names)),
-			Fix:     strings.Join(fix, "\n") + "\n-- as a role with CREATEROLE (the roles cannot change their own limit); size each to what one service may take from every tenant. bulkhead gives its gateway 200 and each function 20 (bulkhead functions create --connection-limit)."})
+	if f, ok := c.loginRolesFinding("L23", c.connFree, func(names string) string {
+		return fmt.Sprintf("App login roles %s have no connection limit: each may run as many statements at once as the server allows connections.", names)
+	},
+		"ALTER ROLE %s CONNECTION LIMIT 20;",
+		"-- as a role with CREATEROLE (the roles cannot change their own limit); size each to what one service may take from every tenant. bulkhead gives its gateway 200 and each function 20 (bulkhead functions create --connection-limit)."); ok {
+		out = append(out, f)
 	}
 	return out
+}
+
+// loginRolesFinding is one finding id for the database naming roles (the
+// message says how), with fix's statement for each role and then advice;
+// none without roles.
+func (c *catalog) loginRolesFinding(id string, roles []role, message func(names string) string, fix, advice string) (Finding, bool) {
+	if len(roles) == 0 {
+		return Finding{}, false
+	}
+	var names, fixes []string
+	for _, r := range roles {
+		names = append(names, r.q)
+		fixes = append(fixes, fmt.Sprintf(fix, r.q))
+	}
+	return Finding{ID: id, Object: Object{Kind: "database", Name: c.dbq},
+		Message: message(join(names)),
+		Fix:     strings.Join(fixes, "\n") + "\n" + advice}, true
 }
 
 // ---- extensions and the server

@@ -332,9 +332,11 @@ func (db *DB) changedPasswords(ctx context.Context) ([]storedCredential, error) 
 //     temp_file_limit) back after a reset needs a superuser: without one, reset roles are left without
 //     them (as roles made without a superuser are anyway).
 //   - Resetting role settings needs CREATEROLE.
-//   - Ending other roles' backends needs pg_signal_backend (or a superuser).
-//   - Seeing which of other roles' backends idle in a transaction needs
-//     pg_read_all_stats (pg_stat_activity hides their state otherwise).
+//   - Ending other roles' backends, or canceling their statements, needs
+//     pg_signal_backend (or a superuser).
+//   - Seeing which of other roles' backends idle in a transaction or run
+//     a long statement needs pg_read_all_stats (pg_stat_activity hides
+//     their state otherwise).
 func (db *DB) WatchdogLimits(ctx context.Context) (limits []string, err error) {
 	defer fault.Wrap(&err, "postgres.WatchdogLimits")
 	var super, createrole, signal, stats bool
@@ -353,10 +355,10 @@ func (db *DB) WatchdogLimits(ctx context.Context) (limits []string, err error) {
 		limits = append(limits, "no CREATEROLE: settings planted on app roles are not reset (ALTER ROLE … RESET ALL needs CREATEROLE)")
 	}
 	if !signal {
-		limits = append(limits, "not a member of pg_signal_backend: backends that lock tenant tables or idle in a transaction are reported, not ended (GRANT pg_signal_backend TO the admin role)")
+		limits = append(limits, "not a member of pg_signal_backend: backends that lock tenant tables, idle in a transaction or run a statement past the watchdog's limit are reported, not ended or canceled (GRANT pg_signal_backend TO the admin role)")
 	}
 	if !stats {
-		limits = append(limits, "not a member of pg_read_all_stats: app backends idle in a transaction are not seen, since pg_stat_activity hides other roles' state (GRANT pg_read_all_stats TO the admin role); offboarding cannot see other roles' open transactions either")
+		limits = append(limits, "not a member of pg_read_all_stats: app backends idle in a transaction or running a long statement are not seen, since pg_stat_activity hides other roles' state (GRANT pg_read_all_stats TO the admin role); offboarding cannot see other roles' open transactions either")
 	}
 	return limits, nil
 }

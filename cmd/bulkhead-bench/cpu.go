@@ -12,7 +12,8 @@ import (
 // cpuMeter reads the CPU time of this process (both servers), of its
 // password hashing process (a child running hash-worker, when the bench
 // server hashes in a process of its own) and of the PostgreSQL cluster
-// (the postmaster and its children). It needs /proc; without it, ok is
+// (the postmaster, its children, and the children that have exited). It
+// needs /proc; without it, ok is
 // false and the report leaves the columns out.
 type cpuMeter struct{ postmaster int }
 
@@ -57,20 +58,30 @@ func (m cpuMeter) read() cpuSample {
 			continue
 		}
 		// The command name is in parentheses and may hold spaces; the
-		// fields after it are: state, ppid, ... utime (14th), stime (15th).
+		// fields after it are: state, ppid, ... utime (14th), stime
+		// (15th), cutime and cstime (the children it has waited for).
 		i := strings.LastIndexByte(string(b), ')')
 		if i < 0 {
 			continue
 		}
 		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 13 {
+		if len(f) < 15 {
 			continue
 		}
 		ppid, _ := strconv.Atoi(f[1])
 		ut, _ := strconv.ParseInt(f[11], 10, 64)
 		st, _ := strconv.ParseInt(f[12], 10, 64)
 		switch {
-		case pid == m.postmaster || ppid == m.postmaster:
+		case pid == m.postmaster:
+			// The postmaster waits for each backend that exits, so
+			// its children's times hold the CPU of the sessions that
+			// have ended: without them, a flood's backends that closed
+			// between two readings took their CPU with them, and the
+			// difference could be negative.
+			cut, _ := strconv.ParseInt(f[13], 10, 64)
+			cst, _ := strconv.ParseInt(f[14], 10, 64)
+			ticks += ut + st + cut + cst
+		case ppid == m.postmaster:
 			ticks += ut + st
 		case ppid == me && isHashWorker(pid):
 			hashTicks += ut + st

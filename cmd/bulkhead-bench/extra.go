@@ -386,6 +386,13 @@ func runNoisy(ctx context.Context, db *bulkhead.DB, auth *bulkhead.Auth, bulk st
 	return out, nil
 }
 
+// functionStatement is the function flood's statement: about 0.16 s of
+// one CPU and no temporary files. The series is a set-returning function
+// in the target list, so it is counted as it is made; in FROM it would be
+// stored first, spilling about 27 MB to temporary files per statement,
+// and the flood would be one of writes as much as of CPU.
+const functionStatement = `SELECT count(*) FROM (SELECT generate_series(1, 2000000)) s`
+
 // functionLoad is what a compromised function can do to PostgreSQL without
 // the API: conns sessions as its login role, each running a CPU-bound
 // statement (no table, no tenant) over and over for d. PostgreSQL bounds it
@@ -420,7 +427,7 @@ func functionLoad(parent context.Context, admin *pgxpool.Pool, cc *pgx.ConnConfi
 			}
 			defer c.Close(context.Background())
 			for ctx.Err() == nil {
-				if _, err := c.Exec(ctx, `SELECT count(*) FROM generate_series(1, 2000000)`); err == nil {
+				if _, err := c.Exec(ctx, functionStatement); err == nil {
 					n++
 				} else if ctx.Err() == nil {
 					errs <- err

@@ -24,6 +24,14 @@ import (
 // request deadline.
 const DefaultContextTTL = 45 * time.Second
 
+// DefaultStatementTimeout bounds each statement of a transaction [DB.Tx]
+// runs, unless Config.StatementTimeout says otherwise: below the default
+// context lifetime, which a transaction cannot outlive anyway.
+const DefaultStatementTimeout = 30 * time.Second
+
+// MaxStatementTimeout is the longest Config.StatementTimeout.
+const MaxStatementTimeout = time.Hour
+
 // MaxTenantCacheTTL is the longest Config.TenantCacheTTL, and its default:
 // a move's shortest settling (4 s, bulkhead tenants move --settle) less
 // postgres.MoveClockSkew, so that no minter routes a moved tenant to its
@@ -53,8 +61,17 @@ type Config struct {
 	// the move's settling outlasts (postgres.MoveOptions.Settle); a new plan
 	// applies to the minter's contexts within it.
 	TenantCacheTTL time.Duration
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// StatementTimeout bounds each statement of the transactions Tx runs
+	// (statement_timeout, set with the context): one that runs longer
+	// fails with the fault code statement_timeout, and the transaction
+	// rolls back. Zero means DefaultStatementTimeout; a negative value
+	// leaves the login role's own statement_timeout; otherwise 1ms to
+	// MaxStatementTimeout. Business code may change it inside its
+	// transaction: it bounds honest code's slow queries, while the
+	// watchdog of bulkhead serve bounds every app role's statements.
+	StatementTimeout time.Duration
+	Logger           *slog.Logger
+	Now              func() time.Time
 }
 
 // DB is bulkhead's handle on the database.
@@ -65,7 +82,8 @@ type DB struct {
 	ttl      time.Duration
 	log      *slog.Logger
 	now      func() time.Time
-	tenants  *tenantCache // minter only
+	timeout  time.Duration // statement_timeout of Tx; zero leaves the role's
+	tenants  *tenantCache  // minter only
 	policies fresh.Cache[policiesKey, *TenantPolicies]
 	parsed   tokencache.Cache[*policy.Document] // see loadPolicies
 }
@@ -94,13 +112,21 @@ func Open(ctx context.Context, cfg Config) (db *DB, err error) {
 	if cfg.TenantCacheTTL < 0 || cfg.TenantCacheTTL > MaxTenantCacheTTL {
 		return nil, fault.Errorf(fault.Invalid, "invalid_config", "TenantCacheTTL must be between 0 and %s: a move lets servers' tenant caches expire before it resumes the tenant in its new place, and waits no longer than that.", MaxTenantCacheTTL)
 	}
+	switch {
+	case cfg.StatementTimeout == 0:
+		cfg.StatementTimeout = DefaultStatementTimeout
+	case cfg.StatementTimeout < 0:
+		cfg.StatementTimeout = 0
+	case cfg.StatementTimeout < time.Millisecond || cfg.StatementTimeout > MaxStatementTimeout:
+		return nil, fault.Errorf(fault.Invalid, "invalid_config", "StatementTimeout must be between 1ms and %s (or negative, to leave the login role's statement_timeout).", MaxStatementTimeout)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	db = &DB{ttl: cfg.ContextTTL, log: cfg.Logger, now: cfg.Now}
+	db = &DB{ttl: cfg.ContextTTL, timeout: cfg.StatementTimeout, log: cfg.Logger, now: cfg.Now}
 	if cfg.DatabaseURL != "" {
 		pg, err := postgres.Open(ctx, postgres.Config{AdminURL: cfg.DatabaseURL, Logger: cfg.Logger, Now: cfg.Now})
 		if err != nil {
@@ -145,7 +171,8 @@ func (db *DB) AppRole() string { return db.appRole }
 // No tenant in ctx is an error, never "all tenants".
 //
 // Inside fn, name tables with [Table] (or [Schema]): a silo tenant's rows
-// live in its own schema. Whatever fn does to the session is reset before
+// live in its own schema. Each statement is bounded by
+// Config.StatementTimeout. Whatever fn does to the session is reset before
 // the connection serves anyone else.
 func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	s, ok := tenant.SignedFromContext(ctx)
@@ -174,7 +201,7 @@ func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 		}
 		ctx = tenant.WithSigned(ctx, s)
 	}
-	return postgres.ScopedTx(ctx, pool, s.Token, postgres.ScopeOptions{Untrusted: true}, fn)
+	return postgres.ScopedTx(ctx, pool, s.Token, postgres.ScopeOptions{Untrusted: true, StatementTimeout: db.timeout}, fn)
 }
 
 // WithSigned returns a copy of ctx carrying a context vended to this

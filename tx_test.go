@@ -298,3 +298,78 @@ func TestOpenBoundsTenantCacheTTL(t *testing.T) {
 		db.Close()
 	}
 }
+
+// TestTxStatementTimeout: each statement of a Tx is bounded by
+// Config.StatementTimeout (30 s by default); one that runs longer fails
+// with statement_timeout and its transaction writes nothing. A negative
+// value leaves the login role's own setting, and values PostgreSQL would
+// take as "none" (under a millisecond) or past the maximum are refused
+// before Open connects.
+func TestTxStatementTimeout(t *testing.T) {
+	ctx := context.Background()
+	for _, d := range []time.Duration{time.Microsecond, 999 * time.Microsecond, bulkhead.MaxStatementTimeout + time.Millisecond} {
+		_, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: "postgres://nobody@127.0.0.1:1/none", StatementTimeout: d})
+		if fault.CodeOf(err) != "invalid_config" || !strings.Contains(fault.MessageOf(err), "StatementTimeout") {
+			t.Errorf("StatementTimeout %s: %v, want invalid_config", d, err)
+		}
+	}
+	url := pgtest.NewDB(t).AdminURL
+	open := func(d time.Duration) *bulkhead.DB {
+		db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: url, StatementTimeout: d})
+		if err != nil {
+			t.Fatalf("StatementTimeout %s: %v", d, err)
+		}
+		t.Cleanup(db.Close)
+		return db
+	}
+	db := open(0)
+	tn, _, err := db.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: "timed", Tier: tenant.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tctx := tenant.NewContext(ctx, tenant.Principal{Subject: "u-timed", TenantID: tn.ID, Role: tenant.Admin})
+	show := func(db *bulkhead.DB) (v string) {
+		t.Helper()
+		if err := db.Tx(tctx, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, `SHOW statement_timeout`).Scan(&v)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := show(db); v != "30s" {
+		t.Errorf("the default: statement_timeout %q in Tx, want 30s", v)
+	}
+	if v := show(open(-1)); v != "0" {
+		t.Errorf("a negative StatementTimeout: statement_timeout %q in Tx, want the role's own (0)", v)
+	}
+	short := open(200 * time.Millisecond)
+	if v := show(short); v != "200ms" {
+		t.Errorf("StatementTimeout 200ms: statement_timeout %q in Tx", v)
+	}
+	table, err := db.Table(tctx, "projects")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = short.Tx(tctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO `+table+` (name) VALUES ('written before the slow statement')`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `SELECT pg_sleep(5)`)
+		return err
+	})
+	if fault.CodeOf(err) != "statement_timeout" {
+		t.Fatalf("a 5 s statement under a 200ms timeout: %v, want statement_timeout", err)
+	}
+	var n int
+	if err := db.Tx(tctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n)
+	}); err != nil || n != 0 {
+		t.Fatalf("the timed-out transaction's insert: %d rows, %v; want none", n, err)
+	}
+	// The timeout is the transaction's: the next one on the same pool
+	// runs with the default again.
+	if v := show(db); v != "30s" {
+		t.Errorf("after a timed-out transaction: statement_timeout %q, want 30s", v)
+	}
+}

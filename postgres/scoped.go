@@ -26,7 +26,18 @@ type ScopeOptions struct {
 	// have left (settings, SET ROLE, prepared statements, search_path)
 	// cannot reach the next tenant.
 	Untrusted bool
+	// StatementTimeout, when positive, is set as statement_timeout for the
+	// transaction (whole milliseconds, at least one), in the statement
+	// that sets the context: each of fn's statements that runs longer
+	// fails with the fault code statement_timeout. fn may change it; it
+	// is a bound for honest code, and the watchdog's statement limit is
+	// the one business code cannot lift.
+	StatementTimeout time.Duration
 }
+
+// setContextTimeoutSQL sets the context and statement_timeout,
+// transaction-local, in one statement.
+const setContextTimeoutSQL = `SELECT pg_catalog.set_config('bulkhead.context', $1, true), pg_catalog.set_config('statement_timeout', $2, true)`
 
 // ScopedTx runs fn in one transaction on pool whose first statement sets
 // the signed tenant context token. The context is transaction-local: it is
@@ -74,7 +85,12 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 	if err != nil {
 		return Translate(err)
 	}
-	if _, err := tx.Exec(ctx, SetContextSQL, token); err != nil {
+	if o.StatementTimeout > 0 {
+		_, err = tx.Exec(ctx, setContextTimeoutSQL, token, strconv.FormatInt(max(o.StatementTimeout.Milliseconds(), 1), 10))
+	} else {
+		_, err = tx.Exec(ctx, SetContextSQL, token)
+	}
+	if err != nil {
 		tx.Rollback(context.WithoutCancel(ctx))
 		return Translate(err)
 	}
@@ -184,8 +200,7 @@ func ScopedStatement(ctx context.Context, pool *pgxpool.Pool, token, sql string,
 		b.Queue(`SELECT pg_catalog.set_config('bulkhead.context', $1, true), pg_catalog.set_config('statement_timeout', $2, true), pg_catalog.set_config('max_parallel_workers_per_gather', $3, true)`,
 			token, strconv.FormatInt(o.timeout.Milliseconds(), 10), strconv.Itoa(*o.parallel))
 	case o.timeout > 0:
-		b.Queue(`SELECT pg_catalog.set_config('bulkhead.context', $1, true), pg_catalog.set_config('statement_timeout', $2, true)`,
-			token, strconv.FormatInt(o.timeout.Milliseconds(), 10))
+		b.Queue(setContextTimeoutSQL, token, strconv.FormatInt(o.timeout.Milliseconds(), 10))
 	case o.parallel != nil:
 		b.Queue(`SELECT pg_catalog.set_config('bulkhead.context', $1, true), pg_catalog.set_config('max_parallel_workers_per_gather', $2, true)`,
 			token, strconv.Itoa(*o.parallel))

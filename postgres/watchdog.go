@@ -34,7 +34,7 @@ func (f Finding) String() string {
 // WatchdogOptions tune Sweep.
 type WatchdogOptions struct {
 	// MaxIdleInTransaction ends app backends idle inside a transaction for
-	// longer; zero means 30 seconds.
+	// longer; zero means DefaultMaxIdleInTransaction.
 	MaxIdleInTransaction time.Duration
 	// MaxStatement cancels an app backend's statement that has run for
 	// longer, and ends the backend once the statement has run for twice
@@ -43,6 +43,11 @@ type WatchdogOptions struct {
 	// statement_timeout to anything, so this is the bound that holds.
 	MaxStatement time.Duration
 }
+
+// DefaultMaxIdleInTransaction is WatchdogOptions.MaxIdleInTransaction's
+// default: an open transaction holds its locks and its snapshot (which
+// keeps vacuum from every table's dead rows) for as long as it is open.
+const DefaultMaxIdleInTransaction = 30 * time.Second
 
 // DefaultMaxStatement is WatchdogOptions.MaxStatement's default.
 const DefaultMaxStatement = 5 * time.Minute
@@ -75,7 +80,7 @@ const appRoles = `SELECT r.oid, r.rolname FROM pg_roles r
 func (db *DB) Sweep(ctx context.Context, o WatchdogOptions) (out []Finding, err error) {
 	defer fault.Wrap(&err, "postgres.Sweep")
 	if o.MaxIdleInTransaction == 0 {
-		o.MaxIdleInTransaction = 30 * time.Second
+		o.MaxIdleInTransaction = DefaultMaxIdleInTransaction
 	}
 	if o.MaxStatement == 0 {
 		o.MaxStatement = DefaultMaxStatement

@@ -92,13 +92,26 @@ func TestPlanLimits(t *testing.T) {
 // statements run under as an app role, so it never cancels them.
 func TestWatchdogMaxStatement(t *testing.T) {
 	limits := map[string]httpapi.Limit{"basic": {StatementTimeout: 5 * time.Second}, "premium": {StatementTimeout: 20 * time.Minute}}
-	if got := watchdogMaxStatement(time.Hour, limits); got != time.Hour {
+	opts := func(args ...string) *serveOptions {
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		var o serveOptions
+		o.register(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		return &o
+	}
+	if got := opts("--watchdog-max-statement", "1h").watchdogOptions(limits).MaxStatement; got != time.Hour {
 		t.Errorf("above every plan: %v, want 1h", got)
 	}
-	if got := watchdogMaxStatement(time.Minute, limits); got != 20*time.Minute+statementHeadroom {
+	if got := opts("--watchdog-max-statement", "1m").watchdogOptions(limits).MaxStatement; got != 20*time.Minute+statementHeadroom {
 		t.Errorf("below the premium plan's 20m: %v, want 20m10s", got)
 	}
-	if got := watchdogMaxStatement(postgres.DefaultMaxStatement, httpapi.DefaultLimits); got != postgres.DefaultMaxStatement {
-		t.Errorf("the defaults: %v, want %v", got, postgres.DefaultMaxStatement)
+	w := opts().watchdogOptions(httpapi.DefaultLimits)
+	if w.MaxStatement != postgres.DefaultMaxStatement || w.MaxIdleInTransaction != postgres.DefaultMaxIdleInTransaction {
+		t.Errorf("the defaults: %+v, want %v and %v", w, postgres.DefaultMaxStatement, postgres.DefaultMaxIdleInTransaction)
+	}
+	if got := opts("--watchdog-max-idle-in-transaction", "2m").watchdogOptions(limits).MaxIdleInTransaction; got != 2*time.Minute {
+		t.Errorf("--watchdog-max-idle-in-transaction 2m: %v", got)
 	}
 }

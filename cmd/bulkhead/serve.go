@@ -49,6 +49,7 @@ type serveOptions struct {
 	proxies     string
 	hashing     string
 	maxStmt     time.Duration
+	maxIdle     time.Duration
 }
 
 func (o *serveOptions) register(fs interface {
@@ -79,6 +80,7 @@ func (o *serveOptions) register(fs interface {
 	fs.StringVar(&o.hashing, "password-hashing", "process", `where argon2id password work runs: "process" (a child process of this executable at nice 19, out of the server's scheduler and heap, so that logins slow tenants' requests less) or "inline" (in the server's process)`)
 	fs.StringVar(&o.proxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the reverse proxies in front of the server: a request from one of them is put down to the rightmost address in X-Forwarded-For that is not one of them (none by default: the header is never read)")
 	fs.DurationVar(&o.maxStmt, "watchdog-max-statement", postgres.DefaultMaxStatement, "the watchdog cancels a statement of an app role (business code, which may set its own statement_timeout) that has run for longer, and ends its session at twice that; never below the longest plan's statement_timeout plus 10s")
+	fs.DurationVar(&o.maxIdle, "watchdog-max-idle-in-transaction", postgres.DefaultMaxIdleInTransaction, "the watchdog ends the session of an app role that has been idle inside a transaction for longer (its locks and snapshot hold up others)")
 	fs.StringVar(&o.auditLog, "audit-log", "", `also write chained audit events and signed checkpoints as JSON lines to this file ("-" for stdout), for log shippers and as an anchor outside the database`)
 }
 
@@ -289,7 +291,7 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 			log.Warn("watchdog limited", "why", l)
 		}
 	}
-	wopts := postgres.WatchdogOptions{MaxStatement: watchdogMaxStatement(o.maxStmt, limits)}
+	wopts := o.watchdogOptions(limits)
 	if wopts.MaxStatement != o.maxStmt {
 		log.Info("watchdog: statement limit raised above the plans' statement timeouts", "max_statement", wopts.MaxStatement.String())
 	}
@@ -429,14 +431,16 @@ func parseProxies(v string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// watchdogMaxStatement is the watchdog's bound on an app role's statement:
-// want, or more when a plan's statement timeout (which the data API's own
-// statements run under, as the gateway's app role) would come near it.
-func watchdogMaxStatement(want time.Duration, limits map[string]httpapi.Limit) time.Duration {
+// watchdogOptions are the watchdog's bounds from the flags. Its bound on
+// an app role's statement is --watchdog-max-statement, or more when a
+// plan's statement timeout (which the data API's own statements run
+// under, as the gateway's app role) would come near it.
+func (o *serveOptions) watchdogOptions(limits map[string]httpapi.Limit) postgres.WatchdogOptions {
+	w := postgres.WatchdogOptions{MaxStatement: o.maxStmt, MaxIdleInTransaction: o.maxIdle}
 	for _, l := range limits {
-		want = max(want, l.StatementTimeout+statementHeadroom)
+		w.MaxStatement = max(w.MaxStatement, l.StatementTimeout+statementHeadroom)
 	}
-	return want
+	return w
 }
 
 // statementHeadroom is how far above a plan's statement timeout the
@@ -450,6 +454,9 @@ const statementHeadroom = 10 * time.Second
 func (o *serveOptions) checkFlags(fs *flag.FlagSet) error {
 	if o.maxStmt < time.Second {
 		return usageError{"--watchdog-max-statement must be at least 1s"}
+	}
+	if o.maxIdle < time.Second {
+		return usageError{"--watchdog-max-idle-in-transaction must be at least 1s"}
 	}
 	if o.anonDenials < 1 || o.anonDenials > 1_000_000 {
 		return usageError{"--anonymous-denials must be 1 to 1000000 per second"}

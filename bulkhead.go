@@ -172,8 +172,8 @@ func (db *DB) AppRole() string { return db.appRole }
 //
 // Inside fn, name tables with [Table] (or [Schema]): a silo tenant's rows
 // live in its own schema. Each statement is bounded by
-// Config.StatementTimeout. Whatever fn does to the session is reset before
-// the connection serves anyone else.
+// Config.StatementTimeout, or by ctx's [WithStatementTimeout]. Whatever fn
+// does to the session is reset before the connection serves anyone else.
 func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	s, ok := tenant.SignedFromContext(ctx)
 	if !ok && db.pg == nil {
@@ -201,7 +201,22 @@ func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 		}
 		ctx = tenant.WithSigned(ctx, s)
 	}
-	return postgres.ScopedTx(ctx, pool, s.Token, postgres.ScopeOptions{Untrusted: true, StatementTimeout: db.timeout}, fn)
+	timeout := db.timeout
+	if d, ok := ctx.Value(statementTimeoutKey{}).(time.Duration); ok {
+		timeout = d
+	}
+	return postgres.ScopedTx(ctx, pool, s.Token, postgres.ScopeOptions{Untrusted: true, StatementTimeout: timeout}, fn)
+}
+
+type statementTimeoutKey struct{}
+
+// WithStatementTimeout returns a copy of ctx whose transactions run by
+// [DB.Tx] bound each statement by d instead of Config.StatementTimeout:
+// for one request, such as its tenant's plan allows (httpapi.PlanLimits
+// puts it there). d is whole milliseconds, at least one; a shorter d is
+// taken as 1ms, never as PostgreSQL's "none".
+func WithStatementTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, statementTimeoutKey{}, max(d, time.Millisecond))
 }
 
 // WithSigned returns a copy of ctx carrying a context vended to this

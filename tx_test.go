@@ -372,4 +372,14 @@ func TestTxStatementTimeout(t *testing.T) {
 	if v := show(db); v != "30s" {
 		t.Errorf("after a timed-out transaction: statement_timeout %q, want 30s", v)
 	}
+	// A request's own timeout replaces the configured one; one under a
+	// millisecond is a millisecond, never PostgreSQL's "none".
+	for d, want := range map[time.Duration]string{250 * time.Millisecond: "250ms", time.Microsecond: "1ms", -time.Second: "1ms"} {
+		var v string
+		if err := db.Tx(bulkhead.WithStatementTimeout(tctx, d), func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, `SHOW statement_timeout`).Scan(&v)
+		}); err != nil || v != want {
+			t.Errorf("WithStatementTimeout(%s): statement_timeout %q, %v; want %s", d, v, err, want)
+		}
+	}
 }

@@ -183,10 +183,7 @@ func (s *Server) data(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 	}
-	lim, ok := s.quota.limits[t.Plan]
-	if !ok {
-		lim = DefaultLimits["basic"]
-	}
+	lim := s.quota.limit(t)
 	// And the database time its requests take, by plan: a tenant whose
 	// queries are expensive runs fewer of them.
 	sp, retry, err := s.quota.beginTime(r.Context(), t) //bulkhead:ok per-tenant counters keyed by the verified tenant UUID, no tenant data

@@ -305,13 +305,19 @@ func (l *limiters) hold(d time.Duration) {
 	}
 }
 
+// limit is the Limit of t's plan, or the basic plan's for a plan l does
+// not know.
+func (l *limiters) limit(t *tenant.Tenant) Limit {
+	if lim, ok := l.limits[t.Plan]; ok {
+		return lim
+	}
+	return DefaultLimits["basic"]
+}
+
 // get returns t's limiter, made on first use, and drops the limiters of
 // tenants idle for a while.
 func (l *limiters) get(t *tenant.Tenant) *tenantLimiter {
-	lim, ok := l.limits[t.Plan]
-	if !ok {
-		lim = DefaultLimits["basic"]
-	}
+	lim := l.limit(t)
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -78,7 +78,22 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			k, status, code, err = fault.Unavailable, http.StatusServiceUnavailable, "audit_unavailable", aerr
 		}
 	}
-	msg := fault.MessageOf(err)
+	sendProblem(w, k, status, code, fault.MessageOf(err), rid)
+}
+
+// writeProblem answers with err as problem+json, for middleware that runs
+// outside a Server (PlanLimits): no audit event and no log line, and the
+// cause of an error is never sent.
+func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
+	k := fault.KindOf(err)
+	if k == fault.Canceled && errors.Is(r.Context().Err(), context.Canceled) {
+		return
+	}
+	sendProblem(w, k, statusOf[k], fault.CodeOf(err), fault.MessageOf(err), "")
+}
+
+// sendProblem writes a problem of kind k.
+func sendProblem(w http.ResponseWriter, k fault.Kind, status int, code, msg, rid string) {
 	if k == fault.Canceled {
 		// The request's own deadline passed (or the database gave up).
 		status, code, msg = http.StatusServiceUnavailable, "timeout", "The request took too long and was stopped; nothing it started was kept."

@@ -22,7 +22,9 @@ import (
 //     ([bulkhead.WithStatementTimeout]), so that each statement of the
 //     handler's DB.Tx is bounded by it.
 //
-// Refusals are application/problem+json and never reach the handler.
+// Refusals are application/problem+json and never reach the handler. A
+// request without a principal (the middleware placed outside
+// bulkhead.Middleware) is answered 401 no_tenant, never served unlimited.
 // A request of a tenant that is suspended, moving or gone is answered as
 // DB.Tx would answer it (401, or 503 while it moves). A platform
 // principal's request, which has no tenant, passes unlimited; DB.Tx
@@ -54,7 +56,13 @@ func PlanLimits(ctx context.Context, db *bulkhead.DB, limits map[string]Limit) (
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p, ok := tenant.FromContext(r.Context())
-			if !ok || p.Platform {
+			if !ok {
+				// Outside bulkhead.Middleware: fail closed rather than
+				// serve unlimited.
+				writeProblem(w, r, tenant.ErrNoTenant)
+				return
+			}
+			if p.Platform {
 				next.ServeHTTP(w, r)
 				return
 			}

@@ -166,6 +166,18 @@ func TestPlanLimits(t *testing.T) {
 		t.Errorf("the platform admin: %d %q", resp.StatusCode, body)
 	}
 
+	// Placed outside bulkhead.Middleware, it has no principal to go by:
+	// it refuses rather than serve unlimited.
+	mw, err := httpapi.PlanLimits(ctx, s.DB, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := httptest.NewServer(mw(bulkhead.Middleware(s.Auth, nil)(mux)))
+	t.Cleanup(outside.Close)
+	if resp, body := get(outside.URL+"/timeout", noisy.AdminToken); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `"code":"no_tenant"`) {
+		t.Errorf("outside bulkhead.Middleware: %d %s", resp.StatusCode, body)
+	}
+
 	// Up front: malformed limits, and a handle without keys.
 	for _, bad := range []httpapi.Limit{{Rate: 0, Burst: 1, Concurrent: 1}, {Rate: 1, Burst: 0, Concurrent: 1}, {Rate: 1, Burst: 1, Concurrent: 0}, {Rate: 1, Burst: 1, Concurrent: 1, StatementTimeout: -time.Second}} {
 		if _, err := httpapi.PlanLimits(ctx, s.DB, map[string]httpapi.Limit{"basic": bad}); fault.CodeOf(err) != "invalid_plan_limits" {

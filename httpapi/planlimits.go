@@ -22,7 +22,9 @@ import (
 //     ([bulkhead.WithStatementTimeout]), so that each statement of the
 //     handler's DB.Tx is bounded by it.
 //
-// Refusals are application/problem+json and never reach the handler. A
+// Refusals are application/problem+json and never reach the handler
+// (an internal error, such as the database out of reach while the
+// tenant's plan is looked up, is logged with slog's default logger). A
 // request without a principal (the middleware placed outside
 // bulkhead.Middleware) is answered 401 no_tenant, never served unlimited.
 // A request of a tenant that is suspended, moving or gone is answered as

@@ -82,10 +82,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // writeProblem answers with err as problem+json, for middleware that runs
-// outside a Server (PlanLimits): no audit event and no log line, and the
-// cause of an error is never sent.
+// outside a Server (PlanLimits): no audit event, and the cause of an
+// error is never sent. An internal error is logged with slog's default
+// logger, since the answer says nothing of it.
 func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 	k := fault.KindOf(err)
+	if k == fault.Internal {
+		slog.Default().LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("err", err.Error()))
+	}
 	if k == fault.Canceled && errors.Is(r.Context().Err(), context.Canceled) {
 		return
 	}

@@ -172,8 +172,9 @@ func (db *DB) AppRole() string { return db.appRole }
 //
 // Inside fn, name tables with [Table] (or [Schema]): a silo tenant's rows
 // live in its own schema. Each statement is bounded by
-// Config.StatementTimeout, or by ctx's [WithStatementTimeout]. Whatever fn
-// does to the session is reset before the connection serves anyone else.
+// Config.StatementTimeout, or by ctx's [WithStatementTimeout], and by ctx's
+// [WithParallelWorkers] if it has one. Whatever fn does to the session is
+// reset before the connection serves anyone else.
 func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	s, ok := tenant.SignedFromContext(ctx)
 	if !ok && db.pg == nil {
@@ -201,14 +202,29 @@ func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 		}
 		ctx = tenant.WithSigned(ctx, s)
 	}
-	timeout := db.timeout
+	o := postgres.ScopeOptions{Untrusted: true, StatementTimeout: db.timeout}
 	if d, ok := ctx.Value(statementTimeoutKey{}).(time.Duration); ok {
-		timeout = d
+		o.StatementTimeout = d
 	}
-	return postgres.ScopedTx(ctx, pool, s.Token, postgres.ScopeOptions{Untrusted: true, StatementTimeout: timeout}, fn)
+	if n, ok := ctx.Value(parallelWorkersKey{}).(int); ok {
+		o.ParallelWorkers = &n
+	}
+	return postgres.ScopedTx(ctx, pool, s.Token, o, fn)
 }
 
 type statementTimeoutKey struct{}
+
+type parallelWorkersKey struct{}
+
+// WithParallelWorkers returns a copy of ctx whose transactions run by
+// [DB.Tx] let PostgreSQL start at most n parallel workers for one
+// statement (max_parallel_workers_per_gather; a statement with n workers
+// keeps n+1 CPUs busy): for one request, such as its tenant's plan allows
+// (httpapi.PlanLimits puts it there). A negative n is taken as 0.
+// Without it, the login role's setting applies (PostgreSQL's default is 2).
+func WithParallelWorkers(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, parallelWorkersKey{}, min(max(n, 0), 1024))
+}
 
 // WithStatementTimeout returns a copy of ctx whose transactions run by
 // [DB.Tx] bound each statement by d instead of Config.StatementTimeout:

@@ -382,4 +382,26 @@ func TestTxStatementTimeout(t *testing.T) {
 			t.Errorf("WithStatementTimeout(%s): statement_timeout %q, %v; want %s", d, v, err, want)
 		}
 	}
+	// Parallel workers: the role's (PostgreSQL's default 2) unless the
+	// request says; a negative count is none.
+	for ctx, want := range map[context.Context]string{tctx: "2", bulkhead.WithParallelWorkers(tctx, 0): "0", bulkhead.WithParallelWorkers(tctx, 3): "3", bulkhead.WithParallelWorkers(tctx, -1): "0"} {
+		if v := txSetting(t, db, ctx, "max_parallel_workers_per_gather"); v != want {
+			t.Errorf("max_parallel_workers_per_gather %q in Tx, want %s", v, want)
+		}
+	}
+	both := bulkhead.WithParallelWorkers(bulkhead.WithStatementTimeout(tctx, 700*time.Millisecond), 1)
+	if w, v := txSetting(t, db, both, "max_parallel_workers_per_gather"), txSetting(t, db, both, "statement_timeout"); w != "1" || v != "700ms" {
+		t.Errorf("both in one context: workers %q, statement_timeout %q", w, v)
+	}
+}
+
+// txSetting is a setting's value inside a DB.Tx with ctx.
+func txSetting(t *testing.T, db *bulkhead.DB, ctx context.Context, name string) (v string) {
+	t.Helper()
+	if err := db.Tx(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT current_setting($1)`, name).Scan(&v)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

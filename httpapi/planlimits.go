@@ -18,9 +18,10 @@ import (
 //   - it holds one of its tenant's transaction slots while the handler
 //     runs (Limit.Concurrent, and never more than half of db's business
 //     pool), and when none is free is answered 429 too_many_transactions;
-//   - the plan's StatementTimeout goes into the request's context
-//     ([bulkhead.WithStatementTimeout]), so that each statement of the
-//     handler's DB.Tx is bounded by it.
+//   - the plan's StatementTimeout and ParallelWorkers go into the
+//     request's context ([bulkhead.WithStatementTimeout],
+//     [bulkhead.WithParallelWorkers]), so that each statement of the
+//     handler's DB.Tx is bounded by them.
 //
 // Refusals are application/problem+json and never reach the handler
 // (an internal error, such as the database out of reach while the
@@ -30,9 +31,9 @@ import (
 // A request of a tenant that is suspended, moving or gone is answered as
 // DB.Tx would answer it (401, or 503 while it moves). A platform
 // principal's request, which has no tenant, passes unlimited; DB.Tx
-// refuses it anyway. Limit.StatementTime and ParallelWorkers are the data
-// API's alone: the middleware cannot tell a handler's database time from
-// the rest of its work. limits nil means [DefaultLimits]; a tenant whose
+// refuses it anyway. Limit.StatementTime is the data API's alone: the
+// middleware cannot tell a handler's database time from the rest of its
+// work. limits nil means [DefaultLimits]; a tenant whose
 // plan is not in it gets the basic plan's. db must be a minter (opened
 // with Config.DatabaseURL): only a minter knows tenants' plans.
 //
@@ -46,8 +47,8 @@ func PlanLimits(ctx context.Context, db *bulkhead.DB, limits map[string]Limit) (
 		limits = DefaultLimits
 	}
 	for plan, l := range limits {
-		if l.Rate <= 0 || l.Burst < 1 || l.Concurrent < 1 || l.StatementTimeout < 0 {
-			return nil, fault.Errorf(fault.Invalid, "invalid_plan_limits", "The limits of plan %q need a positive rate, burst and concurrent, and a statement timeout of zero or more.", plan)
+		if l.Rate <= 0 || l.Burst < 1 || l.Concurrent < 1 || l.StatementTimeout < 0 || l.ParallelWorkers < 0 {
+			return nil, fault.Errorf(fault.Invalid, "invalid_plan_limits", "The limits of plan %q need a positive rate, burst and concurrent, and a statement timeout and parallel workers of zero or more.", plan)
 		}
 	}
 	pool, err := db.Postgres().Business(ctx)
@@ -85,9 +86,10 @@ func PlanLimits(ctx context.Context, db *bulkhead.DB, limits map[string]Limit) (
 				return
 			}
 			defer release()
-			ctx := r.Context()
-			if d := l.limit(t).StatementTimeout; d > 0 {
-				ctx = bulkhead.WithStatementTimeout(ctx, d)
+			lim := l.limit(t)
+			ctx := bulkhead.WithParallelWorkers(r.Context(), lim.ParallelWorkers)
+			if lim.StatementTimeout > 0 {
+				ctx = bulkhead.WithStatementTimeout(ctx, lim.StatementTimeout)
 			}
 			next.ServeHTTP(w, r.WithContext(ctx))
 		})

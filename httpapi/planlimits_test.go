@@ -25,8 +25,8 @@ import (
 // handler, while another tenant's requests all go through; a tenant whose
 // one transaction slot is taken gets 429 too_many_transactions until it
 // is given back, while another tenant is served meanwhile; each tenant's
-// DB.Tx runs under its own plan's statement timeout, and a statement past
-// it fails. A platform principal passes (DB.Tx refuses it), and a
+// DB.Tx runs under its own plan's statement timeout and parallel workers,
+// and a statement past the timeout fails. A platform principal passes (DB.Tx refuses it), and a
 // business handle or malformed limits are refused up front.
 func TestPlanLimits(t *testing.T) {
 	t.Parallel()
@@ -51,6 +51,7 @@ func TestPlanLimits(t *testing.T) {
 		io.WriteString(w, out)
 	}
 	mux.HandleFunc("GET /timeout", func(w http.ResponseWriter, r *http.Request) { tx(w, r, `SHOW statement_timeout`) })
+	mux.HandleFunc("GET /workers", func(w http.ResponseWriter, r *http.Request) { tx(w, r, `SHOW max_parallel_workers_per_gather`) })
 	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) { tx(w, r, `SELECT pg_sleep(3)::text`) })
 	mux.HandleFunc("GET /hold", func(w http.ResponseWriter, r *http.Request) {
 		entered <- struct{}{}
@@ -75,7 +76,7 @@ func TestPlanLimits(t *testing.T) {
 	})
 	narrow := serve(map[string]httpapi.Limit{
 		"basic":   {Rate: 1000, Burst: 1000, Concurrent: 4, StatementTimeout: 2 * time.Second},
-		"premium": {Rate: 1000, Burst: 1000, Concurrent: 1, StatementTimeout: 300 * time.Millisecond},
+		"premium": {Rate: 1000, Burst: 1000, Concurrent: 1, StatementTimeout: 300 * time.Millisecond, ParallelWorkers: 1},
 	})
 	request := func(url, token string) (*http.Response, string, error) {
 		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
@@ -107,6 +108,14 @@ func TestPlanLimits(t *testing.T) {
 	}{{rated, quiet.AdminToken, "15s"}, {rated, noisy.AdminToken, "2s"}, {narrow, busy.AdminToken, "300ms"}} {
 		if resp, body := get(tt.url+"/timeout", tt.token); resp.StatusCode != http.StatusOK || body != tt.want {
 			t.Errorf("statement_timeout in DB.Tx: %d %q, want %q", resp.StatusCode, body, tt.want)
+		}
+	}
+	// And its plan's parallel workers: none unless the plan says.
+	for _, tt := range []struct {
+		url, token, want string
+	}{{rated, quiet.AdminToken, "0"}, {narrow, busy.AdminToken, "1"}} {
+		if resp, body := get(tt.url+"/workers", tt.token); resp.StatusCode != http.StatusOK || body != tt.want {
+			t.Errorf("max_parallel_workers_per_gather in DB.Tx: %d %q, want %q", resp.StatusCode, body, tt.want)
 		}
 	}
 	if resp, body := get(narrow+"/slow", busy.AdminToken); resp.StatusCode != http.StatusOK || body != "error:statement_timeout" {
@@ -179,7 +188,7 @@ func TestPlanLimits(t *testing.T) {
 	}
 
 	// Up front: malformed limits, and a handle without keys.
-	for _, bad := range []httpapi.Limit{{Rate: 0, Burst: 1, Concurrent: 1}, {Rate: 1, Burst: 0, Concurrent: 1}, {Rate: 1, Burst: 1, Concurrent: 0}, {Rate: 1, Burst: 1, Concurrent: 1, StatementTimeout: -time.Second}} {
+	for _, bad := range []httpapi.Limit{{Rate: 0, Burst: 1, Concurrent: 1}, {Rate: 1, Burst: 0, Concurrent: 1}, {Rate: 1, Burst: 1, Concurrent: 0}, {Rate: 1, Burst: 1, Concurrent: 1, StatementTimeout: -time.Second}, {Rate: 1, Burst: 1, Concurrent: 1, ParallelWorkers: -1}} {
 		if _, err := httpapi.PlanLimits(ctx, s.DB, map[string]httpapi.Limit{"basic": bad}); fault.CodeOf(err) != "invalid_plan_limits" {
 			t.Errorf("limits %+v: %v, want invalid_plan_limits", bad, err)
 		}

@@ -33,11 +33,39 @@ type ScopeOptions struct {
 	// is a bound for honest code, and the watchdog's statement limit is
 	// the one business code cannot lift.
 	StatementTimeout time.Duration
+	// ParallelWorkers, when not nil, is set as
+	// max_parallel_workers_per_gather for the transaction, with the
+	// context: a statement with n workers keeps n+1 CPUs busy.
+	ParallelWorkers *int
 }
 
-// setContextTimeoutSQL sets the context and statement_timeout,
-// transaction-local, in one statement.
-const setContextTimeoutSQL = `SELECT pg_catalog.set_config('bulkhead.context', $1, true), pg_catalog.set_config('statement_timeout', $2, true)`
+// The statements that set the context, and the limits given, in one
+// statement, transaction-local.
+const (
+	setContextTimeoutSQL         = `SELECT pg_catalog.set_config('bulkhead.context', $1, true), pg_catalog.set_config('statement_timeout', $2, true)`
+	setContextParallelSQL        = `SELECT pg_catalog.set_config('bulkhead.context', $1, true), pg_catalog.set_config('max_parallel_workers_per_gather', $2, true)`
+	setContextTimeoutParallelSQL = `SELECT pg_catalog.set_config('bulkhead.context', $1, true), pg_catalog.set_config('statement_timeout', $2, true), pg_catalog.set_config('max_parallel_workers_per_gather', $3, true)`
+)
+
+// setContext queues (or runs) the statement that sets token and the
+// limits given, transaction-local.
+func setContext(token string, timeout time.Duration, parallel *int) (string, []any) {
+	switch {
+	case timeout > 0 && parallel != nil:
+		return setContextTimeoutParallelSQL, []any{token, msText(timeout), strconv.Itoa(*parallel)}
+	case timeout > 0:
+		return setContextTimeoutSQL, []any{token, msText(timeout)}
+	case parallel != nil:
+		return setContextParallelSQL, []any{token, strconv.Itoa(*parallel)}
+	}
+	return SetContextSQL, []any{token}
+}
+
+// msText is d as statement_timeout takes it: whole milliseconds, at least
+// one (0 would be "none").
+func msText(d time.Duration) string {
+	return strconv.FormatInt(max(d.Milliseconds(), 1), 10)
+}
 
 // ScopedTx runs fn in one transaction on pool whose first statement sets
 // the signed tenant context token. The context is transaction-local: it is
@@ -85,12 +113,8 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 	if err != nil {
 		return Translate(err)
 	}
-	if o.StatementTimeout > 0 {
-		_, err = tx.Exec(ctx, setContextTimeoutSQL, token, strconv.FormatInt(max(o.StatementTimeout.Milliseconds(), 1), 10))
-	} else {
-		_, err = tx.Exec(ctx, SetContextSQL, token)
-	}
-	if err != nil {
+	sql, args := setContext(token, o.StatementTimeout, o.ParallelWorkers)
+	if _, err = tx.Exec(ctx, sql, args...); err != nil {
 		tx.Rollback(context.WithoutCancel(ctx))
 		return Translate(err)
 	}
@@ -195,18 +219,8 @@ func ScopedStatement(ctx context.Context, pool *pgxpool.Pool, token, sql string,
 	}
 	// One statement sets the context and the limits given,
 	// transaction-local.
-	switch {
-	case o.timeout > 0 && o.parallel != nil:
-		b.Queue(`SELECT pg_catalog.set_config('bulkhead.context', $1, true), pg_catalog.set_config('statement_timeout', $2, true), pg_catalog.set_config('max_parallel_workers_per_gather', $3, true)`,
-			token, strconv.FormatInt(o.timeout.Milliseconds(), 10), strconv.Itoa(*o.parallel))
-	case o.timeout > 0:
-		b.Queue(setContextTimeoutSQL, token, strconv.FormatInt(o.timeout.Milliseconds(), 10))
-	case o.parallel != nil:
-		b.Queue(`SELECT pg_catalog.set_config('bulkhead.context', $1, true), pg_catalog.set_config('max_parallel_workers_per_gather', $2, true)`,
-			token, strconv.Itoa(*o.parallel))
-	default:
-		b.Queue(SetContextSQL, token)
-	}
+	setSQL, setArgs := setContext(token, o.timeout, o.parallel)
+	b.Queue(setSQL, setArgs...)
 	b.Queue(sql, args...)
 	br := conn.SendBatch(ctx, b)
 	if check != nil {

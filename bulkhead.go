@@ -229,9 +229,13 @@ func WithParallelWorkers(ctx context.Context, n int) context.Context {
 // WithStatementTimeout returns a copy of ctx whose transactions run by
 // [DB.Tx] bound each statement by d instead of Config.StatementTimeout:
 // for one request, such as its tenant's plan allows (httpapi.PlanLimits
-// puts it there). d is whole milliseconds, at least one; a shorter d is
-// taken as 1ms, never as PostgreSQL's "none".
+// puts it there). d is whole milliseconds, at least one: a positive d
+// under a millisecond is taken as 1ms, never as PostgreSQL's "none". A d
+// of zero or less returns ctx as it is.
 func WithStatementTimeout(ctx context.Context, d time.Duration) context.Context {
+	if d <= 0 {
+		return ctx
+	}
 	return context.WithValue(ctx, statementTimeoutKey{}, max(d, time.Millisecond))
 }
 

@@ -373,8 +373,9 @@ func TestTxStatementTimeout(t *testing.T) {
 		t.Errorf("after a timed-out transaction: statement_timeout %q, want 30s", v)
 	}
 	// A request's own timeout replaces the configured one; one under a
-	// millisecond is a millisecond, never PostgreSQL's "none".
-	for d, want := range map[time.Duration]string{250 * time.Millisecond: "250ms", time.Microsecond: "1ms", -time.Second: "1ms"} {
+	// millisecond is a millisecond, never PostgreSQL's "none"; none at all
+	// leaves the configured one.
+	for d, want := range map[time.Duration]string{250 * time.Millisecond: "250ms", time.Microsecond: "1ms", 0: "30s", -time.Second: "30s"} {
 		var v string
 		if err := db.Tx(bulkhead.WithStatementTimeout(tctx, d), func(tx pgx.Tx) error {
 			return tx.QueryRow(ctx, `SHOW statement_timeout`).Scan(&v)

@@ -140,6 +140,16 @@ type vendResponse struct {
 	// silo's schema otherwise. Functions qualify table names with it.
 	Schema string `json:"schema"`
 	Tenant string `json:"tenant"`
+	// Limits are the tenant's plan's bounds on one statement, for the
+	// function to apply to its own transactions (bulkhead.WithStatementTimeout
+	// and WithParallelWorkers in Go): nothing enforces them on a function
+	// but itself, and the watchdog's statement limit.
+	Limits vendLimits `json:"limits"`
+}
+
+type vendLimits struct {
+	StatementTimeoutMS int64 `json:"statement_timeout_ms"`
+	ParallelWorkers    int   `json:"parallel_workers"`
 }
 
 var errFunctionAuth = fault.E(fault.Unauthenticated, "invalid_function_credential", "The function credential is not valid.")
@@ -179,7 +189,8 @@ func (s *Server) vendContext(w http.ResponseWriter, r *http.Request) {
 	// A context vended for a tenant's user is that tenant's traffic (a
 	// function asks for one per request it serves): it takes a token from
 	// the tenant's plan bucket, as a data request does.
-	if _, ok := s.admitTenant(w, r, p); !ok {
+	t, ok := s.admitTenant(w, r, p)
+	if !ok {
 		return
 	}
 	// Isolation: Mint's default scope is what the tenant's policies allow on
@@ -195,5 +206,7 @@ func (s *Server) vendContext(w http.ResponseWriter, r *http.Request) {
 	if sc.Placement != "pool" {
 		schema = sc.Placement
 	}
-	writeJSON(w, http.StatusOK, vendResponse{Context: sc.Token, ExpiresIn: int64(time.Until(sc.Expires).Seconds()), Schema: schema, Tenant: string(p.Tenant)})
+	lim := s.quota.limit(t)
+	writeJSON(w, http.StatusOK, vendResponse{Context: sc.Token, ExpiresIn: int64(time.Until(sc.Expires).Seconds()), Schema: schema, Tenant: string(p.Tenant),
+		Limits: vendLimits{StatementTimeoutMS: lim.StatementTimeout.Milliseconds(), ParallelWorkers: lim.ParallelWorkers}})
 }

@@ -648,11 +648,26 @@ func TestNoisyNeighbour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each context comes with its own tenant's plan's bounds on a
+	// statement, for the function to apply.
+	limits := func(r *apitest.Response) (ms int64, workers int) {
+		var v struct {
+			Limits struct {
+				StatementTimeoutMS int64 `json:"statement_timeout_ms"`
+				ParallelWorkers    int   `json:"parallel_workers"`
+			}
+		}
+		r.JSON(t, &v)
+		return v.Limits.StatementTimeoutMS, v.Limits.ParallelWorkers
+	}
 	vendLimited := 0
 	for i := 0; i < 20; i++ {
 		r := s.Do(t, "POST", "/v1/auth/context", fn.Token, map[string]string{"token": noisy.AdminToken})
 		switch r.Status {
 		case http.StatusOK:
+			if ms, w := limits(r); ms != 1000 || w != 0 {
+				t.Fatalf("the basic tenant's context says %d ms and %d workers, want its plan's 1000 and 0", ms, w)
+			}
 		case http.StatusTooManyRequests:
 			if r.Code() != "rate_limited" || r.Header.Get("Retry-After") == "" {
 				t.Fatalf("vend: 429 without its code or Retry-After: %s %v", r, r.Header)
@@ -661,8 +676,12 @@ func TestNoisyNeighbour(t *testing.T) {
 		default:
 			t.Fatalf("vend for the noisy tenant: %s", r)
 		}
-		if q := s.Do(t, "POST", "/v1/auth/context", fn.Token, map[string]string{"token": quiet.AdminToken}); q.Status != http.StatusOK {
+		q := s.Do(t, "POST", "/v1/auth/context", fn.Token, map[string]string{"token": quiet.AdminToken})
+		if q.Status != http.StatusOK {
 			t.Fatalf("a context for the quiet tenant was refused while the other flooded: %s", q)
+		}
+		if ms, w := limits(q); ms != httpapi.DefaultLimits["premium"].StatementTimeout.Milliseconds() || w != 0 {
+			t.Fatalf("the premium tenant's context says %d ms and %d workers", ms, w)
 		}
 	}
 	if vendLimited < 10 {

@@ -87,10 +87,7 @@ func PlanLimits(ctx context.Context, db *bulkhead.DB, limits map[string]Limit) (
 			}
 			defer release()
 			lim := l.limit(t)
-			ctx := bulkhead.WithParallelWorkers(r.Context(), lim.ParallelWorkers)
-			if lim.StatementTimeout > 0 {
-				ctx = bulkhead.WithStatementTimeout(ctx, lim.StatementTimeout)
-			}
+			ctx := bulkhead.WithStatementTimeout(bulkhead.WithParallelWorkers(r.Context(), lim.ParallelWorkers), lim.StatementTimeout)
 			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}, nil

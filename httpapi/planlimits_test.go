@@ -193,10 +193,13 @@ func TestPlanLimits(t *testing.T) {
 			t.Errorf("limits %+v: %v, want invalid_plan_limits", bad, err)
 		}
 	}
-	fn, err := s.DB.Postgres().CreateFunction(ctx, "planlimits")
+	// Login roles are the cluster's, not the test database's: a name of
+	// its own, dropped at the end, lets the test run again in the cluster.
+	fn, err := s.DB.Postgres().CreateFunction(ctx, "planlimits_"+strings.ReplaceAll(busy.UUID[:8], "-", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.DB.Postgres().DeleteFunction(context.Background(), fn.Name) })
 	business, err := bulkhead.Open(context.Background(), bulkhead.Config{AppDatabaseURL: s.PG.URL(fn.LoginRole, fn.Password)})
 	if err != nil {
 		t.Fatal(err)

@@ -43,6 +43,7 @@ bench:
 	$(GO) build -o bin/bulkhead-bench ./cmd/bulkhead-bench
 	./bin/bulkhead-bench $(BENCHFLAGS)
 	$(GO) test ./postgres -run '^$$' -bench IsolationTax -benchtime 3s
+	$(GO) test . -run '^$$' -bench TxTax -benchtime 3s
 	$(GO) test ./policy -run '^$$' -bench Evaluate
 	$(GO) test ./identity -run '^$$' -bench 'Verify'
 	$(GO) test ./identity/hashproc -run '^$$' -bench Check

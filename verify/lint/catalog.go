@@ -698,7 +698,8 @@ func (c *catalog) loadDatabase(ctx context.Context, tx pgx.Tx) error {
 }
 
 // loadSessionPrivs reads who may use the catalog views and functions that
-// show other sessions' queries and locks, or end them (L20). The functions
+// show other sessions' queries and locks, or end them, and the advisory
+// locks through which sessions can signal each other (L20). The functions
 // are the ones behind the views: revoking a view alone hides nothing.
 func (c *catalog) loadSessionPrivs(ctx context.Context, tx pgx.Tx) error {
 	rows, err := tx.Query(ctx, `SELECT 'view', 'pg_catalog.' || quote_ident(k.relname), 'SELECT',
@@ -710,7 +711,9 @@ func (c *catalog) loadSessionPrivs(ctx context.Context, tx pgx.Tx) error {
 		`+inReach(`has_function_privilege(r.oid, p.oid, 'EXECUTE')`)+`,
 		`+granteesSQL("p.proacl", "f", "p.proowner")+`
 		FROM pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace
-		  AND p.proname IN ('pg_stat_get_activity', 'pg_lock_status', 'pg_cancel_backend', 'pg_terminate_backend')
+		  AND p.proname IN ('pg_stat_get_activity', 'pg_lock_status', 'pg_cancel_backend', 'pg_terminate_backend',
+		                    'pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared',
+		                    'pg_advisory_xact_lock', 'pg_advisory_xact_lock_shared', 'pg_try_advisory_xact_lock', 'pg_try_advisory_xact_lock_shared')
 		ORDER BY 1 DESC, 2`, c.reach)
 	if err != nil {
 		return err

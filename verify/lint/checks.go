@@ -1227,6 +1227,9 @@ func (c *catalog) sessionFinding(db Object) (Finding, bool) {
 		var direct []string
 		for _, g := range s.grantees {
 			switch {
+			case g == "PUBLIC" && strings.Contains(s.name, "advisory"):
+				// Monitoring needs no advisory locks: revoked only.
+				fix = append(fix, fmt.Sprintf("REVOKE %s ON %s FROM PUBLIC;", s.priv, on))
 			case g == "PUBLIC":
 				fix = append(fix, fmt.Sprintf("GRANT %s ON %s TO pg_monitor;\nREVOKE %s ON %s FROM PUBLIC;", s.priv, on, s.priv, on))
 			case strings.HasPrefix(g, "pg_"):
@@ -1243,7 +1246,7 @@ func (c *catalog) sessionFinding(db Object) (Finding, bool) {
 		return Finding{}, false
 	}
 	return Finding{ID: "L20", Object: db,
-		Message: fmt.Sprintf("App roles can see or end other sessions in database %s through %s.", c.dbq, join(held)),
+		Message: fmt.Sprintf("App roles can see, signal or end other sessions in database %s through %s.", c.dbq, join(held)),
 		Fix:     strings.Join(fix, "\n") + "\n-- as a superuser; bulkhead migrate does this when its admin URL is a superuser, and also revokes the other pg_stat_* views and pg_stat_get_* functions from PUBLIC. On a managed service (no superuser) it cannot be done; see docs/trust-model.md, Residual risks."}, true
 }
 

@@ -264,6 +264,21 @@ func TestLintbed(t *testing.T) {
 			}
 		})
 	}
+	// L20 names the advisory-lock functions too (the lintbed grants one
+	// to PUBLIC, one to its app role), and revokes PUBLIC's without
+	// handing it to pg_monitor.
+	for _, f := range rep.Findings {
+		if f.ID == "L20" && b.inScope(f) {
+			for _, fn := range []string{"pg_catalog.pg_try_advisory_lock(bigint)", "pg_catalog.pg_advisory_lock(integer,integer)"} {
+				if !strings.Contains(f.Message, fn) {
+					t.Errorf("L20 does not name %s: %s", fn, f.Message)
+				}
+			}
+			if !strings.Contains(f.Fix, "REVOKE EXECUTE ON FUNCTION pg_catalog.pg_try_advisory_lock(bigint) FROM PUBLIC;") || strings.Contains(f.Fix, "pg_try_advisory_lock(bigint) TO pg_monitor") {
+				t.Errorf("L20's fix for the advisory locks: %s", f.Fix)
+			}
+		}
+	}
 	// Every rule but L18 (needs an old server), L19 (needs a bulkhead
 	// database: TestTamperedVerifier) and L21 (needs one whose
 	// bulkhead_maint does not bypass row security, as on a managed

@@ -22,6 +22,10 @@ GRANT TEMPORARY ON DATABASE {{db}} TO {{p}}_app;
 -- PUBLIC (the test database is hardened like bulkhead's: both were revoked).
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_lock_status() TO {{p}}_app;
 GRANT SELECT ON pg_catalog.pg_stat_activity TO PUBLIC;
+-- Advisory locks, a channel between sessions (L20): one as PostgreSQL
+-- grants it, to PUBLIC, one to the app role.
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_try_advisory_lock(bigint) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_advisory_lock(integer, integer) TO {{p}}_app;
 
 -- Extensions (superuser). S0014: in public. S0022: outdated. L17: fdw.
 CREATE EXTENSION citext SCHEMA public;

@@ -15,8 +15,7 @@ import (
 )
 
 // TestResetKeepsNothingOfBusinessCode: the reset after business code
-// (which keeps PostgreSQL's cached plans, unlike DISCARD ALL) leaves
-// nothing of what that code did to its session for the next transaction
+// (DISCARD ALL, as DESIGN's hardening rules name it) leaves nothing of what that code did to its session for the next transaction
 // on the same connection: not the role it took, a setting, a prepared
 // statement, a cursor held past its transaction, a LISTEN, nor a session
 // advisory lock. Locks are checked where bulkhead's set-up could not

@@ -21,8 +21,7 @@ const SetContextSQL = `SELECT pg_catalog.set_config('bulkhead.context', $1, true
 // ScopeOptions tune ScopedTx.
 type ScopeOptions struct {
 	// Untrusted marks fn as business code: the connection is reset with
-	// DISCARD ALL or its equivalent that keeps cached plans (and pgx's
-	// statement cache forgotten) before it serves
+	// DISCARD ALL (and pgx's statement cache forgotten) before it serves
 	// anyone else, and destroyed if that fails, so session state fn may
 	// have left (settings, SET ROLE, prepared statements, search_path)
 	// cannot reach the next tenant.
@@ -79,14 +78,6 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 	if err != nil {
 		return Translate(err)
 	}
-	var reset string
-	if o.Untrusted {
-		// Before business code runs: it could take another role.
-		if reset, err = resetSQL(ctx, conn.Conn()); err != nil {
-			destroy(conn)
-			return Translate(err)
-		}
-	}
 	healthy := false
 	defer func() {
 		if !o.Untrusted {
@@ -103,12 +94,12 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resetTimeout)
 		defer cancel()
 		if healthy && !conn.Conn().PgConn().IsBusy() && conn.Conn().PgConn().TxStatus() == 'I' {
-			if _, rerr := conn.Exec(rctx, reset); rerr == nil {
+			if _, rerr := conn.Exec(rctx, `DISCARD ALL`); rerr == nil {
 				if conn.Conn().Config().StatementCacheCapacity == 0 && conn.Conn().Config().DescriptionCacheCapacity == 0 {
 					conn.Release()
 					return
 				}
-				// The reset dropped every prepared statement, including
+				// DISCARD ALL dropped every prepared statement, including
 				// any fn made under a name pgx caches; forget them all.
 				if rerr := conn.Conn().DeallocateAll(rctx); rerr == nil {
 					conn.Release()
@@ -138,63 +129,6 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 	}
 	healthy = true
 	return nil
-}
-
-// The statements that reset a session business code used, before it
-// serves anyone else. Each is DISCARD ALL without DISCARD PLANS, step for
-// step as PostgreSQL documents DISCARD ALL: they end the role business
-// code may have taken (SET ROLE) and its settings, prepared statements,
-// cursors, LISTENs, temporary objects and sequence state, and, where the
-// login may take session advisory locks, those. They keep the plans
-// PostgreSQL cached for bulkhead's own functions (the verifier's above
-// all), which hold nothing of a session's: a cached plan is checked again
-// whenever the role, row security setting or search_path it was made
-// under changes, and business code can create no object a plan could
-// come to name. DISCARD ALL dropped them, and every next transaction on
-// the connection planned the verifier again (BenchmarkTxTax).
-const (
-	resetSessionSQL       = `CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES`
-	resetSessionUnlockSQL = `CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES`
-)
-
-// resetPrivilegesSQL says whether the login, or any role it is a member
-// of, may take a session advisory lock, and whether it may release them
-// all. bulkhead's set-up as a superuser revokes both from PUBLIC; without
-// a superuser they stay granted.
-const resetPrivilegesSQL = `SELECT
-	coalesce(bool_or(pg_catalog.has_function_privilege(r.oid, p.oid, 'EXECUTE')), false),
-	pg_catalog.has_function_privilege(session_user, 'pg_catalog.pg_advisory_unlock_all()', 'EXECUTE')
-  FROM pg_catalog.pg_proc p, pg_catalog.pg_roles r
- WHERE p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
-   AND (p.proname IN ('pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared'))
-   AND pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER')`
-
-// resetKey is where a connection keeps its reset statement.
-const resetKey = "bulkhead.reset"
-
-// resetSQL is the statement that resets conn's session: without the
-// advisory locks' release when the login cannot take one, with it when it
-// can and may release them, and DISCARD ALL when it can take one but may
-// not release them all. It is worked out once per connection, before any
-// business code runs on it.
-func resetSQL(ctx context.Context, conn *pgx.Conn) (string, error) {
-	data := conn.PgConn().CustomData()
-	if s, ok := data[resetKey].(string); ok {
-		return s, nil
-	}
-	var canLock, canUnlock bool
-	if err := conn.QueryRow(ctx, resetPrivilegesSQL).Scan(&canLock, &canUnlock); err != nil {
-		return "", err
-	}
-	s := resetSessionSQL
-	switch {
-	case canLock && canUnlock:
-		s = resetSessionUnlockSQL
-	case canLock:
-		s = `DISCARD ALL`
-	}
-	data[resetKey] = s
-	return s, nil
 }
 
 // resetTimeout bounds the reset of a connection business code used.

@@ -418,7 +418,7 @@ func (e *ownEnv) sessionContext(ctx context.Context, r *runner, p *pair) {
 	discarded := step("after DISCARD ALL", read, []any{p.a.tenant})
 	switch {
 	case after.int(0) > 0 && discarded.int(0) == 0:
-		r.add(p, "A21", name, Contained, Medium, fmt.Sprintf("a context set for the session (set_config(…, false)) still verified in the next transaction (%d of A's rows): it lasts until its exp (at most 5 minutes) and only for this function's login role; bulkhead.DB.Tx sets contexts per transaction and resets business code's connections (DISCARD ALL but for cached plans)", after.int(0)), steps)
+		r.add(p, "A21", name, Contained, Medium, fmt.Sprintf("a context set for the session (set_config(…, false)) still verified in the next transaction (%d of A's rows): it lasts until its exp (at most 5 minutes) and only for this function's login role; bulkhead.DB.Tx sets contexts per transaction and resets business code's connections with DISCARD ALL", after.int(0)), steps)
 	case after.int(0) > 0:
 		r.add(p, "A21", name, Leaked, High, "the context survived even DISCARD ALL", steps)
 	default:

@@ -70,6 +70,11 @@ func msText(d time.Duration) string {
 // ScopedTx runs fn in one transaction on pool whose first statement sets
 // the signed tenant context token. The context is transaction-local: it is
 // gone at COMMIT or ROLLBACK, whatever fn did. fn's error rolls back.
+//
+// BEGIN and the context travel in one round trip, and, with
+// o.Untrusted, COMMIT (or ROLLBACK) and the reset in another. fn ending
+// the transaction itself is an error: what it ran after that ran without
+// the context.
 func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOptions, fn func(pgx.Tx) error) (err error) {
 	if token == "" {
 		return fault.E(fault.Unauthenticated, "no_tenant", "No tenant context is associated with this request.")
@@ -78,56 +83,66 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 	if err != nil {
 		return Translate(err)
 	}
-	healthy := false
+	// done is set once the transaction has ended and, for business code,
+	// the connection has been reset: then it serves again.
+	done := false
 	defer func() {
-		if !o.Untrusted {
-			if healthy {
-				conn.Release()
-			} else {
-				destroy(conn)
-			}
+		if !done || conn.Conn().PgConn().IsBusy() || conn.Conn().PgConn().TxStatus() != 'I' {
+			destroy(conn)
 			return
 		}
-		// Isolation: reset whatever business code left on the session. The
-		// reset outlives the caller's context, but not a hung connection:
-		// past resetTimeout the connection is destroyed instead.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resetTimeout)
-		defer cancel()
-		if healthy && !conn.Conn().PgConn().IsBusy() && conn.Conn().PgConn().TxStatus() == 'I' {
-			if _, rerr := conn.Exec(rctx, `DISCARD ALL`); rerr == nil {
-				if conn.Conn().Config().StatementCacheCapacity == 0 && conn.Conn().Config().DescriptionCacheCapacity == 0 {
-					conn.Release()
-					return
-				}
-				// DISCARD ALL dropped every prepared statement, including
-				// any fn made under a name pgx caches; forget them all.
-				if rerr := conn.Conn().DeallocateAll(rctx); rerr == nil {
-					conn.Release()
-					return
-				}
-			}
-		}
-		destroy(conn)
+		conn.Release()
 	}()
-	tx, err := conn.Begin(ctx)
+	tx, err := beginScoped(ctx, conn.Conn(), token, o)
 	if err != nil {
+		// Business code's connection is destroyed: nothing of fn's ran on
+		// it, but no path returns one unreset.
+		done = !o.Untrusted && conn.Conn().PgConn().TxStatus() == 'I'
 		return Translate(err)
 	}
-	sql, args := setContext(token, o.StatementTimeout, o.ParallelWorkers)
-	if _, err = tx.Exec(ctx, sql, args...); err != nil {
-		tx.Rollback(context.WithoutCancel(ctx))
-		return Translate(err)
-	}
-	if err := fn(tx); err != nil {
-		if rerr := tx.Rollback(context.WithoutCancel(ctx)); rerr == nil || errors.Is(rerr, pgx.ErrTxClosed) {
-			healthy = true
+	fnErr := fn(tx)
+	if !o.Untrusted {
+		if fnErr != nil {
+			if rerr := tx.Rollback(context.WithoutCancel(ctx)); rerr == nil || errors.Is(rerr, pgx.ErrTxClosed) {
+				done = true
+			}
+			return Translate(fnErr)
 		}
-		return Translate(err)
+		if err := tx.Commit(ctx); err != nil {
+			return Translate(err)
+		}
+		done = true
+		return nil
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return Translate(err)
+	// Isolation: end the transaction and reset whatever business code
+	// left on the session, in one round trip. A caller's context that is
+	// done by now rolls back. Once sent, the round trip outlives the
+	// caller's context, but not a hung connection: past resetTimeout the
+	// connection is destroyed instead.
+	verb := "COMMIT"
+	if fnErr == nil {
+		fnErr = ctx.Err()
 	}
-	healthy = true
+	if fnErr != nil {
+		verb = "ROLLBACK"
+	}
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resetTimeout)
+	defer cancel()
+	verbErr, resetErr := endAndReset(ectx, tx, verb)
+	if resetErr == nil && !conn.Conn().PgConn().IsClosed() {
+		done = true
+		if conn.Conn().Config().StatementCacheCapacity != 0 || conn.Conn().Config().DescriptionCacheCapacity != 0 {
+			// DISCARD ALL dropped every prepared statement, including
+			// any fn made under a name pgx caches; forget them all.
+			done = conn.Conn().DeallocateAll(ectx) == nil
+		}
+	}
+	if fnErr != nil {
+		return Translate(fnErr)
+	}
+	if verbErr != nil {
+		return Translate(verbErr)
+	}
 	return nil
 }
 

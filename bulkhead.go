@@ -175,6 +175,11 @@ func (db *DB) AppRole() string { return db.appRole }
 // Config.StatementTimeout, or by ctx's [WithStatementTimeout], and by ctx's
 // [WithParallelWorkers] if it has one. Whatever fn does to the session is
 // reset before the connection serves anyone else.
+//
+// BEGIN and the context travel with fn's first statement, and COMMIT
+// with the reset. fn must not end the transaction itself (that is an
+// error), nor use the pgx.Tx after it returns (every method then fails
+// with pgx.ErrTxClosed).
 func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	s, ok := tenant.SignedFromContext(ctx)
 	if !ok && db.pg == nil {

@@ -71,10 +71,11 @@ func msText(d time.Duration) string {
 // the signed tenant context token. The context is transaction-local: it is
 // gone at COMMIT or ROLLBACK, whatever fn did. fn's error rolls back.
 //
-// BEGIN and the context travel in one round trip, and, with
-// o.Untrusted, COMMIT (or ROLLBACK) and the reset in another. fn ending
-// the transaction itself is an error: what it ran after that ran without
-// the context.
+// BEGIN and the context travel in one round trip with fn's first
+// statement (a transaction in which fn runs nothing sends nothing), and,
+// with o.Untrusted, COMMIT (or ROLLBACK) and the reset in another. fn
+// ending the transaction itself is an error: what it ran after that ran
+// without the context.
 func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOptions, fn func(pgx.Tx) error) (err error) {
 	if token == "" {
 		return fault.E(fault.Unauthenticated, "no_tenant", "No tenant context is associated with this request.")
@@ -93,14 +94,14 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 		}
 		conn.Release()
 	}()
-	tx, err := beginScoped(ctx, conn.Conn(), token, o)
-	if err != nil {
-		// Business code's connection is destroyed: nothing of fn's ran on
-		// it, but no path returns one unreset.
-		done = !o.Untrusted && conn.Conn().PgConn().TxStatus() == 'I'
-		return Translate(err)
-	}
+	tx := &scopedTx{conn: conn.Conn(), ctx: ctx, token: token, o: o}
 	fnErr := fn(tx)
+	if tx.Tx == nil {
+		// fn sent nothing: the connection is as it was.
+		tx.end()
+		done = true
+		return Translate(fnErr)
+	}
 	if !o.Untrusted {
 		if fnErr != nil {
 			if rerr := tx.Rollback(context.WithoutCancel(ctx)); rerr == nil || errors.Is(rerr, pgx.ErrTxClosed) {
@@ -128,7 +129,7 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 	}
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resetTimeout)
 	defer cancel()
-	verbErr, resetErr := endAndReset(ectx, tx, verb)
+	verbErr, resetErr := endAndReset(ectx, tx.Tx, verb)
 	if resetErr == nil && !conn.Conn().PgConn().IsClosed() {
 		done = true
 		if conn.Conn().Config().StatementCacheCapacity != 0 || conn.Conn().Config().DescriptionCacheCapacity != 0 {

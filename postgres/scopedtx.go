@@ -6,26 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
-
-// beginScoped sends BEGIN and the statement that sets the context and
-// the limits o gives as one pipeline (DESIGN: they travel in one round
-// trip; pgx's own Conn.Begin spends one on BEGIN alone).
-func beginScoped(ctx context.Context, conn *pgx.Conn, token string, o ScopeOptions) (pgx.Tx, error) {
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	sql, args := setContext(token, o.StatementTimeout, o.ParallelWorkers)
-	b.Queue(sql, args...)
-	br := conn.SendBatch(ctx, b)
-	tx := br.Tx()
-	if err := br.Close(); err != nil {
-		// A BEGIN that failed left the transaction closed; a context that
-		// failed after it left it aborted.
-		tx.Rollback(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	return tx, nil
-}
 
 // endAndReset ends tx with verb (COMMIT or ROLLBACK) and resets its
 // connection with DISCARD ALL, in one round trip: each statement with a
@@ -101,3 +83,299 @@ func readResult(p *pgconn.Pipeline, commit bool) error {
 	}
 	return err
 }
+
+// scopedTx is the Tx ScopedTx hands to fn: pgx's own, begun with fn's
+// first statement. BEGIN, the context and that statement travel as one
+// pipeline (DESIGN: BEGIN, set_config and the work in one round trip); a
+// transaction fn runs nothing in sends nothing. Statements that cannot
+// travel with them (see pipelined) and every other method begin the
+// transaction first, in a round trip of its own.
+type scopedTx struct {
+	pgx.Tx // pgx's transaction, nil until begun
+	conn   *pgx.Conn
+	// ctx is ScopedTx's, for the two methods pgx.Tx gives none: Conn and
+	// LargeObjects begin the transaction before they return.
+	ctx   context.Context
+	token string
+	o     ScopeOptions
+	// ended is set when the transaction ended before it began.
+	ended bool
+}
+
+var _ pgx.Tx = (*scopedTx)(nil)
+
+// batch is a batch that begins the transaction and sets the context.
+func (t *scopedTx) batch() *pgx.Batch {
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	sql, args := setContext(t.token, t.o.StatementTimeout, t.o.ParallelWorkers)
+	b.Queue(sql, args...)
+	return b
+}
+
+// begin sends BEGIN and the context on their own.
+func (t *scopedTx) begin(ctx context.Context) error {
+	if t.ended {
+		return pgx.ErrTxClosed
+	}
+	if t.Tx != nil {
+		return nil
+	}
+	br := t.conn.SendBatch(ctx, t.batch())
+	t.Tx = br.Tx()
+	return br.Close()
+}
+
+// sendWith sends BEGIN, the context and sql as one pipeline, and reads
+// the results of the first two. The caller reads sql's and closes the
+// batch.
+func (t *scopedTx) sendWith(ctx context.Context, sql string, args []any) pgx.BatchResults {
+	b := t.batch()
+	b.Queue(sql, args...)
+	br := t.conn.SendBatch(ctx, b)
+	t.Tx = br.Tx()
+	if _, err := br.Exec(); err == nil {
+		br.Exec() // an error is the batch's from here on
+	}
+	return br
+}
+
+// pipelined reports whether a statement with args can travel with BEGIN
+// and the context: the transaction is not begun, and the statement goes
+// as pgx sends a batch's (args that start with one of pgx's options other
+// than a QueryRewriter do not). exec is for Exec, which pgx sends with
+// the simple protocol when there are no args: that may carry several
+// statements, which a pipeline does not.
+func (t *scopedTx) pipelined(args []any, exec bool) bool {
+	if t.Tx != nil || t.ended || exec && len(args) == 0 {
+		return false
+	}
+	if len(args) > 0 {
+		switch args[0].(type) {
+		case pgx.QueryExecMode, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID:
+			return false
+		}
+	}
+	return true
+}
+
+// Exec runs sql.
+func (t *scopedTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if !t.pipelined(args, true) {
+		if err := t.begin(ctx); err != nil {
+			return pgconn.CommandTag{}, err
+		}
+		return t.Tx.Exec(ctx, sql, args...)
+	}
+	br := t.sendWith(ctx, sql, args)
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
+}
+
+// Query runs sql and returns its rows.
+func (t *scopedTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if !t.pipelined(args, false) {
+		if err := t.begin(ctx); err != nil {
+			return errRows{err}, err
+		}
+		return t.Tx.Query(ctx, sql, args...)
+	}
+	br := t.sendWith(ctx, sql, args)
+	rows, err := br.Query()
+	r := &batchRows{Rows: rows, br: br}
+	if err != nil {
+		r.Close()
+		return r, err
+	}
+	return r, nil
+}
+
+// QueryRow runs sql and returns its first row.
+func (t *scopedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if !t.pipelined(args, false) {
+		if err := t.begin(ctx); err != nil {
+			return errRow{err}
+		}
+		return t.Tx.QueryRow(ctx, sql, args...)
+	}
+	rows, err := t.Query(ctx, sql, args...)
+	return &row{rows: rows, err: err}
+}
+
+// SendBatch sends b in the transaction.
+func (t *scopedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if err := t.begin(ctx); err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	return t.Tx.SendBatch(ctx, b)
+}
+
+// CopyFrom copies rows into table.
+func (t *scopedTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	if err := t.begin(ctx); err != nil {
+		return 0, err
+	}
+	return t.Tx.CopyFrom(ctx, table, columns, src)
+}
+
+// Prepare prepares sql on the connection (which the reset of business
+// code's connections deallocates).
+func (t *scopedTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	if err := t.begin(ctx); err != nil {
+		return nil, err
+	}
+	return t.Tx.Prepare(ctx, name, sql)
+}
+
+// Begin starts a nested transaction (a savepoint).
+func (t *scopedTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	if err := t.begin(ctx); err != nil {
+		return nil, err
+	}
+	return t.Tx.Begin(ctx)
+}
+
+// LargeObjects returns the large-object API of the transaction, begun.
+// PostgreSQL refuses large objects to bulkhead's app roles (they are
+// outside row security).
+func (t *scopedTx) LargeObjects() pgx.LargeObjects {
+	if t.Tx == nil && !t.ended {
+		t.begin(t.ctx) // a failure leaves pgx's Tx closed, or the transaction aborted
+	}
+	if t.Tx == nil {
+		return closedTx().LargeObjects()
+	}
+	return t.Tx.LargeObjects()
+}
+
+// Conn returns the connection, with the transaction begun on it.
+func (t *scopedTx) Conn() *pgx.Conn {
+	if t.Tx == nil && !t.ended {
+		t.begin(t.ctx) // a failure leaves the transaction closed or aborted
+	}
+	return t.conn
+}
+
+// Commit commits the transaction; one that has not begun ends without a
+// word to the server. ScopedTx commits when fn returns nil: fn
+// committing itself makes that an error.
+func (t *scopedTx) Commit(ctx context.Context) error {
+	if t.Tx == nil {
+		return t.end()
+	}
+	return t.Tx.Commit(ctx)
+}
+
+// Rollback rolls the transaction back (see Commit).
+func (t *scopedTx) Rollback(ctx context.Context) error {
+	if t.Tx == nil {
+		return t.end()
+	}
+	return t.Tx.Rollback(ctx)
+}
+
+func (t *scopedTx) end() error {
+	if t.ended {
+		return pgx.ErrTxClosed
+	}
+	t.ended = true
+	return nil
+}
+
+// closedTx is a pgx Tx that is closed, for the methods of a scopedTx that
+// ended before it began: every method fails with pgx.ErrTxClosed.
+func closedTx() pgx.Tx {
+	return pgx.FailedBatchResults(txBatch(), pgx.ErrTxClosed).Tx()
+}
+
+func txBatch() *pgx.Batch {
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	return b
+}
+
+// batchRows are the rows of a statement that travelled with BEGIN and the
+// context: the batch is closed with them, which frees the connection.
+type batchRows struct {
+	pgx.Rows
+	br     pgx.BatchResults
+	err    error
+	closed bool
+}
+
+// Next advances to the next row, closing the batch after the last.
+func (r *batchRows) Next() bool {
+	if r.closed {
+		return false
+	}
+	if r.Rows.Next() {
+		return true
+	}
+	r.Close()
+	return false
+}
+
+// Close closes the rows and the batch.
+func (r *batchRows) Close() {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.Rows.Close()
+	r.err = r.br.Close()
+}
+
+// Err is the rows' error, else the batch's.
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// row is the first row of batchRows, read as pgx reads its own.
+type row struct {
+	rows pgx.Rows
+	err  error
+}
+
+// Scan reads the first row into dest: pgx.ErrNoRows when there is none.
+func (r *row) Scan(dest ...any) error {
+	defer r.rows.Close()
+	if r.err != nil {
+		return r.err
+	}
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
+}
+
+// errRow is a row whose statement was not sent.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// errRows are the rows of a statement that was not sent.
+type errRows struct{ err error }
+
+func (r errRows) Close()                                       {}
+func (r errRows) Err() error                                   { return r.err }
+func (r errRows) CommandTag() pgconn.CommandTag                { return pgconn.CommandTag{} }
+func (r errRows) FieldDescriptions() []pgconn.FieldDescription { return nil }
+func (r errRows) Next() bool                                   { return false }
+func (r errRows) Scan(...any) error                            { return r.err }
+func (r errRows) Values() ([]any, error)                       { return nil, r.err }
+func (r errRows) RawValues() [][]byte                          { return nil }
+func (r errRows) Conn() *pgx.Conn                              { return nil }
+func (r errRows) TypeMap() *pgtype.Map                         { return nil }

@@ -3,14 +3,18 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 )
 
@@ -64,31 +68,84 @@ func backendPID(t *testing.T, pool *pgxpool.Pool, token string, untrusted bool) 
 	return pid
 }
 
-// TestScopedTxRoundTrips: a transaction of one statement costs three
-// round trips: BEGIN with the context, the statement, and COMMIT with the
-// reset of business code's connection (five before: BEGIN, the context,
-// the statement, COMMIT, DISCARD ALL). The statement still runs under
-// the context, and the reset still happens.
+// TestScopedTxRoundTrips: a transaction of one statement costs two round
+// trips: BEGIN, the context and the statement, then COMMIT with the reset
+// of business code's connection (five before: BEGIN, the context, the
+// statement, COMMIT, DISCARD ALL). The statement still runs under the
+// context, the reset still happens, and the connection is kept.
 func TestScopedTxRoundTrips(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	for _, untrusted := range []bool{true, false} {
-		pool, writes := e.countingPool(t)
-		pid := backendPID(t, pool, e.mint(t, "pa", nil), untrusted) // the connection made
-		writes.Store(0)
-		var canary string
-		err := postgres.ScopedTx(ctx, pool, e.mint(t, "pa", nil), postgres.ScopeOptions{Untrusted: untrusted}, func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, `SELECT name FROM app.projects WHERE name LIKE $1`, "canary-%").Scan(&canary)
-		})
-		if err != nil || canary != "canary-pa" {
-			t.Fatalf("untrusted %t: read %q, %v; want canary-pa", untrusted, canary, err)
-		}
-		if n := writes.Load(); n != 3 {
-			t.Errorf("untrusted %t: %d round trips for a transaction of one statement, want 3", untrusted, n)
-		}
-		if again := backendPID(t, pool, e.mint(t, "pa", nil), untrusted); again != pid {
-			t.Errorf("untrusted %t: the connection was replaced (backend %d, then %d)", untrusted, pid, again)
+	read := func(canary *string, sql string, args ...any) func(pgx.Tx) error {
+		return func(tx pgx.Tx) error { return tx.QueryRow(ctx, sql, args...).Scan(canary) }
+	}
+	for _, tt := range []struct {
+		name string
+		fn   func(canary *string) func(pgx.Tx) error
+		want int64
+	}{
+		{"QueryRow", func(c *string) func(pgx.Tx) error {
+			return read(c, `SELECT name FROM app.projects WHERE name LIKE $1`, "canary-%")
+		}, 2},
+		{"QueryRow without arguments", func(c *string) func(pgx.Tx) error {
+			return read(c, `SELECT name FROM app.projects`)
+		}, 2},
+		{"QueryRow with named arguments", func(c *string) func(pgx.Tx) error {
+			return read(c, `SELECT name FROM app.projects WHERE name LIKE @like`, pgx.NamedArgs{"like": "canary-%"})
+		}, 2},
+		{"Query", func(c *string) func(pgx.Tx) error {
+			return func(tx pgx.Tx) error {
+				rows, err := tx.Query(ctx, `SELECT name FROM app.projects WHERE name LIKE $1`, "canary-%")
+				if err != nil {
+					return err
+				}
+				names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+				if err == nil && len(names) == 1 {
+					*c = names[0]
+				}
+				return err
+			}
+		}, 2},
+		{"Exec", func(c *string) func(pgx.Tx) error {
+			return func(tx pgx.Tx) error {
+				tag, err := tx.Exec(ctx, `UPDATE app.projects SET name = name WHERE name LIKE $1`, "canary-%")
+				if err == nil && tag.RowsAffected() == 1 {
+					*c = "canary-pa"
+				}
+				return err
+			}
+		}, 2},
+		// pgx sends an Exec without arguments by the simple protocol, which
+		// may carry several statements: BEGIN goes on its own before it.
+		{"Exec without arguments", func(c *string) func(pgx.Tx) error {
+			return func(tx pgx.Tx) error {
+				tag, err := tx.Exec(ctx, `UPDATE app.projects SET name = name`)
+				if err == nil && tag.RowsAffected() == 1 {
+					*c = "canary-pa"
+				}
+				return err
+			}
+		}, 3},
+		{"nothing", func(c *string) func(pgx.Tx) error {
+			return func(pgx.Tx) error { *c = "canary-pa"; return nil }
+		}, 0},
+	} {
+		for _, untrusted := range []bool{true, false} {
+			pool, writes := e.countingPool(t)
+			pid := backendPID(t, pool, e.mint(t, "pa", nil), untrusted) // the connection made
+			writes.Store(0)
+			var canary string
+			err := postgres.ScopedTx(ctx, pool, e.mint(t, "pa", nil), postgres.ScopeOptions{Untrusted: untrusted}, tt.fn(&canary))
+			if err != nil || canary != "canary-pa" {
+				t.Fatalf("%s, untrusted %t: read %q, %v; want canary-pa", tt.name, untrusted, canary, err)
+			}
+			if n := writes.Load(); n != tt.want {
+				t.Errorf("%s, untrusted %t: %d round trips, want %d", tt.name, untrusted, n, tt.want)
+			}
+			if again := backendPID(t, pool, e.mint(t, "pa", nil), untrusted); again != pid {
+				t.Errorf("%s, untrusted %t: the connection was replaced (backend %d, then %d)", tt.name, untrusted, pid, again)
+			}
 		}
 	}
 }
@@ -206,4 +263,128 @@ func TestScopedTxEndings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestScopedTxFirstStatements: whatever fn does first, it runs in the
+// transaction, under the context and the limits: a statement sent with
+// BEGIN, one through the connection, a savepoint, the large-object API.
+// A Tx that fn kept and never used sends nothing once ScopedTx returned.
+func TestScopedTxFirstStatements(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	pool, writes := e.countingPool(t)
+	scoped := func(o postgres.ScopeOptions, fn func(pgx.Tx) error) error {
+		o.Untrusted = true
+		return postgres.ScopedTx(ctx, pool, e.mint(t, "pb", nil), o, fn)
+	}
+	names := func(q interface {
+		Query(context.Context, string, ...any) (pgx.Rows, error)
+	}) ([]string, error) {
+		rows, err := q.Query(ctx, `SELECT name FROM app.projects ORDER BY name`)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	want := "[canary-pb]" // pb's row alone: pa's is another tenant's
+	t.Run("through the connection", func(t *testing.T) {
+		if err := scoped(postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+			got, err := names(tx.Conn())
+			if fmt.Sprint(got) != want {
+				t.Errorf("tx.Conn() first reads %v, %v; want %s", got, err, want)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("in a savepoint", func(t *testing.T) {
+		if err := scoped(postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+			sp, err := tx.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			got, err := names(sp)
+			if fmt.Sprint(got) != want {
+				t.Errorf("a savepoint first reads %v, %v; want %s", got, err, want)
+			}
+			return sp.Rollback(ctx)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("large objects", func(t *testing.T) {
+		err := scoped(postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+			lo := tx.LargeObjects()
+			_, err := lo.Create(ctx, 0)
+			return err
+		})
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("a large object from business code: %v, want PostgreSQL's permission denied", err)
+		}
+	})
+	t.Run("a failed first statement", func(t *testing.T) {
+		var second error
+		err := scoped(postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+			tx.Exec(ctx, `INSERT INTO app.projects (name) VALUES ($1)`, "first-failed")
+			tx.Exec(ctx, `SELECT 1/0 WHERE $1`, true) // its error ignored
+			_, second = tx.Exec(ctx, `INSERT INTO app.projects (name) VALUES ($1)`, "first-failed-after")
+			return nil
+		})
+		if err == nil || second == nil {
+			t.Errorf("after a failed statement: the next %v, ScopedTx %v; want both to fail", second, err)
+		}
+		if err := scoped(postgres.ScopeOptions{}, func(tx pgx.Tx) error {
+			got, err := names(tx)
+			if fmt.Sprint(got) != want {
+				t.Errorf("a transaction that failed wrote: %v, %v", got, err)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("under the statement timeout", func(t *testing.T) {
+		err := scoped(postgres.ScopeOptions{StatementTimeout: 100 * time.Millisecond}, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `SELECT pg_sleep($1)`, 3)
+			return err
+		})
+		if fault.CodeOf(err) != "statement_timeout" {
+			t.Errorf("a first statement of 3 s under a 100ms timeout: %v", err)
+		}
+	})
+	t.Run("kept and never used", func(t *testing.T) {
+		var kept pgx.Tx
+		if err := scoped(postgres.ScopeOptions{}, func(tx pgx.Tx) error { kept = tx; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		writes.Store(0)
+		if _, err := kept.Exec(ctx, `SELECT 1 WHERE $1`, true); !errors.Is(err, pgx.ErrTxClosed) {
+			t.Errorf("Exec: %v", err)
+		}
+		if err := kept.QueryRow(ctx, `SELECT 1`).Scan(new(int)); !errors.Is(err, pgx.ErrTxClosed) {
+			t.Errorf("QueryRow: %v", err)
+		}
+		if _, err := names(kept); !errors.Is(err, pgx.ErrTxClosed) {
+			t.Errorf("Query: %v", err)
+		}
+		if _, err := kept.Begin(ctx); !errors.Is(err, pgx.ErrTxClosed) {
+			t.Errorf("Begin: %v", err)
+		}
+		if err := kept.SendBatch(ctx, &pgx.Batch{}).Close(); !errors.Is(err, pgx.ErrTxClosed) {
+			t.Errorf("SendBatch: %v", err)
+		}
+		lo := kept.LargeObjects()
+		if _, err := lo.Create(ctx, 0); !errors.Is(err, pgx.ErrTxClosed) {
+			t.Errorf("LargeObjects: %v", err)
+		}
+		if err := kept.Commit(ctx); !errors.Is(err, pgx.ErrTxClosed) {
+			t.Errorf("Commit: %v", err)
+		}
+		if n := writes.Load(); n != 0 {
+			t.Errorf("a kept Tx sent %d requests on a connection it no longer has", n)
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -185,7 +186,35 @@ func (a *Adapter) scope(auth map[string]any) (*Scope, error) {
 	if !a.Now().Before(time.Unix(c.ExpiresAt, 0)) {
 		return nil, errors.New("context expired before the invocation; is the authorizer result TTL longer than the context lifetime?")
 	}
-	return &Scope{a: a, token: tok, schema: schema, claims: c}, nil
+	ms, err := limit(auth, StatementTimeoutKey, 1, maxStatementTimeout.Milliseconds())
+	if err != nil {
+		return nil, err
+	}
+	workers, err := limit(auth, ParallelWorkersKey, 0, maxParallelWorkers)
+	if err != nil {
+		return nil, err
+	}
+	return &Scope{a: a, token: tok, schema: schema, claims: c, timeout: time.Duration(max(ms, 0)) * time.Millisecond, workers: int(workers)}, nil
+}
+
+// maxParallelWorkers is PostgreSQL's largest
+// max_parallel_workers_per_gather.
+const maxParallelWorkers = 1024
+
+// limit reads a statement limit from the authorizer context: a decimal
+// integer from lo to hi. An absent key is -1 (none); any other value is
+// refused, as a key that disagrees with the signed context is.
+func limit(auth map[string]any, key string, lo, hi int64) (int64, error) {
+	v, present := auth[key]
+	if !present {
+		return -1, nil
+	}
+	text, _ := v.(string)
+	n, err := strconv.ParseInt(text, 10, 64)
+	if err != nil || n < lo || n > hi || strconv.FormatInt(n, 10) != text {
+		return 0, fmt.Errorf("authorizer context key %q is not an integer from %d to %d", key, lo, hi)
+	}
+	return n, nil
 }
 
 // decodeClaims reads a signed context's claims WITHOUT verifying its MAC:

@@ -3,10 +3,13 @@ package lambda
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -28,7 +31,32 @@ const (
 	TenantIDKey = "tenant_id" // the tenant's UUID
 	SubjectKey  = "sub"       // the caller's subject
 	RoleKey     = "role"      // the caller's role in the tenant
+	// The tenant's plan's bounds on a statement, when the authorizer has
+	// them (AuthorizerConfig.Limits): whole milliseconds, and a count.
+	StatementTimeoutKey = "statement_timeout_ms"
+	ParallelWorkersKey  = "parallel_workers"
 )
+
+// Limits are a plan's bounds on each statement of the function's
+// transactions. The authorizer passes the tenant's plan's to the adapter,
+// whose [Scope.Tx] sets them in each transaction (as
+// bulkhead.WithStatementTimeout and bulkhead.WithParallelWorkers do).
+// They bound honest code: a compromised function can change its own
+// settings, and its login role's connection limit, temp_file_limit and
+// bulkhead serve's watchdog are the bounds it cannot lift.
+type Limits struct {
+	// StatementTimeout is statement_timeout: from 1ms to an hour, or 0
+	// for the function's own (bulkhead.Config.StatementTimeout).
+	StatementTimeout time.Duration
+	// ParallelWorkers is max_parallel_workers_per_gather: a statement with
+	// n workers keeps n+1 CPUs busy. 0 runs each statement in its one
+	// backend, as bulkhead serve's plans do by default.
+	ParallelWorkers int
+}
+
+// maxStatementTimeout is the longest Limits.StatementTimeout, as
+// bulkhead.Config's.
+const maxStatementTimeout = time.Hour
 
 // Log attribute keys.
 const (
@@ -57,6 +85,12 @@ type AuthorizerConfig struct {
 	// PolicyResource returns the resource a REST API Allow statement
 	// covers; nil means the request's method ARN.
 	PolicyResource func(methodArn string) string
+	// Limits are the statement limits of each plan, by the plan's name
+	// ("basic", "premium"): the authorizer context carries the tenant's
+	// plan's ([StatementTimeoutKey], [ParallelWorkersKey]). A tenant whose
+	// plan is not in the map, or a nil map, gets none, and the
+	// function's own bulkhead.Config.StatementTimeout applies.
+	Limits map[string]Limits
 }
 
 // Authorizer is an API Gateway Lambda authorizer that verifies the
@@ -83,6 +117,11 @@ func NewAuthorizer(cfg AuthorizerConfig) (*Authorizer, error) {
 		return nil, fault.E(fault.Invalid, "invalid_config", "The authorizer needs a token verifier.")
 	case !roleName.MatchString(cfg.Audience):
 		return nil, fault.E(fault.Invalid, "invalid_config", "The authorizer's Audience must be the business function's login role.")
+	}
+	for plan, l := range cfg.Limits {
+		if l.StatementTimeout < 0 || l.StatementTimeout > 0 && l.StatementTimeout < time.Millisecond || l.StatementTimeout > maxStatementTimeout || l.ParallelWorkers < 0 || l.ParallelWorkers > maxParallelWorkers {
+			return nil, fault.E(fault.Invalid, "invalid_config", fmt.Sprintf("The limits of plan %q are out of range: a statement timeout from 1ms to 1h (or 0), and 0 to %d parallel workers.", plan, maxParallelWorkers))
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -197,11 +236,18 @@ func (a *Authorizer) authorize(ctx context.Context, h http.Header, requestID str
 	}
 	a.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "authorizer allowed",
 		slog.String(keyRequestID, requestID), slog.String(keyTenantID, string(t.ID)), slog.String(keySub, p.Subject))
-	return map[string]any{
+	c = map[string]any{
 		ContextKey: sc.Token, SchemaKey: schema,
 		TenantKey: string(t.Slug), TenantIDKey: string(t.ID),
 		SubjectKey: p.Subject, RoleKey: string(p.Role),
-	}, nil
+	}
+	if l, ok := a.cfg.Limits[t.Plan]; ok {
+		if l.StatementTimeout > 0 {
+			c[StatementTimeoutKey] = strconv.FormatInt(l.StatementTimeout.Milliseconds(), 10)
+		}
+		c[ParallelWorkersKey] = strconv.Itoa(l.ParallelWorkers)
+	}
+	return c, nil
 }
 
 // denied logs why a request was denied: Info for a missing token, Warn

@@ -856,3 +856,124 @@ func TestCacheThroughAdapter(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorizerPassesPlanLimits: with Limits, the authorizer context
+// carries the tenant's plan's statement limits, and Scope.Tx sets them in
+// each transaction: a basic tenant's slow statement fails under its
+// plan's timeout while a premium tenant's transactions read their own.
+// Without Limits nothing is passed and the function's own timeout
+// applies. A limit key that is not a plain integer in range refuses the
+// invocation before the handler runs.
+func TestAuthorizerPassesPlanLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	basic := e.s.CreateTenantOnPlan(t, "initech", "pool", "basic")
+	authz, err := lambda.NewAuthorizer(lambda.AuthorizerConfig{DB: e.s.DB, Verifier: e.s.Auth, Audience: e.fn.LoginRole,
+		Limits: map[string]lambda.Limits{
+			"premium": {StatementTimeout: 15 * time.Second, ParallelWorkers: 1},
+			"basic":   {StatementTimeout: 300 * time.Millisecond},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	contextFor := func(authz *lambda.Authorizer, token string) map[string]any {
+		t.Helper()
+		var req events.APIGatewayV2CustomAuthorizerV2Request
+		fixture(t, "http-authorizer-request.json", token, &req)
+		res, err := authz.HTTP(context.Background(), roundTrip(t, req))
+		if err != nil || !res.IsAuthorized {
+			t.Fatalf("authorizer: %v, %v", res.IsAuthorized, err)
+		}
+		return roundTrip(t, res).Context
+	}
+	// The handler reports the transaction's settings, and whether a 2 s
+	// statement ran to its end.
+	type settings struct {
+		Timeout, Workers string
+		Slept            bool
+		Err              string
+	}
+	ran := 0
+	h := e.adapter.HTTP(func(ctx context.Context, s *lambda.Scope, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		ran++
+		var out settings
+		err := s.Tx(ctx, func(tx pgx.Tx) error {
+			if err := tx.QueryRow(ctx, `SELECT current_setting('statement_timeout'), current_setting('max_parallel_workers_per_gather')`).Scan(&out.Timeout, &out.Workers); err != nil {
+				return err
+			}
+			if req.RawPath == "/slow" {
+				if _, err := tx.Exec(ctx, `SELECT pg_sleep(2)`); err != nil {
+					return err
+				}
+				out.Slept = true
+			}
+			return nil
+		})
+		if err != nil {
+			out.Err = fault.CodeOf(err)
+		}
+		return jsonResponse(out), nil
+	})
+	call := func(auth map[string]any, token, path string) (settings, events.APIGatewayV2HTTPResponse) {
+		t.Helper()
+		req := httpRequest(t, token, auth)
+		req.RawPath = path
+		res, err := h(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out settings
+		if res.StatusCode == 200 {
+			if err := json.Unmarshal([]byte(res.Body), &out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out, res
+	}
+	premium := contextFor(authz, e.acme.MemberToken)
+	if premium[lambda.StatementTimeoutKey] != "15000" || premium[lambda.ParallelWorkersKey] != "1" {
+		t.Errorf("a premium tenant's authorizer context: %v", premium)
+	}
+	if got, _ := call(premium, e.acme.MemberToken, "/"); got != (settings{Timeout: "15s", Workers: "1"}) {
+		t.Errorf("a premium tenant's transaction: %+v", got)
+	}
+	basicAuth := contextFor(authz, basic.MemberToken)
+	if basicAuth[lambda.StatementTimeoutKey] != "300" || basicAuth[lambda.ParallelWorkersKey] != "0" {
+		t.Errorf("a basic tenant's authorizer context: %v", basicAuth)
+	}
+	if got, _ := call(basicAuth, basic.MemberToken, "/slow"); got != (settings{Timeout: "300ms", Workers: "0", Err: "statement_timeout"}) {
+		t.Errorf("a basic tenant's 2 s statement: %+v, want statement_timeout under 300ms", got)
+	}
+	// Without Limits: no keys, and the function's own bound (bulkhead's
+	// default of 30s, PostgreSQL's default of 2 workers).
+	plain := e.contextFor(t, e.acme.MemberToken)
+	if _, ok := plain[lambda.StatementTimeoutKey]; ok {
+		t.Errorf("an authorizer without Limits passed %v", plain)
+	}
+	if got, _ := call(plain, e.acme.MemberToken, "/"); got != (settings{Timeout: "30s", Workers: "2"}) {
+		t.Errorf("without limits: %+v", got)
+	}
+	for _, tt := range []struct {
+		key string
+		v   any
+	}{
+		{lambda.StatementTimeoutKey, "0"}, {lambda.StatementTimeoutKey, "-300"}, {lambda.StatementTimeoutKey, "3600001"},
+		{lambda.StatementTimeoutKey, "1.5"}, {lambda.StatementTimeoutKey, "0300"}, {lambda.StatementTimeoutKey, " 300"},
+		{lambda.StatementTimeoutKey, "300ms"}, {lambda.StatementTimeoutKey, 300}, {lambda.StatementTimeoutKey, ""},
+		{lambda.ParallelWorkersKey, "-1"}, {lambda.ParallelWorkersKey, "1025"}, {lambda.ParallelWorkersKey, "two"},
+		{lambda.ParallelWorkersKey, 1},
+	} {
+		auth := maps.Clone(basicAuth)
+		auth[tt.key] = tt.v
+		before := ran
+		if _, res := call(auth, basic.MemberToken, "/slow"); res.StatusCode != 401 || ran != before {
+			t.Errorf("%s = %#v: %d %s, handler ran %d times", tt.key, tt.v, res.StatusCode, res.Body, ran-before)
+		}
+	}
+	for _, l := range []lambda.Limits{{StatementTimeout: -time.Second}, {StatementTimeout: time.Microsecond}, {StatementTimeout: 61 * time.Minute}, {ParallelWorkers: -1}, {ParallelWorkers: 1025}} {
+		_, err := lambda.NewAuthorizer(lambda.AuthorizerConfig{DB: e.s.DB, Verifier: e.s.Auth, Audience: e.fn.LoginRole, Limits: map[string]lambda.Limits{"basic": l}})
+		if fault.CodeOf(err) != "invalid_config" {
+			t.Errorf("NewAuthorizer with limits %+v: %v", l, err)
+		}
+	}
+}

@@ -35,7 +35,11 @@ type Scope struct {
 	token  string // the signed tenant context; never logged, never returned
 	schema string
 	claims ctxtoken.Claims // decoded from token, unverified: PostgreSQL verifies
-	ended  atomic.Bool
+	// timeout and workers are the tenant's plan's statement limits from
+	// the authorizer: 0 and -1 when it passed none.
+	timeout time.Duration
+	workers int
+	ended   atomic.Bool
 	// verified is set once the database confirmed the context names
 	// claims.TenantID, which caches require.
 	verified atomic.Bool
@@ -71,8 +75,9 @@ func (s *Scope) Table(name string) (string, error) {
 
 // Tx runs fn in one transaction scoped to the invocation's tenant, on the
 // pool shared by every invocation of the process: it is [bulkhead.DB.Tx]
-// with the vended context. It returns [ErrScopeEnded] once the invocation
-// has ended.
+// with the vended context, bounded by the tenant's plan's statement limits
+// when the authorizer passed them ([AuthorizerConfig.Limits]). It
+// returns [ErrScopeEnded] once the invocation has ended.
 //
 // Isolation: the context is set transaction-locally as the first statement
 // and the connection is reset before it serves another invocation, so
@@ -84,6 +89,12 @@ func (s *Scope) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	tctx, err := bulkhead.WithSigned(ctx, s.token, s.schema)
 	if err != nil {
 		return err
+	}
+	if s.timeout > 0 {
+		tctx = bulkhead.WithStatementTimeout(tctx, s.timeout)
+	}
+	if s.workers >= 0 {
+		tctx = bulkhead.WithParallelWorkers(tctx, s.workers)
 	}
 	return s.a.DB.Tx(tctx, fn)
 }

@@ -131,12 +131,11 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 	defer cancel()
 	verbErr, resetErr := endAndReset(ectx, tx.Tx, verb)
 	if resetErr == nil && !conn.Conn().PgConn().IsClosed() {
+		// DISCARD ALL dropped every prepared statement, fn's and any under
+		// a name pgx caches: pgx forgets them too, or its Prepare would
+		// take a name for prepared and the statement would fail.
+		forgetPrepared(conn.Conn())
 		done = true
-		if conn.Conn().Config().StatementCacheCapacity != 0 || conn.Conn().Config().DescriptionCacheCapacity != 0 {
-			// DISCARD ALL dropped every prepared statement, including
-			// any fn made under a name pgx caches; forget them all.
-			done = conn.Conn().DeallocateAll(ectx) == nil
-		}
 	}
 	if fnErr != nil {
 		return Translate(fnErr)

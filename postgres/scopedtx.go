@@ -61,6 +61,16 @@ func closeTx(tx pgx.Tx) {
 	tx.Commit(done)
 }
 
+// forgetPrepared clears pgx's record of the statements prepared on conn,
+// which the reset has deallocated in PostgreSQL, without a word to the
+// server: pgx's DeallocateAll clears it before it sends its own
+// DEALLOCATE ALL, which a context that is done stops.
+func forgetPrepared(conn *pgx.Conn) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	conn.DeallocateAll(done)
+}
+
 // readResult reads one statement's result from p, and the Sync's after
 // it. With commit, a COMMIT that rolled back is pgx.ErrTxCommitRollback.
 func readResult(p *pgconn.Pipeline, commit bool) error {

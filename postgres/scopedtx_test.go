@@ -388,3 +388,27 @@ func TestScopedTxFirstStatements(t *testing.T) {
 		}
 	})
 }
+
+// TestScopedTxPrepareEachTime: business code that prepares a named
+// statement in every transaction can, on the same connection: the reset
+// deallocates the statement in PostgreSQL, and pgx must forget it too,
+// or its Prepare would take the name for prepared and the statement would
+// fail. The statement runs under each transaction's own context.
+func TestScopedTxPrepareEachTime(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	pool, _ := e.countingPool(t)
+	for i, slug := range []string{"pa", "pb", "pa"} {
+		var name string
+		err := postgres.ScopedTx(ctx, pool, e.mint(t, slug, nil), postgres.ScopeOptions{Untrusted: true}, func(tx pgx.Tx) error {
+			if _, err := tx.Prepare(ctx, "canary", `SELECT name FROM app.projects WHERE name LIKE $1`); err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, "canary", "canary-%").Scan(&name)
+		})
+		if err != nil || name != "canary-"+slug {
+			t.Fatalf("transaction %d, as %s: %q, %v; want canary-%s", i+1, slug, name, err, slug)
+		}
+	}
+}

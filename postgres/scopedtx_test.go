@@ -412,3 +412,44 @@ func TestScopedTxPrepareEachTime(t *testing.T) {
 		}
 	}
 }
+
+// TestScopedTxRowsLeftOpen: fn that returns with its first statement's
+// rows unread leaves the connection busy. ScopedTx does not commit what
+// it cannot see the end of: it reports an error, destroys the connection
+// rather than hand it on mid-result, and the next transaction gets a
+// fresh one, under its own context.
+func TestScopedTxRowsLeftOpen(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	pool, _ := e.countingPool(t)
+	pid := backendPID(t, pool, e.mint(t, "pa", nil), true)
+	err := postgres.ScopedTx(ctx, pool, e.mint(t, "pa", nil), postgres.ScopeOptions{Untrusted: true}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO app.projects (name) VALUES ($1)`, "rows-left-open"); err != nil {
+			return err
+		}
+		_, err := tx.Query(ctx, `SELECT name FROM app.projects WHERE name LIKE $1`, "%")
+		return err // the rows are never read nor closed
+	})
+	if err == nil {
+		t.Error("ScopedTx committed a transaction whose rows were left open")
+	}
+	var names []string
+	var again int
+	if err := postgres.ScopedTx(ctx, pool, e.mint(t, "pb", nil), postgres.ScopeOptions{Untrusted: true}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&again); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT name FROM app.projects WHERE name LIKE $1 ORDER BY name`, "%")
+		if err != nil {
+			return err
+		}
+		names, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if again == pid || fmt.Sprint(names) != "[canary-pb]" {
+		t.Errorf("the next transaction: backend %d (was %d), reads %v", again, pid, names)
+	}
+}

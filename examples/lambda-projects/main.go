@@ -96,7 +96,10 @@ func newAuthorizer(ctx context.Context, databaseURL, audience string, logger *sl
 		db.Close()
 		return nil, nil, err
 	}
-	az, err := lambda.NewAuthorizer(lambda.AuthorizerConfig{DB: db, Verifier: auth, Audience: audience, Logger: logger})
+	az, err := lambda.NewAuthorizer(lambda.AuthorizerConfig{DB: db, Verifier: auth, Audience: audience, Logger: logger,
+		// Each plan's bound on a statement, as bulkhead serve's plans have
+		// by default: the function's transactions run under its tenant's.
+		Limits: map[string]lambda.Limits{"basic": {StatementTimeout: 5 * time.Second}, "premium": {StatementTimeout: 15 * time.Second}}})
 	if err != nil {
 		auth.Close()
 		db.Close()

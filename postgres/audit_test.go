@@ -794,3 +794,41 @@ func TestUpdateEventsNameOldIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleSequencerTakesNoLock: with the inbox empty, Sequence returns at
+// once even while another transaction holds the chain's table locked (a
+// retention run does); with an event waiting, it waits for the lock, as
+// it must to extend the chain.
+func TestIdleSequencerTakesNoLock(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	sequenced(t, e)
+	holder := e.adminConn(t)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, `LOCK TABLE bulkhead_audit.events IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if got, err := e.db.Sequence(short, 100); err != nil || len(got) != 0 {
+		t.Fatalf("an idle Sequence behind the lock: %d events, %v; want none at once", len(got), err)
+	}
+	// The witness: with work to do, it needs the lock.
+	if _, err := e.adminConn(t).Exec(ctx, `INSERT INTO bulkhead_audit.inbox (event) VALUES ('{"action": "test:Witness"}')`); err != nil {
+		t.Fatal(err)
+	}
+	waiting, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := e.db.Sequence(waiting, 100); err == nil {
+		t.Fatal("Sequence extended the chain while another transaction held it locked")
+	}
+	tx.Rollback(ctx)
+	if got, err := e.db.Sequence(ctx, 100); err != nil || len(got) != 1 {
+		t.Fatalf("after the lock: %d events, %v; want the witness", len(got), err)
+	}
+}

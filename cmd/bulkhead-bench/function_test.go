@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,7 +59,9 @@ func TestFunctionStatementWritesNoTempFiles(t *testing.T) {
 // ended stays in the cluster's reading. Before the meter read the
 // postmaster's waited-for children, a flood's sessions that closed
 // between two readings took their CPU with them, and the bench printed a
-// negative CPU per second for PostgreSQL.
+// negative CPU per second for PostgreSQL. The session's own CPU, read
+// from /proc before it ends, is the yardstick: a machine's speed decides
+// how much six counts take.
 func TestMeterKeepsEndedSessions(t *testing.T) {
 	t.Parallel()
 	d := pgtest.NewDB(t)
@@ -76,19 +79,24 @@ func TestMeterKeepsEndedSessions(t *testing.T) {
 		conn.Close(ctx)
 		t.Skipf("the cluster's postmaster.pid is not readable here (%s): another machine's cluster", dir)
 	}
-	before := m.read()
-	if !before.ok {
-		t.Fatal("the meter cannot read /proc")
-	}
 	// About a second of one CPU in a session of its own, which then ends.
 	var pid int
 	if err := conn.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
 		t.Fatal(err)
 	}
+	ownBefore := processCPU(t, pid)
+	before := m.read()
+	if !before.ok {
+		t.Fatal("the meter cannot read /proc")
+	}
 	for range 6 {
 		if _, err := conn.Exec(ctx, functionStatement); err != nil {
 			t.Fatal(err)
 		}
+	}
+	own := processCPU(t, pid) - ownBefore
+	if own < 100*time.Millisecond {
+		t.Fatalf("the session's six counts took %s of CPU: too little to tell", own)
 	}
 	conn.Close(ctx)
 	for i := 0; ; i++ {
@@ -100,8 +108,23 @@ func TestMeterKeepsEndedSessions(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The cluster's reading holds at least what the session spent, less
+	// a tick of each of the two readings.
 	after := m.read()
-	if got := after.pg - before.pg; got < 500*time.Millisecond {
-		t.Fatalf("a session that ran six counts of two million and ended: the cluster's CPU grew by %s", got)
+	if got := after.pg - before.pg; got < own-2*clockTick {
+		t.Fatalf("a session that spent %s of CPU and ended: the cluster's CPU grew by %s", own, got)
 	}
+}
+
+// processCPU is a live process's user and system time, from /proc.
+func processCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * clockTick
 }

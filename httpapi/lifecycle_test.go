@@ -582,11 +582,7 @@ func lockProjects(t *testing.T, s *apitest.Server) (conn *pgx.Conn, unlock func(
 func awaitLockWait(t *testing.T, conn *pgx.Conn) {
 	t.Helper()
 	for i := 0; ; i++ {
-		var waiting int
-		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
+		if lockWaiters(t, conn) > 0 {
 			return
 		}
 		if i == 2000 {
@@ -594,6 +590,24 @@ func awaitLockWait(t *testing.T, conn *pgx.Conn) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// lockWaiters counts the backends of conn's database that wait on a lock.
+// conn holds the lock, in a transaction, and PostgreSQL keeps the first
+// reading of pg_stat_activity for the rest of a transaction: without
+// pg_stat_clear_snapshot, a backend that connected after it (the data
+// API's pool connects on first use) would never show.
+func lockWaiters(t *testing.T, conn *pgx.Conn) int {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `SELECT pg_stat_clear_snapshot()`); err != nil {
+		t.Fatal(err)
+	}
+	var waiting int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
+		t.Fatal(err)
+	}
+	return waiting
 }
 
 // TestRequestDeadline holds a lock that the request must wait for: when
@@ -1450,11 +1464,7 @@ func TestStatementTimeBudgetFirstRunsAlone(t *testing.T) {
 	// Watch for a while (100 looks, 10 ms apart: without the rule the
 	// other two reach the lock within it): one waits on the lock, never more.
 	for range 100 {
-		var waiting int
-		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting != 1 {
+		if waiting := lockWaiters(t, conn); waiting != 1 {
 			unlock()
 			t.Fatalf("%d of a fresh tenant's requests waited on the lock at once; want its first alone", waiting)
 		}

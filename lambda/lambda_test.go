@@ -977,3 +977,37 @@ func TestAuthorizerPassesPlanLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorizerHoldsNoGatewayConnection: an authorizer mints from the
+// control plane alone. It opens no connection as the gateway role, whose
+// connection limit the data API's servers need: a burst of authorizer
+// instances must not exhaust it.
+func TestAuthorizerHoldsNoGatewayConnection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	minter, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: e.s.PG.AdminURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(minter.Close)
+	authz, err := lambda.NewAuthorizer(lambda.AuthorizerConfig{DB: minter, Verifier: e.s.Auth, Audience: e.fn.LoginRole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, token := range []string{e.acme.MemberToken, e.globex.AdminToken, "not-a-token"} {
+		var req events.APIGatewayV2CustomAuthorizerV2Request
+		fixture(t, "http-authorizer-request.json", token, &req)
+		if _, err := authz.HTTP(ctx, roundTrip(t, req)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gateway := minter.Postgres().App()
+	if n := gateway.Stat().TotalConns(); n != 0 {
+		t.Errorf("the authorizer's process holds %d connections as the gateway role", n)
+	}
+	// The witness: a server connects that pool at its start.
+	if err := minter.Postgres().PingApp(ctx); err != nil || gateway.Stat().TotalConns() == 0 {
+		t.Errorf("PingApp: %v, %d connections", err, gateway.Stat().TotalConns())
+	}
+}

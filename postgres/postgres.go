@@ -69,7 +69,9 @@ type DB struct {
 	AppRole string
 }
 
-// Open connects both pools. It does not run migrations; call [Setup] first.
+// Open connects the control plane's pool and makes the data API's, which
+// connects on first use ([DB.PingApp] connects it at once). It does not
+// run migrations; call [Setup] first.
 func Open(ctx context.Context, c Config) (db *DB, err error) {
 	defer fault.Wrap(&err, "postgres.Open")
 	if c.Logger == nil {
@@ -122,11 +124,19 @@ func Open(ctx context.Context, c Config) (db *DB, err error) {
 		return nil, err
 	}
 	db.AppRole = pcfg.ConnConfig.User
-	if err := db.app.Ping(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("connect as %s: %w", db.AppRole, err)
-	}
 	return db, nil
+}
+
+// PingApp connects the data API's pool as the gateway role, so that a
+// server fails at its start, not at its first request, when that role
+// cannot log in. Open does not connect that pool: a process that never
+// serves the data API (an authorizer, a command) then holds no connection
+// of the gateway role, whose connection limit the servers need.
+func (db *DB) PingApp(ctx context.Context) error {
+	if err := db.app.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: connect as %s: %w", db.AppRole, err)
+	}
+	return nil
 }
 
 // AppPoolConfig parses the URL of an app login role and applies the rules

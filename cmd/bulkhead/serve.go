@@ -162,6 +162,10 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
+	if err := db.Postgres().PingApp(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	// Silos behind the current tenant-table version migrate before serving;
 	// one that fails stays on its old version, and its requests still work
 	// against the old tables.

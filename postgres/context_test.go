@@ -848,3 +848,21 @@ func TestSiloRoutingAndTampering(t *testing.T) {
 		t.Fatalf("sb's silo lost its CHECK: %v %v", check, err)
 	}
 }
+
+// TestPingAppNamesTheGateway: Open no longer connects the data API's
+// pool, so a gateway role that cannot log in shows at PingApp, which a
+// server calls at its start: an error that names the role, never a
+// served request.
+func TestPingAppNamesTheGateway(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	_, pg := pgtest.Open(t)
+	db, err := postgres.Open(ctx, postgres.Config{AdminURL: pg.AdminURL, AppURL: pg.URL("bulkhead_gw_nosuchrole", "wrong")})
+	if err != nil {
+		t.Fatalf("Open with a gateway that cannot log in: %v; want it to connect only the control plane", err)
+	}
+	defer db.Close()
+	if err := db.PingApp(ctx); err == nil || !strings.Contains(err.Error(), "connect as bulkhead_gw_nosuchrole") {
+		t.Errorf("PingApp = %v, want an error naming the role", err)
+	}
+}

@@ -228,7 +228,7 @@ type parallelWorkersKey struct{}
 // (httpapi.PlanLimits puts it there). A negative n is taken as 0.
 // Without it, the login role's setting applies (PostgreSQL's default is 2).
 func WithParallelWorkers(ctx context.Context, n int) context.Context {
-	return context.WithValue(ctx, parallelWorkersKey{}, min(max(n, 0), 1024))
+	return context.WithValue(ctx, parallelWorkersKey{}, min(max(n, 0), postgres.MaxParallelWorkers))
 }
 
 // WithStatementTimeout returns a copy of ctx whose transactions run by

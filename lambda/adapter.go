@@ -186,20 +186,16 @@ func (a *Adapter) scope(auth map[string]any) (*Scope, error) {
 	if !a.Now().Before(time.Unix(c.ExpiresAt, 0)) {
 		return nil, errors.New("context expired before the invocation; is the authorizer result TTL longer than the context lifetime?")
 	}
-	ms, err := limit(auth, StatementTimeoutKey, 1, maxStatementTimeout.Milliseconds())
+	ms, err := limit(auth, StatementTimeoutKey, 1, bulkhead.MaxStatementTimeout.Milliseconds())
 	if err != nil {
 		return nil, err
 	}
-	workers, err := limit(auth, ParallelWorkersKey, 0, maxParallelWorkers)
+	workers, err := limit(auth, ParallelWorkersKey, 0, postgres.MaxParallelWorkers)
 	if err != nil {
 		return nil, err
 	}
 	return &Scope{a: a, token: tok, schema: schema, claims: c, timeout: time.Duration(max(ms, 0)) * time.Millisecond, workers: int(workers)}, nil
 }
-
-// maxParallelWorkers is PostgreSQL's largest
-// max_parallel_workers_per_gather.
-const maxParallelWorkers = 1024
 
 // limit reads a statement limit from the authorizer context: a decimal
 // integer from lo to hi. An absent key is -1 (none); any other value is

@@ -54,10 +54,6 @@ type Limits struct {
 	ParallelWorkers int
 }
 
-// maxStatementTimeout is the longest Limits.StatementTimeout, as
-// bulkhead.Config's.
-const maxStatementTimeout = time.Hour
-
 // Log attribute keys.
 const (
 	keyTenantID  = "tenant_id"
@@ -119,8 +115,8 @@ func NewAuthorizer(cfg AuthorizerConfig) (*Authorizer, error) {
 		return nil, fault.E(fault.Invalid, "invalid_config", "The authorizer's Audience must be the business function's login role.")
 	}
 	for plan, l := range cfg.Limits {
-		if l.StatementTimeout < 0 || l.StatementTimeout > 0 && l.StatementTimeout < time.Millisecond || l.StatementTimeout > maxStatementTimeout || l.ParallelWorkers < 0 || l.ParallelWorkers > maxParallelWorkers {
-			return nil, fault.E(fault.Invalid, "invalid_config", fmt.Sprintf("The limits of plan %q are out of range: a statement timeout from 1ms to 1h (or 0), and 0 to %d parallel workers.", plan, maxParallelWorkers))
+		if l.StatementTimeout < 0 || l.StatementTimeout > 0 && l.StatementTimeout < time.Millisecond || l.StatementTimeout > bulkhead.MaxStatementTimeout || l.ParallelWorkers < 0 || l.ParallelWorkers > postgres.MaxParallelWorkers {
+			return nil, fault.E(fault.Invalid, "invalid_config", fmt.Sprintf("The limits of plan %q are out of range: a statement timeout from 1ms to 1h (or 0), and 0 to %d parallel workers.", plan, postgres.MaxParallelWorkers))
 		}
 	}
 	if cfg.Logger == nil {

@@ -61,6 +61,10 @@ func setContext(token string, timeout time.Duration, parallel *int) (string, []a
 	return SetContextSQL, []any{token}
 }
 
+// MaxParallelWorkers is the largest max_parallel_workers_per_gather
+// PostgreSQL takes; larger requests are clamped to it.
+const MaxParallelWorkers = 1024
+
 // msText is d as statement_timeout takes it: whole milliseconds, at least
 // one (0 would be "none").
 func msText(d time.Duration) string {
@@ -288,7 +292,7 @@ func StatementTimeout(d time.Duration) StatementOption {
 // limit). A statement with n workers keeps n+1 backends busy while the
 // time it is charged is its own; 0 (or less) runs it in its one backend.
 func ParallelWorkers(n int) StatementOption {
-	n = min(max(n, 0), 1024) // PostgreSQL's range for the setting
+	n = min(max(n, 0), MaxParallelWorkers)
 	return func(o *statementOptions) { o.parallel = &n }
 }
 

@@ -56,19 +56,22 @@ func closeTx(tx pgx.Tx) {
 	if tx.Conn().PgConn().TxStatus() != 'I' {
 		return // the connection is destroyed instead
 	}
-	done, cancel := context.WithCancel(context.Background())
-	cancel()
-	tx.Commit(done)
+	tx.Commit(doneCtx)
 }
+
+// doneCtx is a context that is done: pgx sends nothing under it.
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // forgetPrepared clears pgx's record of the statements prepared on conn,
 // which the reset has deallocated in PostgreSQL, without a word to the
 // server: pgx's DeallocateAll clears it before it sends its own
 // DEALLOCATE ALL, which a context that is done stops.
 func forgetPrepared(conn *pgx.Conn) {
-	done, cancel := context.WithCancel(context.Background())
-	cancel()
-	conn.DeallocateAll(done)
+	conn.DeallocateAll(doneCtx)
 }
 
 // readResult reads one statement's result from p, and the Sync's after

@@ -100,7 +100,7 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 	}()
 	tx := &scopedTx{conn: conn.Conn(), ctx: ctx, token: token, o: o}
 	fnErr := fn(tx)
-	if tx.Tx == nil {
+	if tx.tx == nil {
 		// fn sent nothing: the connection is as it was.
 		tx.end()
 		done = true
@@ -133,7 +133,7 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 	}
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resetTimeout)
 	defer cancel()
-	verbErr, resetErr := endAndReset(ectx, tx.Tx, verb)
+	verbErr, resetErr := endAndReset(ectx, tx.tx, verb)
 	if resetErr == nil && !conn.Conn().PgConn().IsClosed() {
 		// DISCARD ALL dropped every prepared statement, fn's and any under
 		// a name pgx caches: pgx forgets them too, or its Prepare would

@@ -104,8 +104,12 @@ func readResult(p *pgconn.Pipeline, commit bool) error {
 // travel with them (see pipelined) and every other method begin the
 // transaction first, in a round trip of its own.
 type scopedTx struct {
-	pgx.Tx // pgx's transaction, nil until begun
-	conn   *pgx.Conn
+	// tx is pgx's transaction, nil until begun. It is a field, not an
+	// embedded pgx.Tx: scopedTx implements every method itself, so a method
+	// pgx adds to its Tx interface fails the build here instead of reaching
+	// a nil transaction at run time.
+	tx   pgx.Tx
+	conn *pgx.Conn
 	// ctx is ScopedTx's, for the two methods pgx.Tx gives none: Conn and
 	// LargeObjects begin the transaction before they return.
 	ctx   context.Context
@@ -131,11 +135,11 @@ func (t *scopedTx) begin(ctx context.Context) error {
 	if t.ended {
 		return pgx.ErrTxClosed
 	}
-	if t.Tx != nil {
+	if t.tx != nil {
 		return nil
 	}
 	br := t.conn.SendBatch(ctx, t.batch())
-	t.Tx = br.Tx()
+	t.tx = br.Tx()
 	return br.Close()
 }
 
@@ -146,7 +150,7 @@ func (t *scopedTx) sendWith(ctx context.Context, sql string, args []any) pgx.Bat
 	b := t.batch()
 	b.Queue(sql, args...)
 	br := t.conn.SendBatch(ctx, b)
-	t.Tx = br.Tx()
+	t.tx = br.Tx()
 	if _, err := br.Exec(); err == nil {
 		br.Exec() // an error is the batch's from here on
 	}
@@ -160,7 +164,7 @@ func (t *scopedTx) sendWith(ctx context.Context, sql string, args []any) pgx.Bat
 // the simple protocol when there are no args: that may carry several
 // statements, which a pipeline does not.
 func (t *scopedTx) pipelined(args []any, exec bool) bool {
-	if t.Tx != nil || t.ended || exec && len(args) == 0 {
+	if t.tx != nil || t.ended || exec && len(args) == 0 {
 		return false
 	}
 	if len(args) > 0 {
@@ -178,7 +182,7 @@ func (t *scopedTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Co
 		if err := t.begin(ctx); err != nil {
 			return pgconn.CommandTag{}, err
 		}
-		return t.Tx.Exec(ctx, sql, args...)
+		return t.tx.Exec(ctx, sql, args...)
 	}
 	br := t.sendWith(ctx, sql, args)
 	tag, err := br.Exec()
@@ -194,7 +198,7 @@ func (t *scopedTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows
 		if err := t.begin(ctx); err != nil {
 			return errRows{err}, err
 		}
-		return t.Tx.Query(ctx, sql, args...)
+		return t.tx.Query(ctx, sql, args...)
 	}
 	br := t.sendWith(ctx, sql, args)
 	rows, err := br.Query()
@@ -212,7 +216,7 @@ func (t *scopedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Ro
 		if err := t.begin(ctx); err != nil {
 			return errRow{err}
 		}
-		return t.Tx.QueryRow(ctx, sql, args...)
+		return t.tx.QueryRow(ctx, sql, args...)
 	}
 	rows, err := t.Query(ctx, sql, args...)
 	return &row{rows: rows, err: err}
@@ -223,7 +227,7 @@ func (t *scopedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 	if err := t.begin(ctx); err != nil {
 		return pgx.FailedBatchResults(b, err)
 	}
-	return t.Tx.SendBatch(ctx, b)
+	return t.tx.SendBatch(ctx, b)
 }
 
 // CopyFrom copies rows into table.
@@ -231,7 +235,7 @@ func (t *scopedTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns [
 	if err := t.begin(ctx); err != nil {
 		return 0, err
 	}
-	return t.Tx.CopyFrom(ctx, table, columns, src)
+	return t.tx.CopyFrom(ctx, table, columns, src)
 }
 
 // Prepare prepares sql on the connection (which the reset of business
@@ -240,7 +244,7 @@ func (t *scopedTx) Prepare(ctx context.Context, name, sql string) (*pgconn.State
 	if err := t.begin(ctx); err != nil {
 		return nil, err
 	}
-	return t.Tx.Prepare(ctx, name, sql)
+	return t.tx.Prepare(ctx, name, sql)
 }
 
 // Begin starts a nested transaction (a savepoint).
@@ -248,25 +252,25 @@ func (t *scopedTx) Begin(ctx context.Context) (pgx.Tx, error) {
 	if err := t.begin(ctx); err != nil {
 		return nil, err
 	}
-	return t.Tx.Begin(ctx)
+	return t.tx.Begin(ctx)
 }
 
 // LargeObjects returns the large-object API of the transaction, begun.
 // PostgreSQL refuses large objects to bulkhead's app roles (they are
 // outside row security).
 func (t *scopedTx) LargeObjects() pgx.LargeObjects {
-	if t.Tx == nil && !t.ended {
+	if t.tx == nil && !t.ended {
 		t.begin(t.ctx) // a failure leaves pgx's Tx closed, or the transaction aborted
 	}
-	if t.Tx == nil {
+	if t.tx == nil {
 		return closedTx().LargeObjects()
 	}
-	return t.Tx.LargeObjects()
+	return t.tx.LargeObjects()
 }
 
 // Conn returns the connection, with the transaction begun on it.
 func (t *scopedTx) Conn() *pgx.Conn {
-	if t.Tx == nil && !t.ended {
+	if t.tx == nil && !t.ended {
 		t.begin(t.ctx) // a failure leaves the transaction closed or aborted
 	}
 	return t.conn
@@ -276,18 +280,18 @@ func (t *scopedTx) Conn() *pgx.Conn {
 // word to the server. ScopedTx commits when fn returns nil: fn
 // committing itself makes that an error.
 func (t *scopedTx) Commit(ctx context.Context) error {
-	if t.Tx == nil {
+	if t.tx == nil {
 		return t.end()
 	}
-	return t.Tx.Commit(ctx)
+	return t.tx.Commit(ctx)
 }
 
 // Rollback rolls the transaction back (see Commit).
 func (t *scopedTx) Rollback(ctx context.Context) error {
-	if t.Tx == nil {
+	if t.tx == nil {
 		return t.end()
 	}
-	return t.Tx.Rollback(ctx)
+	return t.tx.Rollback(ctx)
 }
 
 func (t *scopedTx) end() error {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,8 @@ func TestVerifyRejects(t *testing.T) {
 		{"case-colliding claim", signed(`{"tenant_id":"a","TENANT_ID":"b","aud":"bulkhead_gateway","iat":1,"exp":9999999999}`), ErrMalformed},
 		{"unknown claim", signed(`{"tenant_id":"a","admin":true}`), ErrMalformed},
 		{"not an object", signed(`["tenant_id"]`), ErrMalformed},
+		{"trailing data", signed(`{"tenant_id":"a","aud":"bulkhead_gateway","iat":1,"exp":9999999999} x`), ErrMalformed},
+		{"invalid UTF-8", signed("{\"tenant\":\"\xd0\",\"aud\":\"bulkhead_gateway\",\"iat\":1,\"exp\":9999999999}"), ErrMalformed},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Verify(tt.token, []Key{key}, Options{Now: now, Audience: "bulkhead_gateway"})
@@ -217,4 +220,84 @@ func BenchmarkMint(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestDecode(t *testing.T) {
+	good, _ := Mint(key, claims())
+	parts := strings.Split(good, ".")
+	got, err := Decode(good)
+	if err != nil {
+		t.Fatalf("Decode(minted) = %v", err)
+	}
+	if diff := cmp.Diff(claims(), got); diff != "" {
+		t.Fatalf("Decode changed the claims (-minted +decoded):\n%s", diff)
+	}
+	// Decode checks no MAC: a token under another key, or with its
+	// payload edited, decodes (PostgreSQL refuses it).
+	forged, _ := Mint(other, claims())
+	edited := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"tenant_id":"22222222-2222-4222-8222-222222222222"}`)) + "." + parts[3]
+	for _, tok := range []string{forged, edited} {
+		if _, err := Decode(tok); err != nil {
+			t.Errorf("Decode(%q) = %v; it verifies nothing", tok, err)
+		}
+	}
+	unsigned := func(payload string) string {
+		return "v1.k1." + base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + parts[3]
+	}
+	for name, tok := range map[string]string{
+		"empty":                "",
+		"v2":                   "v2" + good[2:],
+		"padding":              good + "=",
+		"whitespace":           parts[0] + "." + parts[1] + "." + parts[2][:3] + " " + parts[2][3:] + "." + parts[3],
+		"standard base64":      strings.ReplaceAll(good, "_", "/"),
+		"too long":             "v1.k1." + strings.Repeat("a", MaxLen) + "." + parts[3],
+		"payload's spare bits": parts[0] + "." + parts[1] + "." + spareBits(parts[2]) + "." + parts[3],
+		"duplicate claim":      unsigned(`{"tenant_id":"a","tenant_id":"b"}`),
+		"case-colliding claim": unsigned(`{"tenant_id":"a","TENANT_ID":"b"}`),
+		"unknown claim":        unsigned(`{"tenant_id":"a","admin":true}`),
+		"not an object":        unsigned(`["tenant_id"]`),
+		"not JSON":             unsigned(`not json`),
+		"trailing data":        unsigned(`{"tenant_id":"a"}{"tenant_id":"b"}`),
+		"invalid UTF-8":        unsigned("{\"tenant\":\"\xd0\"}"),
+	} {
+		if c, err := Decode(tok); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Decode = %+v, %v; want ErrMalformed", name, c, err)
+		}
+	}
+}
+
+// FuzzDecode checks that the form check without a regular expression
+// accepts exactly what Pattern accepts, that Decode accepts nothing else,
+// and that what it accepts has only known claims, each once.
+func FuzzDecode(f *testing.F) {
+	re := regexp.MustCompile(Pattern)
+	good, _ := Mint(key, claims())
+	for _, s := range []string{good, "", "v1.", "v1..x." + strings.Repeat("a", 43), "v1.k.p." + strings.Repeat("a", 44),
+		"v1.k.p.q." + strings.Repeat("a", 43), "v2.k.p." + strings.Repeat("a", 43), "v1." + strings.Repeat("k", 33) + ".p." + strings.Repeat("a", 43),
+		"v1.k.p+." + strings.Repeat("a", 43), good + "\n", "v1.k.e30." + strings.Repeat("a", 43)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := len(s) <= MaxLen && re.MatchString(s)
+		if got := wellFormed(s); got != want {
+			t.Fatalf("wellFormed(%q) = %v, Pattern says %v", s, got, want)
+		}
+		c, err := Decode(s)
+		if err != nil {
+			return
+		}
+		if !want {
+			t.Fatalf("Decode(%q) accepted a malformed token", s)
+		}
+		raw, _ := base64.RawURLEncoding.DecodeString(strings.Split(s, ".")[2])
+		var m map[string]json.RawMessage
+		if json.Unmarshal(raw, &m) != nil {
+			t.Fatalf("Decode(%q) = %+v from a payload that is not an object", s, c)
+		}
+		for k := range m {
+			if !knownClaims[k] {
+				t.Fatalf("Decode(%q) accepted the claim %q", s, k)
+			}
+		}
+	})
 }

@@ -2,8 +2,6 @@ package lambda
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -216,50 +214,12 @@ func limit(auth map[string]any, key string, lo, hi int64) (int64, error) {
 // decodeClaims reads a signed context's claims WITHOUT verifying its MAC:
 // the adapter holds no key, and PostgreSQL verifies the context on every
 // transaction. The claims it reads name the scope's tenant and principal;
-// before they key a cache, the database confirms them.
+// before they key a cache, the database confirms them. It reads them as
+// PostgreSQL does (ctxtoken.Decode: exact key matching, no duplicate or
+// case-colliding claims), so that the scope cannot name one tenant while
+// the database reads another.
 func decodeClaims(token string) (ctxtoken.Claims, error) {
-	if !wellFormed(token) {
-		return ctxtoken.Claims{}, ctxtoken.ErrMalformed
-	}
-	i := strings.IndexByte(token[3:], '.') + 4
-	j := strings.IndexByte(token[i:], '.') + i
-	raw, err := base64.RawURLEncoding.DecodeString(token[i:j])
-	if err != nil {
-		return ctxtoken.Claims{}, ctxtoken.ErrMalformed
-	}
-	var c ctxtoken.Claims
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return ctxtoken.Claims{}, ctxtoken.ErrMalformed
-	}
-	return c, nil
-}
-
-// wellFormed reports whether token has the strict form [ctxtoken.Pattern]
-// within [ctxtoken.MaxLen] bytes: "v1.", a key id of 1 to 32 base64url
-// characters, ".", a non-empty base64url payload, ".", and a 43-character
-// base64url MAC. It is the pattern without a regular expression, which
-// cost more than everything else the adapter does.
-func wellFormed(token string) bool {
-	if len(token) > ctxtoken.MaxLen || !strings.HasPrefix(token, "v1.") {
-		return false
-	}
-	rest := token[3:]
-	kid, rest, ok := strings.Cut(rest, ".")
-	if !ok || len(kid) < 1 || len(kid) > 32 || !b64url(kid) {
-		return false
-	}
-	payload, mac, ok := strings.Cut(rest, ".")
-	return ok && len(payload) > 0 && b64url(payload) && len(mac) == 43 && b64url(mac)
-}
-
-func b64url(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
+	return ctxtoken.Decode(token)
 }
 
 // withoutAuthorization returns a copy of h without any spelling of the

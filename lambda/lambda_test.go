@@ -558,6 +558,19 @@ func editClaims(t testing.TB, tok string, edit func(map[string]any)) string {
 	return strings.Join(parts, ".")
 }
 
+// rawClaims returns tok with its payload's JSON text edited by edit, the
+// MAC left as it was.
+func rawClaims(t testing.TB, tok string, edit func(string) string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts[2] = base64.RawURLEncoding.EncodeToString([]byte(edit(string(raw))))
+	return strings.Join(parts, ".")
+}
+
 func TestTamperedAuthorizerContext(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -580,6 +593,13 @@ func TestTamperedAuthorizerContext(t *testing.T) {
 	edited := editClaims(t, acme[lambda.ContextKey].(string), func(c map[string]any) {
 		c["tenant_id"], c["tenant"] = e.globex.UUID, "globex"
 	})
+	// A context whose payload names acme in the keys PostgreSQL reads and
+	// globex in case-colliding ones, which Go's encoding/json would read
+	// instead; the loose keys name globex. Decoded as PostgreSQL decodes
+	// it, it is refused before the handler runs.
+	colliding := rawClaims(t, acme[lambda.ContextKey].(string), func(payload string) string {
+		return strings.TrimSuffix(payload, "}") + `,"TENANT_ID":"` + e.globex.UUID + `","TENANT":"globex","SUB":"` + globex[lambda.SubjectKey].(string) + `"}`
+	})
 	const refused, empty = "refused", "empty"
 	for _, tt := range []struct {
 		name string
@@ -599,6 +619,7 @@ func TestTamperedAuthorizerContext(t *testing.T) {
 		{"NoSchema", with(acme, lambda.SchemaKey, nil), refused},
 		{"BadSchema", with(acme, lambda.SchemaKey, "pg_catalog"), refused},
 		{"ContextForAnotherFunction", with(acme, lambda.ContextKey, e.mintRaw(t, e.acme, e.other.LoginRole, now, 45*time.Second), lambda.SubjectKey, "old-user", lambda.RoleKey, "admin"), refused},
+		{"CaseCollidingClaims", with(globex, lambda.ContextKey, colliding), refused},
 		{"ExpiredContext", with(acme, lambda.ContextKey, e.mintRaw(t, e.acme, e.fn.LoginRole, now.Add(-2*time.Minute), 45*time.Second), lambda.SubjectKey, "old-user", lambda.RoleKey, "admin"), refused},
 		// What the adapter lets through, the database stops.
 		{"EditedPayload", with(globex, lambda.ContextKey, edited, lambda.SubjectKey, acme[lambda.SubjectKey]), empty},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -174,7 +175,11 @@ func (db *DB) AppRole() string { return db.appRole }
 // live in its own schema. Each statement is bounded by
 // Config.StatementTimeout, or by ctx's [WithStatementTimeout], and by ctx's
 // [WithParallelWorkers] if it has one. Whatever fn does to the session is
-// reset before the connection serves anyone else.
+// reset before the connection serves anyone else: another tenant, user or
+// role, or another login role's audience. A principal's consecutive
+// transactions on one connection share its session, as they share this
+// process, which keeps PostgreSQL's plans for them; the reset (DISCARD
+// ALL) travels with the next principal's first statement.
 //
 // BEGIN and the context travel with fn's first statement, and COMMIT
 // with the reset. fn must not end the transaction itself (that is an
@@ -207,7 +212,7 @@ func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 		}
 		ctx = tenant.WithSigned(ctx, s)
 	}
-	o := postgres.ScopeOptions{Untrusted: true, StatementTimeout: db.timeout}
+	o := postgres.ScopeOptions{Untrusted: true, StatementTimeout: db.timeout, Principal: principalKey(s.Token)}
 	if d, ok := ctx.Value(statementTimeoutKey{}).(time.Duration); ok {
 		o.StatementTimeout = d
 	}
@@ -215,6 +220,21 @@ func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 		o.ParallelWorkers = &n
 	}
 	return postgres.ScopedTx(ctx, pool, s.Token, o, fn)
+}
+
+// principalKey names whom a context serves, for the reset of business
+// code's connections: one principal's consecutive transactions share a
+// session, and the connection is reset before it serves any other. The
+// claims are read as PostgreSQL reads them; PostgreSQL verifies them on
+// every statement, so a context whose claims name another principal than
+// it was minted for is refused there. A context that does not decode
+// names none, and its connection is reset after it.
+func principalKey(token string) string {
+	c, err := ctxtoken.Decode(token)
+	if err != nil {
+		return ""
+	}
+	return strings.Join([]string{c.Audience, c.TenantID, c.Subject, c.Role}, "\x00")
 }
 
 type statementTimeoutKey struct{}

@@ -23,7 +23,7 @@ import (
 // arguments, a named prepared statement), one sent after them (Exec
 // without arguments), a write that fails and rolls back, a setting left
 // on the session, and nothing at all. Each transaction must read its own
-// tenant's row alone and nothing another transaction left behind.
+// tenant's row alone and nothing another tenant's transaction left behind.
 func TestTxInterleavedTenants(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -131,7 +131,10 @@ func TestTxInterleavedTenants(t *testing.T) {
 				case errors.Is(err, errFn):
 				case err != nil:
 					t.Errorf("%s, %s: %v", tt.slug, s.name, err)
-				case got != "canary-"+tt.slug:
+				case got != "canary-"+tt.slug && got != "canary-"+tt.slug+tt.slug:
+					// Its own setting, which its own earlier transaction
+					// left, it may read: one principal's transactions
+					// share a session.
 					t.Errorf("%s, %s: read %q, want its own canary alone", tt.slug, s.name, got)
 				}
 			}
@@ -147,6 +150,59 @@ func TestTxInterleavedTenants(t *testing.T) {
 			return tx.QueryRow(ctx, `SELECT count(*) FROM `+tt.table).Scan(&n)
 		}); err != nil || n != 1 {
 			t.Errorf("%s has %d rows (%v): a failed transaction wrote", tt.slug, n, err)
+		}
+	}
+}
+
+// TestTxSessionPerPrincipal: DB.Tx resets business code's connection
+// before it serves another principal of the same tenant (another subject,
+// or the same subject in another role), and not between one principal's
+// transactions, which share a session.
+func TestTxSessionPerPrincipal(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	databaseURL := pgtest.NewDB(t).AdminURL
+	sep := "?"
+	if strings.Contains(databaseURL, "?") {
+		sep = "&"
+	}
+	db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: databaseURL + sep + "pool_max_conns=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	created, _, err := db.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: "per-principal", Tier: tenant.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := func(sub string, role tenant.Role) context.Context {
+		return tenant.NewContext(ctx, tenant.Principal{Subject: sub, TenantID: created.ID, Role: role})
+	}
+	// swap reads the setting the session holds and leaves its own.
+	swap := func(pctx context.Context, leave string) string {
+		t.Helper()
+		var held string
+		if err := db.Tx(pctx, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, `SELECT coalesce(current_setting('planted.by', true), ''), set_config('planted.by', $1, false)`, leave).Scan(&held, new(string))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return held
+	}
+	for _, step := range []struct {
+		name string
+		ctx  context.Context
+		want string // what the session holds when it starts
+	}{
+		{"u1 as member", as("u1", tenant.Member), ""},
+		{"u1 as member again", as("u1", tenant.Member), "u1 as member"},
+		{"u2 as member", as("u2", tenant.Member), ""},
+		{"u1 as member after u2", as("u1", tenant.Member), ""},
+		{"u1 as admin", as("u1", tenant.Admin), ""},
+		{"u1 as admin again", as("u1", tenant.Admin), "u1 as admin"},
+	} {
+		if got := swap(step.ctx, step.name); got != step.want {
+			t.Errorf("%s: the session holds %q, want %q", step.name, got, step.want)
 		}
 	}
 }

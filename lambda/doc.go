@@ -36,7 +36,8 @@
 // Lambda reuses a process for many invocations, of many tenants. The pgx
 // pool is shared across invocations safely because a tenant context is
 // transaction-local: it never survives COMMIT or ROLLBACK, and the
-// connection is reset before anyone else uses it. Anything else the handler
+// connection is reset before anyone else (another tenant, user or role)
+// uses it. Anything else the handler
 // keeps in package variables is the handler's responsibility; the seed's
 // warning (a global "cachedTenantConfig" filled on first use, then served to
 // the next tenant) is the classic bug. [TenantCache] is the safe way to keep

@@ -80,8 +80,8 @@ func (s *Scope) Table(name string) (string, error) {
 // returns [ErrScopeEnded] once the invocation has ended.
 //
 // Isolation: the context is set transaction-locally as the first statement
-// and the connection is reset before it serves another invocation, so
-// nothing fn does to the session reaches another tenant.
+// and the connection is reset before it serves another principal (tenant,
+// user or role), so nothing fn does to the session reaches another tenant.
 func (s *Scope) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	if err := s.live(); err != nil {
 		return err

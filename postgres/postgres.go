@@ -143,9 +143,9 @@ func (db *DB) PingApp(ctx context.Context) error {
 // every pool that carries tenant data follows: the extended protocol with
 // the context always a bound parameter (it never appears in SQL text or
 // pg_stat_activity), and the simple protocol refused. It is the config for
-// pools that run business code: unnamed statements, one round trip each,
-// so nothing prepared on a connection outlives the transaction that made
-// it.
+// pools that run business code: unnamed statements, and no statement
+// cache of pgx's, so that what is prepared on a connection is business
+// code's own, which the reset before another principal drops ([ScopedTx]).
 func AppPoolConfig(appURL string) (*pgxpool.Config, error) {
 	pcfg, err := tenantPoolConfig(appURL)
 	if err != nil {
@@ -204,7 +204,8 @@ func tenantPoolConfig(appURL string) (*pgxpool.Config, error) {
 	// buffer of its own, which DISCARD ALL does not empty; the next
 	// tenant's transaction on the connection could read them. A
 	// connection that carries tenant work drops them (NOTIFY the command
-	// works for any role; a LISTEN lasts one transaction's scope anyway).
+	// works for any role; a LISTEN lasts until the reset before another
+	// principal).
 	pcfg.ConnConfig.OnNotification = func(*pgconn.PgConn, *pgconn.Notification) {}
 	return pcfg, nil
 }

@@ -33,6 +33,16 @@ type ScopeOptions struct {
 	// is a bound for honest code, and the watchdog's statement limit is
 	// the one business code cannot lift.
 	StatementTimeout time.Duration
+	// Principal names whom fn's transaction serves (the context's
+	// audience, tenant, subject and role; bulkhead.DB.Tx sets it). With
+	// Untrusted, a transaction that commits cleanly leaves its connection
+	// marked as that principal's instead of resetting it, and DISCARD ALL
+	// leads the next transaction on it for any other principal (or none):
+	// the reset still comes before the connection serves anyone else, in
+	// that transaction's first round trip, and a principal's consecutive
+	// transactions keep their cached plans. Empty resets after every
+	// transaction.
+	Principal string
 	// ParallelWorkers, when not nil, is set as
 	// max_parallel_workers_per_gather for the transaction, with the
 	// context: a statement with n workers keeps n+1 CPUs busy.
@@ -77,9 +87,11 @@ func msText(d time.Duration) string {
 //
 // BEGIN and the context travel in one round trip with fn's first
 // statement (a transaction in which fn runs nothing sends nothing), and,
-// with o.Untrusted, COMMIT (or ROLLBACK) and the reset in another. fn
-// ending the transaction itself is an error: what it ran after that ran
-// without the context.
+// with o.Untrusted, COMMIT (or ROLLBACK) and the reset in another; with
+// o.Principal too, a clean COMMIT goes alone and the reset leads the first
+// round trip of the connection's next transaction for another principal.
+// fn ending the transaction itself is an error: what it ran after that
+// ran without the context.
 func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOptions, fn func(pgx.Tx) error) (err error) {
 	if token == "" {
 		return fault.E(fault.Unauthenticated, "no_tenant", "No tenant context is associated with this request.")
@@ -99,6 +111,9 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 		conn.Release()
 	}()
 	tx := &scopedTx{conn: conn.Conn(), ctx: ctx, token: token, o: o}
+	if p, dirty := dirtyFor(tx.conn); dirty && (p != o.Principal || p == "") {
+		tx.reset = true
+	}
 	fnErr := fn(tx)
 	if tx.tx == nil {
 		// fn sent nothing: the connection is as it was.
@@ -133,12 +148,33 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 	}
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resetTimeout)
 	defer cancel()
+	pc := conn.Conn().PgConn()
+	var commitErr error
+	if fnErr == nil && o.Principal != "" && pc.TxStatus() == 'T' {
+		// A clean end for a known principal: COMMIT alone, and the
+		// connection marked as the principal's, to be reset before it
+		// serves anyone else. A COMMIT that fails resets now.
+		commitErr = tx.tx.Commit(ectx)
+		if commitErr == nil && !pc.IsBusy() && pc.TxStatus() == 'I' {
+			markDirty(tx.conn, o.Principal)
+			done = true
+			return nil
+		}
+		if commitErr == nil {
+			commitErr = errors.New("postgres: COMMIT left the connection in a transaction")
+		}
+		verb = "ROLLBACK" // sent only if the transaction is still open
+	}
 	verbErr, resetErr := endAndReset(ectx, tx.tx, verb)
-	if resetErr == nil && !conn.Conn().PgConn().IsClosed() {
+	if commitErr != nil {
+		verbErr = commitErr
+	}
+	if resetErr == nil && !pc.IsClosed() {
 		// DISCARD ALL dropped every prepared statement, fn's and any under
 		// a name pgx caches: pgx forgets them too, or its Prepare would
 		// take a name for prepared and the statement would fail.
 		forgetPrepared(conn.Conn())
+		markClean(tx.conn)
 		done = true
 	}
 	if fnErr != nil {
@@ -149,6 +185,21 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 	}
 	return nil
 }
+
+// dirtyKey marks, in a connection's custom data, the principal whose
+// business code last used it without a reset since.
+const dirtyKey = "bulkhead.dirty_for"
+
+// dirtyFor returns the principal a connection was last used for without a
+// reset since, if any.
+func dirtyFor(c *pgx.Conn) (string, bool) {
+	p, ok := c.PgConn().CustomData()[dirtyKey].(string)
+	return p, ok
+}
+
+func markDirty(c *pgx.Conn, principal string) { c.PgConn().CustomData()[dirtyKey] = principal }
+
+func markClean(c *pgx.Conn) { delete(c.PgConn().CustomData(), dirtyKey) }
 
 // resetTimeout bounds the reset of a connection business code used.
 const resetTimeout = 10 * time.Second

@@ -117,6 +117,10 @@ type scopedTx struct {
 	o     ScopeOptions
 	// ended is set when the transaction ended before it began.
 	ended bool
+	// reset is set when the connection last served business code for
+	// another principal and was not reset since: DISCARD ALL then leads
+	// the pipeline that begins the transaction.
+	reset bool
 }
 
 var _ pgx.Tx = (*scopedTx)(nil)
@@ -127,7 +131,31 @@ func (t *scopedTx) batch() *pgx.Batch {
 	b.BeginTx(pgx.TxOptions{})
 	sql, args := setContext(t.token, t.o.StatementTimeout, t.o.ParallelWorkers)
 	b.Queue(sql, args...)
+	if t.reset {
+		// DISCARD ALL runs first in the pipeline, before BEGIN: as the
+		// first statement after a Sync it is in no transaction block and
+		// in no pipeline's implicit one yet, and PostgreSQL commits it at
+		// once. pgx forgets the statements it drops before they are sent.
+		b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: `DISCARD ALL`}}, b.QueuedQueries...)
+		forgetPrepared(t.conn)
+	}
 	return b
+}
+
+// leading is how many results the batch has before fn's statement's.
+func (t *scopedTx) leading() int {
+	if t.reset {
+		return 3 // DISCARD ALL, BEGIN, the context
+	}
+	return 2
+}
+
+// resetDone records that the reset the batch led with ran.
+func (t *scopedTx) resetDone() {
+	if t.reset {
+		t.reset = false
+		markClean(t.conn)
+	}
 }
 
 // begin sends BEGIN and the context on their own.
@@ -140,7 +168,11 @@ func (t *scopedTx) begin(ctx context.Context) error {
 	}
 	br := t.conn.SendBatch(ctx, t.batch())
 	t.tx = br.Tx()
-	return br.Close()
+	if err := br.Close(); err != nil {
+		return err
+	}
+	t.resetDone()
+	return nil
 }
 
 // sendWith sends BEGIN, the context and sql as one pipeline, and reads
@@ -151,8 +183,13 @@ func (t *scopedTx) sendWith(ctx context.Context, sql string, args []any) pgx.Bat
 	b.Queue(sql, args...)
 	br := t.conn.SendBatch(ctx, b)
 	t.tx = br.Tx()
-	if _, err := br.Exec(); err == nil {
-		br.Exec() // an error is the batch's from here on
+	for i := range t.leading() {
+		if _, err := br.Exec(); err != nil {
+			break // an error is the batch's from here on
+		}
+		if i == 0 {
+			t.resetDone()
+		}
 	}
 	return br
 }

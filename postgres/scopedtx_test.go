@@ -159,8 +159,10 @@ func TestScopedTxEndings(t *testing.T) {
 	ctx := t.Context()
 	pool, _ := e.countingPool(t)
 	pid := backendPID(t, pool, e.mint(t, "pa", nil), true)
+	// The checks run as a principal of their own: with a principal, fn's
+	// connection is reset before the checks' transaction.
 	scoped := func(fn func(pgx.Tx) error) error {
-		return postgres.ScopedTx(ctx, pool, e.mint(t, "pa", nil), postgres.ScopeOptions{Untrusted: true}, fn)
+		return postgres.ScopedTx(ctx, pool, e.mint(t, "pa", nil), postgres.ScopeOptions{Untrusted: true, Principal: "checks"}, fn)
 	}
 	count := func(name string) int {
 		t.Helper()
@@ -221,47 +223,57 @@ func TestScopedTxEndings(t *testing.T) {
 			return err // the caller gives up before ScopedTx commits
 		}, true, 0},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			var kept pgx.Tx
-			cctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			err := postgres.ScopedTx(cctx, pool, e.mint(t, "pa", nil), postgres.ScopeOptions{Untrusted: true}, func(tx pgx.Tx) error {
-				kept = tx
-				if err := leaves(tx); err != nil {
+		for _, principal := range []string{"", "fn"} {
+			name := tt.name
+			if principal != "" {
+				name += " with a principal"
+			}
+			t.Run(name, func(t *testing.T) {
+				var kept pgx.Tx
+				cctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				err := postgres.ScopedTx(cctx, pool, e.mint(t, "pa", nil), postgres.ScopeOptions{Untrusted: true, Principal: principal}, func(tx pgx.Tx) error {
+					kept = tx
+					if err := leaves(tx); err != nil {
+						return err
+					}
+					err := tt.fn(tx)
+					if strings.Contains(tt.name, "canceled") {
+						cancel()
+					}
 					return err
+				})
+				want := tt.written
+				if principal != "" {
+					want *= 2 // the same rows again, after the run without one
 				}
-				err := tt.fn(tx)
-				if strings.Contains(tt.name, "canceled") {
-					cancel()
+				if n := count("endings-" + strings.ReplaceAll(tt.name, " ", "-")); n != want {
+					t.Errorf("%d rows written, want %d", n, want)
 				}
-				return err
+				if (err != nil) != tt.wantErr {
+					t.Errorf("ScopedTx = %v, want an error: %t", err, tt.wantErr)
+				}
+				if _, err := kept.Exec(ctx, `SELECT 1 WHERE $1`, true); !errors.Is(err, pgx.ErrTxClosed) {
+					t.Errorf("a Tx fn kept runs statements after ScopedTx returned: %v", err)
+				}
+				if err := kept.QueryRow(ctx, `SELECT 1`).Scan(new(int)); !errors.Is(err, pgx.ErrTxClosed) {
+					t.Errorf("a Tx fn kept runs queries after ScopedTx returned: %v", err)
+				}
+				var planted string
+				var again int
+				if err := scoped(func(tx pgx.Tx) error {
+					return tx.QueryRow(ctx, `SELECT coalesce(current_setting('planted.by', true), ''), pg_backend_pid()`).Scan(&planted, &again)
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if planted != "" {
+					t.Errorf("the next transaction reads the setting fn left: %q", planted)
+				}
+				if again != pid {
+					t.Errorf("the connection was replaced (backend %d, then %d)", pid, again)
+				}
 			})
-			if n := count("endings-" + strings.ReplaceAll(tt.name, " ", "-")); n != tt.written {
-				t.Errorf("%d rows written, want %d", n, tt.written)
-			}
-			if (err != nil) != tt.wantErr {
-				t.Errorf("ScopedTx = %v, want an error: %t", err, tt.wantErr)
-			}
-			if _, err := kept.Exec(ctx, `SELECT 1 WHERE $1`, true); !errors.Is(err, pgx.ErrTxClosed) {
-				t.Errorf("a Tx fn kept runs statements after ScopedTx returned: %v", err)
-			}
-			if err := kept.QueryRow(ctx, `SELECT 1`).Scan(new(int)); !errors.Is(err, pgx.ErrTxClosed) {
-				t.Errorf("a Tx fn kept runs queries after ScopedTx returned: %v", err)
-			}
-			var planted string
-			var again int
-			if err := scoped(func(tx pgx.Tx) error {
-				return tx.QueryRow(ctx, `SELECT coalesce(current_setting('planted.by', true), ''), pg_backend_pid()`).Scan(&planted, &again)
-			}); err != nil {
-				t.Fatal(err)
-			}
-			if planted != "" {
-				t.Errorf("the next transaction reads the setting fn left: %q", planted)
-			}
-			if again != pid {
-				t.Errorf("the connection was replaced (backend %d, then %d)", pid, again)
-			}
-		})
+		}
 	}
 }
 
@@ -452,4 +464,142 @@ func TestScopedTxRowsLeftOpen(t *testing.T) {
 	if again == pid || fmt.Sprint(names) != "[canary-pb]" {
 		t.Errorf("the next transaction: backend %d (was %d), reads %v", again, pid, names)
 	}
+}
+
+// TestScopedTxResetBetweenPrincipals: with ScopeOptions.Principal, business
+// code's connection is reset before it serves another principal (or one
+// that names none), not between one principal's transactions, and the
+// reset costs no round trip of its own: DISCARD ALL leads the next
+// principal's first pipeline.
+func TestScopedTxResetBetweenPrincipals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	pool, writes := e.countingPool(t)
+	pid := backendPID(t, pool, e.mint(t, "pa", nil), true)
+	type seen struct {
+		canary   string // the session setting the last transaction left
+		prepared int64  // the session's prepared statements
+		rows     []string
+		writes   int64
+	}
+	// run runs one transaction as slug's tenant for principal: it reads
+	// what the session holds, then leaves a session setting and a named
+	// prepared statement on it (executed, so that one pgx took for
+	// prepared but PostgreSQL dropped fails with 26000).
+	run := func(slug, principal string, leave bool) seen {
+		t.Helper()
+		var s seen
+		writes.Store(0)
+		err := postgres.ScopedTx(ctx, pool, e.mint(t, slug, nil), postgres.ScopeOptions{Untrusted: true, Principal: principal}, func(tx pgx.Tx) error {
+			err := tx.QueryRow(ctx, `SELECT coalesce(current_setting('bulkhead_t.canary', true), ''),
+				(SELECT count(*) FROM pg_catalog.pg_prepared_statements),
+				(SELECT array_agg(name ORDER BY name) FROM app.projects)`).Scan(&s.canary, &s.prepared, &s.rows)
+			if err != nil || !leave {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `SELECT set_config('bulkhead_t.canary', $1, false)`, slug+"/"+principal); err != nil {
+				return err
+			}
+			if _, err := tx.Prepare(ctx, "mine", `SELECT 1`); err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, "mine")
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s as %q: %v", slug, principal, err)
+		}
+		s.writes = writes.Load()
+		return s
+	}
+	check := func(step string, got seen, canary string, prepared int64, rows string, writes int64) {
+		t.Helper()
+		if got.canary != canary || got.prepared != prepared || strings.Join(got.rows, ",") != rows || (writes > 0 && got.writes != writes) {
+			t.Errorf("%s: read setting %q, %d prepared, rows %v in %d round trips; want %q, %d, [%s], %d",
+				step, got.canary, got.prepared, got.rows, got.writes, canary, prepared, rows, writes)
+		}
+	}
+	check("first", run("pa", "A", true), "", 0, "canary-pa", 0)
+	check("the same principal again", run("pa", "A", false), "pa/A", 1, "canary-pa", 2)
+	check("the same principal, leaving state again", run("pa", "A", true), "pa/A", 1, "canary-pa", 0)
+	check("another principal", run("pb", "B", true), "", 0, "canary-pb", 0)
+	check("back to the first", run("pa", "A", false), "", 0, "canary-pa", 2)
+	check("another principal of the same tenant", run("pa", "A2", true), "", 0, "canary-pa", 0)
+	check("no principal", run("pa", "", true), "", 0, "canary-pa", 0)
+	// A transaction without a principal resets after itself.
+	check("after no principal", run("pa", "A2", false), "", 0, "canary-pa", 2)
+	if again := backendPID(t, pool, e.mint(t, "pa", nil), true); again != pid {
+		t.Errorf("the connection was replaced (backend %d, then %d)", pid, again)
+	}
+}
+
+// TestScopedTxLostCommit: with a principal, a COMMIT that never reaches
+// the server is an error, writes nothing, and leaves no connection behind
+// that another principal's transaction could get unreset.
+func TestScopedTxLostCommit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	cfg, err := postgres.AppPoolConfig(e.pg.URL(e.db.AppRole, gatewayPassword(t, e)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	var armed atomic.Bool
+	var d net.Dialer
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		return losingConn{Conn: c, armed: &armed}, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var kept pgx.Tx
+	var pid int
+	err = postgres.ScopedTx(ctx, pool, e.mint(t, "pa", nil), postgres.ScopeOptions{Untrusted: true, Principal: "A"}, func(tx pgx.Tx) error {
+		kept = tx
+		if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT set_config('planted.by', 'A', false)`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO app.projects (name) VALUES ($1)`, "lost-commit")
+		armed.Store(true)
+		return err
+	})
+	if err == nil {
+		t.Fatal("ScopedTx = nil for a COMMIT that was never sent")
+	}
+	if _, err := kept.Exec(ctx, `SELECT 1 WHERE $1`, true); !errors.Is(err, pgx.ErrTxClosed) {
+		t.Errorf("a Tx fn kept runs statements after a lost COMMIT: %v", err)
+	}
+	var planted string
+	var again, written int
+	err = postgres.ScopedTx(ctx, pool, e.mint(t, "pa", nil), postgres.ScopeOptions{Untrusted: true, Principal: "B"}, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT coalesce(current_setting('planted.by', true), ''), pg_backend_pid(),
+			(SELECT count(*) FROM app.projects WHERE name = 'lost-commit')`).Scan(&planted, &again, &written)
+	})
+	if err != nil || planted != "" || written != 0 || again == pid {
+		t.Errorf("after the lost COMMIT: %v; read setting %q, %d rows written, backend %d (was %d); want no setting, no row, another backend", err, planted, written, again, pid)
+	}
+}
+
+// losingConn fails the first write that carries a COMMIT once armed, as a
+// network that drops the connection would.
+type losingConn struct {
+	net.Conn
+	armed *atomic.Bool
+}
+
+func (c losingConn) Write(b []byte) (int, error) {
+	if c.armed.Load() && strings.Contains(strings.ToLower(string(b)), "commit") {
+		c.armed.Store(false)
+		c.Conn.Close()
+		return 0, errors.New("connection lost")
+	}
+	return c.Conn.Write(b)
 }

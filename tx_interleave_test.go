@@ -3,6 +3,7 @@ package bulkhead_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,23 @@ import (
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
+
+// openWithConns opens a minter on a database of its own whose pools, the
+// business pool DB.Tx uses among them, hold at most n connections.
+func openWithConns(t *testing.T, n int) *bulkhead.DB {
+	t.Helper()
+	databaseURL := pgtest.NewDB(t).AdminURL
+	sep := "?"
+	if strings.Contains(databaseURL, "?") {
+		sep = "&"
+	}
+	db, err := bulkhead.Open(context.Background(), bulkhead.Config{DatabaseURL: databaseURL + sep + "pool_max_conns=" + strconv.Itoa(n)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db
+}
 
 // TestTxInterleavedTenants runs DB.Tx for three tenants (two in the pool,
 // one in a silo) from several goroutines over a business pool of two
@@ -27,16 +45,7 @@ import (
 func TestTxInterleavedTenants(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	databaseURL := pgtest.NewDB(t).AdminURL
-	sep := "?"
-	if strings.Contains(databaseURL, "?") {
-		sep = "&"
-	}
-	db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: databaseURL + sep + "pool_max_conns=2"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db := openWithConns(t, 2)
 	type tn struct {
 		slug  string
 		ctx   context.Context
@@ -161,16 +170,7 @@ func TestTxInterleavedTenants(t *testing.T) {
 func TestTxSessionPerPrincipal(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	databaseURL := pgtest.NewDB(t).AdminURL
-	sep := "?"
-	if strings.Contains(databaseURL, "?") {
-		sep = "&"
-	}
-	db, err := bulkhead.Open(ctx, bulkhead.Config{DatabaseURL: databaseURL + sep + "pool_max_conns=1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db := openWithConns(t, 1)
 	created, _, err := db.Postgres().CreateTenant(ctx, postgres.TenantCreate{Slug: "per-principal", Tier: tenant.Pool})
 	if err != nil {
 		t.Fatal(err)

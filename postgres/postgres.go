@@ -154,6 +154,9 @@ func AppPoolConfig(appURL string) (*pgxpool.Config, error) {
 	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	pcfg.ConnConfig.StatementCacheCapacity = 0
 	pcfg.ConnConfig.DescriptionCacheCapacity = 0
+	// Whether the login may take session advisory locks decides what
+	// ScopedTx releases when it keeps a connection for one principal.
+	pcfg.AfterConnect = noteAdvisoryLocks
 	return pcfg, nil
 }
 

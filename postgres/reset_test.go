@@ -15,7 +15,8 @@ import (
 )
 
 // TestResetKeepsNothingOfBusinessCode: the reset after business code
-// (DISCARD ALL, as DESIGN's hardening rules name it) leaves nothing of what that code did to its session for the next transaction
+// (DISCARD ALL, as DESIGN's hardening rules name it, after the
+// transaction or, between principals, leading the next one) leaves nothing of what that code did to its session for the next transaction
 // on the same connection: not the role it took, a setting, a prepared
 // statement, a cursor held past its transaction, a LISTEN, nor a session
 // advisory lock. Locks are checked where bulkhead's set-up could not
@@ -23,8 +24,19 @@ import (
 // login cannot take one at all.
 func TestResetKeepsNothingOfBusinessCode(t *testing.T) {
 	t.Parallel()
-	for _, managed := range []bool{false, true} {
-		t.Run(map[bool]string{false: "superuser", true: "managed"}[managed], func(t *testing.T) {
+	for _, c := range []struct {
+		managed bool
+		// first and next are the two transactions' principals: with
+		// them, the reset leads the next one's first round trip instead
+		// of following the first.
+		first, next string
+	}{{false, "", ""}, {true, "", ""}, {false, "u", "v"}, {true, "u", "v"}} {
+		managed := c.managed
+		name := map[bool]string{false: "superuser", true: "managed"}[managed]
+		if c.first != "" {
+			name += " between principals"
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			var pg *pgtest.DB
@@ -71,7 +83,7 @@ func TestResetKeepsNothingOfBusinessCode(t *testing.T) {
 				return tok
 			}
 			var canLock bool
-			err = postgres.ScopedTx(ctx, one, token(), postgres.ScopeOptions{Untrusted: true}, func(tx pgx.Tx) error {
+			err = postgres.ScopedTx(ctx, one, token(), postgres.ScopeOptions{Untrusted: true, Principal: c.first}, func(tx pgx.Tx) error {
 				for _, q := range []string{
 					`SET ROLE bulkhead_app`,
 					`SELECT set_config('work_mem', '77MB', false), set_config('planted.by', 'a', false)`,
@@ -100,7 +112,15 @@ func TestResetKeepsNothingOfBusinessCode(t *testing.T) {
 			if canLock != managed {
 				t.Fatalf("the login took a session advisory lock: %t, want %t (revoked only by a superuser's set-up)", canLock, managed)
 			}
-			err = postgres.ScopedTx(ctx, one, token(), postgres.ScopeOptions{Untrusted: true}, func(tx pgx.Tx) error {
+			if managed && c.first != "" {
+				// The connection waits for its next principal unreset, but
+				// without the lock: it is held against every tenant.
+				var free bool
+				if err := db.Admin().QueryRow(ctx, `SELECT pg_try_advisory_lock(4242) AND pg_advisory_unlock(4242)`).Scan(&free); err != nil || !free {
+					t.Errorf("the session advisory lock business code took is held after its transaction (%v)", err)
+				}
+			}
+			err = postgres.ScopedTx(ctx, one, token(), postgres.ScopeOptions{Untrusted: true, Principal: c.next}, func(tx pgx.Tx) error {
 				var role, session, workMem, planted string
 				var prepared, cursors, channels int
 				err := tx.QueryRow(ctx, `SELECT current_user, session_user, current_setting('work_mem'), coalesce(current_setting('planted.by', true), ''),

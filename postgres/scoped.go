@@ -149,24 +149,34 @@ func ScopedTx(ctx context.Context, pool *pgxpool.Pool, token string, o ScopeOpti
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resetTimeout)
 	defer cancel()
 	pc := conn.Conn().PgConn()
+	canLock, known := advisoryLocks(tx.conn)
+	deferred := fnErr == nil && o.Principal != "" && known && pc.TxStatus() == 'T'
 	var commitErr error
-	if fnErr == nil && o.Principal != "" && pc.TxStatus() == 'T' {
-		// A clean end for a known principal: COMMIT alone, and the
-		// connection marked as the principal's, to be reset before it
-		// serves anyone else. A COMMIT that fails resets now.
-		commitErr = tx.tx.Commit(ectx)
-		if commitErr == nil && !pc.IsBusy() && pc.TxStatus() == 'I' {
+	if deferred {
+		// A clean end for a known principal: COMMIT, and the connection
+		// marked as the principal's, to be reset before it serves anyone
+		// else. Session advisory locks, where the login may take them,
+		// are released with the COMMIT all the same: they are held
+		// against every tenant, and a connection may idle in the pool for
+		// a long time. Anything that fails resets now.
+		unlock := ""
+		if canLock {
+			unlock = `SELECT pg_catalog.pg_advisory_unlock_all()`
+		}
+		var unlockErr error
+		commitErr, unlockErr = endAndReset(ectx, tx.tx, "COMMIT", unlock)
+		if commitErr == nil && unlockErr == nil && !pc.IsClosed() && !pc.IsBusy() && pc.TxStatus() == 'I' {
 			markDirty(tx.conn, o.Principal)
 			done = true
 			return nil
 		}
-		if commitErr == nil {
+		if commitErr == nil && pc.TxStatus() != 'I' {
 			commitErr = errors.New("postgres: COMMIT left the connection in a transaction")
 		}
 		verb = "ROLLBACK" // sent only if the transaction is still open
 	}
-	verbErr, resetErr := endAndReset(ectx, tx.tx, verb)
-	if commitErr != nil {
+	verbErr, resetErr := endAndReset(ectx, tx.tx, verb, `DISCARD ALL`)
+	if deferred {
 		verbErr = commitErr
 	}
 	if resetErr == nil && !pc.IsClosed() {
@@ -200,6 +210,31 @@ func dirtyFor(c *pgx.Conn) (string, bool) {
 func markDirty(c *pgx.Conn, principal string) { c.PgConn().CustomData()[dirtyKey] = principal }
 
 func markClean(c *pgx.Conn) { delete(c.PgConn().CustomData(), dirtyKey) }
+
+// lockKey records, in a connection's custom data, whether its login may
+// take session advisory locks: where bulkhead's set-up could not revoke
+// the functions (a managed service's admin is no superuser).
+const lockKey = "bulkhead.advisory_locks"
+
+// advisoryLocks reports whether c's login may take session advisory
+// locks, and whether that is known: AppPoolConfig's pools find out when
+// they connect. Business code's connections whose answer is unknown are
+// reset after every transaction.
+func advisoryLocks(c *pgx.Conn) (can, known bool) {
+	can, known = c.PgConn().CustomData()[lockKey].(bool)
+	return can, known
+}
+
+// noteAdvisoryLocks asks PostgreSQL whether c's login may take session
+// advisory locks, and records the answer for advisoryLocks.
+func noteAdvisoryLocks(ctx context.Context, c *pgx.Conn) error {
+	var can bool
+	if err := c.QueryRow(ctx, `SELECT pg_catalog.has_function_privilege('pg_catalog.pg_advisory_lock(bigint)', 'EXECUTE')`).Scan(&can); err != nil {
+		return fmt.Errorf("postgres: ask whether the login may take advisory locks: %w", err)
+	}
+	c.PgConn().CustomData()[lockKey] = can
+	return nil
+}
 
 // resetTimeout bounds the reset of a connection business code used.
 const resetTimeout = 10 * time.Second

@@ -9,14 +9,15 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// endAndReset ends tx with verb (COMMIT or ROLLBACK) and resets its
-// connection with DISCARD ALL, in one round trip: each statement with a
-// Sync of its own, as DISCARD ALL may run neither in a transaction block
-// nor in a pipeline's implicit one. verbErr is verb's error (for a COMMIT
-// that rolled back, pgx.ErrTxCommitRollback), resetErr the reset's. tx is
-// closed after it, as pgx.Tx's Commit closes it: fn may have kept it, and
-// every method of a closed one fails with pgx.ErrTxClosed.
-func endAndReset(ctx context.Context, tx pgx.Tx, verb string) (verbErr, resetErr error) {
+// endAndReset ends tx with verb (COMMIT or ROLLBACK) and then runs reset
+// (DISCARD ALL, or a partial clean-up, or nothing when empty), in one
+// round trip: each statement with a Sync of its own, as DISCARD ALL may
+// run neither in a transaction block nor in a pipeline's implicit one.
+// verbErr is verb's error (for a COMMIT that rolled back,
+// pgx.ErrTxCommitRollback), resetErr reset's. tx is closed after it, as
+// pgx.Tx's Commit closes it: fn may have kept it, and every method of a
+// closed one fails with pgx.ErrTxClosed.
+func endAndReset(ctx context.Context, tx pgx.Tx, verb, reset string) (verbErr, resetErr error) {
 	pc := tx.Conn().PgConn()
 	if pc.TxStatus() == 'I' {
 		// fn ended the transaction itself: pgx.Tx's Commit or Rollback,
@@ -31,8 +32,10 @@ func endAndReset(ctx context.Context, tx pgx.Tx, verb string) (verbErr, resetErr
 		p.SendQueryParams(verb, nil, nil, nil, nil)
 		p.SendPipelineSync()
 	}
-	p.SendQueryParams(`DISCARD ALL`, nil, nil, nil, nil)
-	p.SendPipelineSync()
+	if reset != "" {
+		p.SendQueryParams(reset, nil, nil, nil, nil)
+		p.SendPipelineSync()
+	}
 	if err := p.Flush(); err != nil {
 		p.Close()
 		closeTx(tx)
@@ -41,7 +44,9 @@ func endAndReset(ctx context.Context, tx pgx.Tx, verb string) (verbErr, resetErr
 	if verb != "" {
 		verbErr = readResult(p, verb == "COMMIT")
 	}
-	resetErr = readResult(p, false)
+	if reset != "" {
+		resetErr = readResult(p, false)
+	}
 	if err := p.Close(); err != nil && resetErr == nil {
 		resetErr = err
 	}
@@ -50,10 +55,11 @@ func endAndReset(ctx context.Context, tx pgx.Tx, verb string) (verbErr, resetErr
 }
 
 // closeTx marks tx closed without a word to the server, whose transaction
-// has already ended: pgx.Tx's Commit with a context that is done sends
-// nothing, and closes the Tx.
+// has already ended, or whose connection is lost: pgx.Tx's Commit with a
+// context that is done sends nothing, and closes the Tx.
 func closeTx(tx pgx.Tx) {
-	if tx.Conn().PgConn().TxStatus() != 'I' {
+	pc := tx.Conn().PgConn()
+	if pc.TxStatus() != 'I' && !pc.IsClosed() {
 		return // the connection is destroyed instead
 	}
 	tx.Commit(doneCtx)

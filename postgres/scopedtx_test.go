@@ -532,6 +532,22 @@ func TestScopedTxResetBetweenPrincipals(t *testing.T) {
 	if again := backendPID(t, pool, e.mint(t, "pa", nil), true); again != pid {
 		t.Errorf("the connection was replaced (backend %d, then %d)", pid, again)
 	}
+	// A pool that did not ask, when it connected, whether its login may
+	// take advisory locks (not made by AppPoolConfig) resets after every
+	// transaction, the same principal's too.
+	cfg, err := postgres.AppPoolConfig(e.pg.URL(e.db.AppRole, gatewayPassword(t, e)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns, cfg.AfterConnect = 1, nil
+	unasked, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unasked.Close()
+	pool = unasked
+	run("pa", "A", true)
+	check("the same principal on a pool that did not ask", run("pa", "A", false), "", 0, "canary-pa", 0)
 }
 
 // TestScopedTxLostCommit: with a principal, a COMMIT that never reaches

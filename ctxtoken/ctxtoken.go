@@ -301,52 +301,56 @@ func Verify(token string, keys []Key, o Options) (Claims, error) {
 
 // decodeStrict decodes claims with exact key matching: a duplicate key, or
 // two keys that differ only in case, is rejected, because encoding/json
-// would match them case-insensitively and keep the last.
+// would match them case-insensitively and keep the last. An unknown key is
+// rejected too (every known one is lower case, so a key that differs from
+// one only in case is unknown), as is anything after the object, and
+// invalid UTF-8: encoding/json ignores the one and replaces the other,
+// where PostgreSQL's jsonb refuses both. One pass: each value is decoded
+// into its field as its key is read.
 func decodeStrict(raw []byte) (Claims, error) {
+	if !utf8.Valid(raw) {
+		return Claims{}, fmt.Errorf("%w: invalid UTF-8", ErrMalformed)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	tok, err := dec.Token()
-	if err != nil || tok != json.Delim('{') {
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return Claims{}, ErrMalformed
 	}
-	seen := map[string]bool{}
+	var c Claims
+	fields := [...]struct {
+		name string
+		v    any
+	}{
+		{"tenant", &c.Tenant}, {"tenant_id", &c.TenantID}, {"sub", &c.Subject}, {"role", &c.Role},
+		{"scope", &c.Scope}, {"iat", &c.IssuedAt}, {"exp", &c.ExpiresAt}, {"aud", &c.Audience}, {"rid", &c.RequestID},
+	}
+	var seen uint16
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
 			return Claims{}, ErrMalformed
 		}
 		key, _ := t.(string)
-		if !knownClaims[key] {
+		i := 0
+		for i < len(fields) && fields[i].name != key {
+			i++
+		}
+		if i == len(fields) {
 			return Claims{}, fmt.Errorf("%w: unknown claim %q", ErrMalformed, key)
 		}
-		lk := strings.ToLower(key)
-		if seen[lk] {
+		if seen&(1<<i) != 0 {
 			return Claims{}, fmt.Errorf("%w: duplicate claim %q", ErrMalformed, key)
 		}
-		seen[lk] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return Claims{}, ErrMalformed
+		seen |= 1 << i
+		if err := dec.Decode(fields[i].v); err != nil {
+			return Claims{}, fmt.Errorf("%w: claim %q: %v", ErrMalformed, key, err)
 		}
 	}
-	// The object, and nothing after it, in valid UTF-8: encoding/json
-	// ignores what follows a value and replaces invalid bytes, where
-	// PostgreSQL's jsonb refuses both.
 	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
 		return Claims{}, ErrMalformed
 	}
-	if _, err := dec.Token(); err != io.EOF || !utf8.Valid(raw) {
-		return Claims{}, fmt.Errorf("%w: trailing data or invalid UTF-8", ErrMalformed)
-	}
-	var c Claims
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&c); err != nil {
-		return Claims{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	if _, err := dec.Token(); err != io.EOF {
+		return Claims{}, fmt.Errorf("%w: trailing data", ErrMalformed)
 	}
 	return c, nil
 }
 
-var knownClaims = map[string]bool{
-	"tenant": true, "tenant_id": true, "sub": true, "role": true, "scope": true,
-	"iat": true, "exp": true, "aud": true, "rid": true,
-}

@@ -295,9 +295,21 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("Decode(%q) = %+v from a payload that is not an object", s, c)
 		}
 		for k := range m {
-			if !knownClaims[k] {
+			if !strings.Contains(" tenant tenant_id sub role scope iat exp aud rid ", " "+k+" ") {
 				t.Fatalf("Decode(%q) accepted the claim %q", s, k)
 			}
 		}
 	})
+}
+
+// BenchmarkDecode is the claims decode a Lambda adapter does on every
+// invocation and DB.Tx on every transaction (to know whom it serves).
+func BenchmarkDecode(b *testing.B) {
+	tok, _ := Mint(key, claims())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(tok); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -353,4 +353,3 @@ func decodeStrict(raw []byte) (Claims, error) {
 	}
 	return c, nil
 }
-

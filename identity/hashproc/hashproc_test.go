@@ -492,3 +492,39 @@ func TestChildStderrLogged(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheck times a Hasher's password check with the work in this
+// process and in a child, and reports the child's time over the
+// in-process time (process/inline): what the pipe and the JSON cost. With
+// the default parameters the check itself dominates; with the smallest
+// the cost of the round trip shows. make bench runs it.
+func BenchmarkCheck(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		p    identity.Params
+	}{{"default", identity.DefaultParams()}, {"smallest", small}} {
+		b.Run(c.name, func(b *testing.B) {
+			p := &Process{Command: command("serve")}
+			defer p.Close(5 * time.Second)
+			ctx := context.Background()
+			inline, remote := &identity.Hasher{Params: c.p}, &identity.Hasher{Params: c.p, Deriver: p}
+			hash, err := inline.Hash(ctx, "correct horse")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var took [2]time.Duration
+			for b.Loop() {
+				for i, h := range []*identity.Hasher{inline, remote} {
+					start := time.Now()
+					if ok, err := h.Check(ctx, hash, "correct horse"); err != nil || !ok {
+						b.Fatalf("check: %v, %v", ok, err)
+					}
+					took[i] += time.Since(start)
+				}
+			}
+			b.ReportMetric(float64(took[0].Microseconds())/float64(b.N), "inline-µs/check")
+			b.ReportMetric(float64(took[1].Microseconds())/float64(b.N), "process-µs/check")
+			b.ReportMetric(float64(took[1])/float64(took[0]), "process/inline")
+		})
+	}
+}

@@ -153,7 +153,12 @@ func (a *Adapter) scope(auth map[string]any) (*Scope, error) {
 	if !ok || tok == "" {
 		return nil, errors.New("no signed tenant context in the authorizer context; is the route behind the bulkhead authorizer?")
 	}
-	c, err := decodeClaims(tok)
+	// The claims, WITHOUT verifying the MAC: the adapter holds no key, and
+	// PostgreSQL verifies the context on every transaction. They are read
+	// as PostgreSQL reads them (exact keys, none twice), so the scope
+	// cannot name one tenant while the database reads another; before
+	// they key a cache, the database confirms them.
+	c, err := ctxtoken.Decode(tok)
 	if err != nil {
 		return nil, err
 	}
@@ -209,17 +214,6 @@ func limit(auth map[string]any, key string, lo, hi int64) (int64, error) {
 		return 0, fmt.Errorf("authorizer context key %q is not an integer from %d to %d", key, lo, hi)
 	}
 	return n, nil
-}
-
-// decodeClaims reads a signed context's claims WITHOUT verifying its MAC:
-// the adapter holds no key, and PostgreSQL verifies the context on every
-// transaction. The claims it reads name the scope's tenant and principal;
-// before they key a cache, the database confirms them. It reads them as
-// PostgreSQL does (ctxtoken.Decode: exact key matching, no duplicate or
-// case-colliding claims), so that the scope cannot name one tenant while
-// the database reads another.
-func decodeClaims(token string) (ctxtoken.Claims, error) {
-	return ctxtoken.Decode(token)
 }
 
 // withoutAuthorization returns a copy of h without any spelling of the

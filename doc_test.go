@@ -4,7 +4,9 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -37,6 +39,54 @@ func TestPackageDocs(t *testing.T) {
 		}
 		if n != 1 {
 			t.Errorf("package in %s has %d package comments, want exactly 1", dir, n)
+		}
+	}
+}
+
+// TestMakeFuzzRunsEveryTarget fails when a fuzz target is missing from
+// `make fuzz`, which the README says runs each of them, or when the
+// Makefile names one that no longer exists.
+func TestMakeFuzzRunsEveryTarget(t *testing.T) {
+	mk, err := os.ReadFile("Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := map[string]bool{}
+	for _, m := range regexp.MustCompile(`test (\./\S*) -run '\^\$\$' -fuzz (Fuzz\w+)`).FindAllStringSubmatch(string(mk), -1) {
+		run[filepath.Clean(m[1])+"."+m[2]] = true
+	}
+	if len(run) == 0 {
+		t.Fatal("found no fuzz lines in the Makefile")
+	}
+	have := map[string]bool{}
+	fuzzFunc := regexp.MustCompile(`(?m)^func (Fuzz\w+)\(`)
+	filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && p != "." || d.Name() == "testdata" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range fuzzFunc.FindAllStringSubmatch(string(src), -1) {
+			have[filepath.Dir(p)+"."+m[1]] = true
+		}
+		return nil
+	})
+	for k := range have {
+		if !run[k] {
+			t.Errorf("make fuzz does not run %s", k)
+		}
+	}
+	for k := range run {
+		if !have[k] {
+			t.Errorf("make fuzz runs %s, which is no fuzz target", k)
 		}
 	}
 }

@@ -1,6 +1,9 @@
 # bulkhead — see README.md.
 GO ?= go
 BIN := bin/bulkhead
+# Binaries record the commit they are built from (bulkhead version), even
+# where GOFLAGS says -buildvcs=false; outside a git checkout there is none.
+BUILDFLAGS := -buildvcs=auto
 
 .PHONY: demo test build vet fmt-check tenantstate bench fuzz clean native
 
@@ -28,7 +31,7 @@ tenantstate:
 	$(GO) run ./cmd/bulkheadvet ./...
 
 build:
-	$(GO) build -o $(BIN) ./cmd/bulkhead
+	$(GO) build $(BUILDFLAGS) -o $(BIN) ./cmd/bulkhead
 
 vet:
 	$(GO) vet ./...
@@ -39,8 +42,8 @@ fmt-check:
 
 ## bench: the isolation tax against a raw net/http + pgx server, on a private PostgreSQL (see docs/PERFORMANCE.md)
 bench:
-	$(GO) build -o bin/bulkhead ./cmd/bulkhead
-	$(GO) build -o bin/bulkhead-bench ./cmd/bulkhead-bench
+	$(GO) build $(BUILDFLAGS) -o bin/bulkhead ./cmd/bulkhead
+	$(GO) build $(BUILDFLAGS) -o bin/bulkhead-bench ./cmd/bulkhead-bench
 	./bin/bulkhead-bench $(BENCHFLAGS)
 	$(GO) test ./postgres -run '^$$' -bench IsolationTax -benchtime 3s
 	$(GO) test . -run '^$$' -bench TxTax -benchtime 3s

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/postgres"
 )
 
 type auditPage struct {
@@ -367,6 +369,10 @@ func TestHashingMetrics(t *testing.T) {
 	} {
 		h.pid = c.pid
 		b := scrape()
+		// The build's own gauge is there too, with the schema it migrates to.
+		if want := fmt.Sprintf(`schema_version="%d"`, postgres.SchemaVersion()); !strings.Contains(b, "bulkhead_build_info{") || !strings.Contains(b, want) {
+			t.Errorf("metrics lack bulkhead_build_info with %s", want)
+		}
 		for _, want := range c.want {
 			if !strings.Contains(b, want+"\n") {
 				t.Errorf("pid %d: metrics lack %q", c.pid, want)

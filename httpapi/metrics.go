@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bulkhead-dev/bulkhead/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/buildinfo"
+	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -75,8 +77,22 @@ func NewMetrics() *Metrics {
 		Help: "Requests answered 401, 403 or 404, by tenant (bounded), tier and status."}, []string{"tenant", "tier", "status"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "bulkhead", Name: "request_duration_seconds",
 		Help: "Request latency by tier and route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"tier", "route"})
-	m.reg.MustRegister(m.requests, m.denials, m.latency, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.requests, m.denials, m.latency, buildInfoGauge(),
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// buildInfoGauge is bulkhead_build_info: always 1, labelled with the
+// build and the schema it migrates to, so that a dashboard shows which
+// servers run which bulkhead (during a rolling upgrade, say).
+func buildInfoGauge() prometheus.Collector {
+	i := buildinfo.Read()
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "bulkhead", Name: "build_info",
+		Help: "Always 1; the labels say which build of bulkhead runs and which schema version it migrates to.",
+		ConstLabels: prometheus.Labels{
+			"version": i.Version, "revision": i.ShortRevision(), "goversion": i.Go,
+			"schema_version": strconv.FormatInt(postgres.SchemaVersion(), 10),
+		}}, func() float64 { return 1 })
 }
 
 // Handler serves the metrics in Prometheus format.

@@ -403,16 +403,40 @@ func newProvider(db *sql.DB, sqlFiles fs.FS) (*goose.Provider, error) {
 	p, err := goose.NewProvider("", db, sub,
 		goose.WithStore(store),
 		goose.WithDisableGlobalRegistry(true),
-		goose.WithGoMigrations(
-			goose.NewGoMigration(3, &goose.GoFunc{RunTx: poolTablesMigration}, nil),
-			goose.NewGoMigration(5, &goose.GoFunc{RunTx: auditTriggersMigration}, nil),
-			goose.NewGoMigration(7, &goose.GoFunc{RunTx: noTenantStatisticsMigration}, nil),
-		),
+		goose.WithGoMigrations(goMigrations()...),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
 	return p, nil
+}
+
+// goMigrations are the versioned migrations written in Go.
+func goMigrations() []*goose.Migration {
+	return []*goose.Migration{
+		goose.NewGoMigration(3, &goose.GoFunc{RunTx: poolTablesMigration}, nil),
+		goose.NewGoMigration(5, &goose.GoFunc{RunTx: auditTriggersMigration}, nil),
+		goose.NewGoMigration(7, &goose.GoFunc{RunTx: noTenantStatisticsMigration}, nil),
+	}
+}
+
+// SchemaVersion is the newest versioned migration this build applies:
+// the version `bulkhead migrate` brings a database to, and which
+// `bulkhead version` reports.
+func SchemaVersion() int64 {
+	var v int64
+	for _, m := range goMigrations() {
+		v = max(v, m.Version)
+	}
+	// The pattern is valid and the names are goose's (newProvider fails
+	// on any other, and TestSchemaVersion holds the two together).
+	files, _ := fs.Glob(MigrationFS(), "*.sql")
+	for _, f := range files {
+		if n, err := goose.NumericComponent(f); err == nil {
+			v = max(v, n)
+		}
+	}
+	return v
 }
 
 // migrationsTable records which versioned migrations a database has.

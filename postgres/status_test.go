@@ -28,6 +28,11 @@ func TestStatus(t *testing.T) {
 	if !st.SetUp || !st.Current() || len(st.Applied) == 0 || len(st.Pending) != 0 || len(st.Unknown) != 0 || len(st.Silos) != 0 {
 		t.Fatalf("a freshly set-up database: %+v", st)
 	}
+	// The version `bulkhead version` reports is the newest a set-up
+	// database has, SQL or Go migration alike.
+	if got, want := postgres.SchemaVersion(), slices.Max(st.Applied); got != want {
+		t.Errorf("SchemaVersion() = %d, the newest migration applied is %d", got, want)
+	}
 	var silos []*tenant.Tenant
 	for i := range 4 {
 		s, _, err := db.CreateTenant(ctx, postgres.TenantCreate{Slug: tenant.Slug(fmt.Sprintf("silo-%d", i)), Tier: tenant.Silo})

@@ -34,6 +34,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/httpapi"
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/identity/hashproc"
+	"github.com/bulkhead-dev/bulkhead/internal/buildinfo"
 	"github.com/bulkhead-dev/bulkhead/internal/pgcluster"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -632,7 +633,9 @@ func printReport(w *os.File, results [][2]attackResult, sql []pgbenchResult, wor
 	if hashing == "inline" {
 		where = "in the server's process (--password-hashing inline)"
 	}
-	fmt.Fprintf(w, "\nbulkhead-bench: %s, %s per side, %d CPUs (%s/%s), host %s; the data API's pool uses %s; the %s verifier; password checks %s\n\n", load, d, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host, statements, verifier, where)
+	bi := buildinfo.Read()
+	fmt.Fprintf(w, "\nbulkhead-bench: bulkhead %s (commit %s, %s); %s, %s per side, %d CPUs (%s/%s), host %s; the data API's pool uses %s; the %s verifier; password checks %s\n\n",
+		bi.Version, bi.ShortRevision(), bi.Go, load, d, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host, statements, verifier, where)
 	if len(results) == 0 && len(sql) == 0 {
 		return
 	}

@@ -68,6 +68,7 @@ func commands() []command {
 		{"gameday", "attack a database as a compromised function", runGameday},
 		{"probe", "attack an HTTP API as one tenant against another's canary objects", runProbe},
 		{"policy", "validate, simulate and export access policies", runPolicy},
+		{"version", "print the build's version, commit and database schema version", runVersion},
 	}
 }
 
@@ -84,6 +85,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return flag.ErrHelp
 		}
 		return nil
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		return runVersion(ctx, args[1:], stdout, stderr)
 	}
 	if args[0] == hashWorkerCommand { // hidden: the server's password hashing process
 		return hashproc.Run(os.Stdin, stdout, stderr)

@@ -139,6 +139,9 @@ func TestServe(t *testing.T) {
 	re := regexp.MustCompile(`serving on (http://\S+)`)
 	waitFor(t, "the server", stderr, func() bool { return re.MatchString(stdout.String()) })
 	base := re.FindStringSubmatch(stdout.String())[1]
+	// The log says which build serves, and the schema it migrates to.
+	started := regexp.MustCompile(fmt.Sprintf(`msg=serving addr=\S+ version=\S+ revision=\S+ schema_version=%d\n`, postgres.SchemaVersion()))
+	waitFor(t, "the build in the log", stderr, func() bool { return started.MatchString(stderr.String()) })
 	res, err := http.Get(base + "/healthz")
 	if err != nil || res.StatusCode != http.StatusOK {
 		t.Fatalf("healthz: %v %v", res, err)

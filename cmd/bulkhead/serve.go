@@ -21,6 +21,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/httpapi"
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/identity/hashproc"
+	"github.com/bulkhead-dev/bulkhead/internal/buildinfo"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 )
 
@@ -325,7 +326,8 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 	// transactions.
 	q := &sequencer{db: db.Postgres(), sink: sink, log: log, interval: 500 * time.Millisecond, checkpointEvery: 1000, checkpointAge: time.Minute, alarms: alarms, anchor: anchor}
 	go func() { defer close(a.seqd); q.run(bg) }()
-	log.Info("serving", "addr", a.addr)
+	bi := buildinfo.Read()
+	log.Info("serving", "addr", a.addr, "version", bi.Version, "revision", bi.ShortRevision(), "schema_version", postgres.SchemaVersion())
 	return a, nil
 }
 

@@ -162,11 +162,12 @@ func (db *DB) RemoveNativeVerifier(ctx context.Context) (*Verifier, error) {
 func (db *DB) nativeTx(ctx context.Context, f func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, db.admin, func(tx pgx.Tx) error {
 		var super bool
-		var latest int64
-		err := tx.QueryRow(ctx, `SELECT r.rolsuper, (SELECT coalesce(max(version_id), 0) FROM bulkhead_control.schema_migrations WHERE is_applied)
-			FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).Scan(&super, &latest)
+		if err := tx.QueryRow(ctx, `SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
+			return fmt.Errorf("read the role: %w", err)
+		}
+		latest, err := appliedVersion(ctx, tx)
 		if err != nil {
-			return fmt.Errorf("read the role and the migration version: %w", err)
+			return err
 		}
 		if !super {
 			return fault.E(fault.Denied, "native_verifier_needs_superuser",
@@ -176,7 +177,7 @@ func (db *DB) nativeTx(ctx context.Context, f func(pgx.Tx) error) error {
 			return fault.Errorf(fault.Conflict, "not_migrated",
 				"The database is at migration %d; the native verifier needs %d or later. Run bulkhead migrate first.", latest, NativeVerifierVersion)
 		}
-		if known := latestMigration(); latest > known {
+		if known := SchemaVersion(); latest > known {
 			return fault.Errorf(fault.Conflict, "migrated_by_newer",
 				"The database is at migration %d, newer than this bulkhead's %d. Use the bulkhead release that migrated it.", latest, known)
 		}
@@ -220,18 +221,4 @@ func migrationFile(version int) (string, error) {
 		return "", fmt.Errorf("no single SQL migration %05d", version)
 	}
 	return matches[0], nil
-}
-
-// latestMigration is the highest version among the embedded SQL
-// migrations (the Go ones are all older).
-func latestMigration() int64 {
-	names, _ := fs.Glob(migrationFS, "migrations/*.sql")
-	var latest int64
-	for _, n := range names {
-		var v int64
-		if _, err := fmt.Sscanf(strings.TrimPrefix(n, "migrations/"), "%05d_", &v); err == nil && v > latest {
-			latest = v
-		}
-	}
-	return latest
 }

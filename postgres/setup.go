@@ -105,6 +105,12 @@ func SetupWith(ctx context.Context, adminURL string, o SetupOptions) (rep *Setup
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	// A database a newer bulkhead migrated is left as it is: this build's
+	// roles, hardening and settings could undo what the newer one set up,
+	// and its code expects the schema it knows.
+	if err := refuseNewer(ctx, conn); err != nil {
+		return nil, err
+	}
 	rep = &SetupReport{}
 	var super bool
 	if err := conn.QueryRow(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
@@ -409,6 +415,40 @@ func newProvider(db *sql.DB, sqlFiles fs.FS) (*goose.Provider, error) {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
 	return p, nil
+}
+
+// refuseNewer refuses a database whose newest applied migration is newer
+// than this build's (see [SchemaVersion]).
+func refuseNewer(ctx context.Context, conn *pgx.Conn) error {
+	latest, err := appliedVersion(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if known := SchemaVersion(); latest > known {
+		return fault.Errorf(fault.Conflict, "migrated_by_newer",
+			"The database is at migration %d, newer than this bulkhead's %d (bulkhead version prints a build's). Use the bulkhead release that migrated it, or a later one.", latest, known)
+	}
+	return nil
+}
+
+// appliedVersion returns the newest versioned migration a database has:
+// 0 when bulkhead never set it up. goose appends a row per change, so a
+// version's latest row says whether it is applied.
+func appliedVersion(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (int64, error) {
+	var setUp bool
+	if err := q.QueryRow(ctx, `SELECT pg_catalog.to_regclass($1) IS NOT NULL`, migrationsTable).Scan(&setUp); err != nil || !setUp {
+		return 0, err
+	}
+	var v int64
+	err := q.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM (
+		SELECT DISTINCT ON (version_id) version_id, is_applied FROM `+migrationsTable+`
+		 ORDER BY version_id, id DESC) v WHERE is_applied`).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("read the migration version: %w", err)
+	}
+	return v, nil
 }
 
 // goMigrations are the versioned migrations written in Go.

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bulkhead-dev/bulkhead/fault"
 	"github.com/bulkhead-dev/bulkhead/internal/pgtest"
 	"github.com/bulkhead-dev/bulkhead/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -122,5 +124,55 @@ func TestStatus(t *testing.T) {
 	var schemas int
 	if err := ec.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bulkhead%'`).Scan(&schemas); err != nil || schemas != 0 {
 		t.Fatalf("Status created %d bulkhead schemas in a database it only read (%v)", schemas, err)
+	}
+}
+
+// TestSetupRefusesNewerDatabase: a database a newer bulkhead migrated is
+// refused by Setup (and so by migrate, serve and dev) before anything is
+// touched: no hardening step, no role, no migration row.
+func TestSetupRefusesNewerDatabase(t *testing.T) {
+	t.Parallel()
+	_, pg := pgtest.Open(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What Setup would undo: a grant its hardening revokes.
+	state := func() string {
+		t.Helper()
+		var s string
+		if err := conn.QueryRow(ctx, `SELECT pg_catalog.has_schema_privilege('public', 'public', 'CREATE')::text
+			|| '|' || (SELECT count(*) FROM bulkhead_control.schema_migrations)`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	exec(`GRANT CREATE ON SCHEMA public TO PUBLIC`)
+	newer := postgres.SchemaVersion() + 1
+	exec(`INSERT INTO bulkhead_control.schema_migrations (version_id, is_applied) VALUES ($1, true)`, newer)
+	before := state()
+	_, err = postgres.Setup(ctx, pg.AdminURL, nil)
+	if fault.CodeOf(err) != "migrated_by_newer" || !strings.Contains(err.Error(), fmt.Sprintf("migration %d, newer than this bulkhead's %d", newer, postgres.SchemaVersion())) {
+		t.Fatalf("Setup on a database at migration %d: %v, want migrated_by_newer", newer, err)
+	}
+	if after := state(); after != before {
+		t.Fatalf("the refused Setup changed the database: %s, then %s", before, after)
+	}
+	// Rolled back (goose's later row says not applied), the database is
+	// this build's again, and Setup hardens it.
+	exec(`INSERT INTO bulkhead_control.schema_migrations (version_id, is_applied) VALUES ($1, false)`, newer)
+	if _, err := postgres.Setup(ctx, pg.AdminURL, nil); err != nil {
+		t.Fatalf("Setup after the newer migration was rolled back: %v", err)
+	}
+	if s := state(); !strings.HasPrefix(s, "false|") {
+		t.Fatalf("Setup did not harden the database: %s", s)
 	}
 }

@@ -279,7 +279,7 @@ func FuzzAPI(f *testing.F) {
 var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // public are the paths that answer without credentials.
-var public = map[string]bool{"/healthz": true, "/.well-known/jwks.json": true, "/v1/auth/token": true}
+var public = map[string]bool{"/healthz": true, "/readyz": true, "/.well-known/jwks.json": true, "/v1/auth/token": true}
 
 // flip changes the characters of s, keeping them in the base64url
 // alphabet, so that a token's signature no longer verifies.

@@ -120,24 +120,26 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	db      *bulkhead.DB
-	pg      *postgres.DB
-	auth    *bulkhead.Auth
-	hasher  *identity.Hasher
-	log     *slog.Logger
-	maxBody int64
-	timeout time.Duration
-	cors    []string
-	builder rest.Builder
-	tables  map[string]*rest.Table // the data API's allowlist, described from the pool schema
-	mux     *http.ServeMux
-	audit   *audit.Writer
-	metrics *Metrics
-	alarms  *audit.Alarms
-	quota   limiters
-	anon    anonTally
-	logins  anonTally
-	checks  *rate.Limiter // Config.PasswordChecks
+	db *bulkhead.DB
+	pg *postgres.DB
+	// readiness is GET /readyz's last check.
+	readiness readiness
+	auth      *bulkhead.Auth
+	hasher    *identity.Hasher
+	log       *slog.Logger
+	maxBody   int64
+	timeout   time.Duration
+	cors      []string
+	builder   rest.Builder
+	tables    map[string]*rest.Table // the data API's allowlist, described from the pool schema
+	mux       *http.ServeMux
+	audit     *audit.Writer
+	metrics   *Metrics
+	alarms    *audit.Alarms
+	quota     limiters
+	anon      anonTally
+	logins    anonTally
+	checks    *rate.Limiter // Config.PasswordChecks
 	// loginShares is each tenant name's share of checks for logins.
 	loginShares loginShares
 	trusted     []netip.Prefix
@@ -233,6 +235,7 @@ func (s *Server) routes() {
 	handle("GET", "/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
+	handle("GET", "/readyz", http.HandlerFunc(s.ready))
 	handle("GET", "/.well-known/jwks.json", http.HandlerFunc(s.jwks))
 	handle("POST", "/v1/auth/token", http.HandlerFunc(s.login))
 	handle("POST", "/v1/auth/context", http.HandlerFunc(s.vendContext))

@@ -139,6 +139,15 @@ func (db *DB) PingApp(ctx context.Context) error {
 	return nil
 }
 
+// Ping checks that PostgreSQL answers on both of a server's pools: the
+// control plane's, and the data API's as the gateway role.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.admin.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: connect as the control plane: %w", err)
+	}
+	return db.PingApp(ctx)
+}
+
 // AppPoolConfig parses the URL of an app login role and applies the rules
 // every pool that carries tenant data follows: the extended protocol with
 // the context always a bound parameter (it never appears in SQL text or

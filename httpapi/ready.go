@@ -1,0 +1,68 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/fault"
+)
+
+// readyEvery is how often GET /readyz asks PostgreSQL at most; requests
+// in between get the last answer, so a flood of them costs no more than
+// GET /healthz does.
+const readyEvery = time.Second
+
+// readyTimeout bounds one check: a database that has not answered by
+// then is not ready.
+const readyTimeout = 2 * time.Second
+
+var errNotReady = fault.E(fault.Unavailable, "not_ready", "The server cannot reach its database.")
+
+// readiness remembers the last check of GET /readyz.
+type readiness struct {
+	mu    sync.Mutex
+	every time.Duration // readyEvery when zero
+	at    time.Time     // when the last check ended; zero before the first
+	err   error         // its outcome
+}
+
+// ready answers GET /readyz: 200 when the server reaches PostgreSQL as
+// both of its roles, 503 not_ready otherwise. The cause goes to the log,
+// never to the client.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if err := s.readiness.check(r.Context(), s.pg.Ping, s.log); err != nil { //bulkhead:ok the database's reachability, the same for every caller; no tenant data, and /readyz serves no tenant
+		sendProblem(w, fault.Unavailable, http.StatusServiceUnavailable, fault.CodeOf(errNotReady), fault.MessageOf(errNotReady), requestIDFrom(r.Context()))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// check returns the outcome of ping, run at most once every readyEvery:
+// callers that come while a check runs wait for it and share its outcome.
+// The check runs on its own deadline, not on the caller's, whose leaving
+// must not make the next callers' answer a failure.
+func (rd *readiness) check(ctx context.Context, ping func(context.Context) error, log *slog.Logger) error {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	every := rd.every
+	if every == 0 {
+		every = readyEvery
+	}
+	if !rd.at.IsZero() && time.Since(rd.at) < every {
+		return rd.err
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyTimeout)
+	defer cancel()
+	err := ping(pctx)
+	if err != nil && (rd.at.IsZero() || rd.err == nil) {
+		log.LogAttrs(ctx, slog.LevelWarn, "not ready", slog.String("err", err.Error()))
+	}
+	if err == nil && rd.err != nil {
+		log.LogAttrs(ctx, slog.LevelInfo, "ready again")
+	}
+	rd.at, rd.err = time.Now(), err
+	return err
+}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/fault"
@@ -19,7 +20,10 @@ const readyEvery = time.Second
 // then is not ready.
 const readyTimeout = 2 * time.Second
 
-var errNotReady = fault.E(fault.Unavailable, "not_ready", "The server cannot reach its database.")
+var (
+	errNotReady = fault.E(fault.Unavailable, "not_ready", "The server cannot reach its database.")
+	errDraining = fault.E(fault.Unavailable, "not_ready", "The server is shutting down.")
+)
 
 // readiness remembers the last check of GET /readyz.
 type readiness struct {
@@ -33,12 +37,24 @@ type readiness struct {
 // both of its roles, 503 not_ready otherwise. The cause goes to the log,
 // never to the client.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	notReady := func(e *fault.Error) {
+		sendProblem(w, fault.Unavailable, http.StatusServiceUnavailable, fault.CodeOf(e), fault.MessageOf(e), requestIDFrom(r.Context()))
+	}
+	if s.draining.Load() {
+		notReady(errDraining)
+		return
+	}
 	if err := s.readiness.check(r.Context(), s.pg.Ping, s.log); err != nil { //bulkhead:ok the database's reachability, the same for every caller; no tenant data, and /readyz serves no tenant
-		sendProblem(w, fault.Unavailable, http.StatusServiceUnavailable, fault.CodeOf(errNotReady), fault.MessageOf(errNotReady), requestIDFrom(r.Context()))
+		notReady(errNotReady)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
+
+// Drain makes GET /readyz answer 503 from now on, while every other
+// request is served as before: a server about to stop tells its load
+// balancers first (bulkhead serve --shutdown-delay).
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // check returns the outcome of ping, run at most once every readyEvery:
 // callers that come while a check runs wait for it and share its outcome.

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -122,8 +123,9 @@ type Config struct {
 type Server struct {
 	db *bulkhead.DB
 	pg *postgres.DB
-	// readiness is GET /readyz's last check.
+	// readiness is GET /readyz's last check; draining is set by Drain.
 	readiness readiness
+	draining  atomic.Bool
 	auth      *bulkhead.Auth
 	hasher    *identity.Hasher
 	log       *slog.Logger

@@ -51,6 +51,9 @@ type serveOptions struct {
 	hashing     string
 	maxStmt     time.Duration
 	maxIdle     time.Duration
+	// shutdownDelay is how long the server keeps serving after a signal,
+	// with GET /readyz answering 503, before it closes its listener.
+	shutdownDelay time.Duration
 }
 
 func (o *serveOptions) register(fs interface {
@@ -82,6 +85,7 @@ func (o *serveOptions) register(fs interface {
 	fs.StringVar(&o.proxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the reverse proxies in front of the server: a request from one of them is put down to the rightmost address in X-Forwarded-For that is not one of them (none by default: the header is never read)")
 	fs.DurationVar(&o.maxStmt, "watchdog-max-statement", postgres.DefaultMaxStatement, "the watchdog cancels a statement of an app role (business code, which may set its own statement_timeout) that has run for longer, and ends its session at twice that; never below the longest plan's statement_timeout plus 10s")
 	fs.DurationVar(&o.maxIdle, "watchdog-max-idle-in-transaction", postgres.DefaultMaxIdleInTransaction, "the watchdog ends the session of an app role that has been idle inside a transaction for longer (its locks and snapshot hold up others)")
+	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "on SIGINT or SIGTERM, keep serving this long with GET /readyz answering 503 before closing the listener, so that load balancers stop sending first (0: close at once; at most "+maxShutdownDelay.String()+")")
 	fs.StringVar(&o.auditLog, "audit-log", "", `also write chained audit events and signed checkpoints as JSON lines to this file ("-" for stdout), for log shippers and as an anchor outside the database`)
 }
 
@@ -137,10 +141,16 @@ type app struct {
 	sink   io.Closer
 	// hashing is the password hashing process; nil with inline hashing.
 	hashing *hashproc.Process
+	// shutdownDelay is --shutdown-delay.
+	shutdownDelay time.Duration
 	// hooks are the webhook sinks, waited for at shutdown so that the
 	// last checkpoint and alarms are delivered before the process exits.
 	hooks []*audit.WebhookSink
 }
+
+// maxShutdownDelay bounds --shutdown-delay: platforms kill a process that
+// takes longer to stop (Kubernetes after 30 s by default).
+const maxShutdownDelay = 5 * time.Minute
 
 // webhookDrain bounds how long shutdown waits for webhook deliveries: a
 // receiver that is down gets its retries (about 6 s) and no more.
@@ -269,7 +279,7 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 		return nil, fmt.Errorf("listen on %s: %w", o.addr, err)
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a := &app{db: db, auth: auth, addr: ln.Addr().String(), errc: make(chan error, 1), log: log, api: h,
+	a := &app{db: db, auth: auth, shutdownDelay: o.shutdownDelay, addr: ln.Addr().String(), errc: make(chan error, 1), log: log, api: h,
 		audit: writer, seqd: make(chan struct{}), cancel: cancel, sink: sinkCloser, hooks: hooks, hashing: hashing,
 		srv: &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 			WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}}
@@ -339,6 +349,13 @@ func (a *app) wait(ctx context.Context) error {
 	select {
 	case err = <-a.errc:
 	case <-ctx.Done():
+		if a.shutdownDelay > 0 {
+			// Readiness fails first; requests are still served while the
+			// load balancers notice and stop sending.
+			a.api.Drain()
+			a.log.Info("draining: GET /readyz answers 503; still serving", "for", a.shutdownDelay.String())
+			time.Sleep(a.shutdownDelay)
+		}
 		a.log.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		if serr := a.srv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
@@ -458,6 +475,9 @@ const statementHeadroom = 10 * time.Second
 // failed logins, the budget of password checks, and the trusted proxies before anything starts, and refuses --alarm-rules together with
 // the flags it replaces.
 func (o *serveOptions) checkFlags(fs *flag.FlagSet) error {
+	if o.shutdownDelay < 0 || o.shutdownDelay > maxShutdownDelay {
+		return usageError{"--shutdown-delay must be between 0s and " + maxShutdownDelay.String()}
+	}
 	if o.maxStmt < time.Second {
 		return usageError{"--watchdog-max-statement must be at least 1s"}
 	}

@@ -45,6 +45,8 @@ func TestServeFlagValues(t *testing.T) {
 		"--checkpoint-webhook over ftp":     {"--checkpoint-webhook", "ftp://hooks.example.com/"},
 		"--metrics-addr not an address":     {"--metrics-addr", "9090"},
 		"--password-hashing unknown":        {"--password-hashing", "elsewhere"},
+		"--shutdown-delay negative":         {"--shutdown-delay", "-1s"},
+		"--shutdown-delay past 5m":          {"--shutdown-delay", "6m"},
 	} {
 		err := run(context.Background(), append([]string{"serve", "--database-url", pg.AdminURL}, args...), io.Discard, io.Discard)
 		if !errors.As(err, new(usageError)) {

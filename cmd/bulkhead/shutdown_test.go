@@ -49,3 +49,53 @@ func TestLastCheckpointAnchoredBeforeExit(t *testing.T) {
 		t.Fatalf("serve returned (the process would exit) before its last checkpoint reached --checkpoint-webhook; stderr:\n%s", stderr.String())
 	}
 }
+
+// TestShutdownDelay: with --shutdown-delay, a signal makes GET /readyz
+// answer 503 while the server still serves (liveness, the data API) for
+// the delay, then it stops. Without the flag, and with values out of
+// range, see TestServeFlagValues.
+func TestShutdownDelay(t *testing.T) {
+	pg := pgtest.NewDB(t)
+	stdout, stderr, stop := start(t, "serve", "--addr", "127.0.0.1:0", "--database-url", pg.AdminURL, "--shutdown-delay", "8s")
+	re := regexp.MustCompile(`serving on (http://\S+)`)
+	waitFor(t, "the server", stderr, func() bool { return re.MatchString(stdout.String()) })
+	base := re.FindStringSubmatch(stdout.String())[1]
+	get := func(path string) (int, string) {
+		t.Helper()
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := get("/readyz"); code != 200 {
+		t.Fatalf("readyz before the signal: %d %s", code, body)
+	}
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	waitFor(t, "the drain", stderr, func() bool { return strings.Contains(stderr.String(), `msg="draining:`) })
+	code, body := get("/readyz")
+	if code != 503 || !strings.Contains(body, `"code":"not_ready"`) || !strings.Contains(body, "shutting down") {
+		t.Fatalf("readyz while draining: %d %s", code, body)
+	}
+	// Still serving: liveness, and the data API's refusal of a request
+	// without credentials (a data request runs through every middleware).
+	if code, body := get("/healthz"); code != 200 {
+		t.Fatalf("healthz while draining: %d %s", code, body)
+	}
+	if code, body := get("/rest/v1/projects"); code != 401 {
+		t.Fatalf("a data request while draining: %d %s", code, body)
+	}
+	if strings.Contains(stderr.String(), "msg=\"shutting down\"") {
+		t.Fatal("the server shut down before the delay; this test's requests raced it")
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("serve with --shutdown-delay did not stop cleanly: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "msg=\"shutting down\"") {
+		t.Fatalf("no shutdown after the drain; stderr:\n%s", stderr.String())
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/fault"

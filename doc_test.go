@@ -90,3 +90,39 @@ func TestMakeFuzzRunsEveryTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeLayout fails when a package is missing from the README's
+// Layout table.
+func TestReadmeLayout(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	start, end := strings.Index(s, "\n## Layout\n"), strings.Index(s, "\n## Status\n")
+	if start < 0 || end < start {
+		t.Fatal("README.md has no Layout section before Status")
+	}
+	layout := s[start:end]
+	seen := map[string]bool{}
+	filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && p != "." || d.Name() == "testdata" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		dir := filepath.ToSlash(filepath.Dir(p))
+		if dir == "." {
+			dir = "bulkhead"
+		}
+		if !seen[dir] && !strings.Contains(layout, "`"+dir+"`") {
+			t.Errorf("README.md's Layout does not list %s", dir)
+		}
+		seen[dir] = true
+		return nil
+	})
+}

@@ -121,27 +121,24 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	db *bulkhead.DB
-	pg *postgres.DB
-	// readiness is GET /readyz's last check; draining is set by Drain.
-	readiness readiness
-	draining  atomic.Bool
-	auth      *bulkhead.Auth
-	hasher    *identity.Hasher
-	log       *slog.Logger
-	maxBody   int64
-	timeout   time.Duration
-	cors      []string
-	builder   rest.Builder
-	tables    map[string]*rest.Table // the data API's allowlist, described from the pool schema
-	mux       *http.ServeMux
-	audit     *audit.Writer
-	metrics   *Metrics
-	alarms    *audit.Alarms
-	quota     limiters
-	anon      anonTally
-	logins    anonTally
-	checks    *rate.Limiter // Config.PasswordChecks
+	db      *bulkhead.DB
+	pg      *postgres.DB
+	auth    *bulkhead.Auth
+	hasher  *identity.Hasher
+	log     *slog.Logger
+	maxBody int64
+	timeout time.Duration
+	cors    []string
+	builder rest.Builder
+	tables  map[string]*rest.Table // the data API's allowlist, described from the pool schema
+	mux     *http.ServeMux
+	audit   *audit.Writer
+	metrics *Metrics
+	alarms  *audit.Alarms
+	quota   limiters
+	anon    anonTally
+	logins  anonTally
+	checks  *rate.Limiter // Config.PasswordChecks
 	// loginShares is each tenant name's share of checks for logins.
 	loginShares loginShares
 	trusted     []netip.Prefix
@@ -150,6 +147,9 @@ type Server struct {
 	anonHeld chan struct{}
 	// moveSettle is Config.MoveSettle.
 	moveSettle time.Duration
+	// readiness is GET /readyz's last check; draining is set by Drain.
+	readiness readiness
+	draining  atomic.Bool
 }
 
 // New builds the server and describes the tenant tables it exposes.

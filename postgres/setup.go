@@ -108,7 +108,7 @@ func SetupWith(ctx context.Context, adminURL string, o SetupOptions) (rep *Setup
 	// A database a newer bulkhead migrated is left as it is: this build's
 	// roles, hardening and settings could undo what the newer one set up,
 	// and its code expects the schema it knows.
-	if err := refuseNewer(ctx, conn); err != nil {
+	if err := refuseNewer(ctx, conn, o.migrations); err != nil {
 		return nil, err
 	}
 	rep = &SetupReport{}
@@ -418,13 +418,14 @@ func newProvider(db *sql.DB, sqlFiles fs.FS) (*goose.Provider, error) {
 }
 
 // refuseNewer refuses a database whose newest applied migration is newer
-// than this build's (see [SchemaVersion]).
-func refuseNewer(ctx context.Context, conn *pgx.Conn) error {
+// than this build's (see [SchemaVersion]); sqlFiles replaces the
+// embedded SQL migrations when not nil, as in newProvider.
+func refuseNewer(ctx context.Context, conn *pgx.Conn, sqlFiles fs.FS) error {
 	latest, err := appliedVersion(ctx, conn)
 	if err != nil {
 		return err
 	}
-	if known := SchemaVersion(); latest > known {
+	if known := schemaVersion(sqlFiles); latest > known {
 		return fault.Errorf(fault.Conflict, "migrated_by_newer",
 			"The database is at migration %d, newer than this bulkhead's %d (bulkhead version prints a build's). Use the bulkhead release that migrated it, or a later one.", latest, known)
 	}
@@ -463,14 +464,21 @@ func goMigrations() []*goose.Migration {
 // SchemaVersion is the newest versioned migration this build applies:
 // the version `bulkhead migrate` brings a database to, and which
 // `bulkhead version` reports.
-func SchemaVersion() int64 {
+func SchemaVersion() int64 { return schemaVersion(nil) }
+
+// schemaVersion is the newest of the Go migrations and the SQL ones in
+// sqlFiles (the embedded ones when nil).
+func schemaVersion(sqlFiles fs.FS) int64 {
+	if sqlFiles == nil {
+		sqlFiles = MigrationFS()
+	}
 	var v int64
 	for _, m := range goMigrations() {
 		v = max(v, m.Version)
 	}
 	// The pattern is valid and the names are goose's (newProvider fails
-	// on any other, and TestSchemaVersion holds the two together).
-	files, _ := fs.Glob(MigrationFS(), "*.sql")
+	// on any other, and TestStatus holds the two together).
+	files, _ := fs.Glob(sqlFiles, "*.sql")
 	for _, f := range files {
 		if n, err := goose.NumericComponent(f); err == nil {
 			v = max(v, n)

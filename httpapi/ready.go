@@ -26,10 +26,12 @@ var (
 
 // readiness remembers the last check of GET /readyz.
 type readiness struct {
-	mu    sync.Mutex
-	every time.Duration // readyEvery when zero
-	at    time.Time     // when the last check ended; zero before the first
-	err   error         // its outcome
+	mu      sync.Mutex
+	every   time.Duration  // readyEvery when zero
+	at      time.Time      // when the last check ended; zero before the first
+	err     error          // its outcome
+	running bool           // a check runs in the background
+	checks  sync.WaitGroup // the background checks, for tests
 }
 
 // ready answers GET /readyz: 200 when the server reaches PostgreSQL as
@@ -55,10 +57,13 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 // balancers first (bulkhead serve --shutdown-delay).
 func (s *Server) Drain() { s.draining.Store(true) }
 
-// check returns the outcome of ping, run at most once every readyEvery:
-// callers that come while a check runs wait for it and share its outcome.
-// The check runs on its own deadline, not on the caller's, whose leaving
-// must not make the next callers' answer a failure.
+// check returns the outcome of the last check of ping. Only the first
+// caller waits for one; after it, a caller gets the last outcome at once,
+// and when that is older than the interval a new check starts in the
+// background, one at a time: a database that hangs makes no caller wait,
+// and turns the answer to not ready once the check's deadline passes.
+// Checks run on their own deadline, not on a caller's, whose leaving must
+// not make the next callers' answer a failure.
 func (rd *readiness) check(ctx context.Context, ping func(context.Context) error, log *slog.Logger) error {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
@@ -66,12 +71,34 @@ func (rd *readiness) check(ctx context.Context, ping func(context.Context) error
 	if every == 0 {
 		every = readyEvery
 	}
-	if !rd.at.IsZero() && time.Since(rd.at) < every {
-		return rd.err
+	switch {
+	case rd.at.IsZero():
+		rd.record(ctx, pingWithin(ctx, ping), log)
+	case time.Since(rd.at) >= every && !rd.running:
+		rd.running = true
+		rd.checks.Add(1)
+		go func() {
+			defer rd.checks.Done()
+			err := pingWithin(ctx, ping)
+			rd.mu.Lock()
+			defer rd.mu.Unlock()
+			rd.running = false
+			rd.record(ctx, err, log)
+		}()
 	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyTimeout)
+	return rd.err
+}
+
+// pingWithin runs one check with ctx's values, not its cancellation, and
+// readyTimeout to answer.
+func pingWithin(ctx context.Context, ping func(context.Context) error) error {
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyTimeout)
 	defer cancel()
-	err := ping(pctx)
+	return ping(c)
+}
+
+// record keeps a check's outcome, logging a change. rd.mu is held.
+func (rd *readiness) record(ctx context.Context, err error, log *slog.Logger) {
 	if err != nil && (rd.at.IsZero() || rd.err == nil) {
 		log.LogAttrs(ctx, slog.LevelWarn, "not ready", slog.String("err", err.Error()))
 	}
@@ -79,5 +106,4 @@ func (rd *readiness) check(ctx context.Context, ping func(context.Context) error
 		log.LogAttrs(ctx, slog.LevelInfo, "ready again")
 	}
 	rd.at, rd.err = time.Now(), err
-	return err
 }

@@ -50,6 +50,7 @@ func TestReadinessShared(t *testing.T) {
 	// Down: the failure is shared the same way, then the next interval
 	// sees the database back.
 	fail = errors.New("connection refused")
+	fail0 := fail
 	rd.at = time.Time{}
 	for range 3 {
 		if err := rd.check(t.Context(), ping, log); !errors.Is(err, fail) {
@@ -59,9 +60,23 @@ func TestReadinessShared(t *testing.T) {
 	if calls != 2 {
 		t.Fatalf("pinged %d times, want 2", calls)
 	}
+	// Stale: the caller gets the last outcome at once, and one check
+	// starts in the background; callers meanwhile start no other.
 	fail = nil
-	rd.at = time.Time{}
+	release := make(chan struct{})
+	slow := func(ctx context.Context) error {
+		<-release
+		return ping(ctx)
+	}
+	rd.at = time.Now().Add(-2 * time.Hour)
+	for range 5 {
+		if err := rd.check(t.Context(), slow, log); !errors.Is(err, fail0) {
+			t.Fatalf("a stale check: %v, want the last outcome (%v) at once", err, fail0)
+		}
+	}
+	close(release)
+	rd.checks.Wait()
 	if err := rd.check(t.Context(), ping, log); err != nil || calls != 3 {
-		t.Fatalf("the next interval: %v after %d pings", err, calls)
+		t.Fatalf("after the background check: %v after %d pings, want nil after 3", err, calls)
 	}
 }

@@ -866,3 +866,44 @@ func TestPingAppNamesTheGateway(t *testing.T) {
 		t.Errorf("PingApp = %v, want an error naming the role", err)
 	}
 }
+
+// TestPingBusyPool: Ping (GET /readyz) does not queue behind requests for
+// a pool whose every connection is in use: a busy server is ready. With
+// a connection free, it pings; with the gateway unable to log in, it
+// says so.
+func TestPingBusyPool(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	_, pg := pgtest.Open(t)
+	db, err := postgres.Open(ctx, postgres.Config{AdminURL: pg.AdminURL, AppMaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	held, err := db.App().Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The only connection is in use: a ping that waited for it would run
+	// into this deadline (canceled, not a slow machine: nothing releases
+	// the connection before Ping returns).
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = db.Ping(short)
+	cancel()
+	held.Release()
+	if err != nil {
+		t.Fatalf("Ping with the app pool's one connection in use: %v, want nil (busy is ready)", err)
+	}
+
+	bad, err := postgres.Open(ctx, postgres.Config{AdminURL: pg.AdminURL, AppURL: pg.URL("bulkhead_gw_nosuchrole", "wrong")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	if err := bad.Ping(ctx); err == nil || !strings.Contains(err.Error(), "connect as bulkhead_gw_nosuchrole") {
+		t.Errorf("Ping with a gateway that cannot log in = %v, want an error naming the role", err)
+	}
+}

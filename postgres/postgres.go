@@ -140,12 +140,26 @@ func (db *DB) PingApp(ctx context.Context) error {
 }
 
 // Ping checks that PostgreSQL answers on both of a server's pools: the
-// control plane's, and the data API's as the gateway role.
+// control plane's, and the data API's as the gateway role. A pool whose
+// every connection is in use counts as answering without a ping: its
+// connections are serving requests, and a ping would only queue behind
+// them, failing a busy server's readiness (and every replica's at once).
 func (db *DB) Ping(ctx context.Context) error {
-	if err := db.admin.Ping(ctx); err != nil {
+	if err := pingUnlessBusy(ctx, db.admin); err != nil {
 		return fmt.Errorf("postgres: connect as the control plane: %w", err)
 	}
-	return db.PingApp(ctx)
+	if err := pingUnlessBusy(ctx, db.app); err != nil {
+		return fmt.Errorf("postgres: connect as %s: %w", db.AppRole, err)
+	}
+	return nil
+}
+
+// pingUnlessBusy pings p, unless all of its connections are in use.
+func pingUnlessBusy(ctx context.Context, p *pgxpool.Pool) error {
+	if st := p.Stat(); st.IdleConns() == 0 && st.TotalConns() >= st.MaxConns() {
+		return nil
+	}
+	return p.Ping(ctx)
 }
 
 // AppPoolConfig parses the URL of an app login role and applies the rules

@@ -13,7 +13,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead"
@@ -341,6 +343,30 @@ func startServer(ctx context.Context, dbURL string, o serveOptions, log *slog.Lo
 	return a, nil
 }
 
+// drainTimer starts the wait of --shutdown-delay; tests replace it.
+var drainTimer = time.After
+
+// drain keeps serving for the shutdown delay with GET /readyz failing, so
+// that load balancers stop sending before the listener closes, and
+// without keep-alives, so that clients on open connections reconnect
+// elsewhere. A second signal or the server failing ends it early.
+func (a *app) drain() error {
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	a.api.Drain()
+	a.srv.SetKeepAlivesEnabled(false)
+	a.log.Info("draining: GET /readyz answers 503; still serving", "for", a.shutdownDelay.String())
+	select {
+	case <-drainTimer(a.shutdownDelay):
+	case <-again:
+		a.log.Info("second signal: the drain ends early")
+	case err := <-a.errc:
+		return err
+	}
+	return nil
+}
+
 // wait serves until ctx ends, then shuts down gracefully: in-flight
 // requests finish, queued audit events are committed and chained, and a
 // last checkpoint is written.
@@ -350,11 +376,7 @@ func (a *app) wait(ctx context.Context) error {
 	case err = <-a.errc:
 	case <-ctx.Done():
 		if a.shutdownDelay > 0 {
-			// Readiness fails first; requests are still served while the
-			// load balancers notice and stop sending.
-			a.api.Drain()
-			a.log.Info("draining: GET /readyz answers 503; still serving", "for", a.shutdownDelay.String())
-			time.Sleep(a.shutdownDelay)
+			err = a.drain()
 		}
 		a.log.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

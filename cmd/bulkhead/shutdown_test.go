@@ -51,16 +51,24 @@ func TestLastCheckpointAnchoredBeforeExit(t *testing.T) {
 }
 
 // TestShutdownDelay: with --shutdown-delay, a signal makes GET /readyz
-// answer 503 while the server still serves (liveness, the data API) for
-// the delay, then it stops. Without the flag, and with values out of
-// range, see TestServeFlagValues.
+// answer 503 while the server still serves (liveness, the data API), with
+// keep-alives off, until the delay is over; then it stops. The delay's
+// timer is the test's, so nothing here depends on the machine's speed.
+// Values out of range: TestServeFlagValues.
 func TestShutdownDelay(t *testing.T) {
+	over := make(chan time.Time)
+	var asked atomic.Int64
+	drainTimer = func(d time.Duration) <-chan time.Time {
+		asked.Store(int64(d))
+		return over
+	}
+	t.Cleanup(func() { drainTimer = time.After })
 	pg := pgtest.NewDB(t)
-	stdout, stderr, stop := start(t, "serve", "--addr", "127.0.0.1:0", "--database-url", pg.AdminURL, "--shutdown-delay", "8s")
+	stdout, stderr, stop := start(t, "serve", "--addr", "127.0.0.1:0", "--database-url", pg.AdminURL, "--shutdown-delay", "45s")
 	re := regexp.MustCompile(`serving on (http://\S+)`)
 	waitFor(t, "the server", stderr, func() bool { return re.MatchString(stdout.String()) })
 	base := re.FindStringSubmatch(stdout.String())[1]
-	get := func(path string) (int, string) {
+	get := func(path string) (*http.Response, string) {
 		t.Helper()
 		res, err := http.Get(base + path)
 		if err != nil {
@@ -68,34 +76,43 @@ func TestShutdownDelay(t *testing.T) {
 		}
 		defer res.Body.Close()
 		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
+		return res, string(b)
 	}
-	if code, body := get("/readyz"); code != 200 {
-		t.Fatalf("readyz before the signal: %d %s", code, body)
+	if res, body := get("/readyz"); res.StatusCode != 200 {
+		t.Fatalf("readyz before the signal: %d %s", res.StatusCode, body)
 	}
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
 	waitFor(t, "the drain", stderr, func() bool { return strings.Contains(stderr.String(), `msg="draining:`) })
-	code, body := get("/readyz")
-	if code != 503 || !strings.Contains(body, `"code":"not_ready"`) || !strings.Contains(body, "shutting down") {
-		t.Fatalf("readyz while draining: %d %s", code, body)
+	if got := time.Duration(asked.Load()); got != 45*time.Second {
+		t.Fatalf("the drain waits %v, want the flag's 45s", got)
+	}
+	res, body := get("/readyz")
+	if res.StatusCode != 503 || !strings.Contains(body, `"code":"not_ready"`) || !strings.Contains(body, "shutting down") {
+		t.Fatalf("readyz while draining: %d %s", res.StatusCode, body)
+	}
+	if !res.Close {
+		t.Error("a response while draining keeps its connection open; want Connection: close")
 	}
 	// Still serving: liveness, and the data API's refusal of a request
 	// without credentials (a data request runs through every middleware).
-	if code, body := get("/healthz"); code != 200 {
-		t.Fatalf("healthz while draining: %d %s", code, body)
+	if res, body := get("/healthz"); res.StatusCode != 200 {
+		t.Fatalf("healthz while draining: %d %s", res.StatusCode, body)
 	}
-	if code, body := get("/rest/v1/projects"); code != 401 {
-		t.Fatalf("a data request while draining: %d %s", code, body)
+	if res, body := get("/rest/v1/projects"); res.StatusCode != 401 {
+		t.Fatalf("a data request while draining: %d %s", res.StatusCode, body)
 	}
-	if strings.Contains(stderr.String(), "msg=\"shutting down\"") {
-		t.Fatal("the server shut down before the delay; this test's requests raced it")
+	select {
+	case err := <-stopped:
+		t.Fatalf("serve stopped before the delay was over: %v", err)
+	default:
 	}
+	close(over)
 	if err := <-stopped; err != nil {
 		t.Fatalf("serve with --shutdown-delay did not stop cleanly: %v", err)
 	}
-	if !strings.Contains(stderr.String(), "msg=\"shutting down\"") {
+	if !strings.Contains(stderr.String(), `msg="shutting down"`) {
 		t.Fatalf("no shutdown after the drain; stderr:\n%s", stderr.String())
 	}
 }

@@ -55,23 +55,23 @@ bench:
 
 ## fuzz: run each fuzz target for a short while
 fuzz:
-	$(GO) test ./rest -run '^$$' -fuzz FuzzBuild -fuzztime 30s
-	$(GO) test ./ctxtoken -run '^$$' -fuzz FuzzVerify -fuzztime 30s
-	$(GO) test ./ctxtoken -run '^$$' -fuzz FuzzDecode -fuzztime 30s
-	$(GO) test ./ctxtoken -run '^$$' -fuzz FuzzAppendClaims -fuzztime 20s
-	$(GO) test ./internal/strictjson -run '^$$' -fuzz FuzzCheck -fuzztime 20s
-	$(GO) test ./identity -run '^$$' -fuzz FuzzVerify -fuzztime 30s
-	$(GO) test ./identity -run '^$$' -fuzz FuzzDecodeObject -fuzztime 20s
-	$(GO) test ./identity -run '^$$' -fuzz FuzzFoldKey -fuzztime 10s
-	$(GO) test ./identity -run '^$$' -fuzz FuzzClaimPath -fuzztime 20s
-	$(GO) test ./policy -run '^$$' -fuzz FuzzParse -fuzztime 30s
-	$(GO) test ./policy -run '^$$' -fuzz FuzzEvaluate -fuzztime 30s
-	$(GO) test ./tenant -run '^$$' -fuzz FuzzParseSlug -fuzztime 10s
-	$(GO) test ./verify/probe -run '^$$' -fuzz FuzzTamper -fuzztime 20s
-	$(GO) test ./verify/probe -run '^$$' -fuzz FuzzAnswer -fuzztime 20s
-	$(GO) test ./httpapi -run '^$$' -fuzz FuzzAPI -fuzztime 60s -parallel 2
+	$(GO) test ./rest -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime 30s
+	$(GO) test ./ctxtoken -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 30s
+	$(GO) test ./ctxtoken -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s
+	$(GO) test ./ctxtoken -run '^$$' -fuzz '^FuzzAppendClaims$$' -fuzztime 20s
+	$(GO) test ./internal/strictjson -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime 20s
+	$(GO) test ./identity -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 30s
+	$(GO) test ./identity -run '^$$' -fuzz '^FuzzDecodeObject$$' -fuzztime 20s
+	$(GO) test ./identity -run '^$$' -fuzz '^FuzzFoldKey$$' -fuzztime 10s
+	$(GO) test ./identity -run '^$$' -fuzz '^FuzzClaimPath$$' -fuzztime 20s
+	$(GO) test ./policy -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s
+	$(GO) test ./policy -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime 30s
+	$(GO) test ./tenant -run '^$$' -fuzz '^FuzzParseSlug$$' -fuzztime 10s
+	$(GO) test ./verify/probe -run '^$$' -fuzz '^FuzzTamper$$' -fuzztime 20s
+	$(GO) test ./verify/probe -run '^$$' -fuzz '^FuzzAnswer$$' -fuzztime 20s
+	$(GO) test ./httpapi -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime 60s -parallel 2
 	@if [ -f "$$(pg_config --includedir-server 2>/dev/null)/postgres.h" ]; then \
-		$(GO) test ./postgres -run '^$$' -fuzz FuzzNativeVerifier -fuzztime 60s; \
+		$(GO) test ./postgres -run '^$$' -fuzz '^FuzzNativeVerifier$$' -fuzztime 60s; \
 	else echo "make fuzz: no PostgreSQL server headers, FuzzNativeVerifier not run"; fi
 
 clean:

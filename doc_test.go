@@ -52,7 +52,7 @@ func TestMakeFuzzRunsEveryTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := map[string]bool{}
-	for _, m := range regexp.MustCompile(`test (\./\S*) -run '\^\$\$' -fuzz (Fuzz\w+)`).FindAllStringSubmatch(string(mk), -1) {
+	for _, m := range regexp.MustCompile(`test (\./\S*) -run '\^\$\$' -fuzz '\^(Fuzz\w+)\$\$' `).FindAllStringSubmatch(string(mk), -1) {
 		run[filepath.Clean(m[1])+"."+m[2]] = true
 	}
 	if len(run) == 0 {
@@ -60,7 +60,7 @@ func TestMakeFuzzRunsEveryTarget(t *testing.T) {
 	}
 	have := map[string]bool{}
 	fuzzFunc := regexp.MustCompile(`(?m)^func (Fuzz\w+)\(`)
-	filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -72,13 +72,16 @@ func TestMakeFuzzRunsEveryTarget(t *testing.T) {
 		}
 		src, err := os.ReadFile(p)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		for _, m := range fuzzFunc.FindAllStringSubmatch(string(src), -1) {
 			have[filepath.Dir(p)+"."+m[1]] = true
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for k := range have {
 		if !run[k] {
 			t.Errorf("make fuzz does not run %s", k)
@@ -105,7 +108,7 @@ func TestReadmeLayout(t *testing.T) {
 	}
 	layout := s[start:end]
 	seen := map[string]bool{}
-	filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -125,4 +128,7 @@ func TestReadmeLayout(t *testing.T) {
 		seen[dir] = true
 		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -439,8 +439,11 @@ func appliedVersion(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }) (int64, error) {
 	var setUp bool
-	if err := q.QueryRow(ctx, `SELECT pg_catalog.to_regclass($1) IS NOT NULL`, migrationsTable).Scan(&setUp); err != nil || !setUp {
-		return 0, err
+	if err := q.QueryRow(ctx, `SELECT pg_catalog.to_regclass($1) IS NOT NULL`, migrationsTable).Scan(&setUp); err != nil {
+		return 0, fmt.Errorf("look up the migrations table: %w", err)
+	}
+	if !setUp {
+		return 0, nil
 	}
 	var v int64
 	err := q.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM (

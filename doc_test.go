@@ -11,21 +11,37 @@ import (
 	"testing"
 )
 
-// TestPackageDocs fails any package without exactly one package comment.
-func TestPackageDocs(t *testing.T) {
-	dirs := map[string][]string{}
-	filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+// goFiles lists the tree's Go files, tests included, outside hidden
+// directories, testdata and node_modules.
+func goFiles(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && p != "." || d.Name() == "testdata" || d.Name() == "node_modules") {
 			return filepath.SkipDir
 		}
-		if !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
-			dirs[filepath.Dir(p)] = append(dirs[filepath.Dir(p)], p)
+		if !d.IsDir() && strings.HasSuffix(p, ".go") {
+			files = append(files, p)
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// TestPackageDocs fails any package without exactly one package comment.
+func TestPackageDocs(t *testing.T) {
+	dirs := map[string][]string{}
+	for _, p := range goFiles(t) {
+		if !strings.HasSuffix(p, "_test.go") {
+			dirs[filepath.Dir(p)] = append(dirs[filepath.Dir(p)], p)
+		}
+	}
 	for dir, files := range dirs {
 		n := 0
 		for _, f := range files {
@@ -60,27 +76,17 @@ func TestMakeFuzzRunsEveryTarget(t *testing.T) {
 	}
 	have := map[string]bool{}
 	fuzzFunc := regexp.MustCompile(`(?m)^func (Fuzz\w+)\(`)
-	err = filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && p != "." || d.Name() == "testdata" || d.Name() == "node_modules") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(p, "_test.go") {
-			return nil
+	for _, p := range goFiles(t) {
+		if !strings.HasSuffix(p, "_test.go") {
+			continue
 		}
 		src, err := os.ReadFile(p)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		for _, m := range fuzzFunc.FindAllStringSubmatch(string(src), -1) {
 			have[filepath.Dir(p)+"."+m[1]] = true
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	for k := range have {
 		if !run[k] {
@@ -108,15 +114,9 @@ func TestReadmeLayout(t *testing.T) {
 	}
 	layout := s[start:end]
 	seen := map[string]bool{}
-	err = filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && p != "." || d.Name() == "testdata" || d.Name() == "node_modules") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
-			return nil
+	for _, p := range goFiles(t) {
+		if strings.HasSuffix(p, "_test.go") {
+			continue
 		}
 		dir := filepath.ToSlash(filepath.Dir(p))
 		if dir == "." {
@@ -126,9 +126,5 @@ func TestReadmeLayout(t *testing.T) {
 			t.Errorf("README.md's Layout does not list %s", dir)
 		}
 		seen[dir] = true
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }

@@ -16,6 +16,9 @@ var EventsQuery = eventsQuery
 // verifier, so that tests can install a copy under another name.
 var PLpgSQLVerifier = plpgsqlVerifier
 
+// SetupLockKey is the advisory lock Setup takes.
+const SetupLockKey = setupLockKey
+
 // SetupWithMigrations is Setup with these SQL migrations instead of the
 // embedded ones (those of a later release).
 func SetupWithMigrations(ctx context.Context, adminURL string, migrations fs.FS) (*SetupReport, error) {

@@ -105,6 +105,11 @@ func SetupWith(ctx context.Context, adminURL string, o SetupOptions) (rep *Setup
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	// Servers starting together (replicas of one deployment) set the
+	// database up one after another; the lock goes with the connection.
+	if err := lockSetup(ctx, conn, log); err != nil {
+		return nil, err
+	}
 	// A database a newer bulkhead migrated is left as it is: this build's
 	// roles, hardening and settings could undo what the newer one set up,
 	// and its code expects the schema it knows.
@@ -415,6 +420,35 @@ func newProvider(db *sql.DB, sqlFiles fs.FS) (*goose.Provider, error) {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
 	return p, nil
+}
+
+// setupLockKey is the session advisory lock Setup holds on its
+// connection (advisory locks are per database).
+const setupLockKey int64 = 0x62756c6b68656164 // "bulkhead"
+
+// lockSetup waits for any other Setup of the database to finish, saying
+// so when it has to. An admin role that may not take advisory locks (the
+// hardening revokes them from PUBLIC, and a superuser bypasses that) goes
+// on without, with a warning.
+func lockSetup(ctx context.Context, conn *pgx.Conn, log *slog.Logger) error {
+	var got bool
+	err := conn.QueryRow(ctx, `SELECT pg_catalog.pg_try_advisory_lock($1)`, setupLockKey).Scan(&got)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42501" {
+		log.WarnContext(ctx, "set-up not serialised: the admin role may not take advisory locks; run one bulkhead migrate at a time")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("take the set-up lock: %w", err)
+	}
+	if got {
+		return nil
+	}
+	log.InfoContext(ctx, "waiting for another bulkhead's set-up of this database")
+	if _, err := conn.Exec(ctx, `SELECT pg_catalog.pg_advisory_lock($1)`, setupLockKey); err != nil {
+		return fmt.Errorf("wait for the set-up lock: %w", err)
+	}
+	return nil
 }
 
 // refuseNewer refuses a database whose newest applied migration is newer

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -174,5 +175,45 @@ func TestSetupRefusesNewerDatabase(t *testing.T) {
 	}
 	if s := state(); !strings.HasPrefix(s, "false|") {
 		t.Fatalf("Setup did not harden the database: %s", s)
+	}
+}
+
+// TestSetupTakesTurns: a Setup waits while another holds the set-up lock
+// of the same database (servers starting together), and goes on once it
+// is released.
+func TestSetupTakesTurns(t *testing.T) {
+	t.Parallel()
+	_, pg := pgtest.Open(t)
+	ctx := t.Context()
+	other, err := pgx.Connect(ctx, pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	if _, err := other.Exec(ctx, `SELECT pg_advisory_lock($1)`, postgres.SetupLockKey); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := postgres.Setup(ctx, pg.AdminURL, nil)
+		done <- err
+	}()
+	// The Setup waits on the lock: PostgreSQL shows its request, not granted.
+	for waiting := false; !waiting; {
+		select {
+		case err := <-done:
+			t.Fatalf("Setup finished while another held the set-up lock: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if err := other.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+			WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database())`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := other.Exec(ctx, `SELECT pg_advisory_unlock($1)`, postgres.SetupLockKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Setup after the lock was released: %v", err)
 	}
 }

@@ -67,7 +67,11 @@ func (c *catalog) loadIntegrity(ctx context.Context, tx pgx.Tx) error {
 		return err
 	}
 	if readable {
-		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM bulkhead_control.schema_migrations WHERE is_applied`).Scan(&c.integrity.version); err != nil {
+		// goose appends a row per change: a version's latest row says
+		// whether it is applied (as bulkhead's own Setup reads it).
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM (
+			SELECT DISTINCT ON (version_id) version_id, is_applied FROM bulkhead_control.schema_migrations
+			 ORDER BY version_id, id DESC) v WHERE is_applied`).Scan(&c.integrity.version); err != nil {
 			return err
 		}
 	}

@@ -153,8 +153,10 @@ func TestTamperedVerifier(t *testing.T) {
 	if f, ok := l19()["function bulkhead.claimed_tenant_id()"]; !ok || !strings.Contains(f.Message, "is missing") {
 		t.Errorf("a dropped claimed_tenant_id(): %+v", f)
 	}
-	// A database at an older migration is not compared, and says so.
-	if _, err := conn.Exec(ctx, `UPDATE bulkhead_control.schema_migrations SET is_applied = false WHERE version_id = (SELECT max(version_id) FROM bulkhead_control.schema_migrations)`); err != nil {
+	// A database at an older migration is not compared, and says so:
+	// here its newest migration rolled back, as goose records it, with a
+	// later row for the version that says not applied.
+	if _, err := conn.Exec(ctx, `INSERT INTO bulkhead_control.schema_migrations (version_id, is_applied) SELECT max(version_id), false FROM bulkhead_control.schema_migrations`); err != nil {
 		t.Fatal(err)
 	}
 	got = l19()

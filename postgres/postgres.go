@@ -106,6 +106,24 @@ func Open(ctx context.Context, c Config) (db *DB, err error) {
 		u.User = url.UserPassword(role, pw)
 		appURL = u.String()
 	}
+	// This build's statements need its migrations; a newer bulkhead's
+	// are made to keep older ones working through a rollout. A role that
+	// may not read goose's table (a control-plane role of bulkhead_owner,
+	// say) is not checked.
+	applied, readable, err := readAppliedVersion(ctx, admin)
+	if err != nil {
+		admin.Close()
+		return nil, err
+	}
+	switch known := SchemaVersion(); {
+	case !readable:
+	case applied < known:
+		admin.Close()
+		return nil, fault.Errorf(fault.Conflict, "not_migrated",
+			"The database is at migration %d; this bulkhead needs %d. Run bulkhead migrate (with this release or a later one) first.", applied, known)
+	case applied > known:
+		c.Logger.WarnContext(ctx, "the database was migrated by a newer bulkhead", "migration", applied, "this_build", known)
+	}
 	pcfg, err := GatewayPoolConfig(appURL)
 	if err != nil {
 		admin.Close()

@@ -480,14 +480,38 @@ func appliedVersion(ctx context.Context, q interface {
 		return 0, nil
 	}
 	var v int64
-	err := q.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM (
-		SELECT DISTINCT ON (version_id) version_id, is_applied FROM `+migrationsTable+`
-		 ORDER BY version_id, id DESC) v WHERE is_applied`).Scan(&v)
+	err := q.QueryRow(ctx, `SELECT `+appliedVersionSQL).Scan(&v)
 	if err != nil {
 		return 0, fmt.Errorf("read the migration version: %w", err)
 	}
 	return v, nil
 }
+
+// readAppliedVersion is appliedVersion for a role that may not be allowed
+// to read goose's table: readable is false when it may not, or when
+// bulkhead never set the database up.
+func readAppliedVersion(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (v int64, readable bool, err error) {
+	if err := q.QueryRow(ctx, `SELECT pg_catalog.to_regclass($1) IS NOT NULL
+		AND pg_catalog.has_table_privilege(pg_catalog.to_regclass($1), 'SELECT')`, migrationsTable).Scan(&readable); err != nil {
+		return 0, false, fmt.Errorf("look up the migrations table: %w", err)
+	}
+	if !readable {
+		return 0, false, nil
+	}
+	if err := q.QueryRow(ctx, `SELECT `+appliedVersionSQL).Scan(&v); err != nil {
+		return 0, false, fmt.Errorf("read the migration version: %w", err)
+	}
+	return v, true, nil
+}
+
+// appliedVersionSQL is an expression: the newest versioned migration the
+// database has, 0 when none. goose appends a row per change, so a
+// version's latest row says whether it is applied.
+const appliedVersionSQL = `coalesce((SELECT max(version_id) FROM (
+	SELECT DISTINCT ON (version_id) version_id, is_applied FROM ` + migrationsTable + `
+	 ORDER BY version_id, id DESC) v WHERE is_applied), 0)`
 
 // goMigrations are the versioned migrations written in Go.
 func goMigrations() []*goose.Migration {

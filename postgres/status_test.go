@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -215,5 +216,46 @@ func TestSetupTakesTurns(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("Setup after the lock was released: %v", err)
+	}
+}
+
+// TestOpenChecksTheSchema: Open (servers, minters) refuses a database
+// behind this build's migrations, naming both and what to run, and opens
+// one a newer bulkhead migrated, with a warning (a newer release keeps
+// older ones working through a rollout).
+func TestOpenChecksTheSchema(t *testing.T) {
+	t.Parallel()
+	_, pg := pgtest.Open(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, pg.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	known := postgres.SchemaVersion()
+	// The newest migration rolled back, as goose records it.
+	if _, err := conn.Exec(ctx, `INSERT INTO bulkhead_control.schema_migrations (version_id, is_applied) VALUES ($1, false)`, known); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []postgres.Config{{AdminURL: pg.AdminURL}, {AdminURL: pg.AdminURL, AppURL: pg.AdminURL}} {
+		db, err := postgres.Open(ctx, c)
+		if err == nil {
+			db.Close()
+		}
+		if fault.CodeOf(err) != "not_migrated" || !strings.Contains(err.Error(), "Run bulkhead migrate") {
+			t.Fatalf("Open (AppURL set: %v) on a database behind this build: %v, want not_migrated", c.AppURL != "", err)
+		}
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO bulkhead_control.schema_migrations (version_id, is_applied) VALUES ($1, true), ($2, true)`, known, known+1); err != nil {
+		t.Fatal(err)
+	}
+	var logged strings.Builder
+	db, err := postgres.Open(ctx, postgres.Config{AdminURL: pg.AdminURL, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatalf("Open on a database a newer bulkhead migrated: %v", err)
+	}
+	db.Close()
+	if !strings.Contains(logged.String(), "migrated by a newer bulkhead") {
+		t.Fatalf("no warning for a newer database; log:\n%s", logged.String())
 	}
 }

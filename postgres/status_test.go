@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -48,17 +49,7 @@ func TestStatus(t *testing.T) {
 	if _, _, err := db.CreateTenant(ctx, postgres.TenantCreate{Slug: "pooled", Tier: tenant.Pool}); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, pg.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, sql, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	conn, exec := adminSession(t, pg.AdminURL)
 	// silo-1 and silo-2 behind; silo-3 behind but offboarded.
 	exec(`UPDATE bulkhead_control.tenants SET schema_version = 1 WHERE id = $1`, string(silos[1].ID))
 	exec(`UPDATE bulkhead_control.tenants SET schema_version = 2 WHERE id = $1`, string(silos[2].ID))
@@ -136,17 +127,7 @@ func TestSetupRefusesNewerDatabase(t *testing.T) {
 	t.Parallel()
 	_, pg := pgtest.Open(t)
 	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, pg.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, sql, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	conn, exec := adminSession(t, pg.AdminURL)
 	// What Setup would undo: a grant its hardening revokes.
 	state := func() string {
 		t.Helper()
@@ -161,7 +142,7 @@ func TestSetupRefusesNewerDatabase(t *testing.T) {
 	newer := postgres.SchemaVersion() + 1
 	exec(`INSERT INTO bulkhead_control.schema_migrations (version_id, is_applied) VALUES ($1, true)`, newer)
 	before := state()
-	_, err = postgres.Setup(ctx, pg.AdminURL, nil)
+	_, err := postgres.Setup(ctx, pg.AdminURL, nil)
 	if fault.CodeOf(err) != "migrated_by_newer" || !strings.Contains(err.Error(), fmt.Sprintf("migration %d, newer than this bulkhead's %d", newer, postgres.SchemaVersion())) {
 		t.Fatalf("Setup on a database at migration %d: %v, want migrated_by_newer", newer, err)
 	}
@@ -186,14 +167,8 @@ func TestSetupTakesTurns(t *testing.T) {
 	t.Parallel()
 	_, pg := pgtest.Open(t)
 	ctx := t.Context()
-	other, err := pgx.Connect(ctx, pg.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close(ctx)
-	if _, err := other.Exec(ctx, `SELECT pg_advisory_lock($1)`, postgres.SetupLockKey); err != nil {
-		t.Fatal(err)
-	}
+	other, exec := adminSession(t, pg.AdminURL)
+	exec(`SELECT pg_advisory_lock($1)`, postgres.SetupLockKey)
 	done := make(chan error, 1)
 	go func() {
 		_, err := postgres.Setup(ctx, pg.AdminURL, nil)
@@ -211,9 +186,7 @@ func TestSetupTakesTurns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := other.Exec(ctx, `SELECT pg_advisory_unlock($1)`, postgres.SetupLockKey); err != nil {
-		t.Fatal(err)
-	}
+	exec(`SELECT pg_advisory_unlock($1)`, postgres.SetupLockKey)
 	if err := <-done; err != nil {
 		t.Fatalf("Setup after the lock was released: %v", err)
 	}
@@ -227,16 +200,10 @@ func TestOpenChecksTheSchema(t *testing.T) {
 	t.Parallel()
 	_, pg := pgtest.Open(t)
 	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, pg.AdminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	_, exec := adminSession(t, pg.AdminURL)
 	known := postgres.SchemaVersion()
 	// The newest migration rolled back, as goose records it.
-	if _, err := conn.Exec(ctx, `INSERT INTO bulkhead_control.schema_migrations (version_id, is_applied) VALUES ($1, false)`, known); err != nil {
-		t.Fatal(err)
-	}
+	exec(`INSERT INTO bulkhead_control.schema_migrations (version_id, is_applied) VALUES ($1, false)`, known)
 	for _, c := range []postgres.Config{{AdminURL: pg.AdminURL}, {AdminURL: pg.AdminURL, AppURL: pg.AdminURL}} {
 		db, err := postgres.Open(ctx, c)
 		if err == nil {
@@ -246,9 +213,7 @@ func TestOpenChecksTheSchema(t *testing.T) {
 			t.Fatalf("Open (AppURL set: %v) on a database behind this build: %v, want not_migrated", c.AppURL != "", err)
 		}
 	}
-	if _, err := conn.Exec(ctx, `INSERT INTO bulkhead_control.schema_migrations (version_id, is_applied) VALUES ($1, true), ($2, true)`, known, known+1); err != nil {
-		t.Fatal(err)
-	}
+	exec(`INSERT INTO bulkhead_control.schema_migrations (version_id, is_applied) VALUES ($1, true), ($2, true)`, known, known+1)
 	var logged strings.Builder
 	db, err := postgres.Open(ctx, postgres.Config{AdminURL: pg.AdminURL, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
@@ -257,5 +222,22 @@ func TestOpenChecksTheSchema(t *testing.T) {
 	db.Close()
 	if !strings.Contains(logged.String(), "migrated by a newer bulkhead") {
 		t.Fatalf("no warning for a newer database; log:\n%s", logged.String())
+	}
+}
+
+// adminSession connects to url as its role for the test's length, and
+// returns the connection with an exec that fails the test on an error.
+func adminSession(t *testing.T, url string) (*pgx.Conn, func(sql string, args ...any)) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn, func(sql string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(t.Context(), sql, args...); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
